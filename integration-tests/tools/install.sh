@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs the S3 servers the conformance suite and end-to-end tests run against, pinned, from the Go
+# module proxy, and caches them outside the work tree so a fresh clone on the same machine reuses them.
+#
+#   integration-tests/tools/install.sh [minio|versitygw|all]
+#
+# Prints the absolute path of each binary on stdout (one per line, in the order asked); progress goes
+# to stderr. PULSE_TOOLS_DIR overrides the cache directory (default: $XDG_CACHE_HOME/pulse-tools or
+# ~/.cache/pulse-tools).
+set -euo pipefail
+
+MINIO_MODULE=github.com/minio/minio
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+VERSITYGW_MODULE=github.com/versity/versitygw/cmd/versitygw
+VERSITYGW_VERSION=v1.8.0
+
+cache="${PULSE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pulse-tools}"
+
+# install NAME MODULE VERSION: builds MODULE@VERSION into its own versioned directory unless it is
+# already there, so bumping a version never reuses a stale binary.
+install_one() {
+  local name=$1 module=$2 version=$3
+  local dir="$cache/$name-$version"
+  local bin="$dir/$name"
+  if [ ! -x "$bin" ]; then
+    echo "install.sh: building $module@$version (first time only; minio takes ~5 min, versitygw ~1.5 min)" >&2
+    mkdir -p "$dir.tmp"
+    # CGO off: both servers are pure Go, and a static binary survives a libc upgrade on the machine.
+    GOBIN="$dir.tmp" CGO_ENABLED=0 GOFLAGS=-mod=mod go install "$module@$version" >&2
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+    echo "install.sh: cached $bin" >&2
+  fi
+  echo "$bin"
+}
+
+what="${1:-all}"
+case "$what" in
+  minio) install_one minio "$MINIO_MODULE" "$MINIO_VERSION" ;;
+  versitygw) install_one versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION" ;;
+  all)
+    install_one minio "$MINIO_MODULE" "$MINIO_VERSION"
+    install_one versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION"
+    ;;
+  *) echo "install.sh: unknown tool '$what' (want minio, versitygw or all)" >&2; exit 2 ;;
+esac
