@@ -118,6 +118,8 @@ var (
 	ErrInvalidKey = errors.New("invalid object key")
 	// ErrTooLarge: a create-only Put larger than MaxCreateOnlySize.
 	ErrTooLarge = errors.New("object too large for a create-only write")
+	// ErrKeyConflict: the key is the "directory" of an existing key, or has an existing key as one.
+	ErrKeyConflict = errors.New("key conflicts with an existing key's path")
 	// ErrInvalidURL: a store URL that cannot be used; fixing it needs a restart.
 	ErrInvalidURL = errors.New("invalid store URL")
 )
@@ -126,6 +128,12 @@ var (
 // accepted by every other one and maps to one file on a local disk: not empty, at most MaxKeyLength
 // bytes, valid UTF-8 without control characters, no leading or trailing "/", no empty, "." or ".."
 // segment.
+//
+// One more rule cannot be checked key by key and binds the key layout instead: a key must never be the
+// "directory" of another key ("a" and "a/b" must not both exist). Real servers disagree about it: MinIO
+// accepts both writes and then leaves "a/b" out of listings, versitygw refuses the second write, AWS S3
+// allows it. The local backend refuses it with ErrKeyConflict, so a layout that breaks the rule fails in
+// tests rather than silently on MinIO. Give objects a suffix (".json") that directory segments never have.
 func ValidateKey(key string) error {
 	if key == "" {
 		return fmt.Errorf("%w: empty key", ErrInvalidKey)

@@ -34,6 +34,11 @@ install_one() {
   echo "$bin"
 }
 
+mkdir -p "$cache"
+# One build at a time: parallel test packages may all ask for the same binary on a fresh machine.
+exec 9>"$cache/.lock"
+flock 9
+
 what="${1:-all}"
 case "$what" in
   minio) install_one minio "$MINIO_MODULE" "$MINIO_VERSION" ;;

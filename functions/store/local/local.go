@@ -188,6 +188,9 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	}
 	defer os.Remove(tmp)
 	final := s.objPath(key)
+	if err := s.checkConflict(key); err != nil {
+		return store.ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
 	if opts.CreateOnly {
 		// link(2) fails with EEXIST if the name is taken: the atomic create-only primitive.
 		err = retryMissingDir(final, func() error { return os.Link(tmp, final) })
@@ -219,6 +222,22 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 		return store.ObjectInfo{Key: key, Size: size, ETag: etag}, nil
 	}
 	return store.ObjectInfo{Key: key, Size: size, ETag: etag, LastModified: st.ModTime().UTC()}, nil
+}
+
+// checkConflict refuses a key that is the "directory" of an existing key or lies under an existing key,
+// which S3 servers handle inconsistently (see store.ValidateKey).
+func (s *Store) checkConflict(key string) error {
+	segs := strings.Split(key, "/")
+	for i := 1; i < len(segs); i++ {
+		parent := strings.Join(segs[:i], "/")
+		if _, err := os.Stat(s.objPath(parent)); err == nil {
+			return fmt.Errorf("%w: %q is already an object", store.ErrKeyConflict, parent)
+		}
+	}
+	if des, err := os.ReadDir(s.dirPath(segs)); err == nil && len(des) > 0 {
+		return fmt.Errorf("%w: other keys start with %q", store.ErrKeyConflict, key+"/")
+	}
+	return nil
 }
 
 func (s *Store) currentETag(key string) (string, error) {

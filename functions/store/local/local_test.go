@@ -64,3 +64,24 @@ func TestOpenURL(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyConflict: the local backend refuses the key layouts that MinIO and versitygw mishandle.
+func TestKeyConflict(t *testing.T) {
+	ctx := context.Background()
+	s := newLocal(t)
+	if _, err := store.PutBytes(ctx, s, "a/b", []byte("x"), store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"a", "a/b/c"} {
+		if _, err := store.PutBytes(ctx, s, key, []byte("x"), store.PutOptions{}); !errors.Is(err, store.ErrKeyConflict) {
+			t.Errorf("put %q beside a/b: %v, want ErrKeyConflict", key, err)
+		}
+	}
+	// Once a/b is gone, "a" is free again.
+	if err := s.Delete(ctx, "a/b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.PutBytes(ctx, s, "a", []byte("x"), store.PutOptions{}); err != nil {
+		t.Fatalf("put a after deleting a/b: %v", err)
+	}
+}

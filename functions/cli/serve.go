@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/pulsehq/pulse/functions/config"
+	"github.com/pulsehq/pulse/functions/hub"
+	"github.com/pulsehq/pulse/functions/store"
+	_ "github.com/pulsehq/pulse/functions/store/backends"
+)
+
+var openAPIDocuments = hub.OpenAPIDocuments
+
+// readyInterval is how often the hub re-checks its store when nobody asks /readyz.
+const readyInterval = 15 * time.Second
+
+func runServe(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "serve", "[--addr HOST:PORT] [--store URL] [--config FILE]",
+		`Runs the Pulse hub. All state lives in the store; the hub keeps nothing that matters in memory,
+so any number of hubs may serve one store.
+
+With no flags it listens on 127.0.0.1:8080 and keeps its state in ./pulse-data.
+Store URLs:
+  file:///var/lib/pulse                         a local directory (the default is file:pulse-data)
+  s3://BUCKET?endpoint=http://HOST:9000&region=us-east-1
+                                                any S3-compatible server; credentials from
+                                                AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+  unconditional+s3://...                        as s3://, ignoring conditional writes (Garage mode)
+
+Settings are read from the config file, then PULSE_ADDR, PULSE_STORE, PULSE_LOG_LEVEL,
+PULSE_LOG_FORMAT, then flags; later ones win. The hub starts even when the store is down:
+GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down gracefully.`)
+	addr := fs.String("addr", "", "listen address (default 127.0.0.1:8080)")
+	storeURL := fs.String("store", "", "store URL (default file:pulse-data)")
+	cfgPath := fs.String("config", "", "TOML config file")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	logFormat := fs.String("log-format", "", "text or json (default text)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "addr":
+			cfg.Addr = *addr
+		case "store":
+			cfg.Store = *storeURL
+		case "log-level":
+			cfg.Log.Level = *logLevel
+		case "log-format":
+			cfg.Log.Format = *logFormat
+		}
+	})
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	log := cfg.Log.Logger()
+
+	st, err := store.Open(ctx, cfg.Store)
+	if err != nil {
+		return usageError{err}
+	}
+	ready := hub.NewReadiness(st, store.Redact(cfg.Store), log)
+	h := &hub.Hub{Store: st, Ready: ready, Log: log, Version: Version}
+	mux := http.NewServeMux()
+	hub.NewAPI(mux, h)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           hub.Handler(mux, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("pulse hub listening", "addr", ln.Addr().String(), "store", ready.URL(), "version", Version,
+		"docs", "http://"+ln.Addr().String()+"/docs")
+
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go ready.Watch(wctx, readyInterval)
+
+	err = hub.Serve(ctx, srv, ln, log, cfg.ShutdownGrace.Duration)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("pulse hub stopped")
+	return nil
+}

@@ -1,0 +1,143 @@
+// Package config reads the hub's configuration: defaults, then a TOML file, then environment variables,
+// then command-line flags, each overriding the one before. A file with an unknown key or a bad value is
+// refused with the line and the reason, because a silently ignored typo in a config is found at 3 a.m.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Hub is the configuration of `pulse serve`.
+type Hub struct {
+	// Addr is the listen address. Loopback by default: exposing the hub is a decision, not an accident.
+	Addr string `toml:"addr"`
+	// Store is the store URL (file:///dir, s3://bucket?endpoint=...).
+	Store string `toml:"store"`
+	// ShutdownGrace is how long in-flight requests get to finish on SIGINT/SIGTERM.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+	Log           Log      `toml:"log"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn, error
+	Format string `toml:"format"` // text or json
+}
+
+// Duration is a time.Duration written as "30s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses "30s", "5m".
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit, such as 30s or 5m", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration back in the same form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Defaults: a hub that works with nothing installed, on this machine only.
+func Defaults() Hub {
+	return Hub{
+		Addr:          "127.0.0.1:8080",
+		Store:         "file:pulse-data",
+		ShutdownGrace: Duration{10 * time.Second},
+		Log:           Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load returns the defaults overlaid by the TOML file at path (if not empty) and then by the PULSE_ADDR,
+// PULSE_STORE, PULSE_LOG_LEVEL and PULSE_LOG_FORMAT environment variables. Flags are applied by the
+// caller afterwards.
+func Load(path string) (Hub, error) {
+	cfg := Defaults()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := toml.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %s", path, describe(err))
+		}
+	}
+	for env, field := range map[string]*string{
+		"PULSE_ADDR": &cfg.Addr, "PULSE_STORE": &cfg.Store, "PULSE_LOG_LEVEL": &cfg.Log.Level, "PULSE_LOG_FORMAT": &cfg.Log.Format,
+	} {
+		if v, ok := os.LookupEnv(env); ok && v != "" {
+			*field = v
+		}
+	}
+	return cfg, nil
+}
+
+// describe turns go-toml's errors into one line with the position.
+func describe(err error) string {
+	var serr *toml.StrictMissingError
+	if errors.As(err, &serr) {
+		var keys []string
+		for _, e := range serr.Errors {
+			row, _ := e.Position()
+			keys = append(keys, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
+		}
+		return "unknown key " + strings.Join(keys, ", ") + "; known keys: addr, store, shutdown_grace, [log] level, format"
+	}
+	var derr *toml.DecodeError
+	if errors.As(err, &derr) {
+		row, col := derr.Position()
+		return fmt.Sprintf("line %d, column %d: %s", row, col, derr.Error())
+	}
+	return err.Error()
+}
+
+// Validate checks values that the decoder cannot.
+func (c Hub) Validate() error {
+	if c.Addr == "" {
+		return errors.New("config: addr is empty")
+	}
+	if c.Store == "" {
+		return errors.New("config: store is empty")
+	}
+	if _, err := c.Log.SlogLevel(); err != nil {
+		return err
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return fmt.Errorf("config: log format %q: want text or json", c.Log.Format)
+	}
+	if c.ShutdownGrace.Duration < 0 {
+		return fmt.Errorf("config: shutdown_grace %s is negative", c.ShutdownGrace)
+	}
+	return nil
+}
+
+// SlogLevel maps the level name to slog's.
+func (l Log) SlogLevel() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return 0, fmt.Errorf("config: log level %q: want debug, info, warn or error", l.Level)
+	}
+	return lv, nil
+}
+
+// Logger builds the process logger on stderr.
+func (l Log) Logger() *slog.Logger {
+	lv, _ := l.SlogLevel()
+	opts := &slog.HandlerOptions{Level: lv}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

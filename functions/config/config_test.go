@@ -1,0 +1,70 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoad(t *testing.T) {
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		check      func(Hub) bool
+		err        string
+	}{
+		{name: "defaults", check: func(h Hub) bool { return h.Addr == "127.0.0.1:8080" && h.Store == "file:pulse-data" }},
+		{name: "file", file: "addr = \"0.0.0.0:9000\"\nshutdown_grace = \"3s\"\n[log]\nformat = \"json\"\n",
+			check: func(h Hub) bool {
+				return h.Addr == "0.0.0.0:9000" && h.ShutdownGrace.Duration == 3*time.Second && h.Log.Format == "json" && h.Log.Level == "info"
+			}},
+		{name: "env beats file", file: "store = \"file:///a\"\n", env: map[string]string{"PULSE_STORE": "file:///b"},
+			check: func(h Hub) bool { return h.Store == "file:///b" }},
+		{name: "unknown key", file: "addr = \"x\"\nstroe = \"y\"\n", err: `unknown key "stroe" (line 2)`},
+		{name: "bad duration", file: "shutdown_grace = \"soon\"\n", err: "want a number with a unit"},
+		{name: "syntax", file: "addr = \n", err: "line 1"},
+		{name: "wrong type", file: "addr = 8080\n", err: "line 1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			path := ""
+			if c.file != "" {
+				path = filepath.Join(t.TempDir(), "pulse.toml")
+				os.WriteFile(path, []byte(c.file), 0o600)
+			}
+			h, err := Load(path)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("Load: %v; want error containing %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || !c.check(h) {
+				t.Fatalf("Load = %+v, %v", h, err)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	bad := []func(*Hub){
+		func(h *Hub) { h.Addr = "" },
+		func(h *Hub) { h.Log.Level = "loud" },
+		func(h *Hub) { h.Log.Format = "xml" },
+	}
+	for i, mutate := range bad {
+		h := Defaults()
+		mutate(&h)
+		if h.Validate() == nil {
+			t.Errorf("case %d: Validate accepted %+v", i, h)
+		}
+	}
+	if err := Defaults().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
