@@ -47,7 +47,7 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	}
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
