@@ -85,3 +85,11 @@ func TestKeyConflict(t *testing.T) {
 		t.Fatalf("put a after deleting a/b: %v", err)
 	}
 }
+
+func BenchmarkLocal(b *testing.B) {
+	s, err := local.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	storetest.Bench(b, s)
+}

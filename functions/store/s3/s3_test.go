@@ -155,3 +155,11 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkMinIO(b *testing.B) {
+	s, err := servers[s3server.MinIO].Store(bucket)
+	if err != nil {
+		b.Fatal(err)
+	}
+	storetest.Bench(b, s)
+}
