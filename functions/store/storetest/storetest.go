@@ -217,8 +217,17 @@ func testConditionalGet(t *testing.T, caps Caps, s store.Store) {
 }
 
 func testCreateOnly(t *testing.T, caps Caps, s store.Store) {
+	// A refused create-only write with a body large enough that the server answers before reading it
+	// all must still come back as ErrExists, not as a broken connection.
+	big := randomBytes(t, 1<<20)
+	put(t, s, "co/big", big, store.PutOptions{CreateOnly: true})
+	_, err := store.PutBytes(context.Background(), s, "co/big", randomBytes(t, 1<<20), store.PutOptions{CreateOnly: true})
+	if caps.CreateOnly && !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second create-only put of 1 MiB: %v, want ErrExists", err)
+	}
+
 	put(t, s, "co/k", []byte("winner"), store.PutOptions{CreateOnly: true})
-	_, err := store.PutBytes(context.Background(), s, "co/k", []byte("loser"), store.PutOptions{CreateOnly: true})
+	_, err = store.PutBytes(context.Background(), s, "co/k", []byte("loser"), store.PutOptions{CreateOnly: true})
 	got, _ := get(t, s, "co/k")
 	if caps.CreateOnly {
 		if !errors.Is(err, store.ErrExists) {
