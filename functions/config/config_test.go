@@ -68,3 +68,17 @@ func TestValidate(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 }
+
+// TestExampleConfigLoads keeps the shipped example valid.
+func TestExampleConfigLoads(t *testing.T) {
+	h, err := Load(filepath.Join("..", "..", "infra", "pulse.example.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if h.Store != "file:///var/lib/pulse" || h.Log.Format != "json" {
+		t.Fatalf("example loaded as %+v", h)
+	}
+}

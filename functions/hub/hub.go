@@ -33,7 +33,7 @@ type Hub struct {
 func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	cfg := huma.DefaultConfig("Pulse", h.Version)
 	cfg.Info.Description = "Pulse fleet manager hub API. Errors are RFC 9457 problem details."
-	cfg.Info.License = &huma.License{Name: "Apache-2.0", Identifier: "Apache-2.0"}
+	cfg.Info.License = &huma.License{Name: "MIT", Identifier: "MIT"}
 	cfg.DocsRenderer = huma.DocsRendererScalar
 	api := humago.New(mux, cfg)
 	registerHealth(api, h)
