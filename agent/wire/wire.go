@@ -1,0 +1,373 @@
+// Package wire defines what travels between the hub and the agent: signed work envelopes, the command
+// catalog an agent advertises, enrollment, polls, heartbeats and results. It lives on the agent's side
+// because the agent is the party that must refuse anything malformed; the hub imports it to produce
+// exactly what the agent will accept, and both validate parameters with the same code.
+package wire
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Kind says what an envelope asks for.
+type Kind string
+
+const (
+	// KindCommand runs a command from the agent's catalog.
+	KindCommand Kind = "command"
+	// KindCancel cancels a running command.
+	KindCancel Kind = "cancel"
+)
+
+// Envelope is one unit of work for one agent. Every field is covered by the hub's signature.
+type Envelope struct {
+	// ID is unique per envelope; the agent records every ID it accepts until NotAfter, so a replayed
+	// envelope is refused.
+	ID       string          `json:"id"`
+	Agent    string          `json:"agent"`
+	IssuedAt time.Time       `json:"issuedAt"`
+	NotAfter time.Time       `json:"notAfter"`
+	Issuer   string          `json:"issuer"`
+	Kind     Kind            `json:"kind"`
+	Body     json.RawMessage `json:"body"`
+}
+
+// SignedEnvelope carries the exact bytes that were signed, so no canonical JSON form is needed: the agent
+// verifies Payload, then decodes it.
+type SignedEnvelope struct {
+	Payload   []byte `json:"payload"`
+	KeyID     string `json:"keyId"`
+	Signature []byte `json:"signature"`
+	// InboxKey names the inbox object the envelope was read from, so the agent can acknowledge it and
+	// report a forged one. It is transport information and is not signed.
+	InboxKey string `json:"inboxKey,omitempty"`
+}
+
+// signingContext separates envelope signatures from anything else the hub key might ever sign.
+const signingContext = "pulse-envelope-v1\n"
+
+// HubKey is a public key the hub signs envelopes with. During a rotation the agent holds two.
+type HubKey struct {
+	KeyID     string `json:"keyId"`
+	PublicKey []byte `json:"publicKey" doc:"ed25519 public key, 32 bytes"`
+}
+
+// KeyIDFor derives a short, stable key id from a public key, so ids never collide across rotations.
+func KeyIDFor(pub ed25519.PublicKey) string {
+	return fmt.Sprintf("ed25519:%x", []byte(pub)[:8])
+}
+
+// Sign signs env with the hub's private key.
+func Sign(env Envelope, keyID string, priv ed25519.PrivateKey) (SignedEnvelope, error) {
+	if err := env.validShape(); err != nil {
+		return SignedEnvelope{}, err
+	}
+	payload, err := json.Marshal(env)
+	if err != nil {
+		return SignedEnvelope{}, fmt.Errorf("sign envelope %s: %w", env.ID, err)
+	}
+	sig := ed25519.Sign(priv, append([]byte(signingContext), payload...))
+	return SignedEnvelope{Payload: payload, KeyID: keyID, Signature: sig}, nil
+}
+
+// Rejection reasons an agent reports. They are stable strings the hub and dashboard show.
+var (
+	ErrBadSignature = errors.New("bad signature")
+	ErrUnknownKey   = errors.New("signed with an unknown hub key")
+	ErrMalformed    = errors.New("malformed envelope")
+	ErrWrongAgent   = errors.New("addressed to another agent")
+	ErrExpired      = errors.New("expired")
+	ErrNotYetValid  = errors.New("issued in the future")
+)
+
+// Verify checks the signature against the hub keys the agent trusts and decodes the envelope. It checks
+// nothing else; Envelope.Check does the rest.
+func (s SignedEnvelope) Verify(keys []HubKey) (Envelope, error) {
+	var key ed25519.PublicKey
+	for _, k := range keys {
+		if k.KeyID == s.KeyID && len(k.PublicKey) == ed25519.PublicKeySize {
+			key = k.PublicKey
+		}
+	}
+	if key == nil {
+		return Envelope{}, fmt.Errorf("%w %q", ErrUnknownKey, s.KeyID)
+	}
+	if !ed25519.Verify(key, append([]byte(signingContext), s.Payload...), s.Signature) {
+		return Envelope{}, ErrBadSignature
+	}
+	var env Envelope
+	if err := json.Unmarshal(s.Payload, &env); err != nil {
+		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := env.validShape(); err != nil {
+		return Envelope{}, err
+	}
+	return env, nil
+}
+
+func (e Envelope) validShape() error {
+	switch {
+	case e.ID == "" || len(e.ID) > 128:
+		return fmt.Errorf("%w: id must be 1-128 characters", ErrMalformed)
+	case e.Agent == "":
+		return fmt.Errorf("%w: no agent", ErrMalformed)
+	case e.IssuedAt.IsZero() || e.NotAfter.IsZero() || !e.NotAfter.After(e.IssuedAt):
+		return fmt.Errorf("%w: issuedAt and notAfter must be set, notAfter after issuedAt", ErrMalformed)
+	case e.Kind != KindCommand && e.Kind != KindCancel:
+		return fmt.Errorf("%w: unknown kind %q", ErrMalformed, e.Kind)
+	}
+	return nil
+}
+
+// Check verifies that a signed envelope is for this agent and valid now. skew tolerates clocks that
+// disagree a little about IssuedAt; NotAfter is strict, since the hub marks unexecuted work expired then.
+func (e Envelope) Check(agentID string, now time.Time, skew time.Duration) error {
+	switch {
+	case e.Agent != agentID:
+		return fmt.Errorf("%w (%s)", ErrWrongAgent, e.Agent)
+	case now.After(e.NotAfter):
+		return fmt.Errorf("%w at %s", ErrExpired, e.NotAfter.UTC().Format(time.RFC3339))
+	case e.IssuedAt.After(now.Add(skew)):
+		return fmt.Errorf("%w (%s ahead; check the clocks)", ErrNotYetValid, e.IssuedAt.Sub(now).Round(time.Second))
+	}
+	return nil
+}
+
+// Command is the body of a KindCommand envelope.
+type Command struct {
+	CommandID      string            `json:"commandId"`
+	Name           string            `json:"name"`
+	Params         map[string]string `json:"params,omitempty"`
+	TimeoutSeconds int               `json:"timeoutSeconds"`
+}
+
+// Cancel is the body of a KindCancel envelope.
+type Cancel struct {
+	CommandID string `json:"commandId"`
+}
+
+// CommandSpec is how an agent advertises one command of its whitelist. The hub refuses to enqueue a
+// command that is not in a target's catalog or whose parameters do not validate against it.
+type CommandSpec struct {
+	Name        string      `json:"name"`
+	Group       string      `json:"group" doc:"The integration that owns the command."`
+	Description string      `json:"description,omitempty"`
+	Params      []ParamSpec `json:"params,omitempty"`
+	// Dangerous marks commands the default policy keeps from non-admins.
+	Dangerous             bool `json:"dangerous,omitempty"`
+	DefaultTimeoutSeconds int  `json:"defaultTimeoutSeconds,omitempty"`
+}
+
+// ParamSpec constrains one parameter. Every parameter has a pattern, a byte cap, or both: an
+// unconstrained string is how shell injection starts.
+type ParamSpec struct {
+	Name        string `json:"name"`
+	Pattern     string `json:"pattern,omitempty" doc:"RE2 regular expression the whole value must match."`
+	MaxBytes    int    `json:"maxBytes,omitempty"`
+	Required    bool   `json:"required,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// ValidName reports whether s may name a command, parameter or integration.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// Check refuses a spec that could not be enforced.
+func (p ParamSpec) Check() error {
+	if !ValidName(p.Name) {
+		return fmt.Errorf("parameter name %q: want lower-case letters, digits and _", p.Name)
+	}
+	if p.Pattern == "" && p.MaxBytes <= 0 {
+		return fmt.Errorf("parameter %s has neither a pattern nor a byte cap", p.Name)
+	}
+	if p.Pattern != "" {
+		if _, err := regexp.Compile(anchor(p.Pattern)); err != nil {
+			return fmt.Errorf("parameter %s: pattern: %w", p.Name, err)
+		}
+	}
+	return nil
+}
+
+func anchor(pattern string) string { return `^(?:` + pattern + `)$` }
+
+// Check refuses a spec with a bad name, a duplicate parameter or an unenforceable parameter.
+func (c CommandSpec) Check() error {
+	if !ValidName(c.Name) {
+		return fmt.Errorf("command name %q: want lower-case letters, digits and _", c.Name)
+	}
+	if !ValidName(c.Group) {
+		return fmt.Errorf("command %s: group %q: want lower-case letters, digits and _", c.Name, c.Group)
+	}
+	seen := map[string]bool{}
+	for _, p := range c.Params {
+		if err := p.Check(); err != nil {
+			return fmt.Errorf("command %s: %w", c.Name, err)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("command %s: parameter %s declared twice", c.Name, p.Name)
+		}
+		seen[p.Name] = true
+	}
+	return nil
+}
+
+// ValidateParams checks params against the spec: no unknown parameter, every required one present,
+// every value within its cap and matching its pattern. The hub calls it before enqueueing and the agent
+// again before running, with this same code.
+func (c CommandSpec) ValidateParams(params map[string]string) error {
+	specs := map[string]ParamSpec{}
+	for _, p := range c.Params {
+		specs[p.Name] = p
+	}
+	names := make([]string, 0, len(params))
+	for n := range params {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p, ok := specs[n]
+		if !ok {
+			known := make([]string, 0, len(specs))
+			for k := range specs {
+				known = append(known, k)
+			}
+			sort.Strings(known)
+			if len(known) == 0 {
+				return fmt.Errorf("command %s takes no parameters, got %q", c.Name, n)
+			}
+			return fmt.Errorf("command %s has no parameter %q (known: %s)", c.Name, n, strings.Join(known, ", "))
+		}
+		v := params[n]
+		if p.MaxBytes > 0 && len(v) > p.MaxBytes {
+			return fmt.Errorf("parameter %s: %d bytes, more than %d", n, len(v), p.MaxBytes)
+		}
+		if p.Pattern != "" {
+			re, err := regexp.Compile(anchor(p.Pattern))
+			if err != nil {
+				return fmt.Errorf("parameter %s: pattern: %w", n, err)
+			}
+			if !re.MatchString(v) {
+				return fmt.Errorf("parameter %s: %q does not match %s", n, v, p.Pattern)
+			}
+		}
+	}
+	for _, p := range c.Params {
+		if _, ok := params[p.Name]; p.Required && !ok {
+			return fmt.Errorf("command %s: parameter %s is required", c.Name, p.Name)
+		}
+	}
+	return nil
+}
+
+// IntegrationStatus reports whether an integration runs on an agent, and if not, why.
+type IntegrationStatus struct {
+	ID      string `json:"id"`
+	Enabled bool   `json:"enabled"`
+	Reason  string `json:"reason,omitempty" doc:"Why the integration is disabled, in words an operator can act on."`
+}
+
+// EnrollRequest is sent once, with an enrollment token, by an agent without an identity.
+type EnrollRequest struct {
+	Token        string              `json:"token"`
+	PublicKey    []byte              `json:"publicKey" doc:"The agent's ed25519 public key, 32 bytes."`
+	Hostname     string              `json:"hostname"`
+	Version      string              `json:"version"`
+	Facts        map[string]string   `json:"facts,omitempty"`
+	Catalog      []CommandSpec       `json:"catalog"`
+	Integrations []IntegrationStatus `json:"integrations,omitempty"`
+}
+
+// EnrollResponse gives the agent its id and the keys to trust.
+type EnrollResponse struct {
+	AgentID string            `json:"agentId"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	HubKeys []HubKey          `json:"hubKeys"`
+}
+
+// PollRequest acknowledges envelopes the agent has durably recorded (by InboxKey), so the hub can drop
+// them from the inbox.
+type PollRequest struct {
+	Ack []string `json:"ack,omitempty"`
+}
+
+// PollResponse carries waiting work and tells the agent how to poll next: the hub decides how long it
+// holds a poll (short for cloud functions, long for a resident hub).
+type PollResponse struct {
+	Envelopes []SignedEnvelope `json:"envelopes"`
+	// HoldSeconds is how long the hub may hold the next poll; the agent's request timeout must exceed it.
+	HoldSeconds int `json:"holdSeconds"`
+	// NextPollMillis is how long to wait before polling again (0: at once).
+	NextPollMillis int `json:"nextPollMillis"`
+	// HubKeys is the current set of hub keys, so rotation reaches agents without re-enrollment.
+	HubKeys []HubKey `json:"hubKeys,omitempty"`
+}
+
+// Heartbeat is small and frequent; it refreshes what the hub shows about the agent.
+type Heartbeat struct {
+	Version      string              `json:"version"`
+	Time         time.Time           `json:"time"`
+	Integrations []IntegrationStatus `json:"integrations,omitempty"`
+	Catalog      []CommandSpec       `json:"catalog,omitempty"`
+	Facts        map[string]string   `json:"facts,omitempty"`
+}
+
+// Status is the final state of a command on one agent.
+type Status string
+
+// Final states an agent reports. "expired" is decided by the hub (never delivered before NotAfter).
+const (
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusTimedOut  Status = "timed_out"
+	StatusCancelled Status = "cancelled"
+	StatusRejected  Status = "rejected"
+)
+
+// Final reports whether s is a state a command ends in.
+func (s Status) Final() bool {
+	switch s {
+	case StatusSucceeded, StatusFailed, StatusTimedOut, StatusCancelled, StatusRejected:
+		return true
+	}
+	return false
+}
+
+// Result is uploaded once per command per agent. Uploading it again is harmless: the hub keeps the first.
+type Result struct {
+	CommandID    string    `json:"commandId"`
+	EnvelopeID   string    `json:"envelopeId"`
+	Status       Status    `json:"status"`
+	ExitCode     *int      `json:"exitCode,omitempty"`
+	Reason       string    `json:"reason,omitempty"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	FinishedAt   time.Time `json:"finishedAt"`
+	OutputBytes  int64     `json:"outputBytes"`
+	OutputChunks int       `json:"outputChunks"`
+}
+
+// Running tells the hub a command has started on the agent.
+type Running struct {
+	EnvelopeID string    `json:"envelopeId"`
+	At         time.Time `json:"at"`
+}
+
+// Rejection reports an envelope the agent refused without a trustworthy command to attach it to (bad
+// signature, another agent's envelope, a replay): the hub records it against the agent.
+type Rejection struct {
+	EnvelopeKey string    `json:"envelopeKey,omitempty" doc:"Where the envelope was found, if known."`
+	EnvelopeID  string    `json:"envelopeId,omitempty"`
+	CommandID   string    `json:"commandId,omitempty"`
+	Reason      string    `json:"reason"`
+	At          time.Time `json:"at"`
+}
+
+// MaxChunkBytes is the largest output chunk an agent uploads; below the store's create-only limit so
+// every chunk is written atomically once.
+const MaxChunkBytes = 1 << 20

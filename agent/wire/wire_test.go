@@ -1,0 +1,108 @@
+package wire
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testEnvelope(now time.Time) Envelope {
+	body, _ := json.Marshal(Command{CommandID: "c1", Name: "host_uptime", TimeoutSeconds: 30})
+	return Envelope{ID: "e1", Agent: "a1", IssuedAt: now, NotAfter: now.Add(time.Hour), Issuer: "admin", Kind: KindCommand, Body: body}
+}
+
+func TestSignVerify(t *testing.T) {
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	otherPub, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	keys := []HubKey{{KeyID: KeyIDFor(pub), PublicKey: pub}}
+	now := time.Now()
+	se, err := Sign(testEnvelope(now), KeyIDFor(pub), priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := se.Verify(keys)
+	if err != nil || env.ID != "e1" {
+		t.Fatalf("verify: %+v %v", env, err)
+	}
+	if err := env.Check("a1", now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+
+	tampered := se
+	tampered.Payload = []byte(strings.Replace(string(se.Payload), "host_uptime", "host_reboot", 1))
+	forged, _ := Sign(testEnvelope(now), KeyIDFor(pub), otherPriv) // claims the real key id
+	unknown, _ := Sign(testEnvelope(now), KeyIDFor(otherPub), otherPriv)
+	cases := []struct {
+		name string
+		se   SignedEnvelope
+		want error
+	}{
+		{"tampered payload", tampered, ErrBadSignature},
+		{"forged signature", forged, ErrBadSignature},
+		{"unknown key", unknown, ErrUnknownKey},
+	}
+	for _, c := range cases {
+		if _, err := c.se.Verify(keys); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+
+	checks := []struct {
+		name  string
+		agent string
+		now   time.Time
+		want  error
+	}{
+		{"other agent", "a2", now, ErrWrongAgent},
+		{"expired", "a1", now.Add(2 * time.Hour), ErrExpired},
+		{"future", "a1", now.Add(-time.Hour), ErrNotYetValid},
+	}
+	for _, c := range checks {
+		if err := env.Check(c.agent, c.now, time.Minute); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+func TestSpecChecks(t *testing.T) {
+	bad := []CommandSpec{
+		{Name: "Bad-Name", Group: "g"},
+		{Name: "ok", Group: ""},
+		{Name: "ok", Group: "g", Params: []ParamSpec{{Name: "p"}}},                                        // neither pattern nor cap
+		{Name: "ok", Group: "g", Params: []ParamSpec{{Name: "p", Pattern: "("}}},                          // bad regexp
+		{Name: "ok", Group: "g", Params: []ParamSpec{{Name: "p", MaxBytes: 1}, {Name: "p", MaxBytes: 2}}}, // duplicate
+	}
+	for i, c := range bad {
+		if c.Check() == nil {
+			t.Errorf("case %d: %+v accepted", i, c)
+		}
+	}
+	good := CommandSpec{Name: "svc_restart", Group: "svc", Params: []ParamSpec{
+		{Name: "unit", Pattern: `[a-z0-9@._-]+\.service`, Required: true},
+		{Name: "note", MaxBytes: 8},
+	}}
+	if err := good.Check(); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		params map[string]string
+		err    string
+	}{
+		{map[string]string{"unit": "nginx.service"}, ""},
+		{map[string]string{"unit": "nginx.service", "note": "12345678"}, ""},
+		{map[string]string{"unit": "nginx.service; rm -rf /"}, "does not match"}, // the pattern is anchored
+		{map[string]string{"unit": "x.service", "note": "123456789"}, "more than 8"},
+		{map[string]string{"note": "x"}, "unit is required"},
+		{map[string]string{"unit": "x.service", "user": "root"}, `no parameter "user"`},
+	}
+	for _, c := range cases {
+		err := good.ValidateParams(c.params)
+		if (c.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("ValidateParams(%v) = %v, want %q", c.params, err, c.err)
+		}
+	}
+}
