@@ -43,9 +43,16 @@ func usagef(format string, args ...any) error { return usageError{fmt.Errorf(for
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   {"run the hub (API server) against a store", runServe},
-		"openapi": {"print or write the OpenAPI documents of the API", runOpenAPI},
-		"version": {"print the version", runVersion},
+		"serve":        {"run the hub (API server) against a store", runServe},
+		"init":         {"create the bucket, the signing key and the first admin token", runInit},
+		"enroll-token": {"create enrollment tokens for agents (enroll-token create)", runEnrollToken},
+		"agents":       {"list agents: labels, online state, disabled integrations", runAgents},
+		"run":          {"run a whitelisted command on agents", runRun},
+		"command":      {"show a command and its state on every agent", runCommand},
+		"output":       {"print an agent's output of a command (--follow to watch)", runOutput},
+		"cancel":       {"cancel what has not finished of a command", runCancel},
+		"openapi":      {"print or write the OpenAPI documents of the API", runOpenAPI},
+		"version":      {"print the version", runVersion},
 	}
 }
 
@@ -95,7 +102,7 @@ func printUsage(w io.Writer, cmds map[string]command) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+		fmt.Fprintf(w, "  %-13s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintf(w, "\nRun 'pulse COMMAND --help' for a command's flags.\n")
 }

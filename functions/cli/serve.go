@@ -12,6 +12,7 @@ import (
 
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub"
+	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/store"
 	_ "github.com/pulsehq/pulse/functions/store/backends"
 )
@@ -42,6 +43,8 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	cfgPath := fs.String("config", "", "TOML config file")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	logFormat := fs.String("log-format", "", "text or json (default text)")
+	keyFile := fs.String("key-file", hubkey.DefaultFile, "the hub's signing key file, made by `pulse init` (or set $PULSE_SIGNING_KEY)")
+	pollHold := fs.Duration("poll-hold", 30*time.Second, "how long an agent's poll waits for work; short for cloud functions")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -70,8 +73,12 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	if err != nil {
 		return usageError{err}
 	}
+	keys, err := hubkey.Load(*keyFile)
+	if err != nil {
+		return usageError{err}
+	}
 	ready := hub.NewReadiness(st, store.Redact(cfg.Store), log)
-	h := &hub.Hub{Store: st, Ready: ready, Log: log, Version: Version}
+	h := &hub.Hub{Store: st, Ready: ready, Log: log, Version: Version, Keys: keys, PollHold: *pollHold}
 	mux := http.NewServeMux()
 	hub.NewAPI(mux, h)
 
@@ -85,11 +92,13 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("pulse hub listening", "addr", ln.Addr().String(), "store", ready.URL(), "version", Version,
-		"docs", "http://"+ln.Addr().String()+"/docs")
+		"docs", "http://"+ln.Addr().String()+"/docs", "signing_key", keys.CurrentID())
 
 	wctx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go ready.Watch(wctx, readyInterval)
+	go h.WatchBells(wctx)
+	srv.RegisterOnShutdown(h.Drain)
 
 	err = hub.Serve(ctx, srv, ln, log, cfg.ShutdownGrace.Duration)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {

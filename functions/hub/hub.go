@@ -9,12 +9,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/google/uuid"
 
+	"github.com/pulsehq/pulse/agent/httpsig"
+	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/store"
 )
 
@@ -25,6 +28,28 @@ type Hub struct {
 	Ready   *Readiness
 	Log     *slog.Logger
 	Version string
+	// Keys signs work for agents.
+	Keys *hubkey.Keys
+	// PollHold is how long a poll waits for work (default 30s; short for cloud functions).
+	PollHold time.Duration
+	// HeartbeatInterval is what agents are configured with; three missed beats mean offline.
+	HeartbeatInterval time.Duration
+	// PublicScheme is "https" when a TLS-terminating proxy sits in front, so agent signatures over
+	// the URL verify.
+	PublicScheme string
+
+	verifier   *httpsig.Verifier
+	tokens     tokenCache
+	identities identityCache
+	commands   commandCache
+	notify     notifier
+	draining   chan struct{}
+	drainOnce  sync.Once
+}
+
+// Drain makes waiting polls return at once, for a quick graceful shutdown.
+func (h *Hub) Drain() {
+	h.drainOnce.Do(func() { close(h.draining) })
 }
 
 // NewAPI registers every operation of the Pulse API on mux and returns the huma API, whose OpenAPI
@@ -35,8 +60,17 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	cfg.Info.Description = "Pulse fleet manager hub API. Errors are RFC 9457 problem details."
 	cfg.Info.License = &huma.License{Name: "MIT", Identifier: "MIT"}
 	cfg.DocsRenderer = huma.DocsRendererScalar
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An operator API token (pulse init prints the first one)."},
+		"agentSignature": {Type: "apiKey", In: "header", Name: "Signature",
+			Description: "RFC 9421 HTTP Message Signature by the agent's ed25519 key (keyid = agent id) over @method, @target-uri, content-digest and created."},
+	}
+	h.draining = make(chan struct{})
+	h.verifier = h.newVerifier()
 	api := humago.New(mux, cfg)
 	registerHealth(api, h)
+	registerAgentAPI(api, h)
+	registerOperatorAPI(api, h)
 	return api
 }
 

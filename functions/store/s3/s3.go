@@ -112,6 +112,7 @@ type Store struct {
 	bucket   string
 	prefix   string
 	endpoint string
+	region   string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -159,12 +160,31 @@ func New(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", store.ErrInvalidURL, err)
 	}
-	return &Store{client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket, prefix: cfg.Prefix, endpoint: e.Scheme + "://" + e.Host}, nil
+	return &Store{client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket, prefix: cfg.Prefix, endpoint: e.Scheme + "://" + e.Host, region: cfg.Region}, nil
 }
 
 // Client exposes the minio-go client for operations outside the store interface (bucket creation by
 // `pulse init`, test harnesses).
 func (s *Store) Client() *minio.Client { return s.client }
+
+// EnsureBucket creates the bucket if it does not exist, for `pulse init`.
+func (s *Store) EnsureBucket(ctx context.Context) (bool, error) {
+	ok, err := s.client.BucketExists(ctx, s.bucket)
+	if err != nil {
+		return false, s.wrap("check bucket", s.bucket, err, false)
+	}
+	if ok {
+		return false, nil
+	}
+	if err := s.client.MakeBucket(ctx, s.bucket, minio.MakeBucketOptions{Region: s.region}); err != nil {
+		code := minio.ToErrorResponse(err).Code
+		if code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" {
+			return false, nil
+		}
+		return false, s.wrap("create bucket", s.bucket, err, false)
+	}
+	return true, nil
+}
 
 // Bucket is the bucket this store writes to.
 func (s *Store) Bucket() string { return s.bucket }

@@ -1,0 +1,388 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pulsehq/pulse/functions/hub"
+)
+
+// kvFlag collects repeated k=v flags.
+type kvFlag map[string]string
+
+func (m kvFlag) String() string { return "" }
+func (m kvFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q: want key=value", s)
+	}
+	m[k] = v
+	return nil
+}
+
+// listFlag collects repeated values.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(s, ",") {
+		if err := kvFlag(out).Set(strings.TrimSpace(pair)); err != nil {
+			return nil, usagef("--labels %v", err)
+		}
+	}
+	return out, nil
+}
+
+func runEnrollToken(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprintln(env.Stdout, "Usage: pulse enroll-token create [--labels k=v,...] [--uses N] [--ttl D] [--json]")
+			return nil
+		}
+		return usagef("want `pulse enroll-token create [flags]`")
+	}
+	fs := newFlags(env, "enroll-token create", "[--labels k=v,...] [--uses N] [--ttl D] [--json]",
+		"Creates a token that lets N agents enroll (pulse-agent run --enroll-token T). The agents get the labels.\nOnly a hash is stored; the token is printed once.")
+	labels := fs.String("labels", "", "labels for the agents, k=v,k2=v2")
+	uses := fs.Int("uses", 1, "how many agents may enroll with it")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long it is valid")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	lbl, err := parseLabels(*labels)
+	if err != nil {
+		return err
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		Token     string            `json:"token"`
+		Uses      int               `json:"uses"`
+		ExpiresAt time.Time         `json:"expiresAt"`
+		Labels    map[string]string `json:"labels,omitempty"`
+	}
+	in := map[string]any{"labels": lbl, "uses": *uses, "ttlSeconds": int(ttl.Seconds())}
+	if err := c.do(ctx, "POST", "/v1/enroll-tokens", in, &out); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, out)
+	}
+	fmt.Fprintln(env.Stdout, out.Token)
+	fmt.Fprintf(env.Stderr, "valid for %d enrollment(s) until %s; on the machine run:\n  pulse-agent run --hub %s --enroll-token %s\n", out.Uses, out.ExpiresAt.Local().Format(time.RFC1123), c.hub, out.Token)
+	return nil
+}
+
+func runAgents(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "agents", "[--selector S] [--json]", "Lists agents: id, name, online state, last heartbeat, version, labels and soft-disabled integrations.")
+	selector := fs.String("selector", "", "only agents matching: all, an id, a name, or labels k=v,k2=v2")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	var out hub.ListAgentsOutput
+	path := "/v1/agents"
+	if *selector != "" {
+		path += "?selector=" + url.QueryEscape(*selector)
+	}
+	if err := c.do(ctx, "GET", path, nil, &out.Body); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, out.Body)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tLAST SEEN\tVERSION\tLABELS\tDISABLED")
+	for _, a := range out.Body.Agents {
+		state := "offline"
+		if a.Online {
+			state = "online"
+		}
+		seen := "never"
+		if !a.LastSeen.IsZero() {
+			seen = time.Since(a.LastSeen).Round(time.Second).String() + " ago"
+		}
+		var disabled []string
+		for _, d := range a.Disabled {
+			disabled = append(disabled, d.ID+": "+d.Reason)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, state, seen, a.Version, labelString(a.Labels), strings.Join(disabled, "; "))
+	}
+	tw.Flush()
+	if len(out.Body.Agents) == 0 {
+		fmt.Fprintln(env.Stderr, "no agents yet: create a token with `pulse enroll-token create` and start pulse-agent with it")
+	}
+	return nil
+}
+
+func labelString(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func runRun(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			args = []string{"x", "--help"}
+		} else {
+			return usagef("want `pulse run COMMAND --target T [flags]`; see pulse run --help")
+		}
+	}
+	name := args[0]
+	fs := newFlags(env, "run", "COMMAND --target T [--param k=v ...] [--timeout D] [--max-concurrency N] [--max-errors N] [--wait] [--json]",
+		`Runs a command from the agents' whitelist. Targets (repeatable, union): all, an agent id, an agent
+name, or labels k=v,k2=v2. Every target must know the command and accept the parameters, or nothing runs.
+With --wait it waits for every target's final state and exits non-zero unless all succeeded.`)
+	var targets listFlag
+	fs.Var(&targets, "target", "target expression (repeatable)")
+	params := kvFlag{}
+	fs.Var(params, "param", "parameter k=v (repeatable)")
+	timeout := fs.Duration("timeout", 0, "run time limit on each agent (default: the command's own)")
+	maxConc := fs.Int("max-concurrency", 0, "at most N agents at once (0: all)")
+	maxErr := fs.Int("max-errors", 0, "stop releasing after N failures (0: never)")
+	wait := fs.Bool("wait", false, "wait for the final state of every target")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if len(targets) == 0 {
+		return usagef("--target is required (all, an agent id or name, or labels k=v)")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	in := map[string]any{"command": name, "targets": []string(targets), "params": map[string]string(params),
+		"timeoutSeconds": int(timeout.Seconds()), "maxConcurrency": *maxConc, "maxErrors": *maxErr}
+	var st hub.CommandStatus
+	if err := c.do(ctx, "POST", "/v1/commands", in, &st); err != nil {
+		return err
+	}
+	if !*wait {
+		if *asJSON {
+			return printJSON(env.Stdout, st)
+		}
+		fmt.Fprintf(env.Stdout, "%s\n", st.ID)
+		fmt.Fprintf(env.Stderr, "command %s sent to %d agent(s); follow it with `pulse command %s`\n", st.ID, len(st.Targets), st.ID)
+		return nil
+	}
+	final, err := waitCommand(ctx, c, st.ID, env.Stderr, !*asJSON)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		if err := printJSON(env.Stdout, final); err != nil {
+			return err
+		}
+	} else {
+		printStatus(env.Stdout, final)
+	}
+	if n := final.Counts["succeeded"]; n != len(final.Agents) {
+		return fmt.Errorf("%d of %d agents succeeded", n, len(final.Agents))
+	}
+	return nil
+}
+
+// waitCommand polls a command until every target is final, printing progress to w.
+func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progress bool) (*hub.CommandStatus, error) {
+	last := ""
+	for {
+		var st hub.CommandStatus
+		if err := c.do(ctx, "GET", "/v1/commands/"+id, nil, &st); err != nil {
+			return nil, err
+		}
+		if progress {
+			line := countsLine(st.Counts)
+			if line != last {
+				fmt.Fprintf(w, "%s: %s\n", id, line)
+				last = line
+			}
+		}
+		if st.Done {
+			return &st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func countsLine(counts map[string]int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printStatus(w io.Writer, st *hub.CommandStatus) {
+	fmt.Fprintf(w, "command %s: %s %s on %d agent(s), issued by %s at %s\n", st.ID, st.Command, paramString(st.Params), len(st.Targets), st.Issuer, st.CreatedAt.Local().Format(time.RFC3339))
+	if st.Cancelled {
+		fmt.Fprintln(w, "cancelled")
+	}
+	if st.Stopped {
+		fmt.Fprintln(w, "stopped: maxErrors reached")
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tNAME\tSTATE\tEXIT\tDURATION\tOUTPUT\tREASON")
+	for _, a := range st.Agents {
+		exit := ""
+		if a.ExitCode != nil {
+			exit = strconv.Itoa(*a.ExitCode)
+		}
+		dur := ""
+		if a.DurationMs > 0 {
+			dur = (time.Duration(a.DurationMs) * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d B\t%s\n", a.Agent, a.Name, a.State, exit, dur, a.OutputBytes, a.Reason)
+	}
+	tw.Flush()
+}
+
+func paramString(p map[string]string) string {
+	return labelString(p)
+}
+
+func runCommand(ctx context.Context, env *Env, args []string) error {
+	id, rest := splitID(args)
+	fs := newFlags(env, "command", "ID [--json]", "Shows a command and its state on every target.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if id == "" {
+		return usagef("want `pulse command ID`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	var st hub.CommandStatus
+	if err := c.do(ctx, "GET", "/v1/commands/"+url.PathEscape(id), nil, &st); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, st)
+	}
+	printStatus(env.Stdout, &st)
+	return nil
+}
+
+func runCancel(ctx context.Context, env *Env, args []string) error {
+	id, rest := splitID(args)
+	fs := newFlags(env, "cancel", "ID [--json]", "Cancels a command: running copies are stopped, unreleased ones never start.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if id == "" {
+		return usagef("want `pulse cancel ID`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	var st hub.CommandStatus
+	if err := c.do(ctx, "POST", "/v1/commands/"+url.PathEscape(id)+"/cancel", nil, &st); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, st)
+	}
+	printStatus(env.Stdout, &st)
+	return nil
+}
+
+func splitID(args []string) (string, []string) {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
+func runOutput(ctx context.Context, env *Env, args []string) error {
+	id, rest := splitID(args)
+	fs := newFlags(env, "output", "ID --agent A [--follow]", "Prints an agent's output of a command, every byte. With --follow it keeps printing until the command ends there.")
+	agent := fs.String("agent", "", "agent id or name")
+	follow := fs.Bool("follow", false, "keep printing new output until the command ends")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if id == "" || *agent == "" {
+		return usagef("want `pulse output ID --agent A`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	from := 0
+	for {
+		resp, err := c.raw(ctx, "GET", fmt.Sprintf("/v1/commands/%s/output/%s?from=%d", url.PathEscape(id), url.PathEscape(*agent), from), nil)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(env.Stdout, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		next, _ := strconv.Atoi(resp.Header.Get("X-Pulse-Next-Chunk"))
+		complete := resp.Header.Get("X-Pulse-Complete") == "true"
+		progressed := next > from
+		from = next
+		if complete || (!*follow && !progressed) {
+			if !complete && !*follow {
+				fmt.Fprintf(env.Stderr, "(output so far; state %s — use --follow to wait for the rest)\n", resp.Header.Get("X-Pulse-State"))
+			}
+			return nil
+		}
+		if !progressed {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}

@@ -1,0 +1,467 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/google/uuid"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/store"
+)
+
+// CommandRecord is what was asked, of whom and by whom; written once when the command is accepted.
+type CommandRecord struct {
+	ID             string            `json:"id"`
+	Command        string            `json:"command"`
+	Params         map[string]string `json:"params,omitempty"`
+	TargetExprs    []string          `json:"targetExprs"`
+	Targets        []string          `json:"targets" doc:"Agent ids, in the order waves release them."`
+	TimeoutSeconds int               `json:"timeoutSeconds"`
+	MaxConcurrency int               `json:"maxConcurrency,omitempty" doc:"At most this many agents run it at once (0: all)."`
+	MaxErrors      int               `json:"maxErrors,omitempty" doc:"Stop releasing after this many failures (0: never stop)."`
+	Issuer         string            `json:"issuer"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	NotAfter       time.Time         `json:"notAfter" doc:"Agents that have not received it by then never run it (expired)."`
+}
+
+// CreateCommandInput runs a whitelisted command on targets.
+type CreateCommandInput struct {
+	Body struct {
+		Command          string            `json:"command" minLength:"1" doc:"A command from the targets' catalogs."`
+		Targets          []string          `json:"targets" minItems:"1" doc:"all, agent ids, agent names, or label selectors k=v,k2=v2 (union)."`
+		Params           map[string]string `json:"params,omitempty"`
+		TimeoutSeconds   int               `json:"timeoutSeconds,omitempty" minimum:"0" maximum:"86400" doc:"Run time limit on each agent (default: the command's own, else 300)."`
+		MaxConcurrency   int               `json:"maxConcurrency,omitempty" minimum:"0"`
+		MaxErrors        int               `json:"maxErrors,omitempty" minimum:"0"`
+		ExpiresInSeconds int               `json:"expiresInSeconds,omitempty" minimum:"0" maximum:"604800" doc:"How long agents may take to pick it up (default 3600)."`
+	}
+}
+
+// AgentState is a command's state on one agent.
+type AgentState struct {
+	Agent       string       `json:"agent"`
+	Name        string       `json:"name"`
+	State       string       `json:"state" enum:"pending,queued,delivered,running,succeeded,failed,timed_out,cancelled,rejected,expired"`
+	ExitCode    *int         `json:"exitCode,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
+	StartedAt   time.Time    `json:"startedAt,omitzero"`
+	FinishedAt  time.Time    `json:"finishedAt,omitzero"`
+	DurationMs  int64        `json:"durationMs,omitempty"`
+	OutputBytes int64        `json:"outputBytes"`
+	Chunks      int          `json:"chunks" doc:"Output chunks stored so far."`
+	Result      *wire.Result `json:"-"`
+}
+
+// CommandStatus is a command and where it stands on every target.
+type CommandStatus struct {
+	CommandRecord
+	Cancelled bool           `json:"cancelled"`
+	Stopped   bool           `json:"stopped" doc:"Stopped spreading because maxErrors was reached."`
+	Done      bool           `json:"done" doc:"Every target is in a final state."`
+	Counts    map[string]int `json:"counts"`
+	Agents    []AgentState   `json:"agents"`
+}
+
+// CommandOutput returns a command's status.
+type CommandOutput struct {
+	Body *CommandStatus
+}
+
+// CommandIDInput names a command.
+type CommandIDInput struct {
+	ID string `path:"id"`
+}
+
+const defaultTimeout = 300
+
+func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*CommandOutput, error) {
+	b := in.Body
+	all, err := h.resolveAll(ctx)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	targets, err := selectTargets(all, b.Targets)
+	if err != nil {
+		return nil, huma.Error422UnprocessableEntity(err.Error())
+	}
+	// Every target must know the command and accept the parameters, or nothing is enqueued.
+	var problems []string
+	timeout := b.TimeoutSeconds
+	for _, t := range targets {
+		spec, ok := findSpec(catalogOf(t.ident, t.hb), b.Command)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s (%s): no command %q in its catalog", t.ident.Name, t.ident.ID, b.Command))
+			continue
+		}
+		if err := spec.ValidateParams(b.Params); err != nil {
+			problems = append(problems, fmt.Sprintf("%s (%s): %v", t.ident.Name, t.ident.ID, err))
+		}
+		if timeout == 0 && spec.DefaultTimeoutSeconds > 0 {
+			timeout = spec.DefaultTimeoutSeconds
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		if len(problems) > 10 {
+			problems = append(problems[:10], fmt.Sprintf("… and %d more", len(problems)-10))
+		}
+		return nil, huma.Error422UnprocessableEntity("refused, nothing was enqueued: " + strings.Join(problems, "; "))
+	}
+	if timeout == 0 {
+		timeout = defaultTimeout
+	}
+	expires := b.ExpiresInSeconds
+	if expires == 0 {
+		expires = 3600
+	}
+	now := time.Now().UTC()
+	rec := CommandRecord{
+		ID: uuid.Must(uuid.NewV7()).String(), Command: b.Command, Params: b.Params, TargetExprs: b.Targets,
+		TimeoutSeconds: timeout, MaxConcurrency: b.MaxConcurrency, MaxErrors: b.MaxErrors,
+		Issuer: PrincipalFrom(ctx).ID, CreatedAt: now, NotAfter: now.Add(time.Duration(expires) * time.Second),
+	}
+	for _, t := range targets {
+		rec.Targets = append(rec.Targets, t.ident.ID)
+	}
+	if _, err := createJSON(ctx, h.Store, keyCommand(rec.ID), rec); err != nil {
+		return nil, storeError(err)
+	}
+	h.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer)
+	if err := h.advance(ctx, rec.ID); err != nil {
+		// The command is recorded; the next result or a retry of advance releases it.
+		h.Log.Error("release command", "command", rec.ID, "err", err)
+	}
+	st, err := h.status(ctx, rec.ID)
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return &CommandOutput{Body: st}, nil
+}
+
+func findSpec(cat []wire.CommandSpec, name string) (wire.CommandSpec, bool) {
+	for _, c := range cat {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return wire.CommandSpec{}, false
+}
+
+// commandCache keeps command records, which never change.
+type commandCache struct {
+	mu sync.RWMutex
+	m  map[string]*CommandRecord
+}
+
+func (h *Hub) command(ctx context.Context, id string) (*CommandRecord, error) {
+	h.commands.mu.RLock()
+	c := h.commands.m[id]
+	h.commands.mu.RUnlock()
+	if c != nil {
+		return c, nil
+	}
+	var rec CommandRecord
+	if _, err := readJSON(ctx, h.Store, keyCommand(id), &rec); err != nil {
+		return nil, err
+	}
+	h.commands.mu.Lock()
+	if h.commands.m == nil {
+		h.commands.m = map[string]*CommandRecord{}
+	}
+	h.commands.m[id] = &rec
+	h.commands.mu.Unlock()
+	return &rec, nil
+}
+
+// status folds everything stored about a command into its current state.
+func (h *Hub) status(ctx context.Context, id string) (*CommandStatus, error) {
+	rec, err := h.command(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st := &CommandStatus{CommandRecord: *rec, Counts: map[string]int{}}
+	if _, err := h.Store.Get(ctx, keyCancelled(id), store.GetOptions{}); err == nil {
+		st.Cancelled = true
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	type seen struct {
+		markers map[string]bool
+		chunks  int
+		result  bool
+	}
+	byAgent := map[string]*seen{}
+	get := func(a string) *seen {
+		if byAgent[a] == nil {
+			byAgent[a] = &seen{markers: map[string]bool{}}
+		}
+		return byAgent[a]
+	}
+	prefix := resultsOf(id)
+	err = store.Walk(ctx, h.Store, prefix, "", 0, func(o store.ObjectInfo) error {
+		rest := strings.TrimPrefix(o.Key, prefix)
+		agent, tail, nested := strings.Cut(rest, "/")
+		if !nested {
+			get(strings.TrimSuffix(agent, ".json")).result = true
+			return nil
+		}
+		if strings.HasPrefix(tail, "output/") {
+			get(agent).chunks++
+		} else {
+			get(agent).markers[strings.TrimSuffix(tail, ".json")] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	failures := 0
+	for _, agentID := range rec.Targets {
+		s := get(agentID)
+		as := AgentState{Agent: agentID, State: "pending", Chunks: s.chunks}
+		if ident, err := h.identity(ctx, agentID); err == nil {
+			as.Name = ident.Name
+		}
+		switch {
+		case s.result:
+			var res wire.Result
+			if _, err := readJSON(ctx, h.Store, keyResult(id, agentID), &res); err != nil {
+				return nil, err
+			}
+			as.State, as.ExitCode, as.Reason = string(res.Status), res.ExitCode, res.Reason
+			as.StartedAt, as.FinishedAt, as.OutputBytes = res.StartedAt, res.FinishedAt, res.OutputBytes
+			if !res.StartedAt.IsZero() {
+				as.DurationMs = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+			}
+			as.Result = &res
+			if res.Status != wire.StatusSucceeded {
+				failures++
+			}
+		case s.markers["running"]:
+			as.State = "running"
+		case s.markers["delivered"]:
+			as.State = "delivered"
+		case s.markers["queued"] && now.After(rec.NotAfter):
+			as.State, as.Reason = "expired", "not delivered before "+rec.NotAfter.Format(time.RFC3339)
+		case s.markers["queued"]:
+			as.State = "queued"
+		}
+		st.Agents = append(st.Agents, as)
+	}
+	st.Stopped = rec.MaxErrors > 0 && failures >= rec.MaxErrors
+	st.Done = true
+	for i := range st.Agents {
+		as := &st.Agents[i]
+		if as.State == "pending" {
+			switch {
+			case st.Cancelled:
+				as.State, as.Reason = "cancelled", "cancelled before release"
+			case st.Stopped:
+				as.State, as.Reason = "cancelled", fmt.Sprintf("not released: %d failures reached maxErrors", failures)
+			case now.After(rec.NotAfter):
+				as.State, as.Reason = "expired", "not released before "+rec.NotAfter.Format(time.RFC3339)
+			}
+		}
+		if !finalState(as.State) {
+			st.Done = false
+		}
+		st.Counts[as.State]++
+	}
+	return st, nil
+}
+
+func finalState(s string) bool {
+	return s == "expired" || wire.Status(s).Final()
+}
+
+// advance releases the next wave of a command: as many unreleased targets as maxConcurrency allows,
+// unless it was cancelled or stopped by maxErrors. Every write is create-only under a key derived from
+// the command and the agent, so two hubs advancing the same command at once release each agent once.
+func (h *Hub) advance(ctx context.Context, id string) error {
+	st, err := h.status(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.Cancelled || st.Stopped || time.Now().After(st.NotAfter) {
+		return nil
+	}
+	inflight := 0
+	var pending []string
+	for _, a := range st.Agents {
+		switch {
+		case a.State == "pending":
+			pending = append(pending, a.Agent)
+		case !finalState(a.State):
+			inflight++
+		}
+	}
+	n := len(pending)
+	if st.MaxConcurrency > 0 {
+		n = min(n, st.MaxConcurrency-inflight)
+	}
+	if n <= 0 {
+		return nil
+	}
+	body, _ := json.Marshal(wire.Command{CommandID: id, Name: st.Command, Params: st.Params, TimeoutSeconds: st.TimeoutSeconds})
+	released := pending[:n]
+	for _, agent := range released {
+		if _, err := createJSON(ctx, h.Store, keyMarker(id, agent, "queued"), map[string]any{"at": time.Now().UTC()}); err != nil {
+			return err
+		}
+		env := wire.Envelope{ID: id, Agent: agent, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter, Issuer: st.Issuer, Kind: wire.KindCommand, Body: body}
+		if err := h.enqueue(ctx, agent, id, env); err != nil {
+			return err
+		}
+	}
+	h.ring(ctx, released)
+	return nil
+}
+
+// enqueue signs env and writes it into the agent's inbox under name (create-only).
+func (h *Hub) enqueue(ctx context.Context, agent, name string, env wire.Envelope) error {
+	se, err := h.Keys.Sign(env)
+	if err != nil {
+		return err
+	}
+	_, err = createJSON(ctx, h.Store, inboxOf(agent)+name+".json", se)
+	return err
+}
+
+func (h *Hub) getCommand(ctx context.Context, in *CommandIDInput) (*CommandOutput, error) {
+	st, err := h.loadStatus(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &CommandOutput{Body: st}, nil
+}
+
+func (h *Hub) loadStatus(ctx context.Context, id string) (*CommandStatus, error) {
+	if !validID(id) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("no command %q", id))
+	}
+	st, err := h.status(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("no command %s", id))
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	return st, nil
+}
+
+func (h *Hub) cancelCommand(ctx context.Context, in *CommandIDInput) (*CommandOutput, error) {
+	st, err := h.loadStatus(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := createJSON(ctx, h.Store, keyCancelled(in.ID), map[string]any{"by": PrincipalFrom(ctx).ID, "at": time.Now().UTC()}); err != nil {
+		return nil, storeError(err)
+	}
+	var notify []string
+	body, _ := json.Marshal(wire.Cancel{CommandID: in.ID})
+	for _, a := range st.Agents {
+		if finalState(a.State) || a.State == "pending" {
+			continue
+		}
+		env := wire.Envelope{ID: in.ID + "-cancel", Agent: a.Agent, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter.Add(time.Duration(st.TimeoutSeconds) * time.Second),
+			Issuer: PrincipalFrom(ctx).ID, Kind: wire.KindCancel, Body: body}
+		if err := h.enqueue(ctx, a.Agent, in.ID+"-cancel", env); err != nil {
+			return nil, storeError(err)
+		}
+		notify = append(notify, a.Agent)
+	}
+	h.ring(ctx, notify)
+	h.Log.Info("command cancelled", "command", in.ID, "by", PrincipalFrom(ctx).ID, "agents", len(notify))
+	st, err = h.loadStatus(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &CommandOutput{Body: st}, nil
+}
+
+// OutputInput asks for an agent's output of a command from a chunk on.
+type OutputInput struct {
+	ID    string `path:"id"`
+	Agent string `path:"agent"`
+	From  int    `query:"from" minimum:"0" doc:"First chunk to return."`
+	Max   int    `query:"max" minimum:"0" maximum:"64" doc:"At most this many chunks (default 16)."`
+}
+
+// OutputOutput is raw output bytes; headers say where to continue and whether more will come.
+type OutputOutput struct {
+	ContentType string `header:"Content-Type"`
+	NextChunk   int    `header:"X-Pulse-Next-Chunk" doc:"Ask from this chunk next."`
+	Complete    bool   `header:"X-Pulse-Complete" doc:"True when the result is stored and every chunk has been returned."`
+	State       string `header:"X-Pulse-State"`
+	Body        []byte
+}
+
+func (h *Hub) getOutput(ctx context.Context, in *OutputInput) (*OutputOutput, error) {
+	st, err := h.loadStatus(ctx, in.ID)
+	if err != nil {
+		return nil, err
+	}
+	var as *AgentState
+	for i := range st.Agents {
+		if st.Agents[i].Agent == in.Agent || st.Agents[i].Name == in.Agent {
+			as = &st.Agents[i]
+		}
+	}
+	if as == nil {
+		return nil, huma.Error404NotFound(fmt.Sprintf("agent %q is not a target of command %s", in.Agent, in.ID))
+	}
+	max := in.Max
+	if max == 0 {
+		max = 16
+	}
+	out := &OutputOutput{ContentType: "application/octet-stream", NextChunk: in.From, State: as.State}
+	for seq := in.From; seq < in.From+max; seq++ {
+		b, _, err := store.ReadAll(ctx, h.Store, keyChunk(in.ID, as.Agent, seq))
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, storeError(err)
+		}
+		out.Body = append(out.Body, b...)
+		out.NextChunk = seq + 1
+	}
+	if as.Result != nil && out.NextChunk >= as.Result.OutputChunks {
+		out.Complete = true
+	} else if finalState(as.State) && as.Result == nil {
+		out.Complete = true // expired or never released: no output will come
+	}
+	return out, nil
+}
+
+var errNotTarget = errors.New("not a target")
+
+// checkTarget refuses uploads about a command the agent was never asked to run.
+func (h *Hub) checkTarget(ctx context.Context, cmdID, agent string) (*CommandRecord, error) {
+	if !validID(cmdID) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("no command %q", cmdID))
+	}
+	rec, err := h.command(ctx, cmdID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("no command %s", cmdID))
+	}
+	if err != nil {
+		return nil, storeError(err)
+	}
+	for _, t := range rec.Targets {
+		if t == agent {
+			return rec, nil
+		}
+	}
+	return nil, huma.NewError(http.StatusForbidden, fmt.Sprintf("agent %s is not a target of command %s", agent, cmdID), errNotTarget)
+}
