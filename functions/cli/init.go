@@ -65,6 +65,14 @@ API token, printed once. Running it again changes nothing and never replaces the
 		return err
 	default:
 		res.Initialized = true
+	}
+	// The bootstrap token is made once per store: when no operator token exists yet.
+	hasTokens, err := hub.HasAPITokens(ctx, st)
+	if err != nil {
+		return err
+	}
+	if !hasTokens {
+		res.Initialized = true
 		if res.AdminToken, err = hub.CreateAPIToken(ctx, st, "admin", []string{"admin"}, 0); err != nil {
 			return err
 		}
@@ -78,7 +86,9 @@ API token, printed once. Running it again changes nothing and never replaces the
 		fmt.Fprintf(env.Stdout, "already initialised: kept signing key %s (%s); nothing changed\n", res.KeyID, res.KeyFile)
 		return nil
 	}
-	fmt.Fprintf(env.Stdout, "initialised store %s\nsigning key %s written to %s (keep it safe; it never goes into the bucket)\n\n", res.Store, res.KeyID, res.KeyFile)
-	fmt.Fprintf(env.Stdout, "admin token (shown once):\n\n  export PULSE_TOKEN=%s\n", res.AdminToken)
+	fmt.Fprintf(env.Stdout, "initialised store %s\nsigning key %s in %s (keep it safe; it never goes into the bucket)\n", res.Store, res.KeyID, res.KeyFile)
+	if res.AdminToken != "" {
+		fmt.Fprintf(env.Stdout, "\nadmin token (shown once):\n\n  export PULSE_TOKEN=%s\n", res.AdminToken)
+	}
 	return nil
 }

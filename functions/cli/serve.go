@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	iofs "io/fs"
+	"os"
 	"fmt"
 	"log/slog"
 	"net"
@@ -74,6 +76,12 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 		return usageError{err}
 	}
 	keys, err := hubkey.Load(*keyFile)
+	if errors.Is(err, iofs.ErrNotExist) && os.Getenv(hubkey.EnvVar) == "" {
+		// First start without `pulse init`: make the key here, so the embedded default just works.
+		if keys, err = hubkey.Create(*keyFile); err == nil {
+			log.Warn("created the hub's signing key; keep this file safe, it never goes into the bucket", "file", *keyFile, "key", keys.CurrentID())
+		}
+	}
 	if err != nil {
 		return usageError{err}
 	}

@@ -62,6 +62,15 @@ func CreateAPIToken(ctx context.Context, s store.Store, name string, groups []st
 	return secret, nil
 }
 
+// HasAPITokens reports whether any operator token was ever created in the store.
+func HasAPITokens(ctx context.Context, s store.Store) (bool, error) {
+	page, err := s.List(ctx, prefixTokens, "", 1)
+	if err != nil {
+		return false, err
+	}
+	return len(page.Objects) > 0, nil
+}
+
 type ctxKey int
 
 const (

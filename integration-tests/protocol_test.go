@@ -1,0 +1,271 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/integration-tests/s3server"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
+)
+
+// initStore runs `pulse init --json` for a fresh prefix of the shared MinIO bucket and returns the store
+// URL and the admin token.
+func initStore(t *testing.T, dir string) (storeURL, token string) {
+	t.Helper()
+	storeURL = minio.URL(bucket, "t"+strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
+	cmd := exec.Command(pulseBin, "init", "--json", "--store", storeURL)
+	cmd.Dir = dir
+	cmd.Env = append(cmd.Environ(), s3server.Env()...)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pulse init: %v\n%s", err, out)
+	}
+	var res struct {
+		AdminToken string `json:"adminToken"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil || res.AdminToken == "" {
+		t.Fatalf("pulse init --json printed %s (%v)", out, err)
+	}
+	return storeURL, res.AdminToken
+}
+
+// op calls the operator API and decodes the answer; it returns the status code.
+func op(t *testing.T, h *hubProc, token, method, path string, in, out any) int {
+	t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, h.url+path, body)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		json.Unmarshal(b, out)
+	}
+	if resp.StatusCode >= 300 && out == nil {
+		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode
+}
+
+type commandStatus struct {
+	ID     string         `json:"id"`
+	Done   bool           `json:"done"`
+	Counts map[string]int `json:"counts"`
+	Agents []struct {
+		Agent  string `json:"agent"`
+		State  string `json:"state"`
+		Reason string `json:"reason"`
+	} `json:"agents"`
+	Detail string `json:"detail"`
+}
+
+func (c commandStatus) states() map[string]string {
+	m := map[string]string{}
+	for _, a := range c.Agents {
+		m[a.Agent] = a.State
+	}
+	return m
+}
+
+// serveLoop answers every command the agent receives with fn until ctx ends.
+func serveLoop(ctx context.Context, t *testing.T, a *simagent.Agent, fn func(w simagent.Work) (wire.Status, []byte)) {
+	var ack []string
+	for ctx.Err() == nil {
+		works, _, err := a.Poll(ctx, ack)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.Errorf("agent %s poll: %v", a.Name, err)
+			}
+			return
+		}
+		ack = nil
+		for _, w := range works {
+			ack = append(ack, w.InboxKey)
+			if w.Envelope.Kind != wire.KindCommand {
+				continue
+			}
+			st, out := fn(w)
+			if err := a.Complete(ctx, w, st, 0, out); err != nil && ctx.Err() == nil {
+				t.Errorf("agent %s complete: %v", a.Name, err)
+			}
+		}
+	}
+}
+
+func waitDone(t *testing.T, h *hubProc, token, id string) commandStatus {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var st commandStatus
+		if code := op(t, h, token, "GET", "/v1/commands/"+id, nil, &st); code != 200 {
+			t.Fatalf("get command: %d %s", code, st.Detail)
+		}
+		if st.Done {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("command %s not done: %+v", id, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestProtocolWithSimulatedAgents drives the hub through the real agent protocol against MinIO:
+// enrollment with a limited token, signed polls, commands with validation, selectors, waves, output and
+// results, and refusal of unsigned or misdirected requests.
+func TestProtocolWithSimulatedAgents(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, token := initStore(t, dir)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "2s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if code := op(t, h, token, "POST", "/v1/enroll-tokens", map[string]any{"uses": 3, "labels": map[string]string{"env": "prod"}}, &tok); code != 201 {
+		t.Fatalf("create enroll token: %d", code)
+	}
+	var agents []*simagent.Agent
+	for i := range 3 {
+		a, err := simagent.Enroll(ctx, h.url, tok.Token, fmt.Sprintf("web-%d", i), nil)
+		if err != nil {
+			t.Fatalf("enroll %d: %v", i, err)
+		}
+		if a.Labels["env"] != "prod" {
+			t.Fatalf("agent labels %v", a.Labels)
+		}
+		agents = append(agents, a)
+	}
+	var herr *simagent.HTTPError
+	if _, err := simagent.Enroll(ctx, h.url, tok.Token, "web-extra", nil); !errors.As(err, &herr) || herr.Status != 403 || !strings.Contains(herr.Body, "used up") {
+		t.Fatalf("fourth enrollment: %v, want 403 used up", err)
+	}
+	// A second token with other labels, for the selector.
+	op(t, h, token, "POST", "/v1/enroll-tokens", map[string]any{"labels": map[string]string{"env": "staging"}}, &tok)
+	staging, err := simagent.Enroll(ctx, h.url, tok.Token, "db-0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agents = append(agents, staging)
+	for _, a := range agents {
+		if err := a.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list struct {
+		Agents []struct {
+			ID     string `json:"id"`
+			Online bool   `json:"online"`
+		} `json:"agents"`
+	}
+	op(t, h, token, "GET", "/v1/agents", nil, &list)
+	if len(list.Agents) != 4 || !list.Agents[0].Online {
+		t.Fatalf("agents: %+v", list.Agents)
+	}
+
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Go(func() {
+			serveLoop(ctx, t, a, func(w simagent.Work) (wire.Status, []byte) {
+				return wire.StatusSucceeded, []byte(a.Name + ": " + w.Command.Name + " " + w.Command.Params["text"] + "\n")
+			})
+		})
+	}
+
+	// All four, then only the staging one by selector.
+	var st commandStatus
+	if code := op(t, h, token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"all"}}, &st); code != 202 {
+		t.Fatalf("create command: %d %s", code, st.Detail)
+	}
+	if done := waitDone(t, h, token, st.ID); done.Counts["succeeded"] != 4 {
+		t.Fatalf("all: %+v", done.Counts)
+	}
+	op(t, h, token, "POST", "/v1/commands", map[string]any{"command": "echo", "params": map[string]string{"text": "hi"}, "targets": []string{"env=staging"}}, &st)
+	done := waitDone(t, h, token, st.ID)
+	if len(done.Agents) != 1 || done.Agents[0].Agent != staging.ID || done.Agents[0].State != "succeeded" {
+		t.Fatalf("selector env=staging reached %+v", done.Agents)
+	}
+	resp, _ := http.NewRequest("GET", h.url+"/v1/commands/"+st.ID+"/output/db-0", nil)
+	resp.Header.Set("Authorization", "Bearer "+token)
+	r, err := http.DefaultClient.Do(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if string(out) != "db-0: echo hi\n" || r.Header.Get("X-Pulse-Complete") != "true" {
+		t.Fatalf("output %q complete=%s", out, r.Header.Get("X-Pulse-Complete"))
+	}
+
+	// Refused before anything is enqueued.
+	for _, c := range []struct {
+		body map[string]any
+		want string
+	}{
+		{map[string]any{"command": "rm_rf", "targets": []string{"all"}}, `no command "rm_rf"`},
+		{map[string]any{"command": "echo", "params": map[string]string{"text": "HI; reboot"}, "targets": []string{"all"}}, "does not match"},
+		{map[string]any{"command": "echo", "params": map[string]string{"user": "root"}, "targets": []string{"all"}}, `no parameter "user"`},
+		{map[string]any{"command": "host_uptime", "targets": []string{"env=nowhere"}}, "matches no agent"},
+	} {
+		var p struct {
+			Detail string `json:"detail"`
+		}
+		if code := op(t, h, token, "POST", "/v1/commands", c.body, &p); code != 422 || !strings.Contains(p.Detail, c.want) {
+			t.Errorf("%v: %d %q, want 422 containing %q", c.body, code, p.Detail, c.want)
+		}
+	}
+
+	// Waves: with maxConcurrency 1 the hub never has two agents in flight at once.
+	op(t, h, token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"env=prod"}, "maxConcurrency": 1}, &st)
+	if inflight := countInflight(st); inflight > 1 {
+		t.Fatalf("first wave released %d agents", inflight)
+	}
+	if done := waitDone(t, h, token, st.ID); done.Counts["succeeded"] != 3 {
+		t.Fatalf("waves: %+v", done.Counts)
+	}
+
+	// Requests the hub must refuse: unsigned, and signed by one agent for another.
+	a0, a1 := agents[0], agents[1]
+	req, _ := http.NewRequest("POST", h.url+"/v1/agents/"+a0.ID+"/heartbeat", strings.NewReader(`{}`))
+	r, _ = http.DefaultClient.Do(req)
+	if r.StatusCode != 401 {
+		t.Errorf("unsigned heartbeat: %d", r.StatusCode)
+	}
+	r.Body.Close()
+	err = a1.Signed(ctx, "POST", "/v1/agents/"+a0.ID+"/heartbeat", wire.Heartbeat{}, nil)
+	if !errors.As(err, &herr) || herr.Status != 403 {
+		t.Errorf("heartbeat for another agent: %v, want 403", err)
+	}
+	cancel()
+	wg.Wait()
+}
+
+func countInflight(st commandStatus) int {
+	n := 0
+	for _, a := range st.Agents {
+		if a.State != "pending" {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,171 @@
+// Package simagent speaks the real agent protocol (RFC 9421-signed requests, signed envelopes) from
+// inside a test process, so hub tests and benchmarks can drive hundreds of agents without hundreds of
+// processes. It verifies what the hub sends exactly as the agent does, with agent/wire, but runs no
+// commands: the caller decides what each agent answers. The real agent is tested end to end elsewhere.
+package simagent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/pulsehq/pulse/agent/httpsig"
+	"github.com/pulsehq/pulse/agent/wire"
+)
+
+// Agent is one simulated agent.
+type Agent struct {
+	ID      string
+	Name    string
+	Hub     string
+	Key     ed25519.PrivateKey
+	HubKeys []wire.HubKey
+	Labels  map[string]string
+	signer  *httpsig.Signer
+	HTTP    *http.Client
+}
+
+// Catalog is the catalog simulated agents advertise unless told otherwise.
+var Catalog = []wire.CommandSpec{
+	{Name: "host_uptime", Group: "host", Description: "uptime"},
+	{Name: "echo", Group: "exec", Params: []wire.ParamSpec{{Name: "text", MaxBytes: 64, Pattern: `[a-z ]*`}}},
+}
+
+// Enroll makes a key and enrolls with token.
+func Enroll(ctx context.Context, hub, token, name string, catalog []wire.CommandSpec) (*Agent, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if catalog == nil {
+		catalog = Catalog
+	}
+	a := &Agent{Hub: hub, Name: name, Key: priv, HTTP: &http.Client{Timeout: 2 * time.Minute}}
+	var resp wire.EnrollResponse
+	req := wire.EnrollRequest{Token: token, PublicKey: pub, Hostname: name, Version: "sim", Catalog: catalog}
+	if err := a.do(ctx, "POST", "/v1/enroll", req, &resp, false); err != nil {
+		return nil, err
+	}
+	a.ID, a.HubKeys, a.Labels = resp.AgentID, resp.HubKeys, resp.Labels
+	a.signer, err = httpsig.NewSigner(priv, a.ID, nil)
+	return a, err
+}
+
+// HTTPError is a non-2xx answer.
+type HTTPError struct {
+	Status int
+	Body   string
+}
+
+func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
+
+// Do sends a request signed by this agent (or unsigned), decoding a JSON answer into out.
+func (a *Agent) do(ctx context.Context, method, path string, in, out any, sign bool) error {
+	var body []byte
+	var ct string
+	switch v := in.(type) {
+	case nil:
+	case []byte:
+		body, ct = v, "application/octet-stream"
+	default:
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		body, ct = b, "application/json"
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.Hub+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	if sign {
+		if err := a.signer.Sign(req); err != nil {
+			return err
+		}
+	}
+	resp, err := a.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return &HTTPError{Status: resp.StatusCode, Body: string(b)}
+	}
+	if out != nil && len(b) > 0 {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// Signed sends a signed request on this agent's behalf.
+func (a *Agent) Signed(ctx context.Context, method, path string, in, out any) error {
+	return a.do(ctx, method, path, in, out, true)
+}
+
+// Heartbeat reports the agent alive.
+func (a *Agent) Heartbeat(ctx context.Context) error {
+	return a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/heartbeat", wire.Heartbeat{Version: "sim", Time: time.Now()}, nil)
+}
+
+// Work is a verified envelope with its inbox key.
+type Work struct {
+	InboxKey string
+	Envelope wire.Envelope
+	Command  wire.Command
+}
+
+// Poll polls once, acknowledging ack, and verifies every envelope as the real agent does.
+func (a *Agent) Poll(ctx context.Context, ack []string) ([]Work, wire.PollResponse, error) {
+	var resp wire.PollResponse
+	if err := a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/poll", wire.PollRequest{Ack: ack}, &resp); err != nil {
+		return nil, resp, err
+	}
+	var out []Work
+	for _, se := range resp.Envelopes {
+		env, err := se.Verify(a.HubKeys)
+		if err != nil {
+			return nil, resp, fmt.Errorf("envelope %s: %w", se.InboxKey, err)
+		}
+		if err := env.Check(a.ID, time.Now(), time.Minute); err != nil {
+			return nil, resp, fmt.Errorf("envelope %s: %w", se.InboxKey, err)
+		}
+		w := Work{InboxKey: se.InboxKey, Envelope: env}
+		if env.Kind == wire.KindCommand {
+			if err := json.Unmarshal(env.Body, &w.Command); err != nil {
+				return nil, resp, err
+			}
+		}
+		out = append(out, w)
+	}
+	return out, resp, nil
+}
+
+// Complete uploads output (in chunks of at most wire.MaxChunkBytes) and a result.
+func (a *Agent) Complete(ctx context.Context, w Work, status wire.Status, exit int, output []byte) error {
+	cmd := w.Command.CommandID
+	if err := a.Signed(ctx, "POST", fmt.Sprintf("/v1/agents/%s/commands/%s/running", a.ID, cmd), wire.Running{EnvelopeID: w.Envelope.ID, At: time.Now()}, nil); err != nil {
+		return err
+	}
+	chunks := 0
+	for off := 0; off < len(output); off += wire.MaxChunkBytes {
+		end := min(off+wire.MaxChunkBytes, len(output))
+		if err := a.Signed(ctx, "PUT", fmt.Sprintf("/v1/agents/%s/commands/%s/output/%d", a.ID, cmd, chunks), output[off:end], nil); err != nil {
+			return err
+		}
+		chunks++
+	}
+	now := time.Now()
+	res := wire.Result{CommandID: cmd, EnvelopeID: w.Envelope.ID, Status: status, ExitCode: &exit, StartedAt: now, FinishedAt: now,
+		OutputBytes: int64(len(output)), OutputChunks: chunks}
+	return a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/results", res, nil)
+}
