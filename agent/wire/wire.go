@@ -305,8 +305,55 @@ type PollResponse struct {
 	HoldSeconds int `json:"holdSeconds"`
 	// NextPollMillis is how long to wait before polling again (0: at once).
 	NextPollMillis int `json:"nextPollMillis"`
-	// HubKeys is the current set of hub keys, so rotation reaches agents without re-enrollment.
+	// HubKeys is the current set of hub keys, so rotation reaches agents without re-enrollment. The
+	// agent adopts it only through VerifyKeySet: the poll answer itself is not signed.
 	HubKeys []HubKey `json:"hubKeys,omitempty"`
+	// HubKeySignatures endorse HubKeys, one signature per hub key, so an agent that trusts any of them
+	// can adopt the set.
+	HubKeySignatures []KeySignature `json:"hubKeySignatures,omitempty"`
+}
+
+// KeySignature is one hub key's signature over a key set.
+type KeySignature struct {
+	KeyID     string `json:"keyId"`
+	Signature []byte `json:"signature"`
+}
+
+const keySetContext = "pulse-keyset-v1\n"
+
+func keySetBytes(keys []HubKey) []byte {
+	b, _ := json.Marshal(keys)
+	return append([]byte(keySetContext), b...)
+}
+
+// SignKeySet endorses keys with each private key the hub holds.
+func SignKeySet(keys []HubKey, privs ...ed25519.PrivateKey) []KeySignature {
+	msg := keySetBytes(keys)
+	out := make([]KeySignature, 0, len(privs))
+	for _, p := range privs {
+		out = append(out, KeySignature{KeyID: KeyIDFor(p.Public().(ed25519.PublicKey)), Signature: ed25519.Sign(p, msg)})
+	}
+	return out
+}
+
+// ErrKeySetNotEndorsed: a new key set carried no signature by a key the agent trusts.
+var ErrKeySetNotEndorsed = errors.New("hub key set is not signed by a trusted key")
+
+// VerifyKeySet returns keys if a key in trusted signed them; an agent uses it to follow a rotation
+// without trusting an unauthenticated poll answer.
+func VerifyKeySet(trusted, keys []HubKey, sigs []KeySignature) ([]HubKey, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrKeySetNotEndorsed)
+	}
+	msg := keySetBytes(keys)
+	for _, sig := range sigs {
+		for _, k := range trusted {
+			if k.KeyID == sig.KeyID && len(k.PublicKey) == ed25519.PublicKeySize && ed25519.Verify(k.PublicKey, msg, sig.Signature) {
+				return keys, nil
+			}
+		}
+	}
+	return nil, ErrKeySetNotEndorsed
 }
 
 // Heartbeat is small and frequent; it refreshes what the hub shows about the agent.

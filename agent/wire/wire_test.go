@@ -106,3 +106,22 @@ func TestSpecChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestKeySet(t *testing.T) {
+	oldPub, oldPriv, _ := ed25519.GenerateKey(rand.Reader)
+	newPub, newPriv, _ := ed25519.GenerateKey(rand.Reader)
+	_, evilPriv, _ := ed25519.GenerateKey(rand.Reader)
+	trusted := []HubKey{{KeyID: KeyIDFor(oldPub), PublicKey: oldPub}}
+	set := []HubKey{{KeyID: KeyIDFor(newPub), PublicKey: newPub}, trusted[0]}
+	if got, err := VerifyKeySet(trusted, set, SignKeySet(set, newPriv, oldPriv)); err != nil || len(got) != 2 {
+		t.Fatalf("rotation endorsed by the old key refused: %v", err)
+	}
+	if _, err := VerifyKeySet(trusted, set, SignKeySet(set, newPriv, evilPriv)); !errors.Is(err, ErrKeySetNotEndorsed) {
+		t.Fatalf("set signed only by untrusted keys: %v", err)
+	}
+	sigs := SignKeySet(set, oldPriv)
+	tampered := []HubKey{set[0]}
+	if _, err := VerifyKeySet(trusted, tampered, sigs); !errors.Is(err, ErrKeySetNotEndorsed) {
+		t.Fatalf("tampered set accepted: %v", err)
+	}
+}

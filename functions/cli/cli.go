@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"command":      {"show a command and its state on every agent", runCommand},
 		"output":       {"print an agent's output of a command (--follow to watch)", runOutput},
 		"cancel":       {"cancel what has not finished of a command", runCancel},
+		"key":          {"show or rotate the hub's signing key", runKey},
 		"openapi":      {"print or write the OpenAPI documents of the API", runOpenAPI},
 		"version":      {"print the version", runVersion},
 	}

@@ -185,7 +185,7 @@ func (h *Hub) poll(ctx context.Context, in *PollInput) (*PollOutput, error) {
 	}
 	hold := h.pollHold()
 	deadline := time.Now().Add(hold)
-	resp := wire.PollResponse{Envelopes: []wire.SignedEnvelope{}, HoldSeconds: int(hold / time.Second), HubKeys: h.Keys.Public()}
+	resp := wire.PollResponse{Envelopes: []wire.SignedEnvelope{}, HoldSeconds: int(hold / time.Second), HubKeys: h.Keys.Public(), HubKeySignatures: h.Keys.KeySetSignatures()}
 	for {
 		// Register before listing, so an enqueue between the two still wakes us.
 		woken, stop := h.notify.wait(agent)

@@ -56,6 +56,16 @@ func (k *Keys) Public() []wire.HubKey {
 	return out
 }
 
+// KeySetSignatures endorses Public() with every private key held, so agents trusting either key adopt
+// the set (see wire.VerifyKeySet).
+func (k *Keys) KeySetSignatures() []wire.KeySignature {
+	privs := []ed25519.PrivateKey{k.Current}
+	if k.Previous != nil {
+		privs = append(privs, k.Previous)
+	}
+	return wire.SignKeySet(k.Public(), privs...)
+}
+
 func pub(priv ed25519.PrivateKey) wire.HubKey {
 	p := priv.Public().(ed25519.PublicKey)
 	return wire.HubKey{KeyID: wire.KeyIDFor(p), PublicKey: p}
