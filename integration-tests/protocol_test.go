@@ -269,3 +269,42 @@ func countInflight(st commandStatus) int {
 	}
 	return n
 }
+
+// TestSecondHubWakesPoll: an agent's poll held by one hub instance receives work enqueued through
+// another instance on the same bucket (the bell feed), within the same held poll.
+func TestSecondHubWakesPoll(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, token := initStore(t, dir)
+	hubA := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "25s")
+	hubB := startHub(t, dir, s3server.Env(), "--store", storeURL)
+	ctx := context.Background()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	op(t, hubB, token, "POST", "/v1/enroll-tokens", map[string]any{}, &tok)
+	a, err := simagent.Enroll(ctx, hubA.url, tok.Token, "edge-0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type polled struct {
+		works []simagent.Work
+		took  time.Duration
+		err   error
+	}
+	got := make(chan polled, 1)
+	go func() {
+		start := time.Now()
+		w, _, err := a.Poll(ctx, nil)
+		got <- polled{w, time.Since(start), err}
+	}()
+	time.Sleep(500 * time.Millisecond) // let the poll settle into its hold on hub A
+	var st commandStatus
+	if code := op(t, hubB, token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"edge-0"}}, &st); code != 202 {
+		t.Fatalf("create on hub B: %d", code)
+	}
+	p := <-got
+	if p.err != nil || len(p.works) != 1 || p.works[0].Command.CommandID != st.ID {
+		t.Fatalf("poll on hub A returned %+v after %s (err %v); want the command sent through hub B within the same hold", p.works, p.took, p.err)
+	}
+	t.Logf("poll on hub A woke %s after the command was sent to hub B", p.took-500*time.Millisecond)
+}
