@@ -186,7 +186,7 @@ func (h *Hub) createEnrollToken(ctx context.Context, in *EnrollTokenInput) (*Enr
 	now := time.Now().UTC()
 	tok := EnrollToken{Labels: in.Body.Labels, Uses: uses, ExpiresAt: now.Add(ttl), CreatedAt: now, CreatedBy: PrincipalFrom(ctx).ID}
 	if _, err := createJSON(ctx, h.Store, prefixEnrollTokens+HashSecret(secret)+".json", tok); err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	out := &EnrollTokenOutput{}
 	out.Body.Token, out.Body.Uses, out.Body.ExpiresAt, out.Body.Labels = secret, uses, tok.ExpiresAt, tok.Labels
@@ -224,7 +224,7 @@ func (h *Hub) enroll(ctx context.Context, in *EnrollInput) (*EnrollOutput, error
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, huma.Error403Forbidden("unknown enrollment token")
 		}
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	if time.Now().After(tok.ExpiresAt) {
 		return nil, huma.Error403Forbidden(fmt.Sprintf("enrollment token expired at %s; create a new one with `pulse enroll-token create`", tok.ExpiresAt.Format(time.RFC3339)))
@@ -240,14 +240,14 @@ func (h *Hub) enroll(ctx context.Context, in *EnrollInput) (*EnrollOutput, error
 		}
 		return resp(existing), nil
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	// Claim one use: slots use-1..use-N are create-only, so concurrent enrollments cannot share one.
 	claimed := false
 	for n := 1; n <= tok.Uses && !claimed; n++ {
 		created, err := createJSON(ctx, h.Store, fmt.Sprintf("%s%s/use-%06d.json", prefixEnrollTokens, hash, n), map[string]any{"agent": id, "at": time.Now().UTC()})
 		if err != nil {
-			return nil, storeError(err)
+			return nil, h.storeError(ctx, err)
 		}
 		claimed = created
 	}
@@ -259,7 +259,7 @@ func (h *Hub) enroll(ctx context.Context, in *EnrollInput) (*EnrollOutput, error
 		Catalog: req.Catalog, Integrations: req.Integrations, EnrolledAt: time.Now().UTC(), TokenHash: hash,
 	}
 	if _, err := createJSON(ctx, h.Store, keyAgent(id), ident); err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	h.Log.Info("agent enrolled", "agent", id, "name", ident.Name, "labels", ident.Labels)
 	return resp(ident), nil
@@ -281,7 +281,7 @@ func (h *Hub) recordHeartbeat(ctx context.Context, in *HeartbeatInput) (*struct{
 	}
 	rec := HeartbeatRecord{Heartbeat: in.Body, ReceivedAt: time.Now().UTC()}
 	if err := putJSON(ctx, h.Store, keyHeartbeat(in.ID), rec); err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	return nil, nil
 }
@@ -345,7 +345,7 @@ func (h *Hub) offlineAfter() time.Duration {
 func (h *Hub) listAgents(ctx context.Context, in *ListAgentsInput) (*ListAgentsOutput, error) {
 	agents, err := h.resolveAll(ctx)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	if in.Selector != "" {
 		agents, err = selectTargets(agents, strings.Split(in.Selector, ";"))
@@ -440,9 +440,12 @@ func matchTarget(a *AgentIdentity, expr string) bool {
 }
 
 // storeError turns a store failure into a 503 that says the store is the problem.
-func storeError(err error) error {
-	if errors.Is(err, context.Canceled) {
+// Only a request whose own context ended gets 499; a store call that failed for any other reason,
+// cancellation inside a library included, is the store's problem and is logged with its cause.
+func (h *Hub) storeError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
 		return huma.NewError(499, "request cancelled")
 	}
+	h.Log.Error("store operation failed", "err", err)
 	return huma.NewError(http.StatusServiceUnavailable, "store unavailable, try again: "+err.Error())
 }

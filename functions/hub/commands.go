@@ -87,7 +87,7 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 	b := in.Body
 	all, err := h.resolveAll(ctx)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	targets, err := selectTargets(all, b.Targets)
 	if err != nil {
@@ -133,7 +133,7 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 		rec.Targets = append(rec.Targets, t.ident.ID)
 	}
 	if _, err := createJSON(ctx, h.Store, keyCommand(rec.ID), rec); err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	h.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer)
 	if err := h.advance(ctx, rec.ID); err != nil {
@@ -142,7 +142,7 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 	}
 	st, err := h.status(ctx, rec.ID)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	return &CommandOutput{Body: st}, nil
 }
@@ -354,7 +354,7 @@ func (h *Hub) loadStatus(ctx context.Context, id string) (*CommandStatus, error)
 		return nil, huma.Error404NotFound(fmt.Sprintf("no command %s", id))
 	}
 	if err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	return st, nil
 }
@@ -365,7 +365,7 @@ func (h *Hub) cancelCommand(ctx context.Context, in *CommandIDInput) (*CommandOu
 		return nil, err
 	}
 	if _, err := createJSON(ctx, h.Store, keyCancelled(in.ID), map[string]any{"by": PrincipalFrom(ctx).ID, "at": time.Now().UTC()}); err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	var notify []string
 	body, _ := json.Marshal(wire.Cancel{CommandID: in.ID})
@@ -376,7 +376,7 @@ func (h *Hub) cancelCommand(ctx context.Context, in *CommandIDInput) (*CommandOu
 		env := wire.Envelope{ID: in.ID + "-cancel", Agent: a.Agent, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter.Add(time.Duration(st.TimeoutSeconds) * time.Second),
 			Issuer: PrincipalFrom(ctx).ID, Kind: wire.KindCancel, Body: body}
 		if err := h.enqueue(ctx, a.Agent, in.ID+"-cancel", env); err != nil {
-			return nil, storeError(err)
+			return nil, h.storeError(ctx, err)
 		}
 		notify = append(notify, a.Agent)
 	}
@@ -431,7 +431,7 @@ func (h *Hub) getOutput(ctx context.Context, in *OutputInput) (*OutputOutput, er
 			break
 		}
 		if err != nil {
-			return nil, storeError(err)
+			return nil, h.storeError(ctx, err)
 		}
 		out.Body = append(out.Body, b...)
 		out.NextChunk = seq + 1
@@ -456,7 +456,7 @@ func (h *Hub) checkTarget(ctx context.Context, cmdID, agent string) (*CommandRec
 		return nil, huma.Error404NotFound(fmt.Sprintf("no command %s", cmdID))
 	}
 	if err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	for _, t := range rec.Targets {
 		if t == agent {

@@ -180,7 +180,7 @@ func (h *Hub) poll(ctx context.Context, in *PollInput) (*PollOutput, error) {
 			return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("ack %q is not an inbox key", name))
 		}
 		if err := h.Store.Delete(ctx, inboxOf(agent)+name); err != nil {
-			return nil, storeError(err)
+			return nil, h.storeError(ctx, err)
 		}
 	}
 	hold := h.pollHold()
@@ -192,7 +192,7 @@ func (h *Hub) poll(ctx context.Context, in *PollInput) (*PollOutput, error) {
 		envs, err := h.readInbox(ctx, agent)
 		if err != nil {
 			stop()
-			return nil, storeError(err)
+			return nil, h.storeError(ctx, err)
 		}
 		left := time.Until(deadline)
 		if len(envs) > 0 || left <= 0 {

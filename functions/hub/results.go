@@ -33,7 +33,7 @@ func (h *Hub) postResult(ctx context.Context, in *ResultInput) (*struct{}, error
 	}
 	created, err := createJSON(ctx, h.Store, keyResult(res.CommandID, in.ID), res)
 	if err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	if created {
 		h.Log.Info("result", "command", res.CommandID, "agent", in.ID, "status", res.Status, "exit", res.ExitCode)
@@ -41,7 +41,7 @@ func (h *Hub) postResult(ctx context.Context, in *ResultInput) (*struct{}, error
 	// Advance even for a repeated upload: the first attempt may have stored the result and died before
 	// releasing the next wave.
 	if err := h.advance(ctx, res.CommandID); err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	return nil, nil
 }
@@ -58,7 +58,7 @@ func (h *Hub) postRunning(ctx context.Context, in *RunningInput) (*struct{}, err
 		return nil, err
 	}
 	if _, err := createJSON(ctx, h.Store, keyMarker(in.Command, in.ID, "running"), in.Body); err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	return nil, nil
 }
@@ -80,7 +80,7 @@ func (h *Hub) putChunk(ctx context.Context, in *ChunkInput) (*struct{}, error) {
 	}
 	_, err := store.PutBytes(ctx, h.Store, keyChunk(in.Command, in.ID, in.Seq), in.RawBody, store.PutOptions{CreateOnly: true, ContentType: "application/octet-stream"})
 	if err != nil && !errors.Is(err, store.ErrExists) {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	return nil, nil
 }
@@ -105,7 +105,7 @@ func (h *Hub) postRejection(ctx context.Context, in *RejectionInput) (*struct{},
 	rec := RejectionRecord{Rejection: in.Body, Agent: in.ID, ReceivedAt: time.Now().UTC()}
 	key := prefixRejections + in.ID + "/" + uuid.Must(uuid.NewV7()).String() + ".json"
 	if _, err := createJSON(ctx, h.Store, key, rec); err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	h.Log.Warn("agent rejected an envelope", "agent", in.ID, "inbox_key", in.Body.EnvelopeKey, "reason", in.Body.Reason)
 	return nil, nil
@@ -138,7 +138,7 @@ func (h *Hub) listRejections(ctx context.Context, in *AgentIDInput) (*Rejections
 		return nil
 	})
 	if err != nil {
-		return nil, storeError(err)
+		return nil, h.storeError(ctx, err)
 	}
 	return out, nil
 }

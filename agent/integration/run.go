@@ -1,0 +1,285 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pulsehq/pulse/agent/wire"
+)
+
+// RunResult is how one command ended, in the terms the agent reports to the hub.
+type RunResult struct {
+	Status wire.Status
+	// ExitCode is set when a subprocess exited on its own (0 on success).
+	ExitCode *int
+	// Reason says why the command did not succeed, or notes something the operator should know.
+	Reason string
+	// StartedAt is zero when nothing ran (rejected, or cancelled before start).
+	StartedAt, FinishedAt time.Time
+}
+
+// DefaultTimeout bounds a command when neither the request nor its spec sets a timeout, so no command
+// runs forever by omission.
+const DefaultTimeout = 300 * time.Second
+
+// killGrace is how long a stopped command gets between SIGTERM and SIGKILL, and how long Run waits for
+// output still held open. A variable so tests can shorten it.
+var killGrace = 3 * time.Second
+
+// errTimeout is the cause of a run's context when the command's own timeout fired, which tells a
+// timeout apart from the caller cancelling.
+var errTimeout = errors.New("command timed out")
+
+// errOutputClosed is what a job that outlived its Run gets when it writes.
+var errOutputClosed = errors.New("command output closed: Run has returned")
+
+// minimalEnvKeys are copied from the agent's environment into every subprocess; nothing else is, so
+// credentials the agent holds in its environment never reach operator commands.
+var minimalEnvKeys = []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR"}
+
+const fallbackPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Run runs one command of the catalog, streaming its output to out. It validates the name and the
+// parameters again even though the hub already did (the agent trusts no one's validation but its own),
+// and nothing runs unless both pass. The timeout is cmd.TimeoutSeconds, else the spec's default, else
+// DefaultTimeout. Run always returns: a stopped subprocess's whole process group gets SIGTERM, then
+// SIGKILL after a grace period, and output that something keeps open is abandoned after that grace.
+// Once Run returns, nothing more is written to out.
+func (s *Set) Run(ctx context.Context, cmd wire.Command, out io.Writer) RunResult {
+	c, ok := s.commands[cmd.Name]
+	if !ok {
+		return s.finish(cmd, RunResult{Status: wire.StatusRejected, Reason: fmt.Sprintf("unknown command %q: not in this agent's catalog", cmd.Name)})
+	}
+	if err := c.spec.ValidateParams(cmd.Params); err != nil {
+		return s.finish(cmd, RunResult{Status: wire.StatusRejected, Reason: err.Error()})
+	}
+	if cmd.TimeoutSeconds < 0 {
+		return s.finish(cmd, RunResult{Status: wire.StatusRejected, Reason: fmt.Sprintf("negative timeout %ds", cmd.TimeoutSeconds)})
+	}
+	timeout := DefaultTimeout
+	switch {
+	case cmd.TimeoutSeconds > 0:
+		timeout = time.Duration(cmd.TimeoutSeconds) * time.Second
+	case c.spec.DefaultTimeoutSeconds > 0:
+		timeout = time.Duration(c.spec.DefaultTimeoutSeconds) * time.Second
+	}
+	if ctx.Err() != nil {
+		return s.finish(cmd, RunResult{Status: wire.StatusCancelled, Reason: "cancelled before it started"})
+	}
+	if out == nil {
+		out = io.Discard
+	}
+
+	w := &runOutput{w: out}
+	runCtx, cancel := context.WithTimeoutCause(ctx, timeout, errTimeout)
+	defer cancel()
+	params := maps.Clone(cmd.Params)
+	if params == nil {
+		params = map[string]string{}
+	}
+
+	started := time.Now()
+	var res RunResult
+	if c.job != nil {
+		res = runJob(runCtx, timeout, c.job, params, w)
+	} else {
+		res = runSubprocess(runCtx, timeout, c.sub, params, w)
+	}
+	if written, lost := w.close(); lost != nil {
+		res.Reason = joinReason(res.Reason, fmt.Sprintf("output lost after %d bytes: %v", written, lost))
+	}
+	res.StartedAt = started
+	return s.finish(cmd, res)
+}
+
+func (s *Set) finish(cmd wire.Command, res RunResult) RunResult {
+	res.FinishedAt = time.Now()
+	if s.log == nil { // a Set not made by Load
+		return res
+	}
+	attrs := []any{"command", cmd.Name, "commandId", cmd.CommandID, "status", res.Status}
+	if res.ExitCode != nil {
+		attrs = append(attrs, "exitCode", *res.ExitCode)
+	}
+	if res.Reason != "" {
+		attrs = append(attrs, "reason", res.Reason)
+	}
+	if !res.StartedAt.IsZero() {
+		attrs = append(attrs, "duration", res.FinishedAt.Sub(res.StartedAt).Round(time.Millisecond))
+	}
+	s.log.Info("command finished", attrs...)
+	return res
+}
+
+// stopped reports a command the runner stopped, telling its own timeout apart from the caller.
+func stopped(ctx context.Context, timeout time.Duration) RunResult {
+	if errors.Is(context.Cause(ctx), errTimeout) {
+		return RunResult{Status: wire.StatusTimedOut, Reason: fmt.Sprintf("timed out after %s", timeout)}
+	}
+	return RunResult{Status: wire.StatusCancelled, Reason: "cancelled"}
+}
+
+func runJob(ctx context.Context, timeout time.Duration, fn JobFunc, params map[string]string, w io.Writer) RunResult {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("job panicked: %v", r)
+			}
+		}()
+		done <- fn(ctx, params, w)
+	}()
+	select {
+	case err := <-done:
+		switch {
+		case err == nil:
+			return RunResult{Status: wire.StatusSucceeded}
+		case ctx.Err() != nil:
+			return stopped(ctx, timeout)
+		default:
+			return RunResult{Status: wire.StatusFailed, Reason: err.Error()}
+		}
+	case <-ctx.Done():
+		t := time.NewTimer(killGrace)
+		defer t.Stop()
+		res := stopped(ctx, timeout)
+		select {
+		case <-done:
+		case <-t.C:
+			// A goroutine cannot be killed; its output is closed so it can no longer reach the caller.
+			res.Reason = joinReason(res.Reason, fmt.Sprintf("the job did not stop within %s and was abandoned", killGrace))
+		}
+		return res
+	}
+}
+
+func runSubprocess(ctx context.Context, timeout time.Duration, sp *subprocess, params map[string]string, w io.Writer) RunResult {
+	c := exec.CommandContext(ctx, sp.binary, sp.argv(params)...)
+	c.Env = commandEnv(sp.env)
+	c.Dir = sp.dir
+	c.Stdout = w // the same writer for both, so exec copies them through one pipe in order
+	c.Stderr = w
+	setProcessGroup(c)
+
+	var stopAt atomic.Int64 // unix nanos of SIGTERM; 0 while not stopped
+	c.Cancel = func() error {
+		stopAt.Store(time.Now().UnixNano())
+		return terminateGroup(c.Process)
+	}
+	// After a stop (or after the command exits), wait at most this long for the output to close; then
+	// exec kills the command and closes the pipes itself, so Run returns even if a grandchild that left
+	// the group keeps them open.
+	c.WaitDelay = killGrace
+
+	if err := c.Start(); err != nil {
+		if ctx.Err() != nil {
+			return stopped(ctx, timeout)
+		}
+		return RunResult{Status: wire.StatusFailed, Reason: fmt.Sprintf("start %s: %v", sp.binary, err)}
+	}
+	pgid := c.Process.Pid
+	err := c.Wait()
+
+	if t := stopAt.Load(); t != 0 {
+		// The leader is gone; members of its group that ignored SIGTERM get SIGKILL once the grace
+		// period is over.
+		deadline := time.Unix(0, t).Add(killGrace)
+		for groupAlive(pgid) && time.Now().Before(deadline) {
+			time.Sleep(25 * time.Millisecond)
+		}
+		killGroup(pgid)
+		return stopped(ctx, timeout)
+	}
+
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return exited(0)
+	case errors.As(err, &exitErr):
+		if code := exitErr.ExitCode(); code >= 0 {
+			r := exited(code)
+			r.Status, r.Reason = wire.StatusFailed, fmt.Sprintf("exit status %d", code)
+			return r
+		}
+		return RunResult{Status: wire.StatusFailed, Reason: "terminated: " + exitErr.ProcessState.String()}
+	case errors.Is(err, exec.ErrWaitDelay):
+		r := exited(0)
+		r.Reason = fmt.Sprintf("exited 0, but processes it started kept its output open; stopped reading after %s", killGrace)
+		return r
+	default:
+		return RunResult{Status: wire.StatusFailed, Reason: fmt.Sprintf("run %s: %v", sp.binary, err)}
+	}
+}
+
+func exited(code int) RunResult {
+	return RunResult{Status: wire.StatusSucceeded, ExitCode: &code}
+}
+
+func commandEnv(extra []string) []string {
+	env := make([]string, 0, len(minimalEnvKeys)+len(extra))
+	for _, k := range minimalEnvKeys {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		} else if k == "PATH" {
+			env = append(env, "PATH="+fallbackPath)
+		}
+	}
+	return append(env, extra...) // exec keeps the last value of a duplicate key
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// runOutput serialises writes to the caller's writer, splits them into pieces of at most
+// wire.MaxChunkBytes (the largest chunk the agent uploads), and refuses writes once Run has returned.
+// A failing writer does not fail the command: the command's effect on the host happened regardless, so
+// the rest of its output is discarded and the loss is reported in the result's reason.
+type runOutput struct {
+	mu      sync.Mutex
+	w       io.Writer
+	closed  bool
+	lost    error
+	written int64
+}
+
+func (o *runOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return 0, errOutputClosed
+	}
+	n := len(p)
+	for len(p) > 0 && o.lost == nil {
+		chunk := p[:min(len(p), wire.MaxChunkBytes)]
+		m, err := o.w.Write(chunk)
+		o.written += int64(m)
+		if err == nil && m < len(chunk) {
+			err = io.ErrShortWrite
+		}
+		if err != nil {
+			o.lost = err
+		}
+		p = p[len(chunk):]
+	}
+	return n, nil
+}
+
+// close refuses further writes and reports how much reached the caller and why the rest did not.
+func (o *runOutput) close() (written int64, lost error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.closed = true
+	return o.written, o.lost
+}

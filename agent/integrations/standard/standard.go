@@ -1,0 +1,9 @@
+// Package standard is the manifest of the integrations built into the agent. Importing it registers
+// them; adding an integration to the agent is one line here, and the kernel never changes for it.
+// Test-only integrations never belong here.
+package standard
+
+import (
+	_ "github.com/pulsehq/pulse/agent/integrations/exec" // operator-defined commands from the agent's TOML
+	_ "github.com/pulsehq/pulse/agent/integrations/host" // host facts and basic metrics
+)

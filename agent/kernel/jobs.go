@@ -1,0 +1,301 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/pulsehq/pulse/agent/state"
+	"github.com/pulsehq/pulse/agent/wire"
+)
+
+// job is a command running on this agent.
+type job struct {
+	commandID  string
+	envelopeID string
+	cancel     context.CancelCauseFunc
+}
+
+// rememberCancel is how long a cancel for a command that has not arrived yet is kept: the command's
+// envelope may be behind the cancel in the inbox listing.
+const rememberCancel = time.Hour
+
+func commandPath(commandID, rest string) string {
+	return "commands/" + url.PathEscape(commandID) + "/" + rest
+}
+
+// start launches an accepted command. The whitelist and parameters are checked here with the same code
+// the runner uses, so a refused command produces only a "rejected" result and no "running" notice.
+func (a *Agent) start(env wire.Envelope, cmd wire.Command) error {
+	log := a.log.With("envelope", env.ID, "commandId", cmd.CommandID, "command", cmd.Name)
+	rejected := func(reason string) error {
+		log.Warn("command rejected", "reason", reason)
+		return a.putResult(wire.Result{CommandID: cmd.CommandID, EnvelopeID: env.ID, Status: wire.StatusRejected,
+			Reason: reason, FinishedAt: time.Now().UTC()})
+	}
+	var spec *wire.CommandSpec
+	for _, s := range a.set.Catalog() {
+		if s.Name == cmd.Name {
+			spec = &s
+			break
+		}
+	}
+	if spec == nil {
+		return rejected(fmt.Sprintf("unknown command %q: not in this agent's catalog", cmd.Name))
+	}
+	if err := spec.ValidateParams(cmd.Params); err != nil {
+		return rejected(err.Error())
+	}
+	if cmd.TimeoutSeconds < 0 {
+		return rejected(fmt.Sprintf("negative timeout %ds", cmd.TimeoutSeconds))
+	}
+
+	a.jobsMu.Lock()
+	if _, running := a.jobs[cmd.CommandID]; running {
+		a.jobsMu.Unlock()
+		reason := fmt.Sprintf("command %s is already running on this agent", cmd.CommandID)
+		log.Warn("envelope refused", "reason", reason)
+		return a.reject(wire.Rejection{EnvelopeID: env.ID, CommandID: cmd.CommandID, Reason: reason})
+	}
+	if _, ok := a.cancelled[cmd.CommandID]; ok {
+		delete(a.cancelled, cmd.CommandID)
+		a.jobsMu.Unlock()
+		log.Info("command cancelled before it started")
+		return a.putResult(wire.Result{CommandID: cmd.CommandID, EnvelopeID: env.ID, Status: wire.StatusCancelled,
+			Reason: "cancelled before it started", FinishedAt: time.Now().UTC()})
+	}
+	ctx, cancel := context.WithCancelCause(a.jobsCtx)
+	j := &job{commandID: cmd.CommandID, envelopeID: env.ID, cancel: cancel}
+	a.jobs[cmd.CommandID] = j
+	a.jobsWG.Add(1)
+	a.jobsMu.Unlock()
+
+	started := time.Now().UTC()
+	marker := state.Job{CommandID: cmd.CommandID, EnvelopeID: env.ID, StartedAt: started}
+	err := a.st.SaveJob(marker)
+	if err == nil {
+		err = a.enqueueJSON("running", cmd.CommandID, commandPath(cmd.CommandID, "running"), wire.Running{EnvelopeID: env.ID, At: started})
+	}
+	if err != nil {
+		a.forget(j)
+		cancel(nil)
+		a.jobsWG.Done()
+		return fmt.Errorf("start command %s: %w", cmd.CommandID, err)
+	}
+	log.Info("command started", "issuer", env.Issuer)
+	go a.runJob(ctx, j, cmd, marker, log)
+	return nil
+}
+
+func (a *Agent) forget(j *job) {
+	a.jobsMu.Lock()
+	if a.jobs[j.commandID] == j {
+		delete(a.jobs, j.commandID)
+	}
+	a.jobsMu.Unlock()
+}
+
+// runJob runs the command, then queues its result. The job marker is removed only once the result is in
+// the outbox; if that fails, the next start reports the command as failed.
+func (a *Agent) runJob(ctx context.Context, j *job, cmd wire.Command, marker state.Job, log *slog.Logger) {
+	defer a.jobsWG.Done()
+	defer a.forget(j)
+	defer j.cancel(nil)
+
+	out := newChunker(a, marker, a.cfg.OutputFlush)
+	res := a.set.Run(ctx, cmd, out)
+	marker, outErr := out.close()
+
+	reason := res.Reason
+	if res.Status == wire.StatusCancelled {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			reason = cause.Error()
+		}
+	}
+	if outErr != nil {
+		reason = joinReason(reason, "output could not be stored: "+outErr.Error())
+	}
+	started := res.StartedAt
+	if started.IsZero() {
+		started = marker.StartedAt
+	}
+	r := wire.Result{
+		CommandID: cmd.CommandID, EnvelopeID: j.envelopeID, Status: res.Status, ExitCode: res.ExitCode,
+		Reason: reason, StartedAt: started.UTC(), FinishedAt: res.FinishedAt.UTC(),
+		OutputBytes: marker.OutputBytes, OutputChunks: marker.OutputChunks,
+	}
+	if r.FinishedAt.IsZero() {
+		r.FinishedAt = time.Now().UTC()
+	}
+	if err := a.putResult(r); err != nil {
+		log.Error("the result could not be stored; the next start reports the command as failed", "err", err)
+		return
+	}
+	if err := a.st.EndJob(cmd.CommandID); err != nil {
+		log.Error("removing the job marker", "err", err)
+	}
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// cancel stops a running command with the issuer as the reason. A cancel for a command that has not
+// arrived yet is remembered, so the command ends cancelled without running when it does.
+func (a *Agent) cancel(env wire.Envelope, c wire.Cancel) {
+	by := env.Issuer
+	if by == "" {
+		by = "the hub"
+	}
+	a.jobsMu.Lock()
+	j, ok := a.jobs[c.CommandID]
+	if !ok {
+		a.cancelled[c.CommandID] = time.Now().Add(rememberCancel)
+	}
+	a.jobsMu.Unlock()
+	if !ok {
+		a.log.Info("cancel for a command that is not running (finished, or not arrived yet)", "commandId", c.CommandID, "by", by)
+		return
+	}
+	a.log.Info("cancelling command", "commandId", c.CommandID, "by", by)
+	j.cancel(fmt.Errorf("cancelled by %s", by))
+}
+
+// recoverJobs reports commands that a previous run started and never finished (crash, kill -9, power
+// loss) as failed, so every command still ends in exactly one state.
+func (a *Agent) recoverJobs() {
+	jobs, err := a.st.Jobs()
+	if err != nil {
+		a.log.Error("reading unfinished commands", "err", err)
+		return
+	}
+	for _, j := range jobs {
+		r := wire.Result{
+			CommandID: j.CommandID, EnvelopeID: j.EnvelopeID, Status: wire.StatusFailed,
+			Reason:    "the agent stopped while the command was running (crash, kill or power loss); its output may be incomplete",
+			StartedAt: j.StartedAt, FinishedAt: time.Now().UTC(),
+			OutputBytes: j.OutputBytes, OutputChunks: j.OutputChunks,
+		}
+		if err := a.putResult(r); err != nil {
+			a.log.Error("reporting an unfinished command", "commandId", j.CommandID, "err", err)
+			continue
+		}
+		a.st.EndJob(j.CommandID)
+		a.log.Warn("reported a command the previous run did not finish as failed", "commandId", j.CommandID)
+	}
+}
+
+// chunker cuts a command's output into chunks of at most wire.MaxChunkBytes and puts each into the
+// outbox as soon as it is full, or after flushEvery while the command is quiet, so output can be watched
+// live and a command of any output size never holds more than one chunk in memory.
+type chunker struct {
+	a      *Agent
+	every  time.Duration
+	mu     sync.Mutex
+	buf    []byte
+	marker state.Job
+	err    error
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+var errChunkerClosed = errors.New("command output closed")
+
+func newChunker(a *Agent, marker state.Job, every time.Duration) *chunker {
+	c := &chunker{a: a, every: every, marker: marker, stop: make(chan struct{}), done: make(chan struct{})}
+	go c.ticker()
+	return c
+}
+
+func (c *chunker) ticker() {
+	defer close(c.done)
+	t := time.NewTicker(c.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+			c.mu.Lock()
+			if !c.closed && c.err == nil {
+				c.flushLocked()
+			}
+			c.mu.Unlock()
+		}
+	}
+}
+
+// Write buffers p, flushing full chunks to the outbox. A full disk fails the write; the runner then
+// discards the rest of the output and says so in the result.
+func (c *chunker) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, errChunkerClosed
+	}
+	if c.err != nil {
+		return 0, c.err
+	}
+	written := 0
+	for len(p) > 0 {
+		k := min(wire.MaxChunkBytes-len(c.buf), len(p))
+		c.buf = append(c.buf, p[:k]...)
+		p = p[k:]
+		written += k
+		if len(c.buf) >= wire.MaxChunkBytes {
+			if err := c.flushLocked(); err != nil {
+				return written, err
+			}
+		}
+	}
+	return written, nil
+}
+
+func (c *chunker) flushLocked() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	seq := c.marker.OutputChunks
+	err := c.a.enqueue(state.Item{
+		Kind: "output", CommandID: c.marker.CommandID, Method: http.MethodPut,
+		Path:        commandPath(c.marker.CommandID, "output/"+strconv.Itoa(seq)),
+		ContentType: "application/octet-stream", Body: c.buf,
+	})
+	if err != nil {
+		c.err = err
+		return err
+	}
+	c.marker.OutputChunks++
+	c.marker.OutputBytes += int64(len(c.buf))
+	c.buf = c.buf[:0]
+	// The marker lets a result written after a crash say how many chunks exist; losing this update
+	// only makes that count short, so it is logged, not fatal.
+	if err := c.a.st.SaveJob(c.marker); err != nil {
+		c.a.log.Warn("updating the job marker", "commandId", c.marker.CommandID, "err", err)
+	}
+	return nil
+}
+
+// close flushes what is left and returns the final counts and the first storage error, if any.
+func (c *chunker) close() (state.Job, error) {
+	close(c.stop)
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.flushLocked()
+	}
+	c.closed = true
+	c.buf = nil
+	return c.marker, c.err
+}
