@@ -15,14 +15,12 @@ all: build
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/pulse
+build: ## build bin/pulse and bin/pulse-agent
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/pulse ./functions/cmd/pulse
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/pulse-agent ./agent/cmd/pulse-agent
 
-run: build ## run the hub on the embedded local store at http://127.0.0.1:8080 (Ctrl-C stops it)
-	@mkdir -p $(RUN_DIR)
-	@echo "pulse: hub on http://127.0.0.1:8080 (API docs at /docs), state in $(RUN_DIR)/pulse-data"
-	@echo "pulse: try  curl -s http://127.0.0.1:8080/readyz"
-	cd $(RUN_DIR) && ../$(BIN)/pulse serve
+run: build ## run a hub on the embedded local store and one local agent (state in .run/; Ctrl-C stops both)
+	RUN_DIR=$(RUN_DIR) bash infra/local/run.sh
 
 tools: ## build and cache the pinned S3 servers the tests use (MinIO, versitygw)
 	@bash $(TOOLS) all >/dev/null

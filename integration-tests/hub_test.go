@@ -25,6 +25,7 @@ import (
 
 var (
 	pulseBin string
+	agentBin string
 	minio    *s3server.Server
 )
 
@@ -40,11 +41,15 @@ func run(m *testing.M) int {
 	}
 	defer os.RemoveAll(tmp)
 	pulseBin = filepath.Join(tmp, "pulse")
-	build := exec.Command("go", "build", "-o", pulseBin, "github.com/pulsehq/pulse/functions/cmd/pulse")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pulse:", err)
-		return 1
+	agentBin = filepath.Join(tmp, "pulse-agent")
+	for bin, pkg := range map[string]string{pulseBin: "./functions/cmd/pulse", agentBin: "./agent/cmd/pulse-agent"} {
+		build := exec.Command("go", "build", "-o", bin, pkg)
+		build.Dir = ".."
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg+":", err)
+			return 1
+		}
 	}
 	ctx := context.Background()
 	minio, err = s3server.Start(ctx, s3server.MinIO, s3server.Options{Dir: filepath.Join(tmp, "minio")})
@@ -83,7 +88,12 @@ func freeAddr(t *testing.T) string {
 // through PULSE_ADDR (so args can stay empty), and waits until /healthz answers.
 func startHub(t *testing.T, dir string, env []string, args ...string) *hubProc {
 	t.Helper()
-	addr := freeAddr(t)
+	return startHubAt(t, dir, freeAddr(t), env, args...)
+}
+
+// startHubAt is startHub on a given address, to restart a hub where its agents expect it.
+func startHubAt(t *testing.T, dir, addr string, env []string, args ...string) *hubProc {
+	t.Helper()
 	cmd := exec.Command(pulseBin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), "PULSE_ADDR="+addr, "PULSE_LOG_LEVEL=debug"), env...)

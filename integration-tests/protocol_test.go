@@ -308,3 +308,28 @@ func TestSecondHubWakesPoll(t *testing.T) {
 	}
 	t.Logf("poll on hub A woke %s after the command was sent to hub B", p.took-500*time.Millisecond)
 }
+
+// TestLongHoldKeepsConnectionUsable: a poll held longer than huma's 5s body-read deadline must not
+// poison the keep-alive connection for the requests that follow it (they came back 499 before the fix).
+func TestLongHoldKeepsConnectionUsable(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, token := initStore(t, dir)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "6s")
+	ctx := context.Background()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	op(t, h, token, "POST", "/v1/enroll-tokens", map[string]any{}, &tok)
+	a, err := simagent.Enroll(ctx, h.url, tok.Token, "holder", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if works, _, err := a.Poll(ctx, nil); err != nil || len(works) != 0 {
+		t.Fatalf("held poll: %v %v", works, err)
+	}
+	for i := range 3 {
+		if err := a.Heartbeat(ctx); err != nil {
+			t.Fatalf("request %d after a long hold: %v", i, err)
+		}
+	}
+}

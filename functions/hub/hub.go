@@ -86,6 +86,7 @@ func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		r = r.WithContext(context.WithValue(r.Context(), respCtlKey{}, http.NewResponseController(w)))
 		if _, pattern := mux.Handler(r); pattern == "" {
 			unmatched(sw, r, mux)
 		} else {
@@ -124,6 +125,22 @@ func writeProblem(w http.ResponseWriter, status int, detail, instance string) {
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(&huma.ErrorModel{
 		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Instance: instance,
+	})
+}
+
+type respCtlKey struct{}
+
+// register is huma.Register with one fix applied to every handler: huma bounds the body read with a read
+// deadline (5s) and leaves it in place, so a handler that runs longer (a held poll, a slow store) lets
+// net/http's background read hit the deadline, which cancels the connection's context and with it every
+// later request on that keep-alive connection. Each handler starts by clearing the deadline; the body
+// has been read by then.
+func register[I, O any](api huma.API, op huma.Operation, fn func(context.Context, *I) (*O, error)) {
+	huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+		if rc, ok := ctx.Value(respCtlKey{}).(*http.ResponseController); ok {
+			_ = rc.SetReadDeadline(time.Time{})
+		}
+		return fn(ctx, in)
 	})
 }
 

@@ -146,44 +146,44 @@ func (h *Hub) listRejections(ctx context.Context, in *AgentIDInput) (*Rejections
 func registerAgentAPI(api huma.API, h *Hub) {
 	agentSec := []map[string][]string{{"agentSignature": {}}}
 	auth := huma.Middlewares{h.agentAuth(api)}
-	huma.Register(api, huma.Operation{OperationID: "enroll", Method: http.MethodPost, Path: "/v1/enroll", Tags: []string{"Agent protocol"},
+	register(api, huma.Operation{OperationID: "enroll", Method: http.MethodPost, Path: "/v1/enroll", Tags: []string{"Agent protocol"},
 		Summary: "Enroll an agent", Description: "An agent without an identity presents an enrollment token and its public key. Retrying with the same key is harmless.",
 		Errors: []int{403, 409, 422}}, h.enroll)
-	huma.Register(api, huma.Operation{OperationID: "agent-poll", Method: http.MethodPost, Path: "/v1/agents/{id}/poll", Tags: []string{"Agent protocol"},
+	register(api, huma.Operation{OperationID: "agent-poll", Method: http.MethodPost, Path: "/v1/agents/{id}/poll", Tags: []string{"Agent protocol"},
 		Summary: "Long-poll for work", Description: "Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.",
 		Security: agentSec, Middlewares: auth, Errors: []int{401, 403}}, h.poll)
-	huma.Register(api, huma.Operation{OperationID: "agent-heartbeat", Method: http.MethodPost, Path: "/v1/agents/{id}/heartbeat", Tags: []string{"Agent protocol"},
+	register(api, huma.Operation{OperationID: "agent-heartbeat", Method: http.MethodPost, Path: "/v1/agents/{id}/heartbeat", Tags: []string{"Agent protocol"},
 		Summary: "Heartbeat", DefaultStatus: http.StatusNoContent, Security: agentSec, Middlewares: auth, Errors: []int{401, 403}}, h.recordHeartbeat)
-	huma.Register(api, huma.Operation{OperationID: "agent-running", Method: http.MethodPost, Path: "/v1/agents/{id}/commands/{cmd}/running", Tags: []string{"Agent protocol"},
+	register(api, huma.Operation{OperationID: "agent-running", Method: http.MethodPost, Path: "/v1/agents/{id}/commands/{cmd}/running", Tags: []string{"Agent protocol"},
 		Summary: "Report a command started", DefaultStatus: http.StatusNoContent, Security: agentSec, Middlewares: auth, Errors: []int{401, 403, 404}}, h.postRunning)
-	huma.Register(api, huma.Operation{OperationID: "agent-output", Method: http.MethodPut, Path: "/v1/agents/{id}/commands/{cmd}/output/{seq}", Tags: []string{"Agent protocol"},
+	register(api, huma.Operation{OperationID: "agent-output", Method: http.MethodPut, Path: "/v1/agents/{id}/commands/{cmd}/output/{seq}", Tags: []string{"Agent protocol"},
 		Summary: "Upload an output chunk", Description: "Chunks are numbered from 0 and written once; uploading one again is harmless.",
 		DefaultStatus: http.StatusNoContent, MaxBodyBytes: wire.MaxChunkBytes + 1, Security: agentSec, Middlewares: auth, Errors: []int{401, 403, 404, 413}}, h.putChunk)
-	huma.Register(api, huma.Operation{OperationID: "agent-result", Method: http.MethodPost, Path: "/v1/agents/{id}/results", Tags: []string{"Agent protocol"},
+	register(api, huma.Operation{OperationID: "agent-result", Method: http.MethodPost, Path: "/v1/agents/{id}/results", Tags: []string{"Agent protocol"},
 		Summary: "Upload a final result", Description: "Stored once per command and agent; uploading it again is harmless.",
 		DefaultStatus: http.StatusNoContent, Security: agentSec, Middlewares: auth, Errors: []int{401, 403, 404, 422}}, h.postResult)
-	huma.Register(api, huma.Operation{OperationID: "agent-rejection", Method: http.MethodPost, Path: "/v1/agents/{id}/rejections", Tags: []string{"Agent protocol"},
+	register(api, huma.Operation{OperationID: "agent-rejection", Method: http.MethodPost, Path: "/v1/agents/{id}/rejections", Tags: []string{"Agent protocol"},
 		Summary: "Report a refused envelope", DefaultStatus: http.StatusNoContent, Security: agentSec, Middlewares: auth, Errors: []int{401, 403, 422}}, h.postRejection)
 }
 
 func registerOperatorAPI(api huma.API, h *Hub) {
 	sec := []map[string][]string{{"bearer": {}}}
 	auth := huma.Middlewares{h.operatorAuth(api)}
-	huma.Register(api, huma.Operation{OperationID: "create-enroll-token", Method: http.MethodPost, Path: "/v1/enroll-tokens", Tags: []string{"Agents"},
+	register(api, huma.Operation{OperationID: "create-enroll-token", Method: http.MethodPost, Path: "/v1/enroll-tokens", Tags: []string{"Agents"},
 		Summary: "Create an enrollment token", DefaultStatus: http.StatusCreated, Security: sec, Middlewares: auth, Errors: []int{401, 422}}, h.createEnrollToken)
-	huma.Register(api, huma.Operation{OperationID: "list-agents", Method: http.MethodGet, Path: "/v1/agents", Tags: []string{"Agents"},
+	register(api, huma.Operation{OperationID: "list-agents", Method: http.MethodGet, Path: "/v1/agents", Tags: []string{"Agents"},
 		Summary: "List agents", Description: "Agents with labels, online state, last heartbeat, version and soft-disabled integrations.",
 		Security: sec, Middlewares: auth, Errors: []int{401, 422}}, h.listAgents)
-	huma.Register(api, huma.Operation{OperationID: "list-agent-rejections", Method: http.MethodGet, Path: "/v1/agents/{id}/rejections", Tags: []string{"Agents"},
+	register(api, huma.Operation{OperationID: "list-agent-rejections", Method: http.MethodGet, Path: "/v1/agents/{id}/rejections", Tags: []string{"Agents"},
 		Summary: "Envelopes an agent refused", Security: sec, Middlewares: auth, Errors: []int{401, 404}}, h.listRejections)
-	huma.Register(api, huma.Operation{OperationID: "create-command", Method: http.MethodPost, Path: "/v1/commands", Tags: []string{"Commands"},
+	register(api, huma.Operation{OperationID: "create-command", Method: http.MethodPost, Path: "/v1/commands", Tags: []string{"Commands"},
 		Summary: "Run a command on agents", Description: "Checks the command and parameters against every target's catalog (nothing is enqueued if one fails), records it and releases it in waves of maxConcurrency.",
 		DefaultStatus: http.StatusAccepted, Security: sec, Middlewares: auth, Errors: []int{401, 422}}, h.createCommand)
-	huma.Register(api, huma.Operation{OperationID: "get-command", Method: http.MethodGet, Path: "/v1/commands/{id}", Tags: []string{"Commands"},
+	register(api, huma.Operation{OperationID: "get-command", Method: http.MethodGet, Path: "/v1/commands/{id}", Tags: []string{"Commands"},
 		Summary: "A command and its state on every target", Security: sec, Middlewares: auth, Errors: []int{401, 404}}, h.getCommand)
-	huma.Register(api, huma.Operation{OperationID: "cancel-command", Method: http.MethodPost, Path: "/v1/commands/{id}/cancel", Tags: []string{"Commands"},
+	register(api, huma.Operation{OperationID: "cancel-command", Method: http.MethodPost, Path: "/v1/commands/{id}/cancel", Tags: []string{"Commands"},
 		Summary: "Cancel what has not finished", Security: sec, Middlewares: auth, Errors: []int{401, 404}}, h.cancelCommand)
-	huma.Register(api, huma.Operation{OperationID: "get-command-output", Method: http.MethodGet, Path: "/v1/commands/{id}/output/{agent}", Tags: []string{"Commands"},
+	register(api, huma.Operation{OperationID: "get-command-output", Method: http.MethodGet, Path: "/v1/commands/{id}/output/{agent}", Tags: []string{"Commands"},
 		Summary: "An agent's output", Description: "Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come.",
 		Security: sec, Middlewares: auth, Errors: []int{401, 404}}, h.getOutput)
 }
