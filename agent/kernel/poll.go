@@ -157,11 +157,16 @@ func (a *Agent) decide(se wire.SignedEnvelope, log *slog.Logger) error {
 	}
 	if err := env.Check(id.AgentID, time.Now(), a.cfg.ClockSkew); err != nil {
 		log.Warn("envelope refused", "envelope", env.ID, "err", err)
+		// Always reported against the agent; a genuine command also gets its final state, so the
+		// command does not wait forever. (A result for a command the hub does not know is parked.)
+		if rerr := a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, EnvelopeID: env.ID, CommandID: cmdID, Reason: err.Error()}); rerr != nil {
+			return rerr
+		}
 		if env.Kind == wire.KindCommand && cmdID != "" {
 			now := time.Now().UTC()
 			return a.putResult(wire.Result{CommandID: cmdID, EnvelopeID: env.ID, Status: wire.StatusRejected, Reason: err.Error(), FinishedAt: now})
 		}
-		return a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, EnvelopeID: env.ID, CommandID: cmdID, Reason: err.Error()})
+		return nil
 	}
 	// From here on the envelope is genuine, ours and current: remember it before acting on it.
 	if err := a.st.Record(env.ID, env.NotAfter); err != nil {
