@@ -243,8 +243,13 @@ func (h *Hub) enroll(ctx context.Context, in *EnrollInput) (*EnrollOutput, error
 		return nil, h.storeError(ctx, err)
 	}
 	// Claim one use: slots use-1..use-N are create-only, so concurrent enrollments cannot share one.
+	// Counting the slots taken first keeps a token of many uses from costing a write per used slot.
+	taken := 0
+	if err := store.Walk(ctx, h.Store, prefixEnrollTokens+hash+"/", "", 0, func(store.ObjectInfo) error { taken++; return nil }); err != nil {
+		return nil, h.storeError(ctx, err)
+	}
 	claimed := false
-	for n := 1; n <= tok.Uses && !claimed; n++ {
+	for n := taken + 1; n <= tok.Uses && !claimed; n++ {
 		created, err := createJSON(ctx, h.Store, fmt.Sprintf("%s%s/use-%06d.json", prefixEnrollTokens, hash, n), map[string]any{"agent": id, "at": time.Now().UTC()})
 		if err != nil {
 			return nil, h.storeError(ctx, err)
