@@ -34,9 +34,11 @@ test: tools vet ## run every test: unit, store conformance on local/MinIO/versit
 test-unit: ## quick tests that need no S3 server
 	$(GO) test -count=1 ./functions/config/... ./functions/store/local/... ./agent/... ./openapi/...
 
-bench: tools ## print store latency figures (p50/p99) on the local backend and a real MinIO
-	PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) \
-		$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/
+bench: tools ## print the figures: store latency, command latency and fan-out, hub and agent footprint
+	export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw); \
+	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ && \
+	$(GO) test -run '^$$' -bench 'EnqueueToEnvelope' -benchtime 200x -count 1 -timeout 30m ./integration-tests/ && \
+	$(GO) test -run '^$$' -bench 'Fanout1000|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent' -benchtime 1x -count 1 -timeout 30m ./integration-tests/
 
 openapi: ## regenerate the committed OpenAPI documents in openapi/
 	$(GO) run ./functions/cmd/pulse openapi --out openapi

@@ -67,14 +67,14 @@ func run(m *testing.M) int {
 
 // hubProc is a running `pulse serve`.
 type hubProc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	url  string
 	logs *syncBuffer
 	done chan error
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -86,13 +86,13 @@ func freeAddr(t *testing.T) string {
 
 // startHub runs `pulse serve args...` in dir with extra environment, listening on a free port given
 // through PULSE_ADDR (so args can stay empty), and waits until /healthz answers.
-func startHub(t *testing.T, dir string, env []string, args ...string) *hubProc {
+func startHub(t testing.TB, dir string, env []string, args ...string) *hubProc {
 	t.Helper()
 	return startHubAt(t, dir, freeAddr(t), env, args...)
 }
 
 // startHubAt is startHub on a given address, to restart a hub where its agents expect it.
-func startHubAt(t *testing.T, dir, addr string, env []string, args ...string) *hubProc {
+func startHubAt(t testing.TB, dir, addr string, env []string, args ...string) *hubProc {
 	t.Helper()
 	cmd := exec.Command(pulseBin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir

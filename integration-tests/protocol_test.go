@@ -41,7 +41,7 @@ func initStore(t *testing.T, dir string) (storeURL, token string) {
 }
 
 // op calls the operator API and decodes the answer; it returns the status code.
-func op(t *testing.T, h *hubProc, token, method, path string, in, out any) int {
+func op(t testing.TB, h *hubProc, token, method, path string, in, out any) int {
 	t.Helper()
 	var body io.Reader
 	if in != nil {
