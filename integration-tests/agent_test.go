@@ -506,6 +506,24 @@ func TestCoreLoopEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("key rotation: agents follow the hub's new key", func(t *testing.T) {
+		rot := exec.Command(pulseBin, "key", "rotate", "--json")
+		rot.Dir = dir
+		if out, err := rot.CombinedOutput(); err != nil {
+			t.Fatalf("pulse key rotate: %v\n%s", err, out)
+		}
+		h.cmd.Process.Signal(syscall.SIGTERM)
+		<-h.done
+		h.done <- nil
+		h = startHubAt(parent, dir, hubAddr, s3server.Env(), hubArgs...)
+		// The first command after the restart is signed with the new key; each agent adopts the
+		// endorsed key set from the poll that carries it, before verifying the envelope.
+		st, errOut, code := runJSON(t, h.url, token, "host_uptime", "--target", "env=prod", "--wait")
+		if code != 0 || st.Counts["succeeded"] != 3 {
+			t.Fatalf("after rotation: exit %d %s %+v", code, errOut, st)
+		}
+	})
+
 	t.Run("restart from the state dir, and soft-disabled parts", func(t *testing.T) {
 		agents[2].stop()
 		broken := agentConfig + "\n[exec.commands.bad_cmd]\nbinary = \"relative/tool\"\n"

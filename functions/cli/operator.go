@@ -207,6 +207,7 @@ With --wait it waits for every target's final state and exits non-zero unless al
 		}
 	} else {
 		printStatus(env.Stdout, final)
+		printOutputs(ctx, c, env.Stdout, final)
 	}
 	if n := final.Counts["succeeded"]; n != len(final.Agents) {
 		return fmt.Errorf("%d of %d agents succeeded", n, len(final.Agents))
@@ -254,7 +255,11 @@ func countsLine(counts map[string]int) string {
 }
 
 func printStatus(w io.Writer, st *hub.CommandStatus) {
-	fmt.Fprintf(w, "command %s: %s %s on %d agent(s), issued by %s at %s\n", st.ID, st.Command, paramString(st.Params), len(st.Targets), st.Issuer, st.CreatedAt.Local().Format(time.RFC3339))
+	what := st.Command
+	if p := paramString(st.Params); p != "" {
+		what += " " + p
+	}
+	fmt.Fprintf(w, "command %s: %s on %d agent(s), issued by %s at %s\n", st.ID, what, len(st.Targets), st.Issuer, st.CreatedAt.Local().Format(time.RFC3339))
 	if st.Cancelled {
 		fmt.Fprintln(w, "cancelled")
 	}
@@ -279,6 +284,33 @@ func printStatus(w io.Writer, st *hub.CommandStatus) {
 
 func paramString(p map[string]string) string {
 	return labelString(p)
+}
+
+// shownOutput is how much of each agent's output `pulse run --wait` prints; `pulse output` has it all.
+const shownOutput = 16 << 10
+
+// printOutputs prints the start of every agent's output under a header, as an operator expects after
+// waiting for a command.
+func printOutputs(ctx context.Context, c *client, w io.Writer, st *hub.CommandStatus) {
+	for _, a := range st.Agents {
+		if a.OutputBytes == 0 {
+			continue
+		}
+		resp, err := c.raw(ctx, "GET", fmt.Sprintf("/v1/commands/%s/output/%s?max=1", url.PathEscape(st.ID), url.PathEscape(a.Agent)), nil)
+		if err != nil {
+			fmt.Fprintf(w, "\n--- %s (%s): output unavailable: %v\n", a.Name, a.Agent, err)
+			continue
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, shownOutput))
+		resp.Body.Close()
+		fmt.Fprintf(w, "\n--- %s (%s) ---\n%s", a.Name, a.Agent, b)
+		if len(b) > 0 && b[len(b)-1] != '\n' {
+			fmt.Fprintln(w)
+		}
+		if a.OutputBytes > int64(len(b)) {
+			fmt.Fprintf(w, "… %d more bytes: pulse output %s --agent %s\n", a.OutputBytes-int64(len(b)), st.ID, a.Agent)
+		}
+	}
 }
 
 func runCommand(ctx context.Context, env *Env, args []string) error {

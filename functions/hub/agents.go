@@ -374,25 +374,40 @@ type target struct {
 
 // resolveAll reads every agent and its heartbeat, sorted by id.
 func (h *Hub) resolveAll(ctx context.Context) ([]target, error) {
+	all, err := h.identitiesOnly(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return all, h.withHeartbeats(ctx, all)
+}
+
+// identitiesOnly lists every agent without reading heartbeats (identities are cached, heartbeats are
+// not), so a command can choose its targets before paying for their heartbeats.
+func (h *Hub) identitiesOnly(ctx context.Context) ([]target, error) {
 	idents, err := h.allIdentities(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]target, len(idents))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
 	for i, a := range idents {
-		g.Go(func() error {
-			hb, err := h.heartbeat(gctx, a.ID)
-			out[i] = target{ident: a, hb: hb}
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+		out[i] = target{ident: a}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ident.ID < out[j].ident.ID })
 	return out, nil
+}
+
+// withHeartbeats fills in the latest heartbeat of each target.
+func (h *Hub) withHeartbeats(ctx context.Context, ts []target) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i := range ts {
+		g.Go(func() error {
+			hb, err := h.heartbeat(gctx, ts[i].ident.ID)
+			ts[i].hb = hb
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // selectTargets applies target expressions (union): "all", an agent id, an agent name, or a label

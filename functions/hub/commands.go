@@ -85,13 +85,16 @@ const defaultTimeout = 300
 
 func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*CommandOutput, error) {
 	b := in.Body
-	all, err := h.resolveAll(ctx)
+	all, err := h.identitiesOnly(ctx)
 	if err != nil {
 		return nil, h.storeError(ctx, err)
 	}
 	targets, err := selectTargets(all, b.Targets)
 	if err != nil {
 		return nil, huma.Error422UnprocessableEntity(err.Error())
+	}
+	if err := h.withHeartbeats(ctx, targets); err != nil {
+		return nil, h.storeError(ctx, err)
 	}
 	// Every target must know the command and accept the parameters, or nothing is enqueued.
 	var problems []string
