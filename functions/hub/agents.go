@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -56,30 +55,13 @@ func AgentIDFor(pub ed25519.PublicKey) string {
 	return "ag-" + hex.EncodeToString(sum[:10])
 }
 
-type identityCache struct {
-	mu sync.RWMutex
-	m  map[string]*AgentIdentity
-}
-
 // identity returns an agent's identity, from memory when it was read before.
 func (h *Hub) identity(ctx context.Context, id string) (*AgentIdentity, error) {
-	h.identities.mu.RLock()
-	a := h.identities.m[id]
-	h.identities.mu.RUnlock()
-	if a != nil {
-		return a, nil
-	}
-	var ident AgentIdentity
-	if _, err := readJSON(ctx, h.Store, keyAgent(id), &ident); err != nil {
+	a, err := h.identities.get(ctx, h.Store, keyAgent(id))
+	if err != nil {
 		return nil, fmt.Errorf("agent %s: %w", id, err)
 	}
-	h.identities.mu.Lock()
-	if h.identities.m == nil {
-		h.identities.m = map[string]*AgentIdentity{}
-	}
-	h.identities.m[id] = &ident
-	h.identities.mu.Unlock()
-	return &ident, nil
+	return a, nil
 }
 
 // allIdentities lists every enrolled agent.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -159,30 +158,8 @@ func findSpec(cat []wire.CommandSpec, name string) (wire.CommandSpec, bool) {
 	return wire.CommandSpec{}, false
 }
 
-// commandCache keeps command records, which never change.
-type commandCache struct {
-	mu sync.RWMutex
-	m  map[string]*CommandRecord
-}
-
 func (h *Hub) command(ctx context.Context, id string) (*CommandRecord, error) {
-	h.commands.mu.RLock()
-	c := h.commands.m[id]
-	h.commands.mu.RUnlock()
-	if c != nil {
-		return c, nil
-	}
-	var rec CommandRecord
-	if _, err := readJSON(ctx, h.Store, keyCommand(id), &rec); err != nil {
-		return nil, err
-	}
-	h.commands.mu.Lock()
-	if h.commands.m == nil {
-		h.commands.m = map[string]*CommandRecord{}
-	}
-	h.commands.m[id] = &rec
-	h.commands.mu.Unlock()
-	return &rec, nil
+	return h.commands.get(ctx, h.Store, keyCommand(id))
 }
 
 // status folds everything stored about a command into its current state.

@@ -40,8 +40,8 @@ type Hub struct {
 
 	verifier   *httpsig.Verifier
 	tokens     tokenCache
-	identities identityCache
-	commands   commandCache
+	identities onceCache[AgentIdentity]
+	commands   onceCache[CommandRecord]
 	notify     notifier
 	draining   chan struct{}
 	drainOnce  sync.Once

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/pulsehq/pulse/functions/store"
 )
@@ -100,4 +101,31 @@ func lastSegment(key string) string {
 		name = name[:i]
 	}
 	return name
+}
+
+// onceCache keeps decoded objects that are written once and never change (identities, command
+// records), so hot paths such as signature checks read each from the store once per process.
+type onceCache[T any] struct {
+	mu sync.RWMutex
+	m  map[string]*T
+}
+
+func (c *onceCache[T]) get(ctx context.Context, s store.Store, key string) (*T, error) {
+	c.mu.RLock()
+	v := c.m[key]
+	c.mu.RUnlock()
+	if v != nil {
+		return v, nil
+	}
+	v = new(T)
+	if _, err := readJSON(ctx, s, key, v); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*T{}
+	}
+	c.m[key] = v
+	c.mu.Unlock()
+	return v, nil
 }
