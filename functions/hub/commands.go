@@ -12,6 +12,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/store"
@@ -142,7 +143,7 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 		// The command is recorded; the next result or a retry of advance releases it.
 		h.Log.Error("release command", "command", rec.ID, "err", err)
 	}
-	st, err := h.status(ctx, rec.ID)
+	st, err := h.status(ctx, rec.ID, false)
 	if err != nil {
 		return nil, h.storeError(ctx, err)
 	}
@@ -162,8 +163,11 @@ func (h *Hub) command(ctx context.Context, id string) (*CommandRecord, error) {
 	return h.commands.get(ctx, h.Store, keyCommand(id))
 }
 
-// status folds everything stored about a command into its current state.
-func (h *Hub) status(ctx context.Context, id string) (*CommandStatus, error) {
+// status folds everything stored about a command into its current state. States come from one listing
+// (markers, including final-<status>, written beside each result); with details it also reads every
+// result for exit codes, reasons and times, concurrently. Wave release needs no details, so a result
+// upload costs a listing, not a read of every other agent's result.
+func (h *Hub) status(ctx context.Context, id string, details bool) (*CommandStatus, error) {
 	rec, err := h.command(ctx, id)
 	if err != nil {
 		return nil, err
@@ -178,6 +182,7 @@ func (h *Hub) status(ctx context.Context, id string) (*CommandStatus, error) {
 		markers map[string]bool
 		chunks  int
 		result  bool
+		final   string // status from the final-<status> marker
 	}
 	byAgent := map[string]*seen{}
 	get := func(a string) *seen {
@@ -196,6 +201,8 @@ func (h *Hub) status(ctx context.Context, id string) (*CommandStatus, error) {
 		}
 		if strings.HasPrefix(tail, "output/") {
 			get(agent).chunks++
+		} else if f, ok := strings.CutPrefix(strings.TrimSuffix(tail, ".json"), "final-"); ok {
+			get(agent).final = f
 		} else {
 			get(agent).markers[strings.TrimSuffix(tail, ".json")] = true
 		}
@@ -206,27 +213,43 @@ func (h *Hub) status(ctx context.Context, id string) (*CommandStatus, error) {
 	}
 	now := time.Now()
 	failures := 0
-	for _, agentID := range rec.Targets {
+	results := make([]*wire.Result, len(rec.Targets))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i, agentID := range rec.Targets {
+		s := get(agentID)
+		if !s.result || (!details && s.final != "") {
+			continue
+		}
+		// Details asked for, or a result stored without its marker (the hub died between the two).
+		g.Go(func() error {
+			var res wire.Result
+			if _, err := readJSON(gctx, h.Store, keyResult(id, agentID), &res); err != nil {
+				return err
+			}
+			results[i] = &res
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, agentID := range rec.Targets {
 		s := get(agentID)
 		as := AgentState{Agent: agentID, State: "pending", Chunks: s.chunks}
 		if ident, err := h.identity(ctx, agentID); err == nil {
 			as.Name = ident.Name
 		}
-		switch {
-		case s.result:
-			var res wire.Result
-			if _, err := readJSON(ctx, h.Store, keyResult(id, agentID), &res); err != nil {
-				return nil, err
-			}
+		switch res := results[i]; {
+		case res != nil:
 			as.State, as.ExitCode, as.Reason = string(res.Status), res.ExitCode, res.Reason
 			as.StartedAt, as.FinishedAt, as.OutputBytes = res.StartedAt, res.FinishedAt, res.OutputBytes
 			if !res.StartedAt.IsZero() {
 				as.DurationMs = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
 			}
-			as.Result = &res
-			if res.Status != wire.StatusSucceeded {
-				failures++
-			}
+			as.Result = res
+		case s.result:
+			as.State = s.final
 		case s.markers["running"]:
 			as.State = "running"
 		case s.markers["delivered"]:
@@ -235,6 +258,9 @@ func (h *Hub) status(ctx context.Context, id string) (*CommandStatus, error) {
 			as.State, as.Reason = "expired", "not delivered before "+rec.NotAfter.Format(time.RFC3339)
 		case s.markers["queued"]:
 			as.State = "queued"
+		}
+		if s.result && as.State != string(wire.StatusSucceeded) {
+			failures++
 		}
 		st.Agents = append(st.Agents, as)
 	}
@@ -268,7 +294,7 @@ func finalState(s string) bool {
 // unless it was cancelled or stopped by maxErrors. Every write is create-only under a key derived from
 // the command and the agent, so two hubs advancing the same command at once release each agent once.
 func (h *Hub) advance(ctx context.Context, id string) error {
-	st, err := h.status(ctx, id)
+	st, err := h.status(ctx, id, false)
 	if err != nil {
 		return err
 	}
@@ -318,18 +344,18 @@ func (h *Hub) enqueue(ctx context.Context, agent, name string, env wire.Envelope
 }
 
 func (h *Hub) getCommand(ctx context.Context, in *CommandIDInput) (*CommandOutput, error) {
-	st, err := h.loadStatus(ctx, in.ID)
+	st, err := h.loadStatus(ctx, in.ID, true)
 	if err != nil {
 		return nil, err
 	}
 	return &CommandOutput{Body: st}, nil
 }
 
-func (h *Hub) loadStatus(ctx context.Context, id string) (*CommandStatus, error) {
+func (h *Hub) loadStatus(ctx context.Context, id string, details bool) (*CommandStatus, error) {
 	if !validID(id) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("no command %q", id))
 	}
-	st, err := h.status(ctx, id)
+	st, err := h.status(ctx, id, details)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, huma.Error404NotFound(fmt.Sprintf("no command %s", id))
 	}
@@ -340,7 +366,7 @@ func (h *Hub) loadStatus(ctx context.Context, id string) (*CommandStatus, error)
 }
 
 func (h *Hub) cancelCommand(ctx context.Context, in *CommandIDInput) (*CommandOutput, error) {
-	st, err := h.loadStatus(ctx, in.ID)
+	st, err := h.loadStatus(ctx, in.ID, false)
 	if err != nil {
 		return nil, err
 	}
@@ -362,7 +388,7 @@ func (h *Hub) cancelCommand(ctx context.Context, in *CommandIDInput) (*CommandOu
 	}
 	h.ring(ctx, notify)
 	h.Log.Info("command cancelled", "command", in.ID, "by", PrincipalFrom(ctx).ID, "agents", len(notify))
-	st, err = h.loadStatus(ctx, in.ID)
+	st, err = h.loadStatus(ctx, in.ID, true)
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +413,7 @@ type OutputOutput struct {
 }
 
 func (h *Hub) getOutput(ctx context.Context, in *OutputInput) (*OutputOutput, error) {
-	st, err := h.loadStatus(ctx, in.ID)
+	st, err := h.loadStatus(ctx, in.ID, false)
 	if err != nil {
 		return nil, err
 	}
@@ -416,10 +442,15 @@ func (h *Hub) getOutput(ctx context.Context, in *OutputInput) (*OutputOutput, er
 		out.Body = append(out.Body, b...)
 		out.NextChunk = seq + 1
 	}
-	if as.Result != nil && out.NextChunk >= as.Result.OutputChunks {
+	var res wire.Result
+	_, err = readJSON(ctx, h.Store, keyResult(in.ID, as.Agent), &res)
+	switch {
+	case err == nil && out.NextChunk >= res.OutputChunks:
 		out.Complete = true
-	} else if finalState(as.State) && as.Result == nil {
+	case errors.Is(err, store.ErrNotFound) && finalState(as.State):
 		out.Complete = true // expired or never released: no output will come
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, h.storeError(ctx, err)
 	}
 	return out, nil
 }

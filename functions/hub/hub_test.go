@@ -23,7 +23,7 @@ func TestSelectTargets(t *testing.T) {
 		{[]string{"all"}, "ag-1,ag-2,ag-3,ag-4", ""},
 		{[]string{"env=prod,role=web"}, "ag-1,ag-2", ""},
 		{[]string{"role=db", "lab"}, "ag-3,ag-4", ""}, // union
-		{[]string{"ag-2", "web-2"}, "ag-2", ""},        // id and name of one agent: once
+		{[]string{"ag-2", "web-2"}, "ag-2", ""},       // id and name of one agent: once
 		{[]string{"env=prod", "role=nope"}, "", `"role=nope" matches no agent`},
 		{[]string{"web"}, "", "matches no agent"},
 		{[]string{" "}, "", "no targets"},

@@ -25,7 +25,8 @@ func (h *Hub) postResult(ctx context.Context, in *ResultInput) (*struct{}, error
 	if !res.Status.Final() {
 		return nil, huma.Error422UnprocessableEntity(fmt.Sprintf("status %q is not a final state", res.Status))
 	}
-	if _, err := h.checkTarget(ctx, res.CommandID, in.ID); err != nil {
+	rec, err := h.checkTarget(ctx, res.CommandID, in.ID)
+	if err != nil {
 		return nil, err
 	}
 	if res.OutputChunks < 0 || res.OutputBytes < 0 {
@@ -38,10 +39,21 @@ func (h *Hub) postResult(ctx context.Context, in *ResultInput) (*struct{}, error
 	if created {
 		h.Log.Info("result", "command", res.CommandID, "agent", in.ID, "status", res.Status, "exit", res.ExitCode)
 	}
-	// Advance even for a repeated upload: the first attempt may have stored the result and died before
-	// releasing the next wave.
-	if err := h.advance(ctx, res.CommandID); err != nil {
+	// The marker lets a listing tell the state without reading the result. Written (and the wave
+	// advanced) on every upload, repeats included: the first attempt may have died in between.
+	stored := res
+	if !created { // a repeat: the marker must name the status that was stored first
+		if _, err := readJSON(ctx, h.Store, keyResult(res.CommandID, in.ID), &stored); err != nil {
+			return nil, h.storeError(ctx, err)
+		}
+	}
+	if _, err := createJSON(ctx, h.Store, keyMarker(res.CommandID, in.ID, "final-"+string(stored.Status)), map[string]any{"at": time.Now().UTC()}); err != nil {
 		return nil, h.storeError(ctx, err)
+	}
+	if rec.MaxConcurrency > 0 && len(rec.Targets) > rec.MaxConcurrency {
+		if err := h.advance(ctx, res.CommandID); err != nil {
+			return nil, h.storeError(ctx, err)
+		}
 	}
 	return nil, nil
 }
