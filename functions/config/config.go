@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -24,6 +25,28 @@ type Hub struct {
 	// ShutdownGrace is how long in-flight requests get to finish on SIGINT/SIGTERM.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
 	Log           Log      `toml:"log"`
+	// Policy is a directory of .rego files that extend or replace the default policy.
+	Policy string `toml:"policy"`
+	Auth   Auth   `toml:"auth"`
+}
+
+// Auth configures the ways operators authenticate besides API tokens.
+type Auth struct {
+	OIDC    OIDC        `toml:"oidc"`
+	Forward ForwardAuth `toml:"forward"`
+}
+
+// OIDC accepts bearer ID/access tokens from one issuer, checked against its JWKS.
+type OIDC struct {
+	Issuer      string `toml:"issuer"`
+	Audience    string `toml:"audience"`
+	GroupsClaim string `toml:"groups_claim"` // default "groups"
+}
+
+// ForwardAuth trusts identity headers (Remote-User, Remote-Groups, Remote-Name, Remote-Email) set by an
+// authenticating proxy such as Authelia — only on requests whose peer address is one of TrustedProxies.
+type ForwardAuth struct {
+	TrustedProxies []string `toml:"trusted_proxies"` // IPs or CIDRs
 }
 
 // Log configures structured logging.
@@ -93,7 +116,7 @@ func describe(err error) string {
 			row, _ := e.Position()
 			keys = append(keys, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
 		}
-		return "unknown key " + strings.Join(keys, ", ") + "; known keys: addr, store, shutdown_grace, [log] level, format"
+		return "unknown key " + strings.Join(keys, ", ") + "; known keys: addr, store, shutdown_grace, policy, [log] level, format, [auth.oidc] issuer, audience, groups_claim, [auth.forward] trusted_proxies"
 	}
 	var derr *toml.DecodeError
 	if errors.As(err, &derr) {
@@ -116,6 +139,14 @@ func (c Hub) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("config: log format %q: want text or json", c.Log.Format)
+	}
+	for _, p := range c.Auth.Forward.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			return fmt.Errorf("config: auth.forward.trusted_proxies: %w", err)
+		}
+	}
+	if (c.Auth.OIDC.Issuer == "") != (c.Auth.OIDC.Audience == "") {
+		return errors.New("config: auth.oidc needs both issuer and audience")
 	}
 	if c.ShutdownGrace.Duration < 0 {
 		return fmt.Errorf("config: shutdown_grace %s is negative", c.ShutdownGrace)
@@ -140,4 +171,20 @@ func (l Log) Logger() *slog.Logger {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// ParsePrefix reads an IP or CIDR ("10.0.0.5", "10.0.0.0/8", "::1").
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP or CIDR", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP or CIDR", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
