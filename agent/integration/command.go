@@ -17,9 +17,18 @@ import (
 // get one is through NewJob or NewSubprocess, which refuse every shape that could not be enforced; Load
 // refuses the zero value.
 type Command struct {
-	spec wire.CommandSpec
-	job  JobFunc
-	sub  *subprocess
+	spec  wire.CommandSpec
+	job   JobFunc
+	sub   *subprocess
+	hatch bool // runs only while the agent's hatch is open
+}
+
+// RequireHatch returns a copy of c that runs only while the agent's hatch is open (see WithHatch). It is
+// for a command that runs opaque code, which no parameter rule can make safe: while the hatch is closed
+// the command stays in the catalog but is rejected with ErrSealed and nothing runs.
+func (c Command) RequireHatch() Command {
+	c.hatch = true
+	return c
 }
 
 // Spec returns the command as the agent advertises it. The copy keeps callers from mutating the

@@ -54,16 +54,10 @@ const fallbackPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 // SIGKILL after a grace period, and output that something keeps open is abandoned after that grace.
 // Once Run returns, nothing more is written to out.
 func (s *Set) Run(ctx context.Context, cmd wire.Command, out io.Writer) RunResult {
-	c, ok := s.commands[cmd.Name]
-	if !ok {
-		return s.finish(cmd, RunResult{Status: wire.StatusRejected, Reason: fmt.Sprintf("unknown command %q: not in this agent's catalog", cmd.Name)})
-	}
-	if err := c.spec.ValidateParams(cmd.Params); err != nil {
+	if err := s.Admit(cmd); err != nil {
 		return s.finish(cmd, RunResult{Status: wire.StatusRejected, Reason: err.Error()})
 	}
-	if cmd.TimeoutSeconds < 0 {
-		return s.finish(cmd, RunResult{Status: wire.StatusRejected, Reason: fmt.Sprintf("negative timeout %ds", cmd.TimeoutSeconds)})
-	}
+	c := s.commands[cmd.Name]
 	timeout := DefaultTimeout
 	switch {
 	case cmd.TimeoutSeconds > 0:
@@ -98,6 +92,35 @@ func (s *Set) Run(ctx context.Context, cmd wire.Command, out io.Writer) RunResul
 	}
 	res.StartedAt = started
 	return s.finish(cmd, res)
+}
+
+// ErrSealed is the reason a command behind the hatch is rejected while the hatch is closed.
+var ErrSealed = errors.New("sealed: the shell hatch is closed on this host; open it there with `pulse-agent unseal`")
+
+// Admit says why Run would reject cmd without running anything, or nil if Run would start it: the
+// command is not in the catalog, its parameters do not validate, its timeout is negative, or it requires
+// the hatch and the hatch is closed. The kernel asks before it announces a command as running; Run asks
+// again, so nothing depends on the caller having asked.
+func (s *Set) Admit(cmd wire.Command) error {
+	c, ok := s.commands[cmd.Name]
+	if !ok {
+		return fmt.Errorf("unknown command %q: not in this agent's catalog", cmd.Name)
+	}
+	if err := c.spec.ValidateParams(cmd.Params); err != nil {
+		return err
+	}
+	if cmd.TimeoutSeconds < 0 {
+		return fmt.Errorf("negative timeout %ds", cmd.TimeoutSeconds)
+	}
+	if c.hatch {
+		if s.hatch == nil {
+			return ErrSealed
+		}
+		if err := s.hatch(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Set) finish(cmd wire.Command, res RunResult) RunResult {

@@ -21,6 +21,17 @@ type Set struct {
 	collectors []collectorEntry
 	unknown    []string
 	log        *slog.Logger
+	hatch      func() error // nil: the hatch never opens
+}
+
+// Option adjusts Load.
+type Option func(*Set)
+
+// WithHatch gives Load the agent's hatch. open is asked at every run of a command marked RequireHatch:
+// nil lets it run, an error is the reason it is rejected. Without this option such commands never run,
+// so a Set built without a hatch (a test, a tool) fails closed.
+func WithHatch(open func() error) Option {
+	return func(s *Set) { s.hatch = open }
 }
 
 type collectorEntry struct {
@@ -33,11 +44,14 @@ type collectorEntry struct {
 // that integration with a reason; Load itself never fails, because the agent must stay reachable to be
 // repaired. Config tables whose id nobody registered are logged and returned by UnknownTables, since they
 // are usually a typo for an integration that is now silently unconfigured.
-func Load(ctx context.Context, tables map[string]any, log *slog.Logger) *Set {
+func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...Option) *Set {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Set{commands: map[string]Command{}, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	owner := map[string]string{} // command name -> integration id
 
 	modules := Modules()

@@ -51,7 +51,8 @@ type Agent struct {
 	id            state.Identity
 	refusedKeySet string // the last unendorsed key set the hub offered, to warn once about it
 
-	wake chan struct{} // nudges the uploader when the outbox grows
+	wake    chan struct{} // nudges the uploader when the outbox grows
+	beatNow chan struct{} // asks for a heartbeat at once (the hatch opened or closed)
 
 	// One outage tracker per activity: each says once that it cannot reach the hub, and none flaps
 	// because another activity happens to get through.
@@ -75,6 +76,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		wake:      make(chan struct{}, 1),
+		beatNow:   make(chan struct{}, 1),
 		jobs:      map[string]*job{},
 		cancelled: map[string]time.Time{},
 	}
@@ -117,7 +119,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.log.Warn("the hub URL is plain http: requests stay signed, but enrollment and hub key rotation trust the network; use https", "hub", hubURL)
 	}
 
-	a.set = integration.Load(ctx, cfg.Integrations, a.log.With("component", "integration"))
+	if err := a.resealAtStart(); err != nil {
+		return nil, err
+	}
+	a.set = integration.Load(ctx, cfg.Integrations, a.log.With("component", "integration"), integration.WithHatch(a.hatchGate))
 	if cfg.Facts != nil {
 		a.facts = cfg.Facts(ctx)
 	}
@@ -267,6 +272,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	bg.Go(func() { a.uploader(upCtx) })
 	bg.Go(func() { a.heartbeats(ctx) })
 	bg.Go(func() { a.housekeeping(ctx) })
+	bg.Go(func() { a.watchHatch(ctx) })
 
 	a.pollLoop(ctx)
 
@@ -316,8 +322,9 @@ func Run(ctx context.Context, cfg Config) error {
 	return a.Run(ctx)
 }
 
-// heartbeats tells the hub the agent is alive and what it can do, at once and then every interval.
-// Heartbeats are not queued: a missed one is superseded by the next.
+// heartbeats tells the hub the agent is alive, what it can do and whether its hatch is open: at once,
+// then every interval, and at once again when the hatch opens or closes. Heartbeats are not queued: a
+// missed one is superseded by the next.
 func (a *Agent) heartbeats(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Heartbeat)
 	defer t.Stop()
@@ -328,6 +335,7 @@ func (a *Agent) heartbeats(ctx context.Context) {
 			Integrations: a.statuses(),
 			Catalog:      a.set.Catalog(),
 			Facts:        a.facts,
+			Hatch:        a.hatchStatus(),
 		}
 		if err := a.hub.postJSON(ctx, "heartbeat", a.hub.agentURL("heartbeat"), hb, nil, 30*time.Second, true); err != nil {
 			if ctx.Err() != nil {
@@ -341,6 +349,7 @@ func (a *Agent) heartbeats(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-a.beatNow:
 		}
 	}
 }

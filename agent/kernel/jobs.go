@@ -30,30 +30,14 @@ func commandPath(commandID, rest string) string {
 	return "commands/" + url.PathEscape(commandID) + "/" + rest
 }
 
-// start launches an accepted command. The whitelist and parameters are checked here with the same code
-// the runner uses, so a refused command produces only a "rejected" result and no "running" notice.
+// start launches an accepted command. The whitelist, the parameters and the hatch are checked here by
+// the runner's own Admit, so a refused command produces only a "rejected" result and no "running" notice.
 func (a *Agent) start(env wire.Envelope, cmd wire.Command) error {
 	log := a.log.With("envelope", env.ID, "commandId", cmd.CommandID, "command", cmd.Name)
-	rejected := func(reason string) error {
-		log.Warn("command rejected", "reason", reason)
+	if err := a.set.Admit(cmd); err != nil {
+		log.Warn("command rejected", "reason", err.Error())
 		return a.putResult(wire.Result{CommandID: cmd.CommandID, EnvelopeID: env.ID, Status: wire.StatusRejected,
-			Reason: reason, FinishedAt: time.Now().UTC()})
-	}
-	var spec *wire.CommandSpec
-	for _, s := range a.set.Catalog() {
-		if s.Name == cmd.Name {
-			spec = &s
-			break
-		}
-	}
-	if spec == nil {
-		return rejected(fmt.Sprintf("unknown command %q: not in this agent's catalog", cmd.Name))
-	}
-	if err := spec.ValidateParams(cmd.Params); err != nil {
-		return rejected(err.Error())
-	}
-	if cmd.TimeoutSeconds < 0 {
-		return rejected(fmt.Sprintf("negative timeout %ds", cmd.TimeoutSeconds))
+			Reason: err.Error(), FinishedAt: time.Now().UTC()})
 	}
 
 	a.jobsMu.Lock()

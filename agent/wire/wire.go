@@ -363,6 +363,23 @@ type Heartbeat struct {
 	Integrations []IntegrationStatus `json:"integrations,omitempty"`
 	Catalog      []CommandSpec       `json:"catalog,omitempty"`
 	Facts        map[string]string   `json:"facts,omitempty"`
+	// Hatch is the state of the agent's sealed shell hatch, so the hub can warn while it is open. Agents
+	// that predate the hatch omit it.
+	Hatch *HatchStatus `json:"hatch,omitempty"`
+}
+
+// HatchStatus reports the sealed hatch: the one built-in command that runs opaque shell, which an
+// operator can open only on the host itself (pulse-agent unseal), for at most an hour.
+type HatchStatus struct {
+	// Open is true while commands behind the hatch may run on the agent.
+	Open bool `json:"open"`
+	// OpenedAt and ExpiresAt bound the window the hatch was opened for. When Open is false they describe
+	// the last window if the agent still knows it (it expired but was not closed), and are zero otherwise.
+	OpenedAt  time.Time `json:"openedAt,omitzero"`
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// By is the local account that opened the hatch, with the account it came from through sudo, if any
+	// (e.g. "root (sudo from alice)").
+	By string `json:"by,omitempty"`
 }
 
 // Status is the final state of a command on one agent.

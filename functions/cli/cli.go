@@ -52,6 +52,10 @@ func commands() map[string]command {
 		"output":       {"print an agent's output of a command (--follow to watch)", runOutput},
 		"cancel":       {"cancel what has not finished of a command", runCancel},
 		"key":          {"show or rotate the hub's signing key", runKey},
+		"token":        {"create, list and revoke operator API tokens", runToken},
+		"approve":      {"approve a command awaiting approval", runApprove},
+		"deny":         {"deny a command awaiting approval", runDeny},
+		"audit":        {"list audit records, verify the audit chain", runAudit},
 		"openapi":      {"print or write the OpenAPI documents of the API", runOpenAPI},
 		"version":      {"print the version", runVersion},
 	}

@@ -73,7 +73,7 @@ API token, printed once. Running it again changes nothing and never replaces the
 	}
 	if !hasTokens {
 		res.Initialized = true
-		if res.AdminToken, err = hub.CreateAPIToken(ctx, st, "admin", []string{"admin"}, 0); err != nil {
+		if res.AdminToken, err = hub.CreateAPIToken(ctx, st, "admin", []string{"admin"}, 0, "pulse init"); err != nil {
 			return err
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/store"
 	_ "github.com/pulsehq/pulse/functions/store/backends"
+	"github.com/pulsehq/pulse/policy"
 )
 
 var openAPIDocuments = hub.OpenAPIDocuments
@@ -47,6 +48,7 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	logFormat := fs.String("log-format", "", "text or json (default text)")
 	keyFile := fs.String("key-file", hubkey.DefaultFile, "the hub's signing key file, made by `pulse init` (or set $PULSE_SIGNING_KEY)")
 	pollHold := fs.Duration("poll-hold", 30*time.Second, "how long an agent's poll waits for work; short for cloud functions")
+	policyDir := fs.String("policy", "", "directory of .rego files extending or replacing the default policy")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -64,6 +66,8 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 			cfg.Log.Level = *logLevel
 		case "log-format":
 			cfg.Log.Format = *logFormat
+		case "policy":
+			cfg.Policy = *policyDir
 		}
 	})
 	if err := cfg.Validate(); err != nil {
@@ -85,8 +89,19 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	if err != nil {
 		return usageError{err}
 	}
+	engine, err := policy.New(ctx, cfg.Policy)
+	if err != nil {
+		return usageError{fmt.Errorf("policy: %w", err)}
+	}
 	ready := hub.NewReadiness(st, store.Redact(cfg.Store), log)
-	h := &hub.Hub{Store: st, Ready: ready, Log: log, Version: Version, Keys: keys, PollHold: *pollHold}
+	h := &hub.Hub{Store: st, Ready: ready, Log: log, Version: Version, Keys: keys, PollHold: *pollHold, Policy: engine}
+	for _, p := range cfg.Auth.Forward.TrustedProxies {
+		pfx, _ := config.ParsePrefix(p) // checked by Validate
+		h.TrustedProxies = append(h.TrustedProxies, pfx)
+	}
+	if cfg.Auth.OIDC.Issuer != "" {
+		h.OIDC = &hub.OIDCVerifier{Issuer: cfg.Auth.OIDC.Issuer, Audience: cfg.Auth.OIDC.Audience, GroupsClaim: cfg.Auth.OIDC.GroupsClaim}
+	}
 	mux := http.NewServeMux()
 	hub.NewAPI(mux, h)
 
@@ -106,6 +121,8 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	defer stopWatch()
 	go ready.Watch(wctx, readyInterval)
 	go h.WatchBells(wctx)
+	go h.SealAudit(wctx, 30*time.Second)
+	h.PolicyLoaded(ctx, cfg.Policy)
 	srv.RegisterOnShutdown(h.Drain)
 
 	err = hub.Serve(ctx, srv, ln, log, cfg.ShutdownGrace.Duration)

@@ -172,6 +172,7 @@ func (h *Hub) createEnrollToken(ctx context.Context, in *EnrollTokenInput) (*Enr
 	}
 	out := &EnrollTokenOutput{}
 	out.Body.Token, out.Body.Uses, out.Body.ExpiresAt, out.Body.Labels = secret, uses, tok.ExpiresAt, tok.Labels
+	h.record(ctx, "create-enroll-token", nil, nil, "ok", map[string]any{"tokenId": HashSecret(secret)[:16], "uses": uses, "labels": tok.Labels, "expiresAt": tok.ExpiresAt})
 	return out, nil
 }
 
@@ -249,6 +250,7 @@ func (h *Hub) enroll(ctx context.Context, in *EnrollInput) (*EnrollOutput, error
 		return nil, h.storeError(ctx, err)
 	}
 	h.Log.Info("agent enrolled", "agent", id, "name", ident.Name, "labels", ident.Labels)
+	h.record(context.WithValue(ctx, agentKey, id), "enroll", []string{id}, nil, "ok", map[string]any{"name": ident.Name, "labels": ident.Labels, "tokenId": hash[:16]})
 	return resp(ident), nil
 }
 
@@ -270,7 +272,31 @@ func (h *Hub) recordHeartbeat(ctx context.Context, in *HeartbeatInput) (*struct{
 	if err := putJSON(ctx, h.Store, keyHeartbeat(in.ID), rec); err != nil {
 		return nil, h.storeError(ctx, err)
 	}
+	h.noteHatch(ctx, in.ID, in.Body.Hatch)
 	return nil, nil
+}
+
+// noteHatch audits the shell hatch opening and closing on an agent, as its heartbeats report it.
+func (h *Hub) noteHatch(ctx context.Context, agent string, hs *wire.HatchStatus) {
+	open := hs != nil && hs.Open
+	h.hatchMu.Lock()
+	was, known := h.hatch[agent]
+	if h.hatch == nil {
+		h.hatch = map[string]bool{}
+	}
+	h.hatch[agent] = open
+	h.hatchMu.Unlock()
+	if open == was && (known || !open) {
+		return
+	}
+	actx := context.WithValue(ctx, agentKey, agent)
+	if open {
+		h.Log.Warn("shell hatch OPEN on agent", "agent", agent, "by", hs.By, "until", hs.ExpiresAt)
+		h.record(actx, "report-unseal", []string{agent}, nil, "ok", map[string]any{"by": hs.By, "openedAt": hs.OpenedAt, "expiresAt": hs.ExpiresAt})
+	} else {
+		h.Log.Info("shell hatch sealed on agent", "agent", agent)
+		h.record(actx, "report-seal", []string{agent}, nil, "ok", nil)
+	}
 }
 
 // --- listing ---------------------------------------------------------------------------------------
@@ -285,6 +311,7 @@ type AgentView struct {
 	Version      string                   `json:"version"`
 	EnrolledAt   time.Time                `json:"enrolledAt"`
 	Disabled     []wire.IntegrationStatus `json:"disabled,omitempty" doc:"Soft-disabled integrations and why."`
+	Hatch        *wire.HatchStatus        `json:"hatch,omitempty" doc:"The shell hatch, when it is open."`
 	Integrations []wire.IntegrationStatus `json:"integrations,omitempty"`
 	Commands     []string                 `json:"commands,omitempty"`
 }
@@ -309,6 +336,9 @@ func (h *Hub) view(a *AgentIdentity, hb *HeartbeatRecord) AgentView {
 		v.Version = hb.Version
 		if hb.Integrations != nil {
 			v.Integrations = hb.Integrations
+		}
+		if hb.Hatch != nil && hb.Hatch.Open && time.Now().Before(hb.Hatch.ExpiresAt) {
+			v.Hatch = hb.Hatch
 		}
 	}
 	for _, s := range v.Integrations {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -24,8 +25,10 @@ import (
 // Principal is who an operator request acts for.
 type Principal struct {
 	ID     string   `json:"id"`
+	Name   string   `json:"name,omitempty"`
+	Email  string   `json:"email,omitempty"`
 	Groups []string `json:"groups,omitempty"`
-	Via    string   `json:"via" doc:"How the principal authenticated: token."`
+	Via    string   `json:"via" doc:"How the principal authenticated: token, oidc or forward-auth."`
 }
 
 // APIToken is what the bucket keeps of an operator token: its hash is the key, the secret is never stored.
@@ -33,7 +36,10 @@ type APIToken struct {
 	Name      string    `json:"name"`
 	Groups    []string  `json:"groups"`
 	CreatedAt time.Time `json:"createdAt"`
+	CreatedBy string    `json:"createdBy,omitempty"`
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// Revoked is derived from a revocation object, never stored in the token's own (write-once) object.
+	Revoked bool `json:"-"`
 }
 
 // NewSecret makes a random token with a recognisable prefix, so a leaked one is easy to spot in logs.
@@ -50,9 +56,9 @@ func HashSecret(secret string) string {
 }
 
 // CreateAPIToken stores a new operator token and returns its secret, shown once.
-func CreateAPIToken(ctx context.Context, s store.Store, name string, groups []string, ttl time.Duration) (string, error) {
+func CreateAPIToken(ctx context.Context, s store.Store, name string, groups []string, ttl time.Duration, by string) (string, error) {
 	secret := NewSecret("pulse_")
-	t := APIToken{Name: name, Groups: groups, CreatedAt: time.Now().UTC()}
+	t := APIToken{Name: name, Groups: groups, CreatedAt: time.Now().UTC(), CreatedBy: by}
 	if ttl > 0 {
 		t.ExpiresAt = t.CreatedAt.Add(ttl)
 	}
@@ -101,16 +107,17 @@ type tokenEntry struct {
 	fetched time.Time
 }
 
-const tokenTTL = 30 * time.Second
+// tokenTTL bounds how long a revocation takes to reach a running hub.
+const tokenTTL = 5 * time.Second
 
 func (h *Hub) lookupToken(ctx context.Context, secret string) (*APIToken, error) {
-	hash := HashSecret(secret)
-	h.tokens.mu.Lock()
-	if e, ok := h.tokens.m[hash]; ok && time.Since(e.fetched) < tokenTTL {
-		h.tokens.mu.Unlock()
-		return e.tok, nil
+	return h.lookupTokenHash(ctx, HashSecret(secret))
+}
+
+func (h *Hub) lookupTokenHash(ctx context.Context, hash string) (*APIToken, error) {
+	if t, ok := h.tokensCache.fresh(hash); ok {
+		return t, nil
 	}
-	h.tokens.mu.Unlock()
 	var t APIToken
 	_, err := readJSON(ctx, h.Store, prefixTokens+hash+".json", &t)
 	if errors.Is(err, store.ErrNotFound) {
@@ -119,39 +126,107 @@ func (h *Hub) lookupToken(ctx context.Context, secret string) (*APIToken, error)
 	if err != nil {
 		return nil, err
 	}
-	h.tokens.mu.Lock()
-	if h.tokens.m == nil {
-		h.tokens.m = map[string]tokenEntry{}
+	if _, err := h.Store.Get(ctx, keyRevoked(hash), store.GetOptions{}); err == nil {
+		t.Revoked = true
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
 	}
-	h.tokens.m[hash] = tokenEntry{tok: &t, fetched: time.Now()}
-	h.tokens.mu.Unlock()
+	h.tokensCache.put(hash, &t)
 	return &t, nil
 }
 
-// operatorAuth requires a valid bearer token.
+func (c *tokenCache) fresh(hash string) (*APIToken, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[hash]
+	if !ok || time.Since(e.fetched) >= tokenTTL {
+		return nil, false
+	}
+	return e.tok, true
+}
+
+func (c *tokenCache) put(hash string, t *APIToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]tokenEntry{}
+	}
+	c.m[hash] = tokenEntry{tok: t, fetched: time.Now()}
+}
+
+func (c *tokenCache) forget(hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, hash)
+}
+
+// operatorAuth establishes who an operator request acts for, in this order: identity headers from a
+// trusted forward-auth proxy; an API token (pulse_…); an OIDC bearer token. Identity headers from any
+// other peer are ignored and logged, so a client cannot claim to be someone by setting a header.
 func (h *Hub) operatorAuth(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
-		authz := ctx.Header("Authorization")
-		secret, ok := strings.CutPrefix(authz, "Bearer ")
-		if !ok || secret == "" {
-			huma.WriteErr(api, ctx, http.StatusUnauthorized, "missing operator token: send Authorization: Bearer <token> (pulse --token or PULSE_TOKEN)")
+		p, status, msg := h.authenticate(ctx)
+		if status != 0 {
+			huma.WriteErr(api, ctx, status, msg)
 			return
 		}
-		tok, err := h.lookupToken(ctx.Context(), strings.TrimSpace(secret))
-		if err != nil {
-			huma.WriteErr(api, ctx, http.StatusServiceUnavailable, "cannot check the token: store unavailable: "+err.Error())
-			return
-		}
-		if tok == nil {
-			huma.WriteErr(api, ctx, http.StatusUnauthorized, "unknown operator token")
-			return
-		}
-		if !tok.ExpiresAt.IsZero() && time.Now().After(tok.ExpiresAt) {
-			huma.WriteErr(api, ctx, http.StatusUnauthorized, fmt.Sprintf("operator token %q expired at %s", tok.Name, tok.ExpiresAt.Format(time.RFC3339)))
-			return
-		}
-		next(huma.WithValue(ctx, principalKey, Principal{ID: tok.Name, Groups: tok.Groups, Via: "token"}))
+		next(huma.WithValue(ctx, principalKey, p))
 	}
+}
+
+func (h *Hub) authenticate(ctx huma.Context) (Principal, int, string) {
+	if user := ctx.Header("Remote-User"); user != "" {
+		r, _ := humago.Unwrap(ctx)
+		if h.fromTrustedProxy(r.RemoteAddr) {
+			p := Principal{ID: user, Name: ctx.Header("Remote-Name"), Email: ctx.Header("Remote-Email"), Via: "forward-auth"}
+			for _, g := range strings.Split(ctx.Header("Remote-Groups"), ",") {
+				if g = strings.TrimSpace(g); g != "" {
+					p.Groups = append(p.Groups, g)
+				}
+			}
+			return p, 0, ""
+		}
+		h.Log.Warn("ignored forward-auth headers from an untrusted peer", "peer", r.RemoteAddr, "remote_user", user)
+	}
+	authz := ctx.Header("Authorization")
+	secret, ok := strings.CutPrefix(authz, "Bearer ")
+	secret = strings.TrimSpace(secret)
+	if !ok || secret == "" {
+		return Principal{}, http.StatusUnauthorized, "missing credentials: send Authorization: Bearer <token> (pulse --token or PULSE_TOKEN)"
+	}
+	if strings.HasPrefix(secret, "pulse_") || h.OIDC == nil {
+		tok, err := h.lookupToken(ctx.Context(), secret)
+		if err != nil {
+			return Principal{}, http.StatusServiceUnavailable, "cannot check the token: store unavailable: " + err.Error()
+		}
+		switch {
+		case tok == nil:
+			return Principal{}, http.StatusUnauthorized, "unknown operator token"
+		case tok.Revoked:
+			return Principal{}, http.StatusUnauthorized, fmt.Sprintf("operator token %q was revoked", tok.Name)
+		case !tok.ExpiresAt.IsZero() && time.Now().After(tok.ExpiresAt):
+			return Principal{}, http.StatusUnauthorized, fmt.Sprintf("operator token %q expired at %s", tok.Name, tok.ExpiresAt.Format(time.RFC3339))
+		}
+		return Principal{ID: tok.Name, Groups: tok.Groups, Via: "token"}, 0, ""
+	}
+	p, err := h.OIDC.Verify(ctx.Context(), secret)
+	if err != nil {
+		return Principal{}, http.StatusUnauthorized, "OIDC token refused: " + err.Error()
+	}
+	return p, 0, ""
+}
+
+func (h *Hub) fromTrustedProxy(remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	for _, pfx := range h.TrustedProxies {
+		if pfx.Contains(ap.Addr().Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxAgentSkew is how far an agent's clock may be from the hub's before its requests are refused.

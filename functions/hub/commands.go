@@ -16,6 +16,7 @@ import (
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/policy"
 )
 
 // CommandRecord is what was asked, of whom and by whom; written once when the command is accepted.
@@ -31,6 +32,19 @@ type CommandRecord struct {
 	Issuer         string            `json:"issuer"`
 	CreatedAt      time.Time         `json:"createdAt"`
 	NotAfter       time.Time         `json:"notAfter" doc:"Agents that have not received it by then never run it (expired)."`
+	// Approval is set when the policy requires approvals before anything is released.
+	Approval *ApprovalRequirement `json:"approval,omitempty"`
+	// Decision is what the policy said, for the record.
+	Rules []string `json:"rules,omitempty"`
+}
+
+// ApprovalRequirement says how many distinct approvers from which groups must agree; the requester
+// never counts.
+type ApprovalRequirement struct {
+	Count     int      `json:"count"`
+	Groups    []string `json:"groups"`
+	Reason    string   `json:"reason,omitempty"`
+	Requester string   `json:"requester"`
 }
 
 // CreateCommandInput runs a whitelisted command on targets.
@@ -65,6 +79,9 @@ type AgentState struct {
 type CommandStatus struct {
 	CommandRecord
 	Cancelled bool           `json:"cancelled"`
+	Denied    bool           `json:"denied" doc:"An approver denied it."`
+	Approvers []string       `json:"approvers,omitempty"`
+	Awaiting  bool           `json:"awaitingApproval"`
 	Stopped   bool           `json:"stopped" doc:"Stopped spreading because maxErrors was reached."`
 	Done      bool           `json:"done" doc:"Every target is in a final state."`
 	Counts    map[string]int `json:"counts"`
@@ -122,6 +139,17 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 	if timeout == 0 {
 		timeout = defaultTimeout
 	}
+	in2 := policy.Input{Action: "create-command", Command: b.Command, Params: b.Params}
+	for _, t := range targets {
+		in2.Targets = append(in2.Targets, policy.Target{ID: t.ident.ID, Name: t.ident.Name, Labels: t.ident.Labels})
+		if spec, ok := findSpec(catalogOf(t.ident, t.hb), b.Command); ok && spec.Dangerous {
+			in2.Dangerous = true
+		}
+	}
+	decision, err := h.decide(ctx, in2)
+	if err != nil {
+		return nil, err
+	}
 	expires := b.ExpiresInSeconds
 	if expires == 0 {
 		expires = 3600
@@ -135,10 +163,15 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 	for _, t := range targets {
 		rec.Targets = append(rec.Targets, t.ident.ID)
 	}
+	rec.Rules = decision.Rules
+	if a := decision.Approvals; a != nil && a.Count > 0 {
+		rec.Approval = &ApprovalRequirement{Count: a.Count, Groups: a.Groups, Reason: a.Reason, Requester: rec.Issuer}
+	}
 	if _, err := createJSON(ctx, h.Store, keyCommand(rec.ID), rec); err != nil {
 		return nil, h.storeError(ctx, err)
 	}
-	h.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer)
+	h.record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params})
+	h.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer, "approvals_required", rec.Approval != nil)
 	if err := h.advance(ctx, rec.ID); err != nil {
 		// The command is recorded; the next result or a retry of advance releases it.
 		h.Log.Error("release command", "command", rec.ID, "err", err)
@@ -173,11 +206,23 @@ func (h *Hub) status(ctx context.Context, id string, details bool) (*CommandStat
 		return nil, err
 	}
 	st := &CommandStatus{CommandRecord: *rec, Counts: map[string]int{}}
-	if _, err := h.Store.Get(ctx, keyCancelled(id), store.GetOptions{}); err == nil {
-		st.Cancelled = true
-	} else if !errors.Is(err, store.ErrNotFound) {
+	// One listing finds the cancel, a denial and every approval.
+	side := prefixCommands + id + "/"
+	err = store.Walk(ctx, h.Store, side, "", 0, func(o store.ObjectInfo) error {
+		switch rest := strings.TrimPrefix(o.Key, side); {
+		case rest == "cancelled.json":
+			st.Cancelled = true
+		case rest == "denied.json":
+			st.Denied = true
+		case strings.HasPrefix(rest, "approvals/"):
+			st.Approvers = append(st.Approvers, lastSegment(rest))
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
+	st.Awaiting = rec.Approval != nil && !st.Denied && !st.Cancelled && len(st.Approvers) < rec.Approval.Count
 	type seen struct {
 		markers map[string]bool
 		chunks  int
@@ -270,6 +315,10 @@ func (h *Hub) status(ctx context.Context, id string, details bool) (*CommandStat
 		as := &st.Agents[i]
 		if as.State == "pending" {
 			switch {
+			case st.Denied:
+				as.State, as.Reason = "cancelled", "approval denied"
+			case st.Awaiting && !now.After(rec.NotAfter):
+				as.State, as.Reason = "awaiting_approval", fmt.Sprintf("%d of %d approvals", len(st.Approvers), rec.Approval.Count)
 			case st.Cancelled:
 				as.State, as.Reason = "cancelled", "cancelled before release"
 			case st.Stopped:
@@ -298,7 +347,7 @@ func (h *Hub) advance(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if st.Cancelled || st.Stopped || time.Now().After(st.NotAfter) {
+	if st.Cancelled || st.Stopped || st.Denied || st.Awaiting || time.Now().After(st.NotAfter) {
 		return nil
 	}
 	inflight := 0
@@ -388,6 +437,7 @@ func (h *Hub) cancelCommand(ctx context.Context, in *CommandIDInput) (*CommandOu
 	}
 	h.ring(ctx, notify)
 	h.Log.Info("command cancelled", "command", in.ID, "by", PrincipalFrom(ctx).ID, "agents", len(notify))
+	h.record(ctx, "cancel-command", st.Targets, nil, "ok", map[string]any{"commandId": in.ID})
 	st, err = h.loadStatus(ctx, in.ID, true)
 	if err != nil {
 		return nil, err

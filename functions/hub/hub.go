@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/pulsehq/pulse/agent/httpsig"
 	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/policy"
 )
 
 // Hub holds what handlers need. It keeps no state that matters between requests: everything lives in
@@ -37,14 +39,22 @@ type Hub struct {
 	// PublicScheme is "https" when a TLS-terminating proxy sits in front, so agent signatures over
 	// the URL verify.
 	PublicScheme string
+	// TrustedProxies may set forward-auth identity headers (Remote-User, Remote-Groups, …).
+	TrustedProxies []netip.Prefix
+	// OIDC verifies bearer tokens from an identity provider; nil when not configured.
+	OIDC *OIDCVerifier
+	// Policy decides every operator action.
+	Policy *policy.Engine
 
-	verifier   *httpsig.Verifier
-	tokens     tokenCache
-	identities onceCache[AgentIdentity]
-	commands   onceCache[CommandRecord]
-	notify     notifier
-	draining   chan struct{}
-	drainOnce  sync.Once
+	verifier    *httpsig.Verifier
+	tokensCache tokenCache
+	identities  onceCache[AgentIdentity]
+	commands    onceCache[CommandRecord]
+	notify      notifier
+	draining    chan struct{}
+	hatchMu     sync.Mutex
+	hatch       map[string]bool // last hatch state seen per agent, to audit changes
+	drainOnce   sync.Once
 }
 
 // Drain makes waiting polls return at once, for a quick graceful shutdown.
@@ -71,6 +81,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerHealth(api, h)
 	registerAgentAPI(api, h)
 	registerOperatorAPI(api, h)
+	registerGovernanceAPI(api, h)
 	return api
 }
 
@@ -86,7 +97,8 @@ func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		r = r.WithContext(context.WithValue(r.Context(), respCtlKey{}, http.NewResponseController(w)))
+		rctx := context.WithValue(r.Context(), respCtlKey{}, http.NewResponseController(w))
+		r = r.WithContext(context.WithValue(rctx, requestIDKey{}, id))
 		if _, pattern := mux.Handler(r); pattern == "" {
 			unmatched(sw, r, mux)
 		} else {

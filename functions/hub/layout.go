@@ -22,11 +22,13 @@ const (
 	prefixResults      = "v1/results/"
 	prefixRejections   = "v1/rejections/"
 	prefixTokens       = "v1/tokens/"
+	prefixRevoked      = "v1/revoked-tokens/"
 	prefixEnrollTokens = "v1/enroll-tokens/"
 	prefixBells        = "v1/bells/"
 )
 
 func keyAgent(id string) string     { return prefixAgents + id + ".json" }
+func keyRevoked(hash string) string { return prefixRevoked + hash + ".json" }
 func keyHeartbeat(id string) string { return prefixHeartbeats + id + ".json" }
 func inboxOf(agent string) string   { return prefixInbox + agent + "/" }
 func keyCommand(id string) string   { return prefixCommands + id + ".json" }

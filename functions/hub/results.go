@@ -180,22 +180,30 @@ func registerAgentAPI(api huma.API, h *Hub) {
 
 func registerOperatorAPI(api huma.API, h *Hub) {
 	sec := []map[string][]string{{"bearer": {}}}
-	auth := huma.Middlewares{h.operatorAuth(api)}
+	gate := func(action string) huma.Middlewares {
+		return huma.Middlewares{h.operatorAuth(api), h.policyGate(api, action)}
+	}
+	authOnly := huma.Middlewares{h.operatorAuth(api)} // the handler asks the policy itself, with more input
 	register(api, huma.Operation{OperationID: "create-enroll-token", Method: http.MethodPost, Path: "/v1/enroll-tokens", Tags: []string{"Agents"},
-		Summary: "Create an enrollment token", DefaultStatus: http.StatusCreated, Security: sec, Middlewares: auth, Errors: []int{401, 422}}, h.createEnrollToken)
+		Summary: "Create an enrollment token", DefaultStatus: http.StatusCreated, Security: sec, Middlewares: gate("create-enroll-token"), Errors: []int{401, 403, 422}}, h.createEnrollToken)
 	register(api, huma.Operation{OperationID: "list-agents", Method: http.MethodGet, Path: "/v1/agents", Tags: []string{"Agents"},
-		Summary: "List agents", Description: "Agents with labels, online state, last heartbeat, version and soft-disabled integrations.",
-		Security: sec, Middlewares: auth, Errors: []int{401, 422}}, h.listAgents)
+		Summary: "List agents", Description: "Agents with labels, online state, last heartbeat, version, soft-disabled integrations and the shell hatch.",
+		Security: sec, Middlewares: gate("list-agents"), Errors: []int{401, 403, 422}}, h.listAgents)
 	register(api, huma.Operation{OperationID: "list-agent-rejections", Method: http.MethodGet, Path: "/v1/agents/{id}/rejections", Tags: []string{"Agents"},
-		Summary: "Envelopes an agent refused", Security: sec, Middlewares: auth, Errors: []int{401, 404}}, h.listRejections)
+		Summary: "Envelopes an agent refused", Security: sec, Middlewares: gate("list-agent-rejections"), Errors: []int{401, 403, 404}}, h.listRejections)
 	register(api, huma.Operation{OperationID: "create-command", Method: http.MethodPost, Path: "/v1/commands", Tags: []string{"Commands"},
-		Summary: "Run a command on agents", Description: "Checks the command and parameters against every target's catalog (nothing is enqueued if one fails), records it and releases it in waves of maxConcurrency.",
-		DefaultStatus: http.StatusAccepted, Security: sec, Middlewares: auth, Errors: []int{401, 422}}, h.createCommand)
+		Summary: "Run a command on agents", Description: "Checks the command and parameters against every target's catalog (nothing is enqueued if one fails), asks the policy (which may require approvals), records it and releases it in waves of maxConcurrency.",
+		DefaultStatus: http.StatusAccepted, Security: sec, Middlewares: authOnly, Errors: []int{401, 403, 422}}, h.createCommand)
 	register(api, huma.Operation{OperationID: "get-command", Method: http.MethodGet, Path: "/v1/commands/{id}", Tags: []string{"Commands"},
-		Summary: "A command and its state on every target", Security: sec, Middlewares: auth, Errors: []int{401, 404}}, h.getCommand)
+		Summary: "A command and its state on every target", Security: sec, Middlewares: gate("get-command"), Errors: []int{401, 403, 404}}, h.getCommand)
 	register(api, huma.Operation{OperationID: "cancel-command", Method: http.MethodPost, Path: "/v1/commands/{id}/cancel", Tags: []string{"Commands"},
-		Summary: "Cancel what has not finished", Security: sec, Middlewares: auth, Errors: []int{401, 404}}, h.cancelCommand)
+		Summary: "Cancel what has not finished", Security: sec, Middlewares: gate("cancel-command"), Errors: []int{401, 403, 404}}, h.cancelCommand)
+	register(api, huma.Operation{OperationID: "approve-command", Method: http.MethodPost, Path: "/v1/commands/{id}/approve", Tags: []string{"Commands"},
+		Summary: "Approve a command awaiting approval", Description: "The requester cannot approve their own command; each approver counts once.",
+		Security: sec, Middlewares: gate("approve-command"), Errors: []int{401, 403, 404, 409}}, h.approveCommand)
+	register(api, huma.Operation{OperationID: "deny-command", Method: http.MethodPost, Path: "/v1/commands/{id}/deny", Tags: []string{"Commands"},
+		Summary: "Deny a command awaiting approval", Security: sec, Middlewares: gate("approve-command"), Errors: []int{401, 403, 404, 409}}, h.denyCommand)
 	register(api, huma.Operation{OperationID: "get-command-output", Method: http.MethodGet, Path: "/v1/commands/{id}/output/{agent}", Tags: []string{"Commands"},
 		Summary: "An agent's output", Description: "Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come.",
-		Security: sec, Middlewares: auth, Errors: []int{401, 404}}, h.getOutput)
+		Security: sec, Middlewares: gate("get-command-output"), Errors: []int{401, 403, 404}}, h.getOutput)
 }

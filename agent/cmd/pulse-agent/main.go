@@ -5,6 +5,9 @@
 //
 //	pulse-agent run --hub https://hub.example --enroll-token TOKEN   # first start
 //	pulse-agent run                                                   # later starts
+//	pulse-agent unseal [--for 15m]                                    # open the shell hatch, on the host
+//	pulse-agent seal                                                  # close it early
+//	pulse-agent hatch                                                 # is it open?
 //	pulse-agent version
 //	pulse-agent help
 package main
@@ -40,10 +43,10 @@ const (
 const tokenEnv = "PULSE_ENROLL_TOKEN"
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, topUsage)
 		return exitUsage
@@ -51,6 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runAgent(args[1:], stdout, stderr)
+	case "unseal":
+		return unseal(args[1:], stdin, stdout, stderr)
+	case "seal":
+		return seal(args[1:], stdout, stderr)
+	case "hatch":
+		return hatchStatus(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "pulse-agent", agentVersion())
 		return 0
@@ -59,6 +68,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fs, _ := runFlags()
 			printRunUsage(stdout, fs)
 			return 0
+		}
+		if len(args) > 1 {
+			if u, ok := hatchUsages[args[1]]; ok {
+				fs, _ := hatchFlags(args[1])
+				printUsage(stdout, fs, u)
+				return 0
+			}
 		}
 		fmt.Fprint(stdout, topUsage)
 		return 0
@@ -72,6 +88,9 @@ long-polls it for signed commands, runs those its integrations whitelist, and up
 
 Usage:
   pulse-agent run [flags]   run the agent (see 'pulse-agent run --help')
+  pulse-agent unseal        open the shell hatch on this host for a while (at most an hour)
+  pulse-agent seal          close the shell hatch now
+  pulse-agent hatch         say whether the shell hatch is open
   pulse-agent version       print the version
   pulse-agent help          show this help
 

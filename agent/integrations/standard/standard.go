@@ -4,6 +4,7 @@
 package standard
 
 import (
-	_ "github.com/pulsehq/pulse/agent/integrations/exec" // operator-defined commands from the agent's TOML
-	_ "github.com/pulsehq/pulse/agent/integrations/host" // host facts and basic metrics
+	_ "github.com/pulsehq/pulse/agent/integrations/exec"  // operator-defined commands from the agent's TOML
+	_ "github.com/pulsehq/pulse/agent/integrations/host"  // host facts and basic metrics
+	_ "github.com/pulsehq/pulse/agent/integrations/shell" // the sealed hatch: opaque shell, opened on the host
 )

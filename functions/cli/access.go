@@ -1,0 +1,240 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pulsehq/pulse/functions/audit"
+	"github.com/pulsehq/pulse/functions/hub"
+)
+
+func runToken(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("want `pulse token create|list|revoke`")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "create":
+		fs := newFlags(env, "token create", "--name N --groups g1,g2 [--ttl D] [--json]",
+			"Creates an operator API token. Its groups decide what the policy lets it do (admin, operator, viewer\nin the default policy). The secret is printed once; only its hash is stored.")
+		name := fs.String("name", "", "a name for the token (who or what uses it)")
+		groups := fs.String("groups", "", "comma-separated groups")
+		ttl := fs.Duration("ttl", 0, "lifetime (default: no expiry)")
+		asJSON := fs.Bool("json", false, "print JSON")
+		connect := clientFlags(fs)
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if *name == "" || *groups == "" {
+			return usagef("--name and --groups are required")
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var out struct {
+			hub.TokenView
+			Token string `json:"token"`
+		}
+		in := map[string]any{"name": *name, "groups": strings.Split(*groups, ","), "ttlSeconds": int(ttl.Seconds())}
+		if err := c.do(ctx, "POST", "/v1/tokens", in, &out); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, out)
+		}
+		fmt.Fprintln(env.Stdout, out.Token)
+		fmt.Fprintf(env.Stderr, "token %s (%s, groups %s): shown once\n", out.ID, out.Name, strings.Join(out.Groups, ","))
+		return nil
+	case "list":
+		fs := newFlags(env, "token list", "[--json]", "Lists operator tokens, without their secrets.")
+		asJSON := fs.Bool("json", false, "print JSON")
+		connect := clientFlags(fs)
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var out hub.TokensOutput
+		if err := c.do(ctx, "GET", "/v1/tokens", nil, &out.Body); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, out.Body)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tGROUPS\tCREATED\tEXPIRES\tSTATE")
+		for _, t := range out.Body.Tokens {
+			exp, state := "never", "active"
+			if !t.ExpiresAt.IsZero() {
+				exp = t.ExpiresAt.Local().Format(time.RFC3339)
+				if time.Now().After(t.ExpiresAt) {
+					state = "expired"
+				}
+			}
+			if t.Revoked {
+				state = "revoked"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(t.Groups, ","), t.CreatedAt.Local().Format(time.RFC3339), exp, state)
+		}
+		return tw.Flush()
+	case "revoke":
+		id, rest := splitID(args)
+		fs := newFlags(env, "token revoke", "ID", "Revokes an operator token (ID from `pulse token list`); every hub refuses it within seconds.")
+		connect := clientFlags(fs)
+		if err := parse(fs, rest); err != nil {
+			return err
+		}
+		if id == "" {
+			return usagef("want `pulse token revoke ID`")
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		if err := c.do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "token %s revoked\n", id)
+		return nil
+	}
+	return usagef("unknown `pulse token %s`; want create, list or revoke", sub)
+}
+
+func runApprove(ctx context.Context, env *Env, args []string) error {
+	return approval(ctx, env, args, true)
+}
+func runDeny(ctx context.Context, env *Env, args []string) error {
+	return approval(ctx, env, args, false)
+}
+
+func approval(ctx context.Context, env *Env, args []string, approve bool) error {
+	verb := "approve"
+	if !approve {
+		verb = "deny"
+	}
+	id, rest := splitID(args)
+	fs := newFlags(env, verb, "ID [--comment TEXT] [--json]", "Records your decision on a command awaiting approval. You cannot approve your own command.")
+	comment := fs.String("comment", "", "why")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if id == "" {
+		return usagef("want `pulse %s ID`", verb)
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	var st hub.CommandStatus
+	if err := c.do(ctx, "POST", "/v1/commands/"+url.PathEscape(id)+"/"+verb, map[string]any{"comment": *comment}, &st); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.Stdout, st)
+	}
+	printStatus(env.Stdout, &st)
+	return nil
+}
+
+func runAudit(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("want `pulse audit list|verify`")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "list":
+		fs := newFlags(env, "audit list", "[--since D|TIME] [--principal P] [--json]", "Prints audit records: who did what, on which agents, what the policy decided.")
+		since := fs.String("since", "24h", "a duration back from now, or an RFC 3339 time")
+		principal := fs.String("principal", "", "only this principal")
+		asJSON := fs.Bool("json", false, "print JSON")
+		connect := clientFlags(fs)
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		t, err := parseSince(*since)
+		if err != nil {
+			return usageError{err}
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		q := url.Values{"since": {t.UTC().Format(time.RFC3339)}}
+		if *principal != "" {
+			q.Set("principal", *principal)
+		}
+		var out hub.AuditOutput
+		if err := c.do(ctx, "GET", "/v1/audit?"+q.Encode(), nil, &out.Body); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, out.Body)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "TIME\tPRINCIPAL\tVIA\tACTION\tOUTCOME\tTARGETS\tDETAIL")
+		for _, r := range out.Body.Records {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Time.Local().Format(time.RFC3339), r.Principal.ID, r.Principal.Via, r.Action, r.Outcome, len(r.Targets), detailString(r))
+		}
+		return tw.Flush()
+	case "verify":
+		fs := newFlags(env, "audit verify", "[--json]", "Seals new records and recomputes the whole hash chain; names the first record that was changed or removed.")
+		asJSON := fs.Bool("json", false, "print JSON")
+		connect := clientFlags(fs)
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var rep audit.Report
+		if err := c.do(ctx, "POST", "/v1/audit/verify", nil, &rep); err != nil {
+			return err
+		}
+		if *asJSON {
+			if err := printJSON(env.Stdout, rep); err != nil {
+				return err
+			}
+		} else if rep.OK {
+			fmt.Fprintf(env.Stdout, "audit chain intact: %d seals, %d records (%d not sealed yet)\n", rep.Seals, rep.Records, rep.Unsealed)
+		}
+		if !rep.OK {
+			return fmt.Errorf("audit chain broken: %s", rep.Problem)
+		}
+		return nil
+	}
+	return usagef("unknown `pulse audit %s`; want list or verify", sub)
+}
+
+func parseSince(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--since %q: want a duration (24h) or an RFC 3339 time", s)
+	}
+	return t, nil
+}
+
+func detailString(r audit.Record) string {
+	var parts []string
+	for _, k := range []string{"command", "commandId", "name", "tokenId", "by", "why"} {
+		if v, ok := r.Detail[k]; ok && v != nil && v != "" {
+			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	if r.Decision != nil && len(r.Decision.Reasons) > 0 {
+		parts = append(parts, "reason="+strings.Join(r.Decision.Reasons, "; "))
+	}
+	return strings.Join(parts, " ")
+}
