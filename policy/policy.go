@@ -50,8 +50,9 @@ type Input struct {
 	// "report-unseal".
 	Action string `json:"action"`
 	// Command names the catalog command, for create-command.
-	Command string            `json:"command,omitempty"`
-	Params  map[string]string `json:"params,omitempty"`
+	Command string `json:"command,omitempty"`
+	// Params are the command's parameters, so a rule can limit what a command is given.
+	Params map[string]string `json:"params,omitempty"`
 	// Dangerous is set when any target's catalog marks the command dangerous, so the policy
 	// need not know the catalogs.
 	Dangerous bool     `json:"dangerous,omitempty"`
@@ -123,17 +124,13 @@ func New(ctx context.Context, extraDir string) (*Engine, error) {
 		return nil, err
 	}
 
-	opts := []func(*rego.Rego){
-		rego.Query(Query),
-		rego.Capabilities(Capabilities()),
-		rego.SetRegoVersion(ast.RegoV1),
+	compiler := newCompiler()
+	if compiler.Compile(modules); compiler.Failed() {
+		return nil, fmt.Errorf("policy: compile: %w", compiler.Errors)
 	}
-	for _, m := range modules {
-		opts = append(opts, rego.ParsedModule(m))
-	}
-	pq, err := rego.New(opts...).PrepareForEval(ctx)
+	pq, err := rego.New(rego.Query(Query), rego.Compiler(compiler)).PrepareForEval(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("policy: compile: %w", err)
+		return nil, fmt.Errorf("policy: prepare %s: %w", Query, err)
 	}
 	e := &Engine{query: pq, sources: sources}
 
@@ -185,6 +182,13 @@ func (e *Engine) decide(ctx context.Context, in Input) (Decision, error) {
 // operator files by their path. The map is a copy.
 func (e *Engine) Sources() map[string]string {
 	return maps.Clone(e.sources)
+}
+
+// newCompiler is the compiler both the Engine and the Rego tests use.
+func newCompiler() *ast.Compiler {
+	return ast.NewCompiler().
+		WithCapabilities(Capabilities()).
+		WithDefaultRegoVersion(ast.RegoV1)
 }
 
 // Capabilities are the Rego built-ins a policy may call: all of this OPA version's except the
@@ -266,19 +270,18 @@ func loadSources(extraDir string) (map[string]string, error) {
 
 func isTest(name string) bool { return strings.HasSuffix(name, "_test.rego") }
 
-// parseModules parses every source as Rego v1, in name order so errors come out stable.
-// Parse errors carry file:line from the names.
-func parseModules(sources map[string]string) ([]*ast.Module, error) {
-	names := slices.Sorted(maps.Keys(sources))
-	modules := make([]*ast.Module, 0, len(names))
+// parseModules parses every source as Rego v1. Parse errors carry file:line from the names;
+// all of them are reported at once, in name order.
+func parseModules(sources map[string]string) (map[string]*ast.Module, error) {
+	modules := make(map[string]*ast.Module, len(sources))
 	var errs []error
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(sources)) {
 		m, err := ast.ParseModuleWithOpts(name, sources[name], ast.ParserOptions{RegoVersion: ast.RegoV1})
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		modules = append(modules, m)
+		modules[name] = m
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("policy: parse: %w", errors.Join(errs...))

@@ -436,6 +436,12 @@ func TestCustomPolicyErrorsNameFileAndLine(t *testing.T) {
 			want: []string{"remote.rego:4", "http.send"},
 		},
 		{
+			name: "allow as a boolean, as other OPA policies write it",
+			file: "bool.rego",
+			text: "package pulse.authz\n\nallow if input.action == \"list-agents\"\n",
+			want: []string{"bool.rego:3", "allow"},
+		},
+		{
 			name: "conflicting decision",
 			file: "decision2.rego",
 			text: "package pulse.authz\n\ndecision := {\"allow\": true}\n",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/cover"
+	"github.com/open-policy-agent/opa/v1/format"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
 
@@ -25,22 +26,14 @@ func TestRegoUnitTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	modules := map[string]*ast.Module{}
-	for name, text := range sources {
-		m, err := ast.ParseModuleWithOpts(name, text, ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			t.Fatalf("parse: %v", err)
-		}
-		modules[name] = m
+	modules, err := parseModules(sources)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	coverage := cover.New()
-	compiler := ast.NewCompiler().
-		WithCapabilities(Capabilities()).
-		WithDefaultRegoVersion(ast.RegoV1).
-		WithEnablePrintStatements(true)
 	runner := tester.NewRunner().
-		SetCompiler(compiler).
+		SetCompiler(newCompiler().WithEnablePrintStatements(true)).
 		SetModules(modules).
 		SetCoverageQueryTracer(coverage).
 		SetTimeout(30 * time.Second)
@@ -84,6 +77,25 @@ func TestRegoUnitTests(t *testing.T) {
 			t.Errorf("%s:%d-%d: not covered by any Rego test", name, rng.Start.Row, rng.End.Row)
 		}
 		t.Logf("%s: %.1f%% of lines covered", name, file.Coverage)
+	}
+}
+
+// TestDefaultPolicyFormatted keeps the default bundle in `opa fmt` style, so a diff of a
+// policy change shows only the change.
+func TestDefaultPolicyFormatted(t *testing.T) {
+	sources, err := DefaultSources()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range slices.Sorted(maps.Keys(sources)) {
+		out, err := format.SourceWithOpts(name, []byte(sources[name]), format.Opts{RegoVersion: ast.RegoV1})
+		if err != nil {
+			t.Errorf("format %s: %v", name, err)
+			continue
+		}
+		if string(out) != sources[name] {
+			t.Errorf("%s is not formatted; run `opa fmt -w policy/default`", name)
+		}
 	}
 }
 

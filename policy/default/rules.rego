@@ -68,14 +68,17 @@ operator_actions := {
 	"report-unseal",
 }
 
-# Actions that change who may do what, or that vouch for someone else's command. They are
-# named here only to explain their denial (admins get them through admin_all); add the policy
-# operations here when the hub grows them.
+# Actions on who may do what, on the audit trail, and on someone else's command awaiting
+# approval. They are named here only to explain their denial (admins get them through
+# admin_all); add the policy operations here when the hub grows them.
 admin_actions := {
 	"get-audit",
+	"verify-audit",
 	"create-token",
+	"list-tokens",
 	"revoke-token",
 	"approve-command",
+	"deny-command",
 }
 
 # The raw-shell hatch: a command that runs whatever it is given on the agent.
@@ -128,9 +131,11 @@ allow contains "operator_manage" if {
 # Refusals: why no grant matched
 # ---------------------------------------------------------------------------------------------
 
+# Some grant matched. Each refusal below starts with `not granted`: it explains a denial that
+# default_deny would otherwise report, and a grant from an operator policy lifts it.
 granted if count(allow) > 0
 
-# rule: admin_only
+# rule: admin_only — tokens, approvals and the audit trail are for admins.
 deny contains msg if {
 	not granted
 	role in {"operator", "viewer"}
@@ -138,7 +143,7 @@ deny contains msg if {
 	msg := sprintf("%s is reserved to admins (rule: admin_only)", [input.action])
 }
 
-# rule: viewer_read_only
+# rule: viewer_read_only — anything else a viewer tries.
 deny contains "viewers may only read (rule: viewer_read_only)" if {
 	not granted
 	role == "viewer"
@@ -146,7 +151,7 @@ deny contains "viewers may only read (rule: viewer_read_only)" if {
 	not input.action in admin_actions
 }
 
-# rule: operator_no_dangerous
+# rule: operator_no_dangerous — an operator's dangerous command.
 deny contains "operators may not run commands marked dangerous; ask an admin (rule: operator_no_dangerous)" if {
 	not granted
 	role == "operator"
@@ -155,7 +160,7 @@ deny contains "operators may not run commands marked dangerous; ask an admin (ru
 	not is_shell_run
 }
 
-# rule: shell_run_admin_only
+# rule: shell_run_admin_only — an operator's shell_run.
 deny contains "only admins may run shell_run, and only after 2 other admins approve (rule: shell_run_admin_only)" if {
 	not granted
 	role == "operator"

@@ -58,8 +58,8 @@ read_actions := ["list-agents", "get-command", "get-command-output", "list-agent
 
 test_admin_may_do_everything if {
 	every action in array.concat(read_actions, [
-		"get-audit", "create-token", "revoke-token", "approve-command",
-		"cancel-command", "create-enroll-token", "report-unseal", "some-future-action",
+		"get-audit", "verify-audit", "create-token", "list-tokens", "revoke-token",
+		"approve-command", "deny-command", "cancel-command", "create-enroll-token", "report-unseal", "some-future-action",
 	]) {
 		allowed_plainly(req(["admin"], action))
 		decide(req(["admin"], action)).rules == ["admin_all"]
@@ -107,7 +107,10 @@ test_viewer_may_not_run_shell_run if {
 
 test_admin_only_actions_explained_to_viewers_and_operators if {
 	every groups in [["viewer"], ["operator"], ["viewer", "operator"]] {
-		every action in ["get-audit", "create-token", "revoke-token", "approve-command"] {
+		every action in [
+			"get-audit", "verify-audit", "create-token", "list-tokens", "revoke-token",
+			"approve-command", "deny-command",
+		] {
 			denied_by(req(groups, action), "admin_only")
 			decide(req(groups, action)).reasons == [sprintf("%s is reserved to admins (rule: admin_only)", [action])]
 		}
