@@ -170,6 +170,9 @@ func (h *Hub) operatorAuth(api huma.API) func(huma.Context, func(huma.Context)) 
 			huma.WriteErr(api, ctx, status, msg)
 			return
 		}
+		if h.throttle(api, ctx, "principal "+p.ID, operatorRate) {
+			return
+		}
 		next(huma.WithValue(ctx, principalKey, p))
 	}
 }
@@ -267,6 +270,25 @@ func (h *Hub) agentAuth(api huma.API) func(huma.Context, func(huma.Context)) {
 			huma.WriteErr(api, ctx, http.StatusForbidden, fmt.Sprintf("request signed by agent %s cannot act for agent %s", ver.KeyID, id))
 			return
 		}
+		if h.throttle(api, ctx, "agent "+ver.KeyID, agentRate) {
+			return
+		}
 		next(huma.WithValue(ctx, agentKey, ver.KeyID))
+	}
+}
+
+// enrollLimit slows down enrollment attempts per client address: tokens are long random secrets, but
+// an endpoint without authentication should not be a free store-write amplifier either.
+func (h *Hub) enrollLimit(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		r, _ := humago.Unwrap(ctx)
+		host := r.RemoteAddr
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			host = ap.Addr().String()
+		}
+		if h.throttle(api, ctx, "address "+host, enrollRate) {
+			return
+		}
+		next(ctx)
 	}
 }

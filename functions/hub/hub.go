@@ -52,6 +52,7 @@ type Hub struct {
 	commands    onceCache[CommandRecord]
 	notify      notifier
 	draining    chan struct{}
+	limits      limits
 	hatchMu     sync.Mutex
 	hatch       map[string]bool // last hatch state seen per agent, to audit changes
 	drainOnce   sync.Once

@@ -76,3 +76,20 @@ func TestValidIDs(t *testing.T) {
 		}
 	}
 }
+
+func TestLimits(t *testing.T) {
+	var l limits
+	spec := rateSpec{perSecond: 1, burst: 3}
+	for i := range 3 {
+		if ok, _ := l.allow("a", spec); !ok {
+			t.Fatalf("request %d within the burst refused", i)
+		}
+	}
+	ok, wait := l.allow("a", spec)
+	if ok || wait <= 0 || wait > time.Second {
+		t.Fatalf("over the burst: ok=%v wait=%v", ok, wait)
+	}
+	if ok, _ := l.allow("b", spec); !ok {
+		t.Fatal("another caller was slowed down by the first")
+	}
+}

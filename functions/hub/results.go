@@ -160,7 +160,7 @@ func registerAgentAPI(api huma.API, h *Hub) {
 	auth := huma.Middlewares{h.agentAuth(api)}
 	register(api, huma.Operation{OperationID: "enroll", Method: http.MethodPost, Path: "/v1/enroll", Tags: []string{"Agent protocol"},
 		Summary: "Enroll an agent", Description: "An agent without an identity presents an enrollment token and its public key. Retrying with the same key is harmless.",
-		Errors: []int{403, 409, 422}}, h.enroll)
+		Middlewares: huma.Middlewares{h.enrollLimit(api)}, Errors: []int{403, 409, 422, 429}}, h.enroll)
 	register(api, huma.Operation{OperationID: "agent-poll", Method: http.MethodPost, Path: "/v1/agents/{id}/poll", Tags: []string{"Agent protocol"},
 		Summary: "Long-poll for work", Description: "Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.",
 		Security: agentSec, Middlewares: auth, Errors: []int{401, 403}}, h.poll)
