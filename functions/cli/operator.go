@@ -220,7 +220,7 @@ func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progres
 	last := ""
 	for {
 		var st hub.CommandStatus
-		if err := c.do(ctx, "GET", "/v1/commands/"+id, nil, &st); err != nil {
+		if err := c.do(ctx, "GET", "/v1/commands/"+id+"?brief=true", nil, &st); err != nil {
 			return nil, err
 		}
 		if progress {
@@ -231,7 +231,11 @@ func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progres
 			}
 		}
 		if st.Done {
-			return &st, nil
+			var full hub.CommandStatus
+			if err := c.do(ctx, "GET", "/v1/commands/"+id, nil, &full); err != nil {
+				return nil, err
+			}
+			return &full, nil
 		}
 		select {
 		case <-ctx.Done():

@@ -98,6 +98,14 @@ type CommandIDInput struct {
 	ID string `path:"id"`
 }
 
+// GetCommandInput names a command and how much to read.
+type GetCommandInput struct {
+	ID string `path:"id"`
+	// Brief skips reading every result (exit codes, reasons, times): states and counts come from one
+	// listing, which is what a client polling for completion needs.
+	Brief bool `query:"brief" doc:"Only states and counts, without per-agent exit codes, reasons and times."`
+}
+
 const defaultTimeout = 300
 
 func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*CommandOutput, error) {
@@ -392,8 +400,8 @@ func (h *Hub) enqueue(ctx context.Context, agent, name string, env wire.Envelope
 	return err
 }
 
-func (h *Hub) getCommand(ctx context.Context, in *CommandIDInput) (*CommandOutput, error) {
-	st, err := h.loadStatus(ctx, in.ID, true)
+func (h *Hub) getCommand(ctx context.Context, in *GetCommandInput) (*CommandOutput, error) {
+	st, err := h.loadStatus(ctx, in.ID, !in.Brief)
 	if err != nil {
 		return nil, err
 	}
