@@ -56,6 +56,7 @@ func commands() map[string]command {
 		"approve":      {"approve a command awaiting approval", runApprove},
 		"deny":         {"deny a command awaiting approval", runDeny},
 		"audit":        {"list audit records, verify the audit chain", runAudit},
+		"workflow":     {"apply, list, show and delete workflows", runWorkflow},
 		"openapi":      {"print or write the OpenAPI documents of the API", runOpenAPI},
 		"version":      {"print the version", runVersion},
 	}

@@ -49,13 +49,24 @@ type apiError struct {
 	Status int    `json:"status"`
 	Title  string `json:"title"`
 	Detail string `json:"detail"`
+	Errors []struct {
+		Location string `json:"location"`
+		Message  string `json:"message"`
+	} `json:"errors"`
 }
 
 func (e *apiError) Error() string {
-	if e.Detail != "" {
-		return fmt.Sprintf("%s (HTTP %d)", e.Detail, e.Status)
+	msg := e.Detail
+	if msg == "" {
+		msg = e.Title
 	}
-	return fmt.Sprintf("%s (HTTP %d)", e.Title, e.Status)
+	// Point at each problem the hub located, unless the detail already says it.
+	for _, d := range e.Errors {
+		if d.Location != "" && !strings.Contains(msg, d.Message) {
+			msg += "; " + d.Location + ": " + d.Message
+		}
+	}
+	return fmt.Sprintf("%s (HTTP %d)", msg, e.Status)
 }
 
 // do sends a JSON request and decodes a JSON answer into out (if not nil).

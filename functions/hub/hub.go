@@ -83,6 +83,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerAgentAPI(api, h)
 	registerOperatorAPI(api, h)
 	registerGovernanceAPI(api, h)
+	registerWorkflowAPI(api, h)
 	return api
 }
 

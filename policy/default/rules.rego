@@ -58,6 +58,8 @@ read_actions := {
 	"get-command",
 	"get-command-output",
 	"list-agent-rejections",
+	"list-workflows",
+	"get-workflow",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the

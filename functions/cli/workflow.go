@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/pulsehq/pulse/functions/hub"
+)
+
+func runWorkflow(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("want `pulse workflow apply|list|show|delete`")
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "apply":
+		fs := newFlags(env, "workflow apply", "-f FILE [--name NAME] [--json]",
+			"Creates or replaces a workflow from a YAML or JSON file. The hub checks it first — syntax, step types,\ncommands and parameters against the fleet's catalogs, CEL conditions typed and cost-bounded — and refuses\nit with the line and the reason.")
+		file := fs.String("f", "", "the workflow file")
+		name := fs.String("name", "", "workflow name (default: the definition's name, else the file name)")
+		asJSON := fs.Bool("json", false, "print JSON")
+		connect := clientFlags(fs)
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		if *file == "" {
+			return usagef("-f FILE is required")
+		}
+		src, err := os.ReadFile(*file)
+		if err != nil {
+			return usageError{err}
+		}
+		n := *name
+		if n == "" {
+			n = strings.TrimSuffix(filepath.Base(*file), filepath.Ext(*file))
+			n = strings.ToLower(strings.NewReplacer(" ", "-", ".", "-").Replace(n))
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var v hub.WorkflowVersion
+		if err := c.do(ctx, "PUT", "/v1/workflows/"+url.PathEscape(n), map[string]any{"source": string(src)}, &v); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, v)
+		}
+		fmt.Fprintf(env.Stdout, "workflow %s version %d applied\n", v.Name, v.Version)
+		return nil
+	case "list":
+		fs := newFlags(env, "workflow list", "[--json]", "Lists workflows with their current version.")
+		asJSON := fs.Bool("json", false, "print JSON")
+		connect := clientFlags(fs)
+		if err := parse(fs, args); err != nil {
+			return err
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		var out hub.WorkflowsOutput
+		if err := c.do(ctx, "GET", "/v1/workflows", nil, &out.Body); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, out.Body)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tVERSION\tSTEPS\tSCHEDULE\tAPPLIED\tBY\tDESCRIPTION")
+		for _, w := range out.Body.Workflows {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", w.Name, w.Version, w.Steps, w.Schedule, w.AppliedAt.Local().Format(time.RFC3339), w.AppliedBy, w.Description)
+		}
+		return tw.Flush()
+	case "show", "delete":
+		name, rest := splitID(args)
+		fs := newFlags(env, "workflow "+sub, "NAME [--json]", "show: prints a workflow's current version (its source, or --json with the parsed definition).\ndelete: deletes it (a new version that says so; history stays in the bucket).")
+		asJSON := fs.Bool("json", false, "print JSON")
+		connect := clientFlags(fs)
+		if err := parse(fs, rest); err != nil {
+			return err
+		}
+		if name == "" {
+			return usagef("want `pulse workflow %s NAME`", sub)
+		}
+		c, err := connect()
+		if err != nil {
+			return err
+		}
+		if sub == "delete" {
+			if err := c.do(ctx, "DELETE", "/v1/workflows/"+url.PathEscape(name), nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stderr, "workflow %s deleted\n", name)
+			return nil
+		}
+		var v hub.WorkflowVersion
+		if err := c.do(ctx, "GET", "/v1/workflows/"+url.PathEscape(name), nil, &v); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(env.Stdout, v)
+		}
+		fmt.Fprintf(env.Stderr, "# workflow %s version %d, applied by %s at %s\n", v.Name, v.Version, v.AppliedBy, v.AppliedAt.Local().Format(time.RFC3339))
+		fmt.Fprint(env.Stdout, v.Source)
+		return nil
+	}
+	return usagef("unknown `pulse workflow %s`; want apply, list, show or delete", sub)
+}
