@@ -92,6 +92,19 @@ func (h *Hub) fleetCatalog(ctx context.Context) (fleetCatalog, error) {
 	return cat, nil
 }
 
+// refusal is the one-line detail of a refused workflow: every problem, "line:column: path: message".
+func refusal(name string, err error) string {
+	var ve *workflow.ValidationError
+	if !errors.As(err, &ve) {
+		return "workflow " + name + " refused: " + err.Error()
+	}
+	parts := make([]string, len(ve.Problems))
+	for i, p := range ve.Problems {
+		parts[i] = p.String()
+	}
+	return "workflow " + name + " refused: " + strings.Join(parts, "; ")
+}
+
 // problemDetails turns validation problems into RFC 9457 error details that point into the source.
 func problemDetails(err error) []error {
 	var ve *workflow.ValidationError
@@ -137,14 +150,14 @@ func (h *Hub) applyWorkflow(ctx context.Context, in *ApplyWorkflowInput) (*Workf
 	}
 	def, err := workflow.Parse([]byte(in.Body.Source))
 	if err != nil {
-		return nil, huma.Error422UnprocessableEntity("workflow "+in.Name+" refused: "+err.Error(), problemDetails(err)...)
+		return nil, huma.Error422UnprocessableEntity(refusal(in.Name, err), problemDetails(err)...)
 	}
 	cat, err := h.fleetCatalog(ctx)
 	if err != nil {
 		return nil, h.storeError(ctx, err)
 	}
 	if err := def.Validate(cat); err != nil {
-		return nil, huma.Error422UnprocessableEntity("workflow "+in.Name+" refused: "+err.Error(), problemDetails(err)...)
+		return nil, huma.Error422UnprocessableEntity(refusal(in.Name, err), problemDetails(err)...)
 	}
 	next := 1
 	if prev, err := h.latestWorkflow(ctx, in.Name); err == nil {
