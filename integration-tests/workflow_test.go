@@ -2,10 +2,13 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
@@ -75,6 +78,116 @@ func TestWorkflowApply(t *testing.T) {
 			}
 			if _, _, code := pulseCLI(t, h.url, admin, "workflow", "show", c.name); code == 0 {
 				t.Errorf("refused workflow %s was stored", c.name)
+			}
+		})
+	}
+}
+
+type executionView struct {
+	ID    string `json:"id"`
+	State struct {
+		Status string `json:"status"`
+		Reason string `json:"reason"`
+		Steps  map[string]struct {
+			Status string `json:"status"`
+		} `json:"steps"`
+	} `json:"state"`
+}
+
+func waitExecution(t *testing.T, h *hubProc, token, id, what string, cond func(executionView) bool) executionView {
+	t.Helper()
+	var v executionView
+	waitFor(t, what, 60*time.Second, func() bool {
+		v = executionView{}
+		op(t, h, token, "GET", "/v1/executions/"+id, nil, &v)
+		return cond(v)
+	})
+	return v
+}
+
+// TestInteractiveSystemUpdate runs the seed's workflow across three agents: the prompt is answered
+// through the API and the CLI; the conditional upgrade runs for "Yes" and is skipped for "No".
+func TestInteractiveSystemUpdate(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, admin := initStore(t, dir)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	op(t, h, admin, "POST", "/v1/enroll-tokens", map[string]any{"uses": 3}, &tok)
+	ran := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 3 {
+		a, err := simagent.Enroll(ctx, h.url, tok.Token, fmt.Sprintf("srv-%d", i), updateCatalog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			serveLoop(ctx, t, a, func(w simagent.Work) (wire.Status, []byte) {
+				mu.Lock()
+				ran[w.Command.Name]++
+				mu.Unlock()
+				return wire.StatusSucceeded, []byte(w.Command.Name + " ok\n")
+			})
+		})
+	}
+	defer func() { cancel(); wg.Wait() }()
+	seed, _ := os.ReadFile(filepath.Join("..", "functions", "workflow", "testdata", "interactive-system-update.json"))
+	src := filepath.Join(dir, "system-update.json")
+	os.WriteFile(src, seed, 0o600)
+	if _, errOut, code := pulseCLI(t, h.url, admin, "workflow", "apply", "-f", src); code != 0 {
+		t.Fatal(errOut)
+	}
+	count := func(name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return ran[name]
+	}
+
+	for _, c := range []struct{ first, second string }{{"Yes", "No"}, {"No", "Yes"}} {
+		t.Run("upgrade "+c.first+", reboot "+c.second, func(t *testing.T) {
+			out, errOut, code := pulseCLI(t, h.url, admin, "workflow", "run", "system-update")
+			if code != 0 {
+				t.Fatalf("run: %s", errOut)
+			}
+			id := strings.TrimSpace(out)
+			upgrades, reboots := count("apt_upgrade"), count("reboot")
+			waitExecution(t, h, admin, id, "the first prompt", func(v executionView) bool {
+				return v.State.Steps["User approval"].Status == "awaiting_response"
+			})
+			if count("apt_update") == 0 {
+				t.Fatal("apt_update never ran")
+			}
+			// The first answer through the API, the second through the CLI.
+			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "User approval", "answer": c.first}, nil); code != 200 {
+				t.Fatalf("respond: %d", code)
+			}
+			waitExecution(t, h, admin, id, "the second prompt", func(v executionView) bool {
+				return v.State.Steps["Reboot confirmation"].Status == "awaiting_response"
+			})
+			if _, errOut, code := pulseCLI(t, h.url, admin, "respond", id, "--step", "Reboot confirmation", c.second); code != 0 {
+				t.Fatalf("pulse respond: %s", errOut)
+			}
+			v := waitExecution(t, h, admin, id, "the end", func(v executionView) bool { return v.State.Status == "succeeded" || v.State.Status == "failed" })
+			want := map[string]string{"Yes": "succeeded", "No": "skipped"}
+			if got := v.State.Steps["Upgrade packages"].Status; got != want[c.first] {
+				t.Errorf("upgrade step %s after %q", got, c.first)
+			}
+			if got := v.State.Steps["Reboot servers"].Status; got != want[c.second] {
+				t.Errorf("reboot step %s after %q", got, c.second)
+			}
+			if v.State.Status != "succeeded" {
+				t.Fatalf("execution %s: %s", v.State.Status, v.State.Reason)
+			}
+			wantRuns := map[string]int{"Yes": 3, "No": 0}
+			if n := count("apt_upgrade") - upgrades; n != wantRuns[c.first] {
+				t.Errorf("apt_upgrade ran %d times, want %d", n, wantRuns[c.first])
+			}
+			if n := count("reboot") - reboots; n != wantRuns[c.second] {
+				t.Errorf("reboot ran %d times, want %d", n, wantRuns[c.second])
 			}
 		})
 	}

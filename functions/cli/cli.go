@@ -56,7 +56,9 @@ func commands() map[string]command {
 		"approve":      {"approve a command awaiting approval", runApprove},
 		"deny":         {"deny a command awaiting approval", runDeny},
 		"audit":        {"list audit records, verify the audit chain", runAudit},
-		"workflow":     {"apply, list, show and delete workflows", runWorkflow},
+		"workflow":     {"apply, list, show, delete, run and watch workflows", runWorkflow},
+		"execution":    {"show or cancel a workflow execution", runExecution},
+		"respond":      {"answer a prompt step of an execution", runRespond},
 		"openapi":      {"print or write the OpenAPI documents of the API", runOpenAPI},
 		"version":      {"print the version", runVersion},
 	}

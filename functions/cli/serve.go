@@ -122,6 +122,7 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	go ready.Watch(wctx, readyInterval)
 	go h.WatchBells(wctx)
 	go h.SealAudit(wctx, 30*time.Second)
+	go h.TickExecutions(wctx, time.Second)
 	h.PolicyLoaded(ctx, cfg.Policy)
 	srv.RegisterOnShutdown(h.Drain)
 

@@ -15,10 +15,14 @@ import (
 
 func runWorkflow(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want `pulse workflow apply|list|show|delete`")
+		return usagef("want `pulse workflow apply|list|show|delete|run|watch`")
 	}
 	sub, args := args[0], args[1:]
 	switch sub {
+	case "run":
+		return runWorkflowRun(ctx, env, args)
+	case "watch":
+		return runWorkflowWatch(ctx, env, args)
 	case "apply":
 		fs := newFlags(env, "workflow apply", "-f FILE [--name NAME] [--json]",
 			"Creates or replaces a workflow from a YAML or JSON file. The hub checks it first — syntax, step types,\ncommands and parameters against the fleet's catalogs, CEL conditions typed and cost-bounded — and refuses\nit with the line and the reason.")
@@ -111,5 +115,5 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprint(env.Stdout, v.Source)
 		return nil
 	}
-	return usagef("unknown `pulse workflow %s`; want apply, list, show or delete", sub)
+	return usagef("unknown `pulse workflow %s`; want apply, list, show, delete, run or watch", sub)
 }

@@ -36,6 +36,10 @@ type CommandRecord struct {
 	Approval *ApprovalRequirement `json:"approval,omitempty"`
 	// Decision is what the policy said, for the record.
 	Rules []string `json:"rules,omitempty"`
+	// Execution, Step and Attempt link a command issued by a workflow back to it.
+	Execution string `json:"execution,omitempty"`
+	Step      string `json:"step,omitempty"`
+	Attempt   int    `json:"attempt,omitempty"`
 }
 
 // ApprovalRequirement says how many distinct approvers from which groups must agree; the requester
@@ -49,15 +53,18 @@ type ApprovalRequirement struct {
 
 // CreateCommandInput runs a whitelisted command on targets.
 type CreateCommandInput struct {
-	Body struct {
-		Command          string            `json:"command" minLength:"1" doc:"A command from the targets' catalogs."`
-		Targets          []string          `json:"targets" minItems:"1" doc:"all, agent ids, agent names, or label selectors k=v,k2=v2 (union)."`
-		Params           map[string]string `json:"params,omitempty"`
-		TimeoutSeconds   int               `json:"timeoutSeconds,omitempty" minimum:"0" maximum:"86400" doc:"Run time limit on each agent (default: the command's own, else 300)."`
-		MaxConcurrency   int               `json:"maxConcurrency,omitempty" minimum:"0"`
-		MaxErrors        int               `json:"maxErrors,omitempty" minimum:"0"`
-		ExpiresInSeconds int               `json:"expiresInSeconds,omitempty" minimum:"0" maximum:"604800" doc:"How long agents may take to pick it up (default 3600)."`
-	}
+	Body CreateCommandBody
+}
+
+// CreateCommandBody is what to run, where, and how carefully.
+type CreateCommandBody struct {
+	Command          string            `json:"command" minLength:"1" doc:"A command from the targets' catalogs."`
+	Targets          []string          `json:"targets" minItems:"1" doc:"all, agent ids, agent names, or label selectors k=v,k2=v2 (union)."`
+	Params           map[string]string `json:"params,omitempty"`
+	TimeoutSeconds   int               `json:"timeoutSeconds,omitempty" minimum:"0" maximum:"86400" doc:"Run time limit on each agent (default: the command's own, else 300)."`
+	MaxConcurrency   int               `json:"maxConcurrency,omitempty" minimum:"0"`
+	MaxErrors        int               `json:"maxErrors,omitempty" minimum:"0"`
+	ExpiresInSeconds int               `json:"expiresInSeconds,omitempty" minimum:"0" maximum:"604800" doc:"How long agents may take to pick it up (default 3600)."`
 }
 
 // AgentState is a command's state on one agent.
@@ -109,7 +116,27 @@ type GetCommandInput struct {
 const defaultTimeout = 300
 
 func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*CommandOutput, error) {
-	b := in.Body
+	st, err := h.newCommand(ctx, commandRequest{Body: in.Body})
+	if err != nil {
+		return nil, err
+	}
+	return &CommandOutput{Body: st}, nil
+}
+
+// commandRequest is a command to create: from the API, or issued by a workflow step with a
+// deterministic id (so two hubs driving one execution create it once).
+type commandRequest struct {
+	Body      CreateCommandBody
+	ID        string
+	Execution string
+	Step      string
+	Attempt   int
+}
+
+// newCommand validates, decides and records a command, then releases its first wave. Errors are
+// huma status errors: a 4xx says why the command was refused.
+func (h *Hub) newCommand(ctx context.Context, req commandRequest) (*CommandStatus, error) {
+	b := req.Body
 	all, err := h.identitiesOnly(ctx)
 	if err != nil {
 		return nil, h.storeError(ctx, err)
@@ -164,9 +191,13 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 	}
 	now := time.Now().UTC()
 	rec := CommandRecord{
-		ID: uuid.Must(uuid.NewV7()).String(), Command: b.Command, Params: b.Params, TargetExprs: b.Targets,
+		ID: req.ID, Command: b.Command, Params: b.Params, TargetExprs: b.Targets,
 		TimeoutSeconds: timeout, MaxConcurrency: b.MaxConcurrency, MaxErrors: b.MaxErrors,
 		Issuer: PrincipalFrom(ctx).ID, CreatedAt: now, NotAfter: now.Add(time.Duration(expires) * time.Second),
+		Execution: req.Execution, Step: req.Step, Attempt: req.Attempt,
+	}
+	if rec.ID == "" {
+		rec.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	for _, t := range targets {
 		rec.Targets = append(rec.Targets, t.ident.ID)
@@ -175,10 +206,18 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 	if a := decision.Approvals; a != nil && a.Count > 0 {
 		rec.Approval = &ApprovalRequirement{Count: a.Count, Groups: a.Groups, Reason: a.Reason, Requester: rec.Issuer}
 	}
-	if _, err := createJSON(ctx, h.Store, keyCommand(rec.ID), rec); err != nil {
+	created, err := createJSON(ctx, h.Store, keyCommand(rec.ID), rec)
+	if err != nil {
 		return nil, h.storeError(ctx, err)
 	}
-	h.record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params})
+	if !created { // a deterministic id another hub already created: that record is the command
+		st, err := h.status(ctx, rec.ID, false)
+		if err != nil {
+			return nil, h.storeError(ctx, err)
+		}
+		return st, nil
+	}
+	h.record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
 	h.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer, "approvals_required", rec.Approval != nil)
 	if err := h.advance(ctx, rec.ID); err != nil {
 		// The command is recorded; the next result or a retry of advance releases it.
@@ -188,7 +227,7 @@ func (h *Hub) createCommand(ctx context.Context, in *CreateCommandInput) (*Comma
 	if err != nil {
 		return nil, h.storeError(ctx, err)
 	}
-	return &CommandOutput{Body: st}, nil
+	return st, nil
 }
 
 func findSpec(cat []wire.CommandSpec, name string) (wire.CommandSpec, bool) {

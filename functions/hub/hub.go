@@ -50,6 +50,7 @@ type Hub struct {
 	tokensCache tokenCache
 	identities  onceCache[AgentIdentity]
 	commands    onceCache[CommandRecord]
+	executions  onceCache[ExecutionRecord]
 	notify      notifier
 	draining    chan struct{}
 	limits      limits
@@ -84,6 +85,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerOperatorAPI(api, h)
 	registerGovernanceAPI(api, h)
 	registerWorkflowAPI(api, h)
+	registerExecutionAPI(api, h)
 	return api
 }
 

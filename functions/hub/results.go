@@ -50,6 +50,7 @@ func (h *Hub) postResult(ctx context.Context, in *ResultInput) (*struct{}, error
 	if _, err := createJSON(ctx, h.Store, keyMarker(res.CommandID, in.ID, "final-"+string(stored.Status)), map[string]any{"at": time.Now().UTC()}); err != nil {
 		return nil, h.storeError(ctx, err)
 	}
+	h.resultToExecution(ctx, rec, in.ID, stored)
 	if rec.MaxConcurrency > 0 && len(rec.Targets) > rec.MaxConcurrency {
 		if err := h.advance(ctx, res.CommandID); err != nil {
 			return nil, h.storeError(ctx, err)

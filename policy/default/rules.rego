@@ -60,6 +60,7 @@ read_actions := {
 	"list-agent-rejections",
 	"list-workflows",
 	"get-workflow",
+	"get-execution",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the
@@ -68,6 +69,9 @@ operator_actions := {
 	"cancel-command",
 	"create-enroll-token",
 	"report-unseal",
+	"start-execution",
+	"respond-prompt",
+	"cancel-execution",
 }
 
 # Actions on who may do what, on the audit trail, and on someone else's command awaiting
