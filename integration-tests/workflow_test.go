@@ -192,3 +192,134 @@ func TestInteractiveSystemUpdate(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkflowBehaviours: a step that fails twice then succeeds ends succeeded with three attempts; a
+// wait step waits on the tick; a step whose agent is offline times out as declared; a cron schedule
+// fires.
+func TestWorkflowBehaviours(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, admin := initStore(t, dir)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	catalog := []wire.CommandSpec{{Name: "flaky", Group: "test"}, {Name: "noop", Group: "test"}}
+	enroll := func(labels map[string]string, name string) *simagent.Agent {
+		var tok struct {
+			Token string `json:"token"`
+		}
+		op(t, h, admin, "POST", "/v1/enroll-tokens", map[string]any{"labels": labels}, &tok)
+		a, err := simagent.Enroll(ctx, h.url, tok.Token, name, catalog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	online := enroll(map[string]string{"role": "online"}, "up")
+	enroll(map[string]string{"role": "offline"}, "down") // enrolled, never polls
+	var mu sync.Mutex
+	flaky := 0
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		serveLoop(ctx, t, online, func(w simagent.Work) (wire.Status, []byte) {
+			if w.Command.Name != "flaky" {
+				return wire.StatusSucceeded, nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if flaky++; flaky <= 2 {
+				return wire.StatusFailed, []byte("not yet\n")
+			}
+			return wire.StatusSucceeded, []byte("now\n")
+		})
+	})
+	defer func() { cancel(); wg.Wait() }()
+
+	src := `name: behaviours
+steps:
+  - name: flaky
+    type: execute
+    targets: [role=online]
+    command: flaky
+    retry:
+      attempts: 3
+      backoff: 1s
+  - name: pause
+    type: wait
+    duration: 2s
+  - name: unreachable
+    type: execute
+    targets: [role=offline]
+    command: noop
+    timeout: 3s
+    on_failure: continue
+`
+	p := filepath.Join(dir, "behaviours.yaml")
+	os.WriteFile(p, []byte(src), 0o600)
+	if _, errOut, code := pulseCLI(t, h.url, admin, "workflow", "apply", "-f", p); code != 0 {
+		t.Fatal(errOut)
+	}
+	out, errOut, code := pulseCLI(t, h.url, admin, "workflow", "run", "behaviours")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	id := strings.TrimSpace(out)
+	var full struct {
+		State struct {
+			Status string `json:"status"`
+			Steps  map[string]struct {
+				Status   string `json:"status"`
+				Reason   string `json:"reason"`
+				Attempts []struct {
+					CommandID string `json:"commandId"`
+					Status    string `json:"status"`
+				} `json:"attempts"`
+			} `json:"steps"`
+		} `json:"state"`
+	}
+	waitFor(t, "the execution to end", 90*time.Second, func() bool {
+		op(t, h, admin, "GET", "/v1/executions/"+id, nil, &full)
+		return full.State.Status == "succeeded" || full.State.Status == "failed" || full.State.Status == "cancelled"
+	})
+	fl := full.State.Steps["flaky"]
+	if fl.Status != "succeeded" || len(fl.Attempts) != 3 || fl.Attempts[0].Status != "failed" || fl.Attempts[2].Status != "succeeded" {
+		t.Fatalf("flaky step: %+v", fl)
+	}
+	if ids := map[string]bool{fl.Attempts[0].CommandID: true, fl.Attempts[1].CommandID: true, fl.Attempts[2].CommandID: true}; len(ids) != 3 {
+		t.Fatalf("attempts share command ids: %+v", fl.Attempts)
+	}
+	if st := full.State.Steps["pause"].Status; st != "succeeded" {
+		t.Fatalf("wait step: %s", st)
+	}
+	if un := full.State.Steps["unreachable"]; un.Status != "failed" || !strings.Contains(strings.ToLower(un.Reason), "time") {
+		t.Fatalf("offline agent's step: %+v", un)
+	}
+
+	t.Run("a cron schedule fires", func(t *testing.T) {
+		cronSrc := "name: every-minute\nschedule:\n  cron: \"* * * * *\"\n  timezone: Europe/Paris\nsteps:\n  - name: ping\n    type: execute\n    targets: [role=online]\n    command: noop\n"
+		p := filepath.Join(dir, "every-minute.yaml")
+		os.WriteFile(p, []byte(cronSrc), 0o600)
+		if _, errOut, code := pulseCLI(t, h.url, admin, "workflow", "apply", "-f", p); code != 0 {
+			t.Fatal(errOut)
+		}
+		waitFor(t, "a scheduled execution", 80*time.Second, func() bool {
+			var recs struct {
+				Records []struct {
+					Action string         `json:"action"`
+					Detail map[string]any `json:"detail"`
+				} `json:"records"`
+			}
+			op(t, h, admin, "GET", "/v1/audit", nil, &recs)
+			for _, r := range recs.Records {
+				if r.Action == "start-execution" && r.Detail["workflow"] == "every-minute" {
+					return true
+				}
+			}
+			return false
+		})
+		// Only one run per slot, whatever the number of ticks in that minute.
+		out, _, _ := pulseCLI(t, h.url, admin, "audit", "list", "--json")
+		if n := strings.Count(out, `"workflow": "every-minute"`); n > 2 {
+			t.Fatalf("%d starts of the scheduled workflow within about a minute", n)
+		}
+	})
+}

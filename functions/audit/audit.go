@@ -30,8 +30,8 @@ const (
 	lookback = 2 * time.Minute
 )
 
-// Principal is who acted.
-type Principal struct {
+// Actor is who acted (a person, an agent, or the hub itself).
+type Actor struct {
 	ID     string   `json:"id"`
 	Groups []string `json:"groups,omitempty"`
 	Via    string   `json:"via"`
@@ -50,7 +50,7 @@ type Decision struct {
 type Record struct {
 	ID        string         `json:"id"`
 	Time      time.Time      `json:"time"`
-	Principal Principal      `json:"principal"`
+	Principal Actor          `json:"principal"`
 	Action    string         `json:"action"`
 	Targets   []string       `json:"targets,omitempty"`
 	Decision  *Decision      `json:"decision,omitempty"`

@@ -18,7 +18,7 @@ func TestChain(t *testing.T) {
 	}
 	var recs []Record
 	for i := range 5 {
-		r, err := Write(ctx, s, Record{Principal: Principal{ID: "alice", Via: "token"}, Action: "create-command", Outcome: "ok", Detail: map[string]any{"n": i}})
+		r, err := Write(ctx, s, Record{Principal: Actor{ID: "alice", Via: "token"}, Action: "create-command", Outcome: "ok", Detail: map[string]any{"n": i}})
 		if err != nil {
 			t.Fatal(err)
 		}

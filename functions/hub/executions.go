@@ -185,6 +185,7 @@ func (h *Hub) TickExecutions(ctx context.Context, interval time.Duration) {
 				h.Log.Warn("tick: drive execution", "execution", id, "err", err)
 			}
 		}
+		h.tickSchedules(ctx)
 	}
 }
 
@@ -229,9 +230,19 @@ func view(ex *execution) *ExecutionOutput {
 }
 
 func (h *Hub) startExecution(ctx context.Context, in *StartExecutionInput) (*ExecutionOutput, error) {
-	v, err := h.latestWorkflow(ctx, in.Body.Workflow)
+	ex, err := h.start(ctx, in.Body.Workflow, in.Body.Inputs, "")
+	if err != nil {
+		return nil, err
+	}
+	return view(ex), nil
+}
+
+// start begins an execution of a workflow's current version for the principal in ctx. id may be given
+// (a schedule slot's deterministic id); an execution that already exists under it is returned as is.
+func (h *Hub) start(ctx context.Context, name string, given map[string]any, id string) (*execution, error) {
+	v, err := h.latestWorkflow(ctx, name)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleted) {
-		return nil, huma.Error404NotFound(fmt.Sprintf("no workflow %q (see pulse workflow list)", in.Body.Workflow))
+		return nil, huma.Error404NotFound(fmt.Sprintf("no workflow %q (see pulse workflow list)", name))
 	}
 	if err != nil {
 		return nil, h.storeError(ctx, err)
@@ -240,26 +251,102 @@ func (h *Hub) startExecution(ctx context.Context, in *StartExecutionInput) (*Exe
 	if err != nil {
 		return nil, huma.Error422UnprocessableEntity(refusal(v.Name, err))
 	}
-	inputs, err := def.ResolveInputs(in.Body.Inputs)
+	inputs, err := def.ResolveInputs(given)
 	if err != nil {
 		return nil, huma.Error422UnprocessableEntity("inputs: " + err.Error())
 	}
-	rec := ExecutionRecord{ID: uuid.Must(uuid.NewV7()).String(), Workflow: v.Name, Version: v.Version, Inputs: inputs, StartedBy: PrincipalFrom(ctx), StartedAt: time.Now().UTC()}
-	if _, err := createJSON(ctx, h.Store, keyExecution(rec.ID), rec); err != nil {
+	if id == "" {
+		id = uuid.Must(uuid.NewV7()).String()
+	}
+	rec := ExecutionRecord{ID: id, Workflow: v.Name, Version: v.Version, Inputs: inputs, StartedBy: PrincipalFrom(ctx), StartedAt: time.Now().UTC()}
+	created, err := createJSON(ctx, h.Store, keyExecution(rec.ID), rec)
+	if err != nil {
 		return nil, h.storeError(ctx, err)
 	}
-	if _, err := createJSON(ctx, h.Store, prefixActive+rec.ID+".json", map[string]any{"at": rec.StartedAt}); err != nil {
-		return nil, h.storeError(ctx, err)
+	if created {
+		if _, err := createJSON(ctx, h.Store, prefixActive+rec.ID+".json", map[string]any{"at": rec.StartedAt, "workflow": rec.Workflow}); err != nil {
+			return nil, h.storeError(ctx, err)
+		}
+		if err := h.addEvent(ctx, rec.ID, workflow.Event{Kind: workflow.EventStarted, Inputs: inputs, Version: fmt.Sprint(v.Version), By: rec.StartedBy.ID}); err != nil {
+			return nil, h.storeError(ctx, err)
+		}
+		h.record(ctx, "start-execution", nil, nil, "ok", map[string]any{"workflow": v.Name, "version": v.Version, "execution": rec.ID})
 	}
-	if err := h.addEvent(ctx, rec.ID, workflow.Event{Kind: workflow.EventStarted, Inputs: inputs, Version: fmt.Sprint(v.Version), By: rec.StartedBy.ID}); err != nil {
-		return nil, h.storeError(ctx, err)
-	}
-	h.record(ctx, "start-execution", nil, nil, "ok", map[string]any{"workflow": v.Name, "version": v.Version, "execution": rec.ID})
 	ex, err := h.drive(ctx, rec.ID)
 	if err != nil {
 		return nil, h.storeError(ctx, err)
 	}
-	return view(ex), nil
+	return ex, nil
+}
+
+// prefixFires records the schedule slots that fired: v1/schedule-fires/<workflow>/<unix>.json, written
+// create-only, so among hubs ticking at once exactly one starts the slot's execution.
+const prefixFires = "v1/schedule-fires/"
+
+// tickSchedules starts the executions that cron schedules call for. A slot missed while every hub was
+// down fires once when one returns (workflow.NextFire), not once per missed slot.
+func (h *Hub) tickSchedules(ctx context.Context) {
+	list, err := h.listWorkflows(ctx, nil)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	for _, w := range list.Body.Workflows {
+		if w.Schedule == "" {
+			continue
+		}
+		v, err := h.latestWorkflow(ctx, w.Name)
+		if err != nil {
+			continue
+		}
+		def, err := workflow.Parse([]byte(v.Source))
+		if err != nil || def.Schedule == nil {
+			continue
+		}
+		last := v.AppliedAt
+		store.Walk(ctx, h.Store, prefixFires+w.Name+"/", "", 0, func(o store.ObjectInfo) error {
+			var sec int64
+			if _, err := fmt.Sscanf(lastSegment(o.Key), "%d", &sec); err == nil && time.Unix(sec, 0).After(last) {
+				last = time.Unix(sec, 0)
+			}
+			return nil
+		})
+		fire, at := workflow.NextFire(def.Schedule, last, now)
+		if !fire {
+			continue
+		}
+		busy := h.hasActive(ctx, w.Name)
+		if busy && def.Schedule.Overlap == workflow.OverlapQueue {
+			continue // the slot stays due and fires once the running execution ends
+		}
+		created, err := createJSON(ctx, h.Store, fmt.Sprintf("%s%s/%012d.json", prefixFires, w.Name, at.Unix()), map[string]any{"slot": at, "skipped": busy})
+		if err != nil || !created {
+			continue
+		}
+		if busy {
+			h.Log.Info("scheduled run skipped: the previous one is still running", "workflow", w.Name, "slot", at)
+			continue
+		}
+		// The run acts for whoever applied this version, under the policy.
+		sctx := context.WithValue(ctx, principalKey, v.AppliedByPrincipal)
+		id := uuid.NewSHA1(uuid.NameSpaceURL, []byte(fmt.Sprintf("pulse:schedule:%s:%d", w.Name, at.Unix()))).String()
+		if _, err := h.start(sctx, w.Name, nil, id); err != nil {
+			h.Log.Warn("scheduled run failed to start", "workflow", w.Name, "slot", at, "err", err)
+			continue
+		}
+		h.Log.Info("scheduled run started", "workflow", w.Name, "slot", at, "execution", id)
+	}
+}
+
+func (h *Hub) hasActive(ctx context.Context, name string) bool {
+	found := false
+	store.Walk(ctx, h.Store, prefixActive, "", 0, func(o store.ObjectInfo) error {
+		if rec, err := h.executions.get(ctx, h.Store, keyExecution(lastSegment(o.Key))); err == nil && rec.Workflow == name {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 func (h *Hub) getExecution(ctx context.Context, in *ExecutionIDInput) (*ExecutionOutput, error) {

@@ -22,8 +22,8 @@ func (p Principal) policy() policy.Principal {
 	return policy.Principal{ID: p.ID, Name: p.Name, Groups: p.Groups, Via: p.Via}
 }
 
-func (p Principal) audit() audit.Principal {
-	return audit.Principal{ID: p.ID, Groups: p.Groups, Via: p.Via}
+func (p Principal) audit() audit.Actor {
+	return audit.Actor{ID: p.ID, Groups: p.Groups, Via: p.Via}
 }
 
 // decide asks the policy; a denial becomes a 403 whose detail names the rule, and is audited.
@@ -77,7 +77,7 @@ type requestIDKey struct{}
 func (h *Hub) record(ctx context.Context, action string, targets []string, d *policy.Decision, outcome string, detail map[string]any) {
 	r := audit.Record{Principal: PrincipalFrom(ctx).audit(), Action: action, Targets: targets, Outcome: outcome, Detail: detail}
 	if agent := AgentFrom(ctx); agent != "" && r.Principal.ID == "" {
-		r.Principal = audit.Principal{ID: agent, Via: "agent-signature"}
+		r.Principal = audit.Actor{ID: agent, Via: "agent-signature"}
 	}
 	r.RequestID, _ = ctx.Value(requestIDKey{}).(string)
 	if d != nil {

@@ -30,7 +30,9 @@ type WorkflowVersion struct {
 	Deleted   bool      `json:"deleted,omitempty"`
 	AppliedBy string    `json:"appliedBy"`
 	AppliedAt time.Time `json:"appliedAt"`
-	Parsed    any       `json:"definition,omitempty" doc:"The parsed definition, as the engine sees it."`
+	// AppliedByPrincipal is whom scheduled runs of this version act for, under the policy.
+	AppliedByPrincipal Principal `json:"appliedByPrincipal"`
+	Parsed             any       `json:"definition,omitempty" doc:"The parsed definition, as the engine sees it."`
 }
 
 // ApplyWorkflowInput creates or replaces a workflow.
@@ -165,7 +167,7 @@ func (h *Hub) applyWorkflow(ctx context.Context, in *ApplyWorkflowInput) (*Workf
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, h.storeError(ctx, err)
 	}
-	v := &WorkflowVersion{Name: in.Name, Version: next, Source: in.Body.Source, AppliedBy: PrincipalFrom(ctx).ID, AppliedAt: time.Now().UTC()}
+	v := &WorkflowVersion{Name: in.Name, Version: next, Source: in.Body.Source, AppliedBy: PrincipalFrom(ctx).ID, AppliedAt: time.Now().UTC(), AppliedByPrincipal: PrincipalFrom(ctx)}
 	created, err := createJSON(ctx, h.Store, fmt.Sprintf("%s%s/%06d.json", prefixWorkflows, in.Name, next), v)
 	if err != nil {
 		return nil, h.storeError(ctx, err)
