@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/functions/store/s3"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
@@ -321,5 +326,142 @@ steps:
 		if n := strings.Count(out, `"workflow": "every-minute"`); n > 2 {
 			t.Fatalf("%d starts of the scheduled workflow within about a minute", n)
 		}
+	})
+}
+
+// TestWorkflowOnStatelessHubs: two hubs on one bucket receive the results of one execution in random
+// order and still issue every command exactly once; a hub killed while an execution waits on a prompt
+// and a timer picks it up again after a restart.
+func TestWorkflowOnStatelessHubs(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, admin := initStore(t, dir)
+	h1 := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "2s")
+	h2 := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "2s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	op(t, h1, admin, "POST", "/v1/enroll-tokens", map[string]any{"uses": 3}, &tok)
+	catalog := []wire.CommandSpec{{Name: "noop", Group: "test"}}
+	var hubsMu sync.Mutex
+	live := []string{h1.url, h2.url}
+	pick := func() string {
+		hubsMu.Lock()
+		defer hubsMu.Unlock()
+		return live[rand.IntN(len(live))]
+	}
+	var wg sync.WaitGroup
+	for i := range 3 {
+		a, err := simagent.Enroll(ctx, h1.url, tok.Token, fmt.Sprintf("node-%d", i), catalog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			// Each poll and each upload goes to a live hub chosen at random. (This simulated agent does not
+			// retry uploads as the real one does, so it only uses hubs that are up.)
+			var ack []string
+			for ctx.Err() == nil {
+				a.Hub = pick()
+				works, _, err := a.Poll(ctx, ack)
+				ack = nil
+				if err != nil {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				for _, w := range works {
+					ack = append(ack, w.InboxKey)
+					if w.Envelope.Kind == wire.KindCommand {
+						time.Sleep(time.Duration(rand.IntN(50)) * time.Millisecond)
+						a.Hub = pick()
+						for a.Complete(ctx, w, wire.StatusSucceeded, 0, nil) != nil && ctx.Err() == nil {
+							time.Sleep(200 * time.Millisecond) // the hub is restarting
+						}
+					}
+				}
+			}
+		})
+	}
+	defer func() { cancel(); wg.Wait() }()
+
+	apply := func(name, src string) {
+		p := filepath.Join(dir, name+".yaml")
+		os.WriteFile(p, []byte(src), 0o600)
+		if _, errOut, code := pulseCLI(t, h1.url, admin, "workflow", "apply", "-f", p); code != 0 {
+			t.Fatal(errOut)
+		}
+	}
+	status := func(h *hubProc, id string) string {
+		var v executionView
+		op(t, h, admin, "GET", "/v1/executions/"+id, nil, &v)
+		return v.State.Status
+	}
+
+	t.Run("two hubs, results in random order", func(t *testing.T) {
+		apply("three-steps", "steps:\n  - {name: one, type: execute, targets: [all], command: noop}\n  - {name: two, type: execute, targets: [all], command: noop}\n  - {name: three, type: execute, targets: [all], command: noop}\n")
+		out, errOut, code := pulseCLI(t, h2.url, admin, "workflow", "run", "three-steps")
+		if code != 0 {
+			t.Fatal(errOut)
+		}
+		id := strings.TrimSpace(out)
+		waitFor(t, "the execution to end", 60*time.Second, func() bool { return status(h1, id) == "succeeded" })
+		if s := status(h2, id); s != "succeeded" {
+			t.Fatalf("hub 2 sees %s", s)
+		}
+		// Count the commands in the bucket: one per step, never two.
+		u := strings.SplitN(strings.TrimPrefix(storeURL, "s3://"), "?", 2)[0]
+		bkt, prefix, _ := strings.Cut(u, "/")
+		s, err := s3.New(s3.Config{Bucket: bkt, Prefix: prefix + "/", Endpoint: minio.Endpoint, Region: "us-east-1", Creds: credentials.NewStaticV4(s3server.AccessKey, s3server.SecretKey, "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		store.Walk(ctx, s, "v1/commands/", "", 0, func(o store.ObjectInfo) error {
+			if !strings.HasSuffix(o.Key, ".json") || strings.Count(strings.TrimPrefix(o.Key, "v1/commands/"), "/") != 0 {
+				return nil
+			}
+			b, _, err := store.ReadAll(ctx, s, o.Key)
+			if err == nil && strings.Contains(string(b), id) {
+				n++
+			}
+			return nil
+		})
+		if n != 3 {
+			t.Fatalf("%d commands issued for 3 steps", n)
+		}
+	})
+
+	t.Run("hub killed while waiting on a prompt and a timer", func(t *testing.T) {
+		apply("ask-wait-run", "steps:\n  - {name: ask, type: prompt, message: \"Continue?\", options: [\"Yes\", \"No\"]}\n  - {name: pause, type: wait, duration: 3s}\n  - {name: run, type: execute, targets: [all], command: noop}\n")
+		out, errOut, code := pulseCLI(t, h1.url, admin, "workflow", "run", "ask-wait-run")
+		if code != 0 {
+			t.Fatal(errOut)
+		}
+		id := strings.TrimSpace(out)
+		// Kill both hubs while the execution waits on the prompt, restart one where it was.
+		addr := strings.TrimPrefix(h1.url, "http://")
+		hubsMu.Lock()
+		live = []string{h1.url} // the address the restarted hub takes
+		hubsMu.Unlock()
+		for _, h := range []*hubProc{h1, h2} {
+			h.cmd.Process.Kill()
+			<-h.done
+			h.done <- nil
+		}
+		h3 := startHubAt(t, dir, addr, s3server.Env(), "--store", storeURL, "--poll-hold", "2s")
+		if code := op(t, h3, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "ask", "answer": "Yes"}, nil); code != 200 {
+			t.Fatalf("respond after restart: %d", code)
+		}
+		// Kill it again while the timer runs; the next hub's tick fires it.
+		waitFor(t, "the wait step", 20*time.Second, func() bool {
+			var v executionView
+			op(t, h3, admin, "GET", "/v1/executions/"+id, nil, &v)
+			return v.State.Steps["pause"].Status == "running"
+		})
+		h3.cmd.Process.Kill()
+		<-h3.done
+		h3.done <- nil
+		h4 := startHubAt(t, dir, addr, s3server.Env(), "--store", storeURL, "--poll-hold", "2s")
+		waitFor(t, "the execution to end after the timer", 60*time.Second, func() bool { return status(h4, id) == "succeeded" })
 	})
 }
