@@ -36,9 +36,9 @@ test-unit: ## quick tests that need no S3 server
 
 bench: tools ## print the figures: store latency, command latency and fan-out, hub and agent footprint
 	export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw); \
-	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ && \
+	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ ./policy/ && \
 	$(GO) test -run '^$$' -bench 'EnqueueToEnvelope' -benchtime 200x -count 1 -timeout 30m ./integration-tests/ && \
-	$(GO) test -run '^$$' -bench 'Fanout1000|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent' -benchtime 1x -count 1 -timeout 30m ./integration-tests/
+	$(GO) test -run '^$$' -bench 'Fanout1000|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent|WorkflowSteps' -benchtime 1x -count 1 -timeout 30m ./integration-tests/
 
 openapi: ## regenerate the committed OpenAPI documents in openapi/
 	$(GO) run ./functions/cmd/pulse openapi --out openapi
