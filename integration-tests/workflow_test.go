@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -464,4 +466,43 @@ func TestWorkflowOnStatelessHubs(t *testing.T) {
 		h4 := startHubAt(t, dir, addr, s3server.Env(), "--store", storeURL, "--poll-hold", "2s")
 		waitFor(t, "the execution to end after the timer", 60*time.Second, func() bool { return status(h4, id) == "succeeded" })
 	})
+}
+
+// TestTickCommand: with no hub running, `pulse tick` (what a cloud scheduler runs) fires a workflow's
+// due timer and finishes the execution.
+func TestTickCommand(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, admin := initStore(t, dir)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL)
+	p := filepath.Join(dir, "nap.yaml")
+	os.WriteFile(p, []byte("steps:\n  - {name: nap, type: wait, duration: 2s}\n"), 0o600)
+	if _, errOut, code := pulseCLI(t, h.url, admin, "workflow", "apply", "-f", p); code != 0 {
+		t.Fatal(errOut)
+	}
+	out, errOut, code := pulseCLI(t, h.url, admin, "workflow", "run", "nap")
+	if code != 0 {
+		t.Fatal(errOut)
+	}
+	id := strings.TrimSpace(out)
+	h.cmd.Process.Signal(syscall.SIGTERM)
+	<-h.done
+	h.done <- nil
+	time.Sleep(2500 * time.Millisecond)
+	tick := exec.Command(pulseBin, "tick", "--store", storeURL, "--json")
+	tick.Dir, tick.Env = dir, append(os.Environ(), s3server.Env()...)
+	if b, err := tick.CombinedOutput(); err != nil || !strings.Contains(string(b), `"activeExecutions": 1`) {
+		t.Fatalf("pulse tick: %v\n%s", err, b)
+	}
+	// The tick finished it: a second tick finds nothing active, and a hub shows it succeeded.
+	tick = exec.Command(pulseBin, "tick", "--store", storeURL, "--json")
+	tick.Dir, tick.Env = dir, append(os.Environ(), s3server.Env()...)
+	if b, err := tick.CombinedOutput(); err != nil || !strings.Contains(string(b), `"activeExecutions": 0`) {
+		t.Fatalf("second pulse tick: %v\n%s", err, b)
+	}
+	h2 := startHub(t, dir, s3server.Env(), "--store", storeURL)
+	var v executionView
+	op(t, h2, admin, "GET", "/v1/executions/"+id, nil, &v)
+	if v.State.Status != "succeeded" {
+		t.Fatalf("after pulse tick: %+v", v.State)
+	}
 }

@@ -59,6 +59,7 @@ func commands() map[string]command {
 		"workflow":     {"apply, list, show, delete, run and watch workflows", runWorkflow},
 		"execution":    {"show or cancel a workflow execution", runExecution},
 		"respond":      {"answer a prompt step of an execution", runRespond},
+		"tick":         {"run the hub's periodic work once (for cloud-function deployments)", runTick},
 		"openapi":      {"print or write the OpenAPI documents of the API", runOpenAPI},
 		"version":      {"print the version", runVersion},
 	}

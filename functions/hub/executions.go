@@ -175,18 +175,26 @@ func (h *Hub) TickExecutions(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		var ids []string
-		store.Walk(ctx, h.Store, prefixActive, "", 0, func(o store.ObjectInfo) error {
-			ids = append(ids, lastSegment(o.Key))
-			return nil
-		})
-		for _, id := range ids {
-			if _, err := h.drive(ctx, id); err != nil && ctx.Err() == nil {
-				h.Log.Warn("tick: drive execution", "execution", id, "err", err)
-			}
-		}
-		h.tickSchedules(ctx)
+		h.Tick(ctx)
 	}
+}
+
+// Tick drives every active execution once (timers due fire, half-done work is finished) and starts
+// the scheduled runs that are due. `pulse serve` calls it every second; a cloud deployment runs it from
+// a scheduled function (`pulse tick`).
+func (h *Hub) Tick(ctx context.Context) int {
+	var ids []string
+	store.Walk(ctx, h.Store, prefixActive, "", 0, func(o store.ObjectInfo) error {
+		ids = append(ids, lastSegment(o.Key))
+		return nil
+	})
+	for _, id := range ids {
+		if _, err := h.drive(ctx, id); err != nil && ctx.Err() == nil {
+			h.Log.Warn("tick: drive execution", "execution", id, "err", err)
+		}
+	}
+	h.tickSchedules(ctx)
+	return len(ids)
 }
 
 // StartExecutionInput starts a workflow.

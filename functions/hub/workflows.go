@@ -180,6 +180,20 @@ func (h *Hub) applyWorkflow(ctx context.Context, in *ApplyWorkflowInput) (*Workf
 	return &WorkflowOutput{Body: v}, nil
 }
 
+// CreateWorkflowInput creates or replaces a workflow named in the body.
+type CreateWorkflowInput struct {
+	Body struct {
+		Name   string `json:"name" minLength:"1" maxLength:"63"`
+		Source string `json:"source" minLength:"1" maxLength:"1048576" doc:"The workflow in YAML or JSON."`
+	}
+}
+
+func (h *Hub) createWorkflow(ctx context.Context, in *CreateWorkflowInput) (*WorkflowOutput, error) {
+	a := &ApplyWorkflowInput{Name: in.Body.Name}
+	a.Body.Source = in.Body.Source
+	return h.applyWorkflow(ctx, a)
+}
+
 func (h *Hub) getWorkflow(ctx context.Context, in *WorkflowNameInput) (*WorkflowOutput, error) {
 	v, err := h.latestWorkflow(ctx, in.Name)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleted) {
@@ -255,6 +269,9 @@ func registerWorkflowAPI(api huma.API, h *Hub) {
 	register(api, huma.Operation{OperationID: "apply-workflow", Method: http.MethodPut, Path: "/v1/workflows/{name}", Tags: []string{"Workflows"},
 		Summary: "Create or replace a workflow", Description: "Parses the YAML or JSON, type-checks and cost-bounds every CEL condition, checks commands and parameters against the fleet's catalogs, and stores a new version. Problems are reported with line:column in the source.",
 		Security: sec, Middlewares: gate("apply-workflow"), Errors: []int{401, 403, 409, 422}}, h.applyWorkflow)
+	register(api, huma.Operation{OperationID: "create-workflow", Method: http.MethodPost, Path: "/v1/workflows", Tags: []string{"Workflows"},
+		Summary: "Create or replace a workflow (name in the body)", Description: "As PUT /v1/workflows/{name}.",
+		DefaultStatus: http.StatusCreated, Security: sec, Middlewares: gate("apply-workflow"), Errors: []int{401, 403, 409, 422}}, h.createWorkflow)
 	register(api, huma.Operation{OperationID: "list-workflows", Method: http.MethodGet, Path: "/v1/workflows", Tags: []string{"Workflows"},
 		Summary: "List workflows", Security: sec, Middlewares: gate("list-workflows"), Errors: []int{401, 403}}, h.listWorkflows)
 	register(api, huma.Operation{OperationID: "get-workflow", Method: http.MethodGet, Path: "/v1/workflows/{name}", Tags: []string{"Workflows"},
