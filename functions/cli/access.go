@@ -53,11 +53,7 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 	case "list":
 		fs := newFlags(env, "token list", "[--json]", "Lists operator tokens, without their secrets.")
 		asJSON := fs.Bool("json", false, "print JSON")
-		connect := clientFlags(fs)
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		c, err := connect()
+		c, err := clientCommand(fs, args)
 		if err != nil {
 			return err
 		}
@@ -188,11 +184,7 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 	case "verify":
 		fs := newFlags(env, "audit verify", "[--json]", "Seals new records and recomputes the whole hash chain; names the first record that was changed or removed.")
 		asJSON := fs.Bool("json", false, "print JSON")
-		connect := clientFlags(fs)
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		c, err := connect()
+		c, err := clientCommand(fs, args)
 		if err != nil {
 			return err
 		}

@@ -44,6 +44,16 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 	}
 }
 
+// clientCommand parses a client command's flags (its own plus --hub and --token) and connects: the
+// preamble every operator command shares.
+func clientCommand(fs *flag.FlagSet, args []string) (*client, error) {
+	connect := clientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	return connect()
+}
+
 // apiError is an RFC 9457 problem returned by the hub.
 type apiError struct {
 	Status int    `json:"status"`

@@ -94,11 +94,7 @@ func runAgents(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "agents", "[--selector S] [--json]", "Lists agents: id, name, online state, last heartbeat, version, labels and soft-disabled integrations.")
 	selector := fs.String("selector", "", "only agents matching: all, an id, a name, or labels k=v,k2=v2")
 	asJSON := fs.Bool("json", false, "print JSON")
-	connect := clientFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	c, err := connect()
+	c, err := clientCommand(fs, args)
 	if err != nil {
 		return err
 	}

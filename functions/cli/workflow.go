@@ -61,11 +61,7 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 	case "list":
 		fs := newFlags(env, "workflow list", "[--json]", "Lists workflows with their current version.")
 		asJSON := fs.Bool("json", false, "print JSON")
-		connect := clientFlags(fs)
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		c, err := connect()
+		c, err := clientCommand(fs, args)
 		if err != nil {
 			return err
 		}
