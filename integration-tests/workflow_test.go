@@ -168,6 +168,13 @@ func TestInteractiveSystemUpdate(t *testing.T) {
 			if count("apt_update") == 0 {
 				t.Fatal("apt_update never ran")
 			}
+			// An answer that is not an option, or to a step not waiting, is refused and changes nothing.
+			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "User approval", "answer": "Maybe"}, nil); code != 409 {
+				t.Fatalf("answer outside the options: %d, want 409", code)
+			}
+			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "Reboot confirmation", "answer": "Yes"}, nil); code != 409 {
+				t.Fatalf("answer to a prompt not reached: %d, want 409", code)
+			}
 			// The first answer through the API, the second through the CLI.
 			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "User approval", "answer": c.first}, nil); code != 200 {
 				t.Fatalf("respond: %d", code)

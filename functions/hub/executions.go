@@ -372,15 +372,19 @@ func (h *Hub) getExecution(ctx context.Context, in *ExecutionIDInput) (*Executio
 }
 
 func (h *Hub) respond(ctx context.Context, in *RespondInput) (*ExecutionOutput, error) {
-	out, err := h.getExecution(ctx, &ExecutionIDInput{ID: in.ID})
-	if err != nil {
-		return nil, err
+	if !validID(in.ID) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("no execution %q", in.ID))
 	}
-	ex, _ := h.loadExecution(ctx, in.ID)
+	ex, err := h.loadExecution(ctx, in.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, huma.Error404NotFound(fmt.Sprintf("no execution %s", in.ID))
+	}
+	if err != nil {
+		return nil, h.storeError(ctx, err)
+	}
 	if err := ex.state.CheckAnswer(ex.def, in.Body.Step, in.Body.Answer); err != nil {
 		return nil, huma.Error409Conflict(err.Error())
 	}
-	_ = out
 	if err := h.addEvent(ctx, in.ID, workflow.Event{Kind: workflow.EventPromptAnswered, Step: in.Body.Step, Answer: in.Body.Answer, AnsweredBy: PrincipalFrom(ctx).ID}); err != nil {
 		return nil, h.storeError(ctx, err)
 	}
