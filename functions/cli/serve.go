@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/pulsehq/pulse/functions/config"
@@ -117,12 +118,14 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	log.Info("pulse hub listening", "addr", ln.Addr().String(), "store", ready.URL(), "version", Version,
 		"docs", "http://"+ln.Addr().String()+"/docs", "signing_key", keys.CurrentID())
 
+	// Background work stops before the hub says it stopped, so nothing it does happens after that line.
 	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go ready.Watch(wctx, readyInterval)
-	go h.WatchBells(wctx)
-	go h.SealAudit(wctx, 30*time.Second)
-	go h.TickExecutions(wctx, time.Second)
+	var background sync.WaitGroup
+	defer func() { stopWatch(); background.Wait() }()
+	background.Go(func() { ready.Watch(wctx, readyInterval) })
+	background.Go(func() { h.WatchBells(wctx) })
+	background.Go(func() { h.SealAudit(wctx, 30*time.Second) })
+	background.Go(func() { h.TickExecutions(wctx, time.Second) })
 	h.PolicyLoaded(ctx, cfg.Policy)
 	srv.RegisterOnShutdown(h.Drain)
 
@@ -130,6 +133,8 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	stopWatch()
+	background.Wait()
 	log.Info("pulse hub stopped")
 	return nil
 }
