@@ -12,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
 	"github.com/pulsehq/pulse/functions/store"
-	"github.com/pulsehq/pulse/functions/store/s3"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 )
 
@@ -232,12 +229,7 @@ allow contains "viewer_uptime" if {
 		if code != 0 || !strings.Contains(out, "intact") {
 			t.Fatalf("verify untouched: exit %d %s %s", code, out, errOut)
 		}
-		u := strings.SplitN(strings.TrimPrefix(storeURL, "s3://"), "?", 2)[0]
-		bkt, prefix, _ := strings.Cut(u, "/")
-		s, err := s3.New(s3.Config{Bucket: bkt, Prefix: prefix + "/", Endpoint: minio.Endpoint, Region: "us-east-1", Creds: credentials.NewStaticV4(s3server.AccessKey, s3server.SecretKey, "")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := bucketStore(t, storeURL)
 		ctx := context.Background()
 		var victim string
 		store.Walk(ctx, s, "v1/audit/", "", 0, func(o store.ObjectInfo) error {

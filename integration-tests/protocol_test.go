@@ -8,13 +8,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7/pkg/credentials"
+
 	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/functions/store/s3"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
@@ -38,6 +43,26 @@ func initStore(t *testing.T, dir string) (storeURL, token string) {
 		t.Fatalf("pulse init --json printed %s (%v)", out, err)
 	}
 	return storeURL, res.AdminToken
+}
+
+// bucketStore opens, in the test process, the store a hub under test uses (a store URL on the shared
+// MinIO), to count or tamper with objects directly.
+func bucketStore(t testing.TB, storeURL string) store.Store {
+	t.Helper()
+	u, err := url.Parse(storeURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s3.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Creds = credentials.NewStaticV4(s3server.AccessKey, s3server.SecretKey, "")
+	s, err := s3.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // op calls the operator API and decodes the answer; it returns the status code.

@@ -13,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/store"
-	"github.com/pulsehq/pulse/functions/store/s3"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
@@ -90,6 +87,28 @@ func TestWorkflowApply(t *testing.T) {
 	}
 }
 
+// applyWorkflow writes src to a file and applies it with the CLI, as an operator would.
+func applyWorkflow(t *testing.T, h *hubProc, token, dir, file, src string) {
+	t.Helper()
+	p := filepath.Join(dir, file)
+	if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := pulseCLI(t, h.url, token, "workflow", "apply", "-f", p); code != 0 {
+		t.Fatalf("workflow apply %s: %s", file, errOut)
+	}
+}
+
+// runWorkflow starts an execution with the CLI and returns its id.
+func runWorkflow(t *testing.T, h *hubProc, token, name string) string {
+	t.Helper()
+	out, errOut, code := pulseCLI(t, h.url, token, "workflow", "run", name)
+	if code != 0 {
+		t.Fatalf("workflow run %s: %s", name, errOut)
+	}
+	return strings.TrimSpace(out)
+}
+
 type executionView struct {
 	ID    string `json:"id"`
 	State struct {
@@ -143,11 +162,7 @@ func TestInteractiveSystemUpdate(t *testing.T) {
 	}
 	defer func() { cancel(); wg.Wait() }()
 	seed, _ := os.ReadFile(filepath.Join("..", "functions", "workflow", "testdata", "interactive-system-update.json"))
-	src := filepath.Join(dir, "system-update.json")
-	os.WriteFile(src, seed, 0o600)
-	if _, errOut, code := pulseCLI(t, h.url, admin, "workflow", "apply", "-f", src); code != 0 {
-		t.Fatal(errOut)
-	}
+	applyWorkflow(t, h, admin, dir, "system-update.json", string(seed))
 	count := func(name string) int {
 		mu.Lock()
 		defer mu.Unlock()
@@ -156,11 +171,7 @@ func TestInteractiveSystemUpdate(t *testing.T) {
 
 	for _, c := range []struct{ first, second string }{{"Yes", "No"}, {"No", "Yes"}} {
 		t.Run("upgrade "+c.first+", reboot "+c.second, func(t *testing.T) {
-			out, errOut, code := pulseCLI(t, h.url, admin, "workflow", "run", "system-update")
-			if code != 0 {
-				t.Fatalf("run: %s", errOut)
-			}
-			id := strings.TrimSpace(out)
+			id := runWorkflow(t, h, admin, "system-update")
 			upgrades, reboots := count("apt_upgrade"), count("reboot")
 			waitExecution(t, h, admin, id, "the first prompt", func(v executionView) bool {
 				return v.State.Steps["User approval"].Status == "awaiting_response"
@@ -267,16 +278,8 @@ steps:
     timeout: 3s
     on_failure: continue
 `
-	p := filepath.Join(dir, "behaviours.yaml")
-	os.WriteFile(p, []byte(src), 0o600)
-	if _, errOut, code := pulseCLI(t, h.url, admin, "workflow", "apply", "-f", p); code != 0 {
-		t.Fatal(errOut)
-	}
-	out, errOut, code := pulseCLI(t, h.url, admin, "workflow", "run", "behaviours")
-	if code != 0 {
-		t.Fatal(errOut)
-	}
-	id := strings.TrimSpace(out)
+	applyWorkflow(t, h, admin, dir, "behaviours.yaml", src)
+	id := runWorkflow(t, h, admin, "behaviours")
 	var full struct {
 		State struct {
 			Status string `json:"status"`
@@ -310,11 +313,7 @@ steps:
 
 	t.Run("a cron schedule fires", func(t *testing.T) {
 		cronSrc := "name: every-minute\nschedule:\n  cron: \"* * * * *\"\n  timezone: Europe/Paris\nsteps:\n  - name: ping\n    type: execute\n    targets: [role=online]\n    command: noop\n"
-		p := filepath.Join(dir, "every-minute.yaml")
-		os.WriteFile(p, []byte(cronSrc), 0o600)
-		if _, errOut, code := pulseCLI(t, h.url, admin, "workflow", "apply", "-f", p); code != 0 {
-			t.Fatal(errOut)
-		}
+		applyWorkflow(t, h, admin, dir, "every-minute.yaml", cronSrc)
 		waitFor(t, "a scheduled execution", 80*time.Second, func() bool {
 			var recs struct {
 				Records []struct {
@@ -393,13 +392,7 @@ func TestWorkflowOnStatelessHubs(t *testing.T) {
 	}
 	defer func() { cancel(); wg.Wait() }()
 
-	apply := func(name, src string) {
-		p := filepath.Join(dir, name+".yaml")
-		os.WriteFile(p, []byte(src), 0o600)
-		if _, errOut, code := pulseCLI(t, h1.url, admin, "workflow", "apply", "-f", p); code != 0 {
-			t.Fatal(errOut)
-		}
-	}
+	apply := func(name, src string) { applyWorkflow(t, h1, admin, dir, name+".yaml", src) }
 	status := func(h *hubProc, id string) string {
 		var v executionView
 		op(t, h, admin, "GET", "/v1/executions/"+id, nil, &v)
@@ -408,22 +401,13 @@ func TestWorkflowOnStatelessHubs(t *testing.T) {
 
 	t.Run("two hubs, results in random order", func(t *testing.T) {
 		apply("three-steps", "steps:\n  - {name: one, type: execute, targets: [all], command: noop}\n  - {name: two, type: execute, targets: [all], command: noop}\n  - {name: three, type: execute, targets: [all], command: noop}\n")
-		out, errOut, code := pulseCLI(t, h2.url, admin, "workflow", "run", "three-steps")
-		if code != 0 {
-			t.Fatal(errOut)
-		}
-		id := strings.TrimSpace(out)
+		id := runWorkflow(t, h2, admin, "three-steps")
 		waitFor(t, "the execution to end", 60*time.Second, func() bool { return status(h1, id) == "succeeded" })
 		if s := status(h2, id); s != "succeeded" {
 			t.Fatalf("hub 2 sees %s", s)
 		}
 		// Count the commands in the bucket: one per step, never two.
-		u := strings.SplitN(strings.TrimPrefix(storeURL, "s3://"), "?", 2)[0]
-		bkt, prefix, _ := strings.Cut(u, "/")
-		s, err := s3.New(s3.Config{Bucket: bkt, Prefix: prefix + "/", Endpoint: minio.Endpoint, Region: "us-east-1", Creds: credentials.NewStaticV4(s3server.AccessKey, s3server.SecretKey, "")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := bucketStore(t, storeURL)
 		n := 0
 		store.Walk(ctx, s, "v1/commands/", "", 0, func(o store.ObjectInfo) error {
 			if !strings.HasSuffix(o.Key, ".json") || strings.Count(strings.TrimPrefix(o.Key, "v1/commands/"), "/") != 0 {
@@ -442,11 +426,7 @@ func TestWorkflowOnStatelessHubs(t *testing.T) {
 
 	t.Run("hub killed while waiting on a prompt and a timer", func(t *testing.T) {
 		apply("ask-wait-run", "steps:\n  - {name: ask, type: prompt, message: \"Continue?\", options: [\"Yes\", \"No\"]}\n  - {name: pause, type: wait, duration: 3s}\n  - {name: run, type: execute, targets: [all], command: noop}\n")
-		out, errOut, code := pulseCLI(t, h1.url, admin, "workflow", "run", "ask-wait-run")
-		if code != 0 {
-			t.Fatal(errOut)
-		}
-		id := strings.TrimSpace(out)
+		id := runWorkflow(t, h1, admin, "ask-wait-run")
 		// Kill both hubs while the execution waits on the prompt, restart one where it was.
 		addr := strings.TrimPrefix(h1.url, "http://")
 		hubsMu.Lock()
@@ -481,16 +461,8 @@ func TestTickCommand(t *testing.T) {
 	dir := t.TempDir()
 	storeURL, admin := initStore(t, dir)
 	h := startHub(t, dir, s3server.Env(), "--store", storeURL)
-	p := filepath.Join(dir, "nap.yaml")
-	os.WriteFile(p, []byte("steps:\n  - {name: nap, type: wait, duration: 2s}\n"), 0o600)
-	if _, errOut, code := pulseCLI(t, h.url, admin, "workflow", "apply", "-f", p); code != 0 {
-		t.Fatal(errOut)
-	}
-	out, errOut, code := pulseCLI(t, h.url, admin, "workflow", "run", "nap")
-	if code != 0 {
-		t.Fatal(errOut)
-	}
-	id := strings.TrimSpace(out)
+	applyWorkflow(t, h, admin, dir, "nap.yaml", "steps:\n  - {name: nap, type: wait, duration: 2s}\n")
+	id := runWorkflow(t, h, admin, "nap")
 	h.cmd.Process.Signal(syscall.SIGTERM)
 	<-h.done
 	h.done <- nil
