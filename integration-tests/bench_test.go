@@ -31,7 +31,6 @@ import (
 	"github.com/pulsehq/pulse/functions/store/s3"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
-	"github.com/pulsehq/pulse/policy"
 )
 
 // benchHub is a real `pulse serve` on the shared MinIO with n enrolled simulated agents.
@@ -321,18 +320,19 @@ func BenchmarkStoreRequestsPerIdleAgent(b *testing.B) {
 	}
 	cs := &countingStore{Store: inner}
 	_, priv, _ := ed25519.GenerateKey(crand.Reader)
-	engine, err := policy.New(context.Background(), "")
+	h, err := hub.New(context.Background(), hub.Config{Store: cs, Keys: &hubkey.Keys{Current: priv}, PollHold: period,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := &hub.Hub{Store: cs, Keys: &hubkey.Keys{Current: priv}, PollHold: period, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "bench", Policy: engine}
+	defer h.Close()
 	mux := http.NewServeMux()
 	hub.NewAPI(mux, h)
 	srv := httptest.NewServer(hub.Handler(mux, h.Log))
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go h.WatchBells(ctx)
+	go h.Delivery.WatchBells(ctx)
 	admin, err := hub.CreateAPIToken(ctx, cs, "bench", []string{"admin"}, 0, "bench")
 	if err != nil {
 		b.Fatal(err)

@@ -20,12 +20,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
 )
 
 const (
-	prefixRecords = "v1/audit/"
-	prefixSeals   = "v1/audit-seals/"
+	prefixRecords = layout.Audit
+	prefixSeals   = layout.AuditSeals
 	// lookback covers records written by an instance whose clock runs behind the one that sealed.
 	lookback = 2 * time.Minute
 )
@@ -67,7 +68,7 @@ func Write(ctx context.Context, s store.Store, r Record) (Record, error) {
 		r.Time = time.Now().UTC()
 	}
 	r.ID = id.String()
-	r.Key = fmt.Sprintf("%s%s/%s.json", prefixRecords, r.Time.UTC().Format("2006-01-02"), r.ID)
+	r.Key = layout.AuditRecord(r.Time, r.ID)
 	b, err := json.Marshal(r)
 	if err != nil {
 		return r, err
@@ -89,7 +90,7 @@ type Query struct {
 func List(ctx context.Context, s store.Store, q Query) ([]Record, error) {
 	start := ""
 	if !q.Since.IsZero() {
-		start = prefixRecords + q.Since.UTC().AddDate(0, 0, -1).Format("2006-01-02") + "/~" // after the day before
+		start = layout.AuditDay(q.Since.AddDate(0, 0, -1)) + "~" // after the day before
 	}
 	var out []Record
 	errStop := errors.New("stop")
@@ -135,7 +136,7 @@ type SealedItem struct {
 	SHA256 string `json:"sha256"`
 }
 
-func sealKey(seq int) string { return fmt.Sprintf("%s%012d.json", prefixSeals, seq) }
+func sealKey(seq int) string { return layout.AuditSeal(seq) }
 
 func sum(b []byte) string {
 	h := sha256.Sum256(b)
@@ -223,9 +224,7 @@ func rewind(key string) string {
 		return ""
 	}
 	sec, nsec := u.Time().UnixTime()
-	t := time.Unix(sec, nsec).Add(-lookback).UTC()
-	ms := uint64(t.UnixMilli())
-	return fmt.Sprintf("%s%s/%08x-%04x", prefixRecords, t.Format("2006-01-02"), ms>>16, ms&0xffff)
+	return layout.AuditAt(time.Unix(sec, nsec).Add(-lookback).UTC())
 }
 
 // Report is the outcome of Verify.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/hub"
+	"github.com/pulsehq/pulse/functions/hub/access"
+	hubcommands "github.com/pulsehq/pulse/functions/hub/commands"
 )
 
 func runToken(ctx context.Context, env *Env, args []string) error {
@@ -37,7 +39,7 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		var out struct {
-			hub.TokenView
+			access.TokenView
 			Token string `json:"token"`
 		}
 		in := map[string]any{"name": *name, "groups": strings.Split(*groups, ","), "ttlSeconds": int(ttl.Seconds())}
@@ -130,7 +132,7 @@ func approval(ctx context.Context, env *Env, args []string, approve bool) error 
 	if err != nil {
 		return err
 	}
-	var st hub.CommandStatus
+	var st hubcommands.Status
 	if err := c.do(ctx, "POST", "/v1/commands/"+url.PathEscape(id)+"/"+verb, map[string]any{"comment": *comment}, &st); err != nil {
 		return err
 	}

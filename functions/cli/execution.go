@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pulsehq/pulse/functions/hub"
+	"github.com/pulsehq/pulse/functions/hub/workflows"
 )
 
 func runWorkflowRun(ctx context.Context, env *Env, args []string) error {
@@ -35,7 +35,7 @@ func runWorkflowRun(ctx context.Context, env *Env, args []string) error {
 	if len(inputs) > 0 {
 		in["inputs"] = map[string]string(inputs)
 	}
-	var v hub.ExecutionView
+	var v workflows.View
 	if err := c.do(ctx, "POST", "/v1/executions", in, &v); err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func runExecution(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var v hub.ExecutionView
+	var v workflows.View
 	method, path := "GET", "/v1/executions/"+url.PathEscape(id)
 	if sub == "cancel" {
 		method, path = "POST", path+"/cancel"
@@ -81,7 +81,7 @@ func runExecution(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-func printExecution(w io.Writer, v *hub.ExecutionView) {
+func printExecution(w io.Writer, v *workflows.View) {
 	st := v.State
 	fmt.Fprintf(w, "execution %s: workflow %s v%d, started by %s — %s", v.ID, v.Workflow, v.Version, v.StartedBy, st.Status)
 	if st.Reason != "" {
@@ -144,7 +144,7 @@ func runRespond(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var v hub.ExecutionView
+	var v workflows.View
 	if err := c.do(ctx, "POST", "/v1/executions/"+url.PathEscape(id)+"/respond", map[string]any{"step": *step, "answer": answer}, &v); err != nil {
 		return err
 	}
@@ -182,7 +182,7 @@ func runWorkflowWatch(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "%s %s\n", time.Now().Format("15:04:05"), data)
 		}
 	}
-	var v hub.ExecutionView
+	var v workflows.View
 	if err := c.do(ctx, "GET", "/v1/executions/"+url.PathEscape(id), nil, &v); err == nil {
 		printExecution(env.Stdout, &v)
 	}

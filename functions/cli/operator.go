@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/functions/hub"
+	hubcommands "github.com/pulsehq/pulse/functions/hub/commands"
 )
 
 // kvFlag collects repeated k=v flags.
@@ -181,7 +182,7 @@ With --wait it waits for every target's final state and exits non-zero unless al
 	}
 	in := map[string]any{"command": name, "targets": []string(targets), "params": map[string]string(params),
 		"timeoutSeconds": int(timeout.Seconds()), "maxConcurrency": *maxConc, "maxErrors": *maxErr}
-	var st hub.CommandStatus
+	var st hubcommands.Status
 	if err := c.do(ctx, "POST", "/v1/commands", in, &st); err != nil {
 		return err
 	}
@@ -212,10 +213,10 @@ With --wait it waits for every target's final state and exits non-zero unless al
 }
 
 // waitCommand polls a command until every target is final, printing progress to w.
-func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progress bool) (*hub.CommandStatus, error) {
+func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progress bool) (*hubcommands.Status, error) {
 	last := ""
 	for {
-		var st hub.CommandStatus
+		var st hubcommands.Status
 		if err := c.do(ctx, "GET", "/v1/commands/"+id+"?brief=true", nil, &st); err != nil {
 			return nil, err
 		}
@@ -227,7 +228,7 @@ func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progres
 			}
 		}
 		if st.Done {
-			var full hub.CommandStatus
+			var full hubcommands.Status
 			if err := c.do(ctx, "GET", "/v1/commands/"+id, nil, &full); err != nil {
 				return nil, err
 			}
@@ -254,7 +255,7 @@ func countsLine(counts map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func printStatus(w io.Writer, st *hub.CommandStatus) {
+func printStatus(w io.Writer, st *hubcommands.Status) {
 	what := st.Command
 	if p := paramString(st.Params); p != "" {
 		what += " " + p
@@ -291,7 +292,7 @@ const shownOutput = 16 << 10
 
 // printOutputs prints the start of every agent's output under a header, as an operator expects after
 // waiting for a command.
-func printOutputs(ctx context.Context, c *client, w io.Writer, st *hub.CommandStatus) {
+func printOutputs(ctx context.Context, c *client, w io.Writer, st *hubcommands.Status) {
 	for _, a := range st.Agents {
 		if a.OutputBytes == 0 {
 			continue
@@ -328,7 +329,7 @@ func runCommand(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var st hub.CommandStatus
+	var st hubcommands.Status
 	if err := c.do(ctx, "GET", "/v1/commands/"+url.PathEscape(id), nil, &st); err != nil {
 		return err
 	}
@@ -354,7 +355,7 @@ func runCancel(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var st hub.CommandStatus
+	var st hubcommands.Status
 	if err := c.do(ctx, "POST", "/v1/commands/"+url.PathEscape(id)+"/cancel", nil, &st); err != nil {
 		return err
 	}

@@ -5,26 +5,19 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	iofs "io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub"
 	"github.com/pulsehq/pulse/functions/hubkey"
-	"github.com/pulsehq/pulse/functions/store"
 	_ "github.com/pulsehq/pulse/functions/store/backends"
-	"github.com/pulsehq/pulse/policy"
 )
 
 var openAPIDocuments = hub.OpenAPIDocuments
-
-// readyInterval is how often the hub re-checks its store when nobody asks /readyz.
-const readyInterval = 15 * time.Second
 
 func runServe(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "serve", "[--addr HOST:PORT] [--store URL] [--config FILE]",
@@ -75,33 +68,9 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 		return usageError{err}
 	}
 	log := cfg.Log.Logger()
-
-	st, err := store.Open(ctx, cfg.Store)
+	h, err := hub.New(ctx, hub.Config{Settings: cfg, KeyFile: *keyFile, CreateKey: true, Log: log, Version: Version, PollHold: *pollHold})
 	if err != nil {
 		return usageError{err}
-	}
-	keys, err := hubkey.Load(*keyFile)
-	if errors.Is(err, iofs.ErrNotExist) && os.Getenv(hubkey.EnvVar) == "" {
-		// First start without `pulse init`: make the key here, so the embedded default just works.
-		if keys, err = hubkey.Create(*keyFile); err == nil {
-			log.Warn("created the hub's signing key; keep this file safe, it never goes into the bucket", "file", *keyFile, "key", keys.CurrentID())
-		}
-	}
-	if err != nil {
-		return usageError{err}
-	}
-	engine, err := policy.New(ctx, cfg.Policy)
-	if err != nil {
-		return usageError{fmt.Errorf("policy: %w", err)}
-	}
-	ready := hub.NewReadiness(st, store.Redact(cfg.Store), log)
-	h := &hub.Hub{Store: st, Ready: ready, Log: log, Version: Version, Keys: keys, PollHold: *pollHold, Policy: engine}
-	for _, p := range cfg.Auth.Forward.TrustedProxies {
-		pfx, _ := config.ParsePrefix(p) // checked by Validate
-		h.TrustedProxies = append(h.TrustedProxies, pfx)
-	}
-	if cfg.Auth.OIDC.Issuer != "" {
-		h.OIDC = &hub.OIDCVerifier{Issuer: cfg.Auth.OIDC.Issuer, Audience: cfg.Auth.OIDC.Audience, GroupsClaim: cfg.Auth.OIDC.GroupsClaim}
 	}
 	mux := http.NewServeMux()
 	hub.NewAPI(mux, h)
@@ -115,18 +84,14 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("pulse hub listening", "addr", ln.Addr().String(), "store", ready.URL(), "version", Version,
-		"docs", "http://"+ln.Addr().String()+"/docs", "signing_key", keys.CurrentID())
+	log.Info("pulse hub listening", "addr", ln.Addr().String(), "store", h.Ready.URL(), "version", Version,
+		"docs", "http://"+ln.Addr().String()+"/docs", "signing_key", h.Keys.CurrentID())
 
 	// Background work stops before the hub says it stopped, so nothing it does happens after that line.
 	wctx, stopWatch := context.WithCancel(ctx)
 	var background sync.WaitGroup
-	defer func() { stopWatch(); background.Wait() }()
-	background.Go(func() { ready.Watch(wctx, readyInterval) })
-	background.Go(func() { h.WatchBells(wctx) })
-	background.Go(func() { h.SealAudit(wctx, 30*time.Second) })
-	background.Go(func() { h.TickExecutions(wctx, time.Second) })
-	h.PolicyLoaded(ctx, cfg.Policy)
+	defer func() { stopWatch(); background.Wait(); h.Close() }()
+	background.Go(func() { h.Run(wctx) })
 	srv.RegisterOnShutdown(h.Drain)
 
 	err = hub.Serve(ctx, srv, ln, log, cfg.ShutdownGrace.Duration)
@@ -135,6 +100,7 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	}
 	stopWatch()
 	background.Wait()
+	h.Close()
 	log.Info("pulse hub stopped")
 	return nil
 }

@@ -8,8 +8,6 @@ import (
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub"
 	"github.com/pulsehq/pulse/functions/hubkey"
-	"github.com/pulsehq/pulse/functions/store"
-	"github.com/pulsehq/pulse/policy"
 )
 
 // runTick is the periodic work of a hub without a resident process: a cloud deployment schedules it
@@ -35,19 +33,11 @@ func runTick(ctx context.Context, env *Env, args []string) error {
 	if *policyDir != "" {
 		cfg.Policy = *policyDir
 	}
-	st, err := store.Open(ctx, cfg.Store)
+	h, err := hub.New(ctx, hub.Config{Settings: cfg, KeyFile: *keyFile, Log: cfg.Log.Logger(), Version: Version})
 	if err != nil {
 		return usageError{err}
 	}
-	keys, err := hubkey.Load(*keyFile)
-	if err != nil {
-		return usageError{err}
-	}
-	engine, err := policy.New(ctx, cfg.Policy)
-	if err != nil {
-		return usageError{fmt.Errorf("policy: %w", err)}
-	}
-	h := &hub.Hub{Store: st, Log: cfg.Log.Logger(), Version: Version, Keys: keys, Policy: engine}
+	defer h.Close()
 	start := time.Now()
 	n := h.Tick(ctx)
 	if *asJSON {

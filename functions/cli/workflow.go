@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/functions/hub"
+	"github.com/pulsehq/pulse/functions/hub/workflows"
 )
 
 func runWorkflow(ctx context.Context, env *Env, args []string) error {
@@ -49,7 +50,7 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		var v hub.WorkflowVersion
+		var v workflows.Version
 		if err := c.do(ctx, "PUT", "/v1/workflows/"+url.PathEscape(n), map[string]any{"source": string(src)}, &v); err != nil {
 			return err
 		}
@@ -100,7 +101,7 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(env.Stderr, "workflow %s deleted\n", name)
 			return nil
 		}
-		var v hub.WorkflowVersion
+		var v workflows.Version
 		if err := c.do(ctx, "GET", "/v1/workflows/"+url.PathEscape(name), nil, &v); err != nil {
 			return err
 		}

@@ -30,7 +30,7 @@ type ReadyStatus struct {
 }
 
 func registerHealth(api huma.API, h *Hub) {
-	register(api, huma.Operation{
+	register(api, h, huma.Operation{
 		OperationID: "get-healthz",
 		Method:      http.MethodGet,
 		Path:        "/healthz",
@@ -44,7 +44,7 @@ func registerHealth(api huma.API, h *Hub) {
 		return out, nil
 	})
 
-	register(api, huma.Operation{
+	register(api, h, huma.Operation{
 		OperationID: "get-readyz",
 		Method:      http.MethodGet,
 		Path:        "/readyz",

@@ -1,204 +1,211 @@
-// Package hub is the stateless HTTP side of Pulse: the huma v2 API that every entrypoint (the local
-// `pulse serve`, a cloud function, the OpenAPI dump) builds through NewAPI, so they all serve exactly the
-// operations and the document that the code defines.
+// Package hub is the composition root and the HTTP edge of the Pulse hub. New opens the store, loads
+// the signing keys, prepares the policy and wires the rooms (access, fleet, delivery, commands,
+// workflows); NewAPI registers each room's routes on one huma API, takes the policy action of every
+// operator operation from its operation id in one middleware, and maps the rooms' domain errors to
+// RFC 9457 problems in one place. Every entrypoint (`pulse serve`, `pulse tick`, the tests, the
+// benchmarks, a cloud function) builds its hub with New, so they all run the same wiring.
 package hub
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"fmt"
+	iofs "io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
-	"github.com/danielgtaylor/huma/v2"
-	"github.com/danielgtaylor/huma/v2/adapters/humago"
-	"github.com/google/uuid"
-
 	"github.com/pulsehq/pulse/agent/httpsig"
+	"github.com/pulsehq/pulse/functions/config"
+	"github.com/pulsehq/pulse/functions/hub/access"
+	"github.com/pulsehq/pulse/functions/hub/commands"
+	"github.com/pulsehq/pulse/functions/hub/delivery"
+	"github.com/pulsehq/pulse/functions/hub/events"
+	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/trail"
+	"github.com/pulsehq/pulse/functions/hub/workflows"
 	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/store"
+	_ "github.com/pulsehq/pulse/functions/store/backends" // New opens stores by URL
 	"github.com/pulsehq/pulse/policy"
 )
 
-// Hub holds what handlers need. It keeps no state that matters between requests: everything lives in
-// the store, so any number of hubs can serve the same bucket.
-type Hub struct {
-	Store   store.Store
-	Ready   *Readiness
-	Log     *slog.Logger
-	Version string
-	// Keys signs work for agents.
+// Config is what a hub is built from.
+type Config struct {
+	// Settings are the hub's settings from file, environment and flags (store URL, policy, auth).
+	Settings config.Hub
+	// Store, when set, is used instead of opening Settings.Store (tests wrap a store to count requests).
+	Store store.Store
+	// Keys, when set, are used instead of loading KeyFile.
 	Keys *hubkey.Keys
-	// PollHold is how long a poll waits for work (default 30s; short for cloud functions).
+	// KeyFile holds the signing key (or $PULSE_SIGNING_KEY); never in the bucket.
+	KeyFile string
+	// CreateKey makes KeyFile when it is missing and $PULSE_SIGNING_KEY is not set: the first start of
+	// a hub on the embedded store just works.
+	CreateKey bool
+	Log       *slog.Logger
+	Version   string
+	// PollHold is how long an agent's poll waits for work (default 30s; short for cloud functions).
 	PollHold time.Duration
 	// HeartbeatInterval is what agents are configured with; three missed beats mean offline.
 	HeartbeatInterval time.Duration
-	// PublicScheme is "https" when a TLS-terminating proxy sits in front, so agent signatures over
-	// the URL verify.
+	// PublicScheme is "https" when a TLS-terminating proxy sits in front, so agent signatures over the
+	// URL verify.
 	PublicScheme string
-	// TrustedProxies may set forward-auth identity headers (Remote-User, Remote-Groups, …).
-	TrustedProxies []netip.Prefix
-	// OIDC verifies bearer tokens from an identity provider; nil when not configured.
-	OIDC *OIDCVerifier
-	// Policy decides every operator action.
-	Policy *policy.Engine
-
-	verifier    *httpsig.Verifier
-	tokensCache tokenCache
-	identities  onceCache[AgentIdentity]
-	commands    onceCache[CommandRecord]
-	executions  onceCache[ExecutionRecord]
-	notify      notifier
-	draining    chan struct{}
-	limits      limits
-	hatchMu     sync.Mutex
-	hatch       map[string]bool // last hatch state seen per agent, to audit changes
-	drainOnce   sync.Once
 }
+
+// Hub is one wired hub. It keeps no state that matters between requests: everything lives in the
+// store, so any number of hubs can serve the same bucket.
+type Hub struct {
+	Store   store.Store
+	Log     *slog.Logger
+	Version string
+	Keys    *hubkey.Keys
+	Ready   *Readiness
+	Bus     *events.Bus
+
+	Trail     *trail.Recorder
+	Access    *access.Service
+	Fleet     *fleet.Service
+	Delivery  *delivery.Service
+	Commands  *commands.Service
+	Workflows *workflows.Service
+
+	policyDir string
+	verifier  *httpsig.Verifier
+	closeOnce sync.Once
+}
+
+// New builds a hub: it opens the store, loads the signing keys, prepares the policy and wires the
+// rooms. It starts nothing; Run does the background work and Close ends it. Every error is one about
+// the configuration (a bad store URL, an unreadable key, a policy that does not compile).
+func New(ctx context.Context, cfg Config) (*Hub, error) {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	url := cfg.Settings.Store
+	if url == "" {
+		url = config.Defaults().Store
+	}
+	st := cfg.Store
+	if st == nil {
+		var err error
+		if st, err = store.Open(ctx, url); err != nil {
+			return nil, err
+		}
+	}
+	keys := cfg.Keys
+	if keys == nil {
+		var err error
+		keys, err = hubkey.Load(cfg.KeyFile)
+		if errors.Is(err, iofs.ErrNotExist) && cfg.CreateKey && os.Getenv(hubkey.EnvVar) == "" {
+			if keys, err = hubkey.Create(cfg.KeyFile); err == nil {
+				log.Warn("created the hub's signing key; keep this file safe, it never goes into the bucket", "file", cfg.KeyFile, "key", keys.CurrentID())
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	engine, err := policy.New(ctx, cfg.Settings.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	var proxies []netip.Prefix
+	for _, p := range cfg.Settings.Auth.Forward.TrustedProxies {
+		pfx, err := config.ParsePrefix(p)
+		if err != nil {
+			return nil, fmt.Errorf("auth.forward.trusted_proxies: %w", err)
+		}
+		proxies = append(proxies, pfx)
+	}
+	h := assemble(st, keys, log, cfg.Version)
+	h.Ready = NewReadiness(st, store.Redact(url), log)
+	h.policyDir = cfg.Settings.Policy
+	h.Access.Policy, h.Access.TrustedProxies = engine, proxies
+	if o := cfg.Settings.Auth.OIDC; o.Issuer != "" {
+		h.Access.OIDC = &access.OIDCVerifier{Issuer: o.Issuer, Audience: o.Audience, GroupsClaim: o.GroupsClaim}
+	}
+	h.Delivery.PollHold = cfg.PollHold
+	h.Fleet.HeartbeatInterval = cfg.HeartbeatInterval
+	h.verifier = h.newVerifier(cfg.PublicScheme)
+	return h, nil
+}
+
+// assemble connects the rooms on a store; New adds what needs configuration. The OpenAPI document is
+// rendered from a hub wired on no store at all.
+func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version string) *Hub {
+	bus := &events.Bus{}
+	tr := &trail.Recorder{Store: st, Log: log}
+	h := &Hub{Store: st, Log: log, Version: version, Keys: keys, Bus: bus, Trail: tr}
+	h.Access = &access.Service{Store: st, Log: log, Trail: tr}
+	h.Fleet = &fleet.Service{Store: st, Log: log, Trail: tr, Bus: bus, Keys: keys}
+	h.Delivery = &delivery.Service{Store: st, Log: log, Keys: keys}
+	h.Commands = &commands.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery}
+	h.Delivery.Delivered = h.Commands.MarkDelivered
+	h.Workflows = &workflows.Service{Store: st, Log: log, Trail: tr, Bus: bus, Commands: h.Commands, Fleet: h.Fleet}
+	h.Workflows.Subscribe(bus)
+	return h
+}
+
+// Intervals of the background work.
+const (
+	readyInterval = 15 * time.Second
+	sealInterval  = 30 * time.Second
+	tickInterval  = time.Second
+)
+
+// Run does the hub's background work until ctx ends: readiness checks, the bell feed, audit seals and
+// the one-second tick. It audits the policy it runs with first.
+func (h *Hub) Run(ctx context.Context) {
+	h.Access.PolicyLoaded(ctx, h.policyDir)
+	var wg sync.WaitGroup
+	wg.Go(func() { h.Ready.Watch(ctx, readyInterval) })
+	wg.Go(func() { h.Delivery.WatchBells(ctx) })
+	wg.Go(func() { h.Trail.Seal(ctx, sealInterval) })
+	wg.Go(func() { h.Workflows.TickEvery(ctx, tickInterval) })
+	wg.Wait()
+}
+
+// Tick runs the periodic work once (timers, half-done executions, schedules), for a hub without a
+// resident process. It returns how many executions were active.
+func (h *Hub) Tick(ctx context.Context) int { return h.Workflows.Tick(ctx) }
 
 // Drain makes waiting polls return at once, for a quick graceful shutdown.
-func (h *Hub) Drain() {
-	h.drainOnce.Do(func() { close(h.draining) })
-}
+func (h *Hub) Drain() { h.Delivery.Drain() }
 
-// NewAPI registers every operation of the Pulse API on mux and returns the huma API, whose OpenAPI
-// document is the contract for the dashboard, the CLI and generated clients. h may carry a nil store when
-// the API is built only to print its document.
-func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
-	cfg := huma.DefaultConfig("Pulse", h.Version)
-	cfg.Info.Description = "Pulse fleet manager hub API. Errors are RFC 9457 problem details."
-	cfg.Info.License = &huma.License{Name: "MIT", Identifier: "MIT"}
-	cfg.DocsRenderer = huma.DocsRendererScalar
-	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
-		"bearer": {Type: "http", Scheme: "bearer", Description: "An operator API token (pulse init prints the first one)."},
-		"agentSignature": {Type: "apiKey", In: "header", Name: "Signature",
-			Description: "RFC 9421 HTTP Message Signature by the agent's ed25519 key (keyid = agent id) over @method, @target-uri, content-digest and created."},
-	}
-	h.draining = make(chan struct{})
-	h.verifier = h.newVerifier()
-	api := humago.New(mux, cfg)
-	registerHealth(api, h)
-	registerAgentAPI(api, h)
-	registerOperatorAPI(api, h)
-	registerGovernanceAPI(api, h)
-	registerWorkflowAPI(api, h)
-	registerExecutionAPI(api, h)
-	return api
-}
-
-// Handler wraps the mux with what every request gets: a request id, a structured access log line, and
-// problem-details bodies for requests that match no operation (the mux alone answers those in plain
-// text).
-func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		id := r.Header.Get("X-Request-Id")
-		if id == "" || len(id) > 128 {
-			id = uuid.Must(uuid.NewV7()).String()
-		}
-		w.Header().Set("X-Request-Id", id)
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		rctx := context.WithValue(r.Context(), respCtlKey{}, http.NewResponseController(w))
-		r = r.WithContext(context.WithValue(rctx, requestIDKey{}, id))
-		if _, pattern := mux.Handler(r); pattern == "" {
-			unmatched(sw, r, mux)
-		} else {
-			mux.ServeHTTP(sw, r)
-		}
-		level := slog.LevelInfo
-		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
-			level = slog.LevelDebug // probes every few seconds would drown the log
-		}
-		log.LogAttrs(r.Context(), level, "request",
-			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
-			slog.Duration("duration", time.Since(start)), slog.String("request_id", id), slog.String("remote", r.RemoteAddr))
+// Close drains the polls and waits for follow-up work started outside requests (driving executions
+// after a result) to end.
+func (h *Hub) Close() error {
+	h.closeOnce.Do(func() {
+		h.Drain()
+		h.Bus.Wait()
 	})
-}
-
-// unmatched answers a request no operation matched with the mux's own status (404, or 405 with its
-// Allow header) as a problem-details body.
-func unmatched(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
-	probe := &headerCapture{header: http.Header{}}
-	mux.ServeHTTP(probe, r)
-	if allow := probe.header.Get("Allow"); allow != "" {
-		w.Header().Set("Allow", allow)
-	}
-	status := probe.status
-	detail := "No operation at " + r.URL.Path + "; see /docs or /openapi.json for the API."
-	if status == http.StatusMethodNotAllowed {
-		detail = r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + probe.header.Get("Allow") + "."
-	} else {
-		status = http.StatusNotFound
-	}
-	writeProblem(w, status, detail, r.URL.Path)
-}
-
-func writeProblem(w http.ResponseWriter, status int, detail, instance string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(&huma.ErrorModel{
-		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Instance: instance,
-	})
-}
-
-type respCtlKey struct{}
-
-// register is huma.Register with one fix applied to every handler: huma bounds the body read with a read
-// deadline (5s) and leaves it in place, so a handler that runs longer (a held poll, a slow store) lets
-// net/http's background read hit the deadline, which cancels the connection's context and with it every
-// later request on that keep-alive connection. Each handler starts by clearing the deadline; the body
-// has been read by then.
-func register[I, O any](api huma.API, op huma.Operation, fn func(context.Context, *I) (*O, error)) {
-	huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
-		if rc, ok := ctx.Value(respCtlKey{}).(*http.ResponseController); ok {
-			_ = rc.SetReadDeadline(time.Time{})
-		}
-		return fn(ctx, in)
-	})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer (flushing for streams).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-type headerCapture struct {
-	header http.Header
-	status int
-}
-
-func (c *headerCapture) Header() http.Header         { return c.header }
-func (c *headerCapture) Write(b []byte) (int, error) { return len(b), nil }
-func (c *headerCapture) WriteHeader(code int)        { c.status = code }
-
-// Serve runs srv on ln until ctx is cancelled, then shuts it down gracefully: in-flight requests get up
-// to grace to finish (long polls included) before connections are closed. The listener is opened by the
-// caller so that "address in use" is reported before anything else starts.
-func Serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger, grace time.Duration) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("shutting down", "grace", grace)
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		return err
-	}
 	return nil
+}
+
+// maxAgentSkew is how far an agent's clock may be from the hub's before its requests are refused.
+const maxAgentSkew = 2 * time.Minute
+
+func (h *Hub) newVerifier(scheme string) *httpsig.Verifier {
+	v, err := httpsig.NewVerifier(h.Fleet.PublicKey, httpsig.DefaultComponents(), maxAgentSkew)
+	if err != nil {
+		panic(err) // constant arguments: a failure is a programming error
+	}
+	v.Scheme = scheme
+	return v
+}
+
+// CreateAPIToken stores a new operator token and returns its secret, shown once: `pulse init` makes the
+// first admin token with it before any hub runs.
+func CreateAPIToken(ctx context.Context, s store.Store, name string, groups []string, ttl time.Duration, by string) (string, error) {
+	return access.CreateAPIToken(ctx, s, name, groups, ttl, by)
+}
+
+// HasAPITokens reports whether any operator token was ever created in the store.
+func HasAPITokens(ctx context.Context, s store.Store) (bool, error) {
+	return access.HasAPITokens(ctx, s)
 }

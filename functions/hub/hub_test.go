@@ -1,95 +1,194 @@
-package hub
+package hub_test
 
 import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/config"
+	"github.com/pulsehq/pulse/functions/hub"
+	"github.com/pulsehq/pulse/functions/hubkey"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
 
-func TestSelectTargets(t *testing.T) {
-	all := []target{
-		{ident: &AgentIdentity{ID: "ag-1", Name: "web-1", Labels: map[string]string{"env": "prod", "role": "web"}}},
-		{ident: &AgentIdentity{ID: "ag-2", Name: "web-2", Labels: map[string]string{"env": "prod", "role": "web"}}},
-		{ident: &AgentIdentity{ID: "ag-3", Name: "db-1", Labels: map[string]string{"env": "prod", "role": "db"}}},
-		{ident: &AgentIdentity{ID: "ag-4", Name: "lab", Labels: map[string]string{"env": "staging"}}},
+// testHub is a hub built by hub.New on the local store, served in-process.
+type testHub struct {
+	t     *testing.T
+	h     *hub.Hub
+	url   string
+	admin string
+}
+
+func newTestHub(t *testing.T) *testHub {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	settings := config.Defaults()
+	settings.Store = "file:" + t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	h, err := hub.New(ctx, hub.Config{Settings: settings, Keys: &hubkey.Keys{Current: priv}, PollHold: 2 * time.Second,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	cases := []struct {
-		exprs []string
-		want  string
-		err   string
-	}{
-		{[]string{"all"}, "ag-1,ag-2,ag-3,ag-4", ""},
-		{[]string{"env=prod,role=web"}, "ag-1,ag-2", ""},
-		{[]string{"role=db", "lab"}, "ag-3,ag-4", ""}, // union
-		{[]string{"ag-2", "web-2"}, "ag-2", ""},       // id and name of one agent: once
-		{[]string{"env=prod", "role=nope"}, "", `"role=nope" matches no agent`},
-		{[]string{"web"}, "", "matches no agent"},
-		{[]string{" "}, "", "no targets"},
+	mux := http.NewServeMux()
+	hub.NewAPI(mux, h)
+	srv := httptest.NewServer(hub.Handler(mux, h.Log))
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; h.Close(); srv.Close() })
+	admin, err := hub.CreateAPIToken(ctx, h.Store, "root", []string{"admin"}, 0, "test")
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, c := range cases {
-		got, err := selectTargets(all, c.exprs)
-		if c.err != "" {
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("%v: %v, want error %q", c.exprs, err, c.err)
+	return &testHub{t: t, h: h, url: srv.URL, admin: admin}
+}
+
+// call sends an operator request and decodes the answer into out; it returns the status.
+func (th *testHub) call(token, method, path string, in, out any) int {
+	th.t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, th.url+path, body)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		th.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		json.Unmarshal(b, out)
+	}
+	return resp.StatusCode
+}
+
+func (th *testHub) token(name, groups string) string {
+	th.t.Helper()
+	var out struct{ Token string }
+	if st := th.call(th.admin, "POST", "/v1/tokens", map[string]any{"name": name, "groups": strings.Split(groups, ",")}, &out); st != 201 {
+		th.t.Fatalf("create token %s: %d", name, st)
+	}
+	return out.Token
+}
+
+func (th *testHub) agent(name string, labels map[string]string, catalog []wire.CommandSpec) *simagent.Agent {
+	th.t.Helper()
+	var tok struct{ Token string }
+	if st := th.call(th.admin, "POST", "/v1/enroll-tokens", map[string]any{"labels": labels}, &tok); st != 201 {
+		th.t.Fatalf("enroll token: %d", st)
+	}
+	a, err := simagent.Enroll(context.Background(), th.url, tok.Token, name, catalog)
+	if err != nil {
+		th.t.Fatal(err)
+	}
+	return a
+}
+
+// event is one server-sent event.
+type event struct {
+	ID, Event string
+	Data      map[string]any
+}
+
+// stream reads a server-sent event stream into a channel until it ends.
+func (th *testHub) stream(ctx context.Context, token, path, lastID string) <-chan event {
+	th.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", th.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		th.t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		th.t.Fatalf("GET %s: %d", path, resp.StatusCode)
+	}
+	ch := make(chan event, 100)
+	go func() {
+		defer close(ch)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		var e event
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case line == "":
+				if e.Event != "" {
+					ch <- e
+				}
+				e = event{}
+			case strings.HasPrefix(line, "id: "):
+				e.ID = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				e.Event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &e.Data)
 			}
-			continue
 		}
-		var ids []string
-		for _, g := range got {
-			ids = append(ids, g.ident.ID)
-		}
-		if err != nil || strings.Join(ids, ",") != c.want {
-			t.Errorf("%v = %v (%v), want %s", c.exprs, ids, err, c.want)
+	}()
+	return ch
+}
+
+func next(t *testing.T, ch <-chan event, want string) event {
+	t.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				t.Fatalf("stream ended before a %q event", want)
+			}
+			if e.Event == want {
+				return e
+			}
+		case <-timeout:
+			t.Fatalf("no %q event within 20s", want)
 		}
 	}
 }
 
-func TestBellKeysOrderByTime(t *testing.T) {
-	now := time.Now()
-	before := bellKeyAt(now.Add(-time.Second))
-	key := prefixBells + uuid.Must(uuid.NewV7()).String() + ".json"
-	after := bellKeyAt(now.Add(time.Second))
-	if !(before < key && key < after) {
-		t.Fatalf("bell key %s not between %s and %s", key, before, after)
+// serve runs one poll round on a simulated agent and completes what it got.
+func serve(t *testing.T, a *simagent.Agent, exit int) int {
+	t.Helper()
+	ctx := context.Background()
+	work, _, err := a.Poll(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if at, ok := bellTime(key); !ok || at.Sub(now).Abs() > time.Second {
-		t.Fatalf("bellTime(%s) = %v %v", key, at, ok)
-	}
-}
-
-func TestValidIDs(t *testing.T) {
-	for _, id := range []string{"", "a/b", "..", "x.json", strings.Repeat("a", 65), "a b"} {
-		if validID(id) {
-			t.Errorf("validID(%q) = true", id)
+	for _, w := range work {
+		status := wire.StatusSucceeded
+		if exit != 0 {
+			status = wire.StatusFailed
+		}
+		if err := a.Complete(ctx, w, status, exit, []byte("up 3 days\n")); err != nil {
+			t.Fatal(err)
 		}
 	}
-	for _, id := range []string{"ag-0123abcd", "01a20358-c47e-71d3-a67a-bcc563421fa5", "x_y"} {
-		if !validID(id) {
-			t.Errorf("validID(%q) = false", id)
-		}
+	var acks []string
+	for _, w := range work {
+		acks = append(acks, w.InboxKey)
 	}
-	for name, want := range map[string]bool{"abc.json": true, "abc-cancel.json": true, "../x.json": false, "abc": false} {
-		if validInboxName(name) != want {
-			t.Errorf("validInboxName(%q) != %v", name, want)
-		}
+	if len(acks) > 0 {
+		go a.Poll(context.Background(), acks) // acknowledge; the answer does not matter here
 	}
-}
-
-func TestLimits(t *testing.T) {
-	var l limits
-	spec := rateSpec{perSecond: 1, burst: 3}
-	for i := range 3 {
-		if ok, _ := l.allow("a", spec); !ok {
-			t.Fatalf("request %d within the burst refused", i)
-		}
-	}
-	ok, wait := l.allow("a", spec)
-	if ok || wait <= 0 || wait > time.Second {
-		t.Fatalf("over the burst: ok=%v wait=%v", ok, wait)
-	}
-	if ok, _ := l.allow("b", spec); !ok {
-		t.Fatal("another caller was slowed down by the first")
-	}
+	return len(work)
 }

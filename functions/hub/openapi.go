@@ -13,7 +13,7 @@ const APIVersion = "0.1.0"
 // OpenAPIDocuments renders the API's OpenAPI documents as they are committed under openapi/: the 3.1
 // document in YAML and JSON, and a 3.0 downgrade for generators that do not read 3.1 yet.
 func OpenAPIDocuments() (map[string][]byte, error) {
-	api := NewAPI(http.NewServeMux(), &Hub{Version: APIVersion})
+	api := NewAPI(http.NewServeMux(), assemble(nil, nil, nil, APIVersion))
 	doc := api.OpenAPI()
 	y31, err := doc.YAML()
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/pulsehq/pulse/functions/layout"
 )
 
 // Mode says which guarantees a store gives the hub. It is found by Probe at start-up and logged, so an
@@ -23,7 +25,7 @@ const (
 )
 
 // ProbePrefix is where Probe writes its throw-away objects.
-const ProbePrefix = "v1/_probe/"
+const ProbePrefix = layout.Probe
 
 // Probe finds the store's Mode by writing the same probe key twice with CreateOnly: a store that honours
 // the condition refuses the second write. It also proves the store is reachable, the bucket exists and the

@@ -61,6 +61,10 @@ read_actions := {
 	"list-workflows",
 	"get-workflow",
 	"get-execution",
+	"list-executions",
+	"list-commands",
+	"list-approvals",
+	"get-agent",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the
@@ -72,6 +76,9 @@ operator_actions := {
 	"start-execution",
 	"respond-prompt",
 	"cancel-execution",
+	"list-enroll-tokens",
+	"revoke-enroll-token",
+	"set-agent-labels",
 }
 
 # Actions on who may do what, on the audit trail, and on someone else's command awaiting
@@ -85,6 +92,7 @@ admin_actions := {
 	"revoke-token",
 	"approve-command",
 	"deny-command",
+	"retire-agent",
 }
 
 # The raw-shell hatch: a command that runs whatever it is given on the agent.

@@ -1,0 +1,417 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/google/uuid"
+
+	"github.com/pulsehq/pulse/functions/hub/access"
+	"github.com/pulsehq/pulse/functions/hub/commands"
+	"github.com/pulsehq/pulse/functions/hub/delivery"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/workflows"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/policy"
+)
+
+// NewAPI registers every operation of the Pulse API on mux and returns the huma API, whose OpenAPI
+// document is the contract for the dashboard, the CLI and generated clients.
+func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
+	cfg := huma.DefaultConfig("Pulse", h.Version)
+	cfg.Info.Description = "Pulse fleet manager hub API. Errors are RFC 9457 problem details."
+	cfg.Info.License = &huma.License{Name: "MIT", Identifier: "MIT"}
+	cfg.DocsRenderer = huma.DocsRendererScalar
+	cfg.Components.Schemas = huma.NewMapRegistry("#/components/schemas/", schemaName)
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearer": {Type: "http", Scheme: "bearer", Description: "An operator API token (pulse init prints the first one)."},
+		"agentSignature": {Type: "apiKey", In: "header", Name: "Signature",
+			Description: "RFC 9421 HTTP Message Signature by the agent's ed25519 key (keyid = agent id) over @method, @target-uri, content-digest and created."},
+	}
+	api := humago.New(mux, cfg)
+	registerHealth(api, h)
+	registerAgentProtocol(h.agentGroup(api), h)
+	registerFleet(h.operatorGroup(api, "Agents"), h)
+	registerCommands(h.operatorGroup(api, "Commands"), h)
+	registerAccess(h.operatorGroup(api, "Access"), h)
+	registerAudit(h.operatorGroup(api, "Audit"), h)
+	registerWorkflows(h.operatorGroup(api, "Workflows"), h)
+	return api
+}
+
+// schemaNames keeps the OpenAPI names of room types distinct and telling: the rooms' Go names
+// (commands.Status, workflows.Version) are short because the package says the rest.
+var schemaNames = map[reflect.Type]string{
+	reflect.TypeFor[commands.Record]():          "CommandRecord",
+	reflect.TypeFor[commands.Status]():          "CommandStatus",
+	reflect.TypeFor[commands.Spec]():            "CreateCommandBody",
+	reflect.TypeFor[commands.Summary]():         "CommandSummary",
+	reflect.TypeFor[commands.Page]():            "CommandPage",
+	reflect.TypeFor[commands.CommandUpdate]():   "CommandUpdate",
+	reflect.TypeFor[workflows.Version]():        "WorkflowVersion",
+	reflect.TypeFor[workflows.Summary]():        "WorkflowSummary",
+	reflect.TypeFor[workflows.View]():           "ExecutionView",
+	reflect.TypeFor[workflows.ExecutionPage]():  "ExecutionPage",
+	reflect.TypeFor[fleet.Retirement]():         "AgentRetirement",
+	reflect.TypeFor[delivery.RejectionRecord](): "RejectionRecord",
+}
+
+func schemaName(t reflect.Type, hint string) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n, ok := schemaNames[t]; ok {
+		return n
+	}
+	return huma.DefaultSchemaNamer(t, hint)
+}
+
+// operatorGroup is where an area's operator operations are registered: every one needs an operator
+// (token, OIDC or forward auth), is rate limited per principal, and is decided by the policy with
+// the operation id as the action. An operation whose decision needs more than "who does what" (the
+// command and its targets) says so with Metadata decide=service and is decided by its room; one
+// that shares another's action names it with Metadata action=….
+func (h *Hub) operatorGroup(api huma.API, tag string) *huma.Group {
+	g := huma.NewGroup(api)
+	g.UseSimpleModifier(func(op *huma.Operation) {
+		op.Security = []map[string][]string{{"bearer": {}}}
+		op.Tags = []string{tag}
+		op.Errors = withStatus(op.Errors, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
+	})
+	g.UseMiddleware(h.operatorAuth(api), h.policyGate(api))
+	return g
+}
+
+// agentGroup is where the agent protocol is registered: every request is signed by the agent named in
+// the path (RFC 9421), and rate limited per agent.
+func (h *Hub) agentGroup(api huma.API) *huma.Group {
+	g := huma.NewGroup(api)
+	g.UseSimpleModifier(func(op *huma.Operation) {
+		op.Tags = []string{"Agent protocol"}
+		if op.OperationID != "enroll" {
+			op.Security = []map[string][]string{{"agentSignature": {}}}
+			op.Errors = withStatus(op.Errors, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
+		}
+	})
+	g.UseMiddleware(h.agentAuth(api))
+	return g
+}
+
+func withStatus(have []int, add ...int) []int {
+	for _, a := range add {
+		found := false
+		for _, s := range have {
+			found = found || s == a
+		}
+		if !found {
+			have = append(have, a)
+		}
+	}
+	return have
+}
+
+// actionOf is the policy action of an operator operation: its id, unless Metadata says otherwise.
+func actionOf(op *huma.Operation) (action string, gated bool) {
+	if op.Metadata["decide"] == "service" {
+		return "", false
+	}
+	if a, ok := op.Metadata["action"].(string); ok {
+		return a, true
+	}
+	return op.OperationID, true
+}
+
+// operatorAuth establishes who an operator request acts for (the access room decides how).
+func (h *Hub) operatorAuth(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		r, _ := humago.Unwrap(ctx)
+		p, err := h.Access.Authenticate(ctx.Context(), access.Credentials{
+			Authorization: ctx.Header("Authorization"),
+			RemoteUser:    ctx.Header("Remote-User"), RemoteName: ctx.Header("Remote-Name"),
+			RemoteEmail: ctx.Header("Remote-Email"), RemoteGroups: ctx.Header("Remote-Groups"),
+			RemoteAddr: r.RemoteAddr,
+		})
+		if err != nil {
+			h.writeErr(api, ctx, err)
+			return
+		}
+		if h.throttle(api, ctx, "principal "+p.ID, access.OperatorRate) {
+			return
+		}
+		next(huma.WithValue(ctx, principalCtx{}, p))
+	}
+}
+
+// principalCtx carries the principal from the auth middleware to the handler's context.
+type principalCtx struct{}
+
+// policyGate decides the operation's action before the handler runs.
+func (h *Hub) policyGate(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		action, gated := actionOf(ctx.Operation())
+		if gated {
+			if _, err := h.Access.Decide(requestContext(ctx.Context()), policy.Input{Action: action}); err != nil {
+				h.writeErr(api, ctx, err)
+				return
+			}
+		}
+		next(ctx)
+	}
+}
+
+// agentCtx carries the verified agent id from the signature check to the handler's context.
+type agentCtx struct{}
+
+// agentAuth requires an RFC 9421 signature by the agent named in the path; enrollment, which has no
+// key yet, is limited per client address instead.
+func (h *Hub) agentAuth(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		r, _ := humago.Unwrap(ctx)
+		if ctx.Operation().OperationID == "enroll" {
+			host := r.RemoteAddr
+			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+				host = ap.Addr().String()
+			}
+			if h.throttle(api, ctx, "address "+host, access.EnrollRate) {
+				return
+			}
+			next(ctx)
+			return
+		}
+		ver, err := h.verifier.Verify(r)
+		if err != nil {
+			if isNotFound(err) {
+				err = fmt.Errorf("unknown agent: %w", err)
+			}
+			huma.WriteErr(api, ctx, http.StatusUnauthorized, "agent signature refused: "+err.Error())
+			return
+		}
+		if id := ctx.Param("id"); ver.KeyID != id {
+			huma.WriteErr(api, ctx, http.StatusForbidden, fmt.Sprintf("request signed by agent %s cannot act for agent %s", ver.KeyID, id))
+			return
+		}
+		if h.throttle(api, ctx, "agent "+ver.KeyID, access.AgentRate) {
+			return
+		}
+		next(huma.WithValue(ctx, agentCtx{}, ver.KeyID))
+	}
+}
+
+// throttle answers 429 with Retry-After when key is over its rate.
+func (h *Hub) throttle(api huma.API, ctx huma.Context, key string, rate access.Rate) bool {
+	ok, wait := h.Access.Limits.Allow(key, rate)
+	if ok {
+		return false
+	}
+	secs := int(wait/time.Second) + 1
+	ctx.SetHeader("Retry-After", strconv.Itoa(secs))
+	huma.WriteErr(api, ctx, http.StatusTooManyRequests, fmt.Sprintf("too many requests from %s; retry in %ds", key, secs))
+	return true
+}
+
+// requestContext moves what the edge learnt about a request (its principal or agent, its id) into the
+// rooms' vocabulary.
+func requestContext(ctx context.Context) context.Context {
+	if p, ok := ctx.Value(principalCtx{}).(domain.Principal); ok {
+		ctx = domain.WithPrincipal(ctx, p)
+	}
+	if a, ok := ctx.Value(agentCtx{}).(string); ok {
+		ctx = domain.WithAgent(ctx, a)
+	}
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
+		ctx = domain.WithRequestID(ctx, id)
+	}
+	return ctx
+}
+
+// problem maps an error of a room to an RFC 9457 problem, in this one place. Anything that is not a
+// domain error is an infrastructure failure: the store (logged with its cause, 503 "try again"), or the
+// request's own end (499).
+func (h *Hub) problem(ctx context.Context, err error) error {
+	var se huma.StatusError
+	if errors.As(err, &se) {
+		return err
+	}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		var details []error
+		for _, d := range de.Details {
+			details = append(details, &huma.ErrorDetail{Location: d.Location, Message: d.Message})
+		}
+		if de.Field != "" && len(details) == 0 {
+			details = append(details, &huma.ErrorDetail{Location: de.Field, Message: de.Msg})
+		}
+		return huma.NewError(statusOf(de.Kind), de.Msg, details...)
+	}
+	if ctx.Err() != nil {
+		return huma.NewError(499, "request cancelled")
+	}
+	h.Log.Error("store operation failed", "err", err)
+	return huma.NewError(http.StatusServiceUnavailable, "store unavailable, try again: "+err.Error())
+}
+
+func statusOf(k domain.Kind) int {
+	switch k {
+	case domain.KindInvalid:
+		return http.StatusUnprocessableEntity
+	case domain.KindNotFound:
+		return http.StatusNotFound
+	case domain.KindConflict:
+		return http.StatusConflict
+	case domain.KindDenied:
+		return http.StatusForbidden
+	case domain.KindUnauthenticated:
+		return http.StatusUnauthorized
+	case domain.KindTooLarge:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+// writeErr writes an error from a middleware as a problem.
+func (h *Hub) writeErr(api huma.API, ctx huma.Context, err error) {
+	var em *huma.ErrorModel
+	if errors.As(h.problem(ctx.Context(), err), &em) {
+		huma.WriteErr(api, ctx, em.Status, em.Detail)
+		return
+	}
+	huma.WriteErr(api, ctx, http.StatusInternalServerError, err.Error())
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+type respCtlKey struct{}
+type requestIDKey struct{}
+
+// register is huma.Register with what every handler needs: the request's principal or agent moved into
+// the rooms' context, domain errors mapped to problems, and one fix: huma bounds the body read with a
+// read deadline (5s) and leaves it in place, so a handler that runs longer (a held poll, a slow store)
+// lets net/http's background read hit the deadline, which cancels the connection's context and with it
+// every later request on that keep-alive connection. Each handler starts by clearing the deadline; the
+// body has been read by then.
+func register[I, O any](api huma.API, h *Hub, op huma.Operation, fn func(context.Context, *I) (*O, error)) {
+	huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
+		clearReadDeadline(ctx)
+		out, err := fn(requestContext(ctx), in)
+		if err != nil {
+			return nil, h.problem(ctx, err)
+		}
+		return out, nil
+	})
+}
+
+func clearReadDeadline(ctx context.Context) {
+	if rc, ok := ctx.Value(respCtlKey{}).(*http.ResponseController); ok {
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+}
+
+// Handler wraps the mux with what every request gets: a request id, a structured access log line, and
+// problem-details bodies for requests that match no operation (the mux alone answers those in plain
+// text).
+func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 128 {
+			id = uuid.Must(uuid.NewV7()).String()
+		}
+		w.Header().Set("X-Request-Id", id)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		rctx := context.WithValue(r.Context(), respCtlKey{}, http.NewResponseController(w))
+		r = r.WithContext(context.WithValue(rctx, requestIDKey{}, id))
+		if _, pattern := mux.Handler(r); pattern == "" {
+			unmatched(sw, r, mux)
+		} else {
+			mux.ServeHTTP(sw, r)
+		}
+		level := slog.LevelInfo
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			level = slog.LevelDebug // probes every few seconds would drown the log
+		}
+		log.LogAttrs(r.Context(), level, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.status),
+			slog.Duration("duration", time.Since(start)), slog.String("request_id", id), slog.String("remote", r.RemoteAddr))
+	})
+}
+
+// unmatched answers a request no operation matched with the mux's own status (404, or 405 with its
+// Allow header) as a problem-details body.
+func unmatched(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	probe := &headerCapture{header: http.Header{}}
+	mux.ServeHTTP(probe, r)
+	if allow := probe.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	status := probe.status
+	detail := "No operation at " + r.URL.Path + "; see /docs or /openapi.json for the API."
+	if status == http.StatusMethodNotAllowed {
+		detail = r.Method + " is not allowed on " + r.URL.Path + "; allowed: " + probe.header.Get("Allow") + "."
+	} else {
+		status = http.StatusNotFound
+	}
+	writeProblem(w, status, detail, r.URL.Path)
+}
+
+func writeProblem(w http.ResponseWriter, status int, detail, instance string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(&huma.ErrorModel{
+		Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Instance: instance,
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer (flushing for streams).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type headerCapture struct {
+	header http.Header
+	status int
+}
+
+func (c *headerCapture) Header() http.Header         { return c.header }
+func (c *headerCapture) Write(b []byte) (int, error) { return len(b), nil }
+func (c *headerCapture) WriteHeader(code int)        { c.status = code }
+
+// Serve runs srv on ln until ctx is cancelled, then shuts it down gracefully: in-flight requests get up
+// to grace to finish (long polls included) before connections are closed. The listener is opened by the
+// caller so that "address in use" is reported before anything else starts.
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, log *slog.Logger, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "grace", grace)
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pulsehq/pulse/functions/hub/access"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+)
+
+// Decide records one approver's decision on a command awaiting approval (approve or deny). The
+// requester cannot approve their own command, a person counts once, and only members of the required
+// groups count; these are checked here, whatever the policy says, because they are what makes four
+// eyes four.
+func (s *Service) Decide(ctx context.Context, id string, approve bool, comment string) (*Status, error) {
+	st, err := s.Status(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	me := domain.PrincipalFrom(ctx)
+	req := st.Approval
+	switch {
+	case req == nil:
+		return nil, domain.Conflict("command %s needs no approval", id)
+	case st.Denied || st.Cancelled:
+		return nil, domain.Conflict("command %s was already denied or cancelled", id)
+	case !st.Awaiting:
+		return nil, domain.Conflict("command %s is no longer awaiting approval", id)
+	case me.ID == req.Requester:
+		s.Trail.Record(ctx, "approve-command", st.Targets, nil, "denied", map[string]any{"commandId": id, "why": "self-approval"})
+		return nil, domain.Denied("you requested this command; someone else must approve it")
+	case !me.InGroup(req.Groups...):
+		return nil, domain.Denied("approvers must be in %s; you are in %v", strings.Join(req.Groups, " or "), me.Groups)
+	}
+	action := "approve-command"
+	if !approve {
+		action = "deny-command"
+		if _, err := store.CreateJSON(ctx, s.Store, layout.Denied(id), map[string]any{"by": me.ID, "at": time.Now().UTC(), "comment": comment}); err != nil {
+			return nil, err
+		}
+	} else {
+		created, err := store.CreateJSON(ctx, s.Store, layout.Approval(id, approverKey(me.ID)), map[string]any{"by": me.ID, "via": me.Via, "at": time.Now().UTC(), "comment": comment})
+		if err != nil {
+			return nil, err
+		}
+		if !created {
+			return nil, domain.Conflict("you already approved command %s", id)
+		}
+	}
+	s.Trail.Record(ctx, action, st.Targets, nil, "ok", map[string]any{"commandId": id, "comment": comment})
+	s.changed(ctx, id)
+	if approve {
+		if err := s.Advance(ctx, id); err != nil {
+			return nil, err
+		}
+	}
+	return s.Status(ctx, id, true)
+}
+
+// approverKey names an approval object after its approver, so the same person cannot approve twice.
+func approverKey(id string) string {
+	if layout.ValidID(id) {
+		return id
+	}
+	return "h-" + access.HashSecret(id)[:32]
+}
+
+// Awaiting lists the commands awaiting an approval that the caller could give: not their own, not
+// approved by them yet, and they are in one of the required groups. Newest first.
+func (s *Service) Awaiting(ctx context.Context, limit int) ([]Summary, error) {
+	me := domain.PrincipalFrom(ctx)
+	page, err := s.List(ctx, Filter{State: "awaiting_approval", Limit: 10000})
+	if err != nil {
+		return nil, err
+	}
+	out := []Summary{}
+	for _, c := range page.Commands {
+		a := c.Approval
+		if a == nil || a.Requester == me.ID || !me.InGroup(a.Groups...) {
+			continue
+		}
+		mine := false
+		for _, ap := range c.Approvers {
+			mine = mine || ap == approverKey(me.ID)
+		}
+		if mine {
+			continue
+		}
+		out = append(out, c)
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// awaitingLine is how a command waiting for approvals describes itself to a person.
+func awaitingLine(st *Status) string {
+	if st.Approval == nil {
+		return ""
+	}
+	return fmt.Sprintf("awaiting approval: %d of %d", len(st.Approvers), st.Approval.Count)
+}

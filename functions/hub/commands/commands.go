@@ -1,0 +1,299 @@
+// Package commands is the room of commands: the record of what was asked (written once), the fold that
+// derives where it stands on every target from write-once markers, the waves that release it, approvals,
+// cancel, and the agents' reports (started, output chunks, final results). A newcomer looking for where
+// a command is created, how its state is derived and how it reaches an agent reads Create, Status and
+// Advance, in that order; delivery (the inbox and the long-poll) is the delivery room's.
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/events"
+	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/trail"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/policy"
+)
+
+// Fleet is what commands need of the fleet room: the agents, their heartbeats (for catalogs) and names.
+type Fleet interface {
+	Identities(ctx context.Context, withRetired bool) ([]fleet.Target, error)
+	WithHeartbeats(ctx context.Context, ts []fleet.Target) error
+	Name(ctx context.Context, id string) string
+}
+
+// Decider asks the policy; a denial is a domain error naming the rules (the access room).
+type Decider interface {
+	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
+// Deliverer puts signed envelopes in agents' inboxes and wakes their polls (the delivery room).
+type Deliverer interface {
+	Enqueue(ctx context.Context, agent, name string, env wire.Envelope) error
+	Ring(ctx context.Context, agents []string)
+}
+
+// Service keeps commands.
+type Service struct {
+	Store    store.Store
+	Log      *slog.Logger
+	Trail    *trail.Recorder
+	Bus      *events.Bus
+	Fleet    Fleet
+	Policy   Decider
+	Delivery Deliverer
+
+	records store.Once[Record]
+}
+
+// Record is what was asked, of whom and by whom; written once when the command is accepted.
+type Record struct {
+	ID             string            `json:"id"`
+	Command        string            `json:"command"`
+	Params         map[string]string `json:"params,omitempty"`
+	TargetExprs    []string          `json:"targetExprs"`
+	Targets        []string          `json:"targets" doc:"Agent ids, in the order waves release them."`
+	TimeoutSeconds int               `json:"timeoutSeconds"`
+	MaxConcurrency int               `json:"maxConcurrency,omitempty" doc:"At most this many agents run it at once (0: all)."`
+	MaxErrors      int               `json:"maxErrors,omitempty" doc:"Stop releasing after this many failures (0: never stop)."`
+	Issuer         string            `json:"issuer"`
+	CreatedAt      time.Time         `json:"createdAt"`
+	NotAfter       time.Time         `json:"notAfter" doc:"Agents that have not received it by then never run it (expired)."`
+	// Approval is set when the policy requires approvals before anything is released.
+	Approval *ApprovalRequirement `json:"approval,omitempty"`
+	// Decision is what the policy said, for the record.
+	Rules []string `json:"rules,omitempty"`
+	// Execution, Step and Attempt link a command issued by a workflow back to it.
+	Execution string `json:"execution,omitempty"`
+	Step      string `json:"step,omitempty"`
+	Attempt   int    `json:"attempt,omitempty"`
+}
+
+// ApprovalRequirement says how many distinct approvers from which groups must agree; the requester
+// never counts.
+type ApprovalRequirement struct {
+	Count     int      `json:"count"`
+	Groups    []string `json:"groups"`
+	Reason    string   `json:"reason,omitempty"`
+	Requester string   `json:"requester"`
+}
+
+// Spec is what to run, where, and how carefully.
+type Spec struct {
+	Command          string            `json:"command" minLength:"1" doc:"A command from the targets' catalogs."`
+	Targets          []string          `json:"targets" minItems:"1" doc:"all, agent ids, agent names, or label selectors k=v,k2=v2 (union)."`
+	Params           map[string]string `json:"params,omitempty"`
+	TimeoutSeconds   int               `json:"timeoutSeconds,omitempty" minimum:"0" maximum:"86400" doc:"Run time limit on each agent (default: the command's own, else 300)."`
+	MaxConcurrency   int               `json:"maxConcurrency,omitempty" minimum:"0"`
+	MaxErrors        int               `json:"maxErrors,omitempty" minimum:"0"`
+	ExpiresInSeconds int               `json:"expiresInSeconds,omitempty" minimum:"0" maximum:"604800" doc:"How long agents may take to pick it up (default 3600)."`
+}
+
+// Request is a command to create: from the API, or issued by a workflow step with a deterministic id
+// (so two hubs driving one execution create it once).
+type Request struct {
+	Spec      Spec
+	ID        string
+	Execution string
+	Step      string
+	Attempt   int
+}
+
+const defaultTimeout = 300
+
+// Create validates, decides and records a command, then releases its first wave. A refusal is a domain
+// error saying why; nothing is enqueued then.
+func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
+	b := req.Spec
+	all, err := s.Fleet.Identities(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := fleet.Select(all, b.Targets)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Fleet.WithHeartbeats(ctx, targets); err != nil {
+		return nil, err
+	}
+	// Every target must know the command and accept the parameters, or nothing is enqueued.
+	var problems []string
+	timeout := b.TimeoutSeconds
+	for _, t := range targets {
+		spec, ok := fleet.FindSpec(fleet.CatalogOf(t.Ident, t.HB), b.Command)
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s (%s): no command %q in its catalog", t.Ident.Name, t.Ident.ID, b.Command))
+			continue
+		}
+		if err := spec.ValidateParams(b.Params); err != nil {
+			problems = append(problems, fmt.Sprintf("%s (%s): %v", t.Ident.Name, t.Ident.ID, err))
+		}
+		if timeout == 0 && spec.DefaultTimeoutSeconds > 0 {
+			timeout = spec.DefaultTimeoutSeconds
+		}
+	}
+	if len(problems) > 0 {
+		sort.Strings(problems)
+		if len(problems) > 10 {
+			problems = append(problems[:10], fmt.Sprintf("… and %d more", len(problems)-10))
+		}
+		return nil, domain.Invalid("refused, nothing was enqueued: %s", strings.Join(problems, "; "))
+	}
+	if timeout == 0 {
+		timeout = defaultTimeout
+	}
+	pin := policy.Input{Action: "create-command", Command: b.Command, Params: b.Params}
+	for _, t := range targets {
+		pin.Targets = append(pin.Targets, policy.Target{ID: t.Ident.ID, Name: t.Ident.Name, Labels: t.Labels})
+		if spec, ok := fleet.FindSpec(fleet.CatalogOf(t.Ident, t.HB), b.Command); ok && spec.Dangerous {
+			pin.Dangerous = true
+		}
+	}
+	decision, err := s.Policy.Decide(ctx, pin)
+	if err != nil {
+		return nil, err
+	}
+	expires := b.ExpiresInSeconds
+	if expires == 0 {
+		expires = 3600
+	}
+	now := time.Now().UTC()
+	rec := Record{
+		ID: req.ID, Command: b.Command, Params: b.Params, TargetExprs: b.Targets,
+		TimeoutSeconds: timeout, MaxConcurrency: b.MaxConcurrency, MaxErrors: b.MaxErrors,
+		Issuer: domain.PrincipalFrom(ctx).ID, CreatedAt: now, NotAfter: now.Add(time.Duration(expires) * time.Second),
+		Execution: req.Execution, Step: req.Step, Attempt: req.Attempt,
+	}
+	if rec.ID == "" {
+		rec.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	for _, t := range targets {
+		rec.Targets = append(rec.Targets, t.Ident.ID)
+	}
+	rec.Rules = decision.Rules
+	if a := decision.Approvals; a != nil && a.Count > 0 {
+		rec.Approval = &ApprovalRequirement{Count: a.Count, Groups: a.Groups, Reason: a.Reason, Requester: rec.Issuer}
+	}
+	created, err := store.CreateJSON(ctx, s.Store, layout.Command(rec.ID), rec)
+	if err != nil {
+		return nil, err
+	}
+	if !created { // a deterministic id another hub already created: that record is the command
+		return s.Status(ctx, rec.ID, false)
+	}
+	s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
+	s.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer, "approvals_required", rec.Approval != nil)
+	if err := s.Advance(ctx, rec.ID); err != nil {
+		// The command is recorded; the next result or a retry of advance releases it.
+		s.Log.Error("release command", "command", rec.ID, "err", err)
+	}
+	return s.Status(ctx, rec.ID, false)
+}
+
+// Get returns a command's record, read once per process (it never changes).
+func (s *Service) Get(ctx context.Context, id string) (*Record, error) {
+	if !layout.ValidID(id) {
+		return nil, domain.NotFound("no command %q", id)
+	}
+	rec, err := s.records.Get(ctx, s.Store, layout.Command(id))
+	if err != nil {
+		if isNotFound(err) {
+			return nil, domain.NotFound("no command %s", id)
+		}
+		return nil, err
+	}
+	return rec, nil
+}
+
+// Advance releases the next wave of a command: as many unreleased targets as maxConcurrency allows,
+// unless it was cancelled, denied, is awaiting approval or stopped by maxErrors. Every write is
+// create-only under a key derived from the command and the agent, so two hubs advancing the same
+// command at once release each agent once.
+func (s *Service) Advance(ctx context.Context, id string) error {
+	st, err := s.Status(ctx, id, false)
+	if err != nil {
+		return err
+	}
+	if st.Cancelled || st.Stopped || st.Denied || st.Awaiting || time.Now().After(st.NotAfter) {
+		return nil
+	}
+	inflight := 0
+	var pending []string
+	for _, a := range st.Agents {
+		switch {
+		case a.State == "pending":
+			pending = append(pending, a.Agent)
+		case !FinalState(a.State):
+			inflight++
+		}
+	}
+	n := len(pending)
+	if st.MaxConcurrency > 0 {
+		n = min(n, st.MaxConcurrency-inflight)
+	}
+	if n <= 0 {
+		return nil
+	}
+	body, _ := json.Marshal(wire.Command{CommandID: id, Name: st.Command, Params: st.Params, TimeoutSeconds: st.TimeoutSeconds})
+	released := pending[:n]
+	for _, agent := range released {
+		if _, err := store.CreateJSON(ctx, s.Store, layout.Marker(id, agent, "queued"), map[string]any{"at": time.Now().UTC()}); err != nil {
+			return err
+		}
+		env := wire.Envelope{ID: id, Agent: agent, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter, Issuer: st.Issuer, Kind: wire.KindCommand, Body: body}
+		if err := s.Delivery.Enqueue(ctx, agent, id, env); err != nil {
+			return err
+		}
+	}
+	s.Delivery.Ring(ctx, released)
+	s.changed(ctx, id)
+	return nil
+}
+
+// changed tells live views that something about a command was stored.
+func (s *Service) changed(ctx context.Context, id string) {
+	if s.Bus != nil {
+		s.Bus.Commands.Publish(ctx, events.CommandChanged{Command: id})
+	}
+}
+
+// Cancel stops what has not finished: unreleased targets are never released, running ones get a
+// signed cancel envelope.
+func (s *Service) Cancel(ctx context.Context, id string) (*Status, error) {
+	st, err := s.Status(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.CreateJSON(ctx, s.Store, layout.Cancelled(id), map[string]any{"by": domain.PrincipalFrom(ctx).ID, "at": time.Now().UTC()}); err != nil {
+		return nil, err
+	}
+	var notify []string
+	body, _ := json.Marshal(wire.Cancel{CommandID: id})
+	for _, a := range st.Agents {
+		if FinalState(a.State) || a.State == "pending" {
+			continue
+		}
+		env := wire.Envelope{ID: id + "-cancel", Agent: a.Agent, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter.Add(time.Duration(st.TimeoutSeconds) * time.Second),
+			Issuer: domain.PrincipalFrom(ctx).ID, Kind: wire.KindCancel, Body: body}
+		if err := s.Delivery.Enqueue(ctx, a.Agent, id+"-cancel", env); err != nil {
+			return nil, err
+		}
+		notify = append(notify, a.Agent)
+	}
+	s.Delivery.Ring(ctx, notify)
+	s.Log.Info("command cancelled", "command", id, "by", domain.PrincipalFrom(ctx).ID, "agents", len(notify))
+	s.Trail.Record(ctx, "cancel-command", st.Targets, nil, "ok", map[string]any{"commandId": id})
+	s.changed(ctx, id)
+	return s.Status(ctx, id, true)
+}

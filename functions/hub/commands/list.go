@@ -1,0 +1,121 @@
+package commands
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+)
+
+// Filter selects commands for a list; zero fields match everything.
+type Filter struct {
+	// State is the command's state as a whole (Status.State): running, awaiting_approval, done,
+	// cancelled, denied.
+	State   string
+	Issuer  string
+	Agent   string // an agent id among the targets
+	Command string
+	Since   time.Time
+	// Cursor is the id of the last command of the previous page.
+	Cursor string
+	Limit  int
+}
+
+// Summary is a line of the command list: the record, its state as a whole and its counts.
+type Summary struct {
+	Record
+	State     string         `json:"state" enum:"running,awaiting_approval,done,cancelled,denied"`
+	Approvers []string       `json:"approvers,omitempty"`
+	Counts    map[string]int `json:"counts"`
+}
+
+// Page is one page of the command list.
+type Page struct {
+	Commands []Summary `json:"commands"`
+	// Next is the cursor of the next page; empty on the last one.
+	Next string `json:"next,omitempty"`
+}
+
+// States a command as a whole can be in.
+var States = []string{"running", "awaiting_approval", "done", "cancelled", "denied"}
+
+// List returns commands matching f, newest first, a page at a time. The records are write-once and
+// cached, so a list costs one listing of the commands plus, for the page returned, the listings that
+// fold each one's state.
+func (s *Service) List(ctx context.Context, f Filter) (*Page, error) {
+	if f.State != "" && !slices.Contains(States, f.State) {
+		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "state", Msg: "state must be one of " + strings.Join(States, ", ")}
+	}
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	var ids []string
+	err := store.Walk(ctx, s.Store, layout.Commands, "", 0, func(o store.ObjectInfo) error {
+		rest := strings.TrimPrefix(o.Key, layout.Commands)
+		if !strings.Contains(rest, "/") {
+			ids = append(ids, layout.Name(o.Key))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]*Record, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i, id := range ids {
+		g.Go(func() error {
+			r, err := s.Get(gctx, id)
+			recs[i] = r
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		if !recs[i].CreatedAt.Equal(recs[j].CreatedAt) {
+			return recs[i].CreatedAt.After(recs[j].CreatedAt)
+		}
+		return recs[i].ID > recs[j].ID
+	})
+	if f.Cursor != "" {
+		i := slices.IndexFunc(recs, func(r *Record) bool { return r.ID == f.Cursor })
+		if i < 0 {
+			return nil, &domain.Error{Kind: domain.KindInvalid, Field: "cursor", Msg: "unknown cursor " + f.Cursor}
+		}
+		recs = recs[i+1:]
+	}
+	page := &Page{Commands: []Summary{}}
+	for i, r := range recs {
+		if !f.Since.IsZero() && r.CreatedAt.Before(f.Since) {
+			continue
+		}
+		if (f.Issuer != "" && r.Issuer != f.Issuer) || (f.Command != "" && r.Command != f.Command) ||
+			(f.Agent != "" && !slices.Contains(r.Targets, f.Agent)) {
+			continue
+		}
+		st, err := s.Status(ctx, r.ID, false)
+		if err != nil {
+			return nil, err
+		}
+		if f.State != "" && st.State() != f.State {
+			continue
+		}
+		page.Commands = append(page.Commands, Summary{Record: *r, State: st.State(), Approvers: st.Approvers, Counts: st.Counts})
+		if len(page.Commands) == f.Limit {
+			if i+1 < len(recs) {
+				page.Next = r.ID
+			}
+			break
+		}
+	}
+	return page, nil
+}

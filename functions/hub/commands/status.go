@@ -1,0 +1,233 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+)
+
+// AgentState is a command's state on one agent.
+type AgentState struct {
+	Agent       string    `json:"agent"`
+	Name        string    `json:"name"`
+	State       string    `json:"state" enum:"pending,awaiting_approval,queued,delivered,running,succeeded,failed,timed_out,cancelled,rejected,expired"`
+	ExitCode    *int      `json:"exitCode,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitzero"`
+	FinishedAt  time.Time `json:"finishedAt,omitzero"`
+	DurationMs  int64     `json:"durationMs,omitempty"`
+	OutputBytes int64     `json:"outputBytes"`
+	Chunks      int       `json:"chunks" doc:"Output chunks stored so far."`
+	// ChangedAt is when the store received what put the agent in this state (zero for derived states:
+	// pending, awaiting approval, expired, cancelled before release).
+	ChangedAt time.Time    `json:"changedAt,omitzero"`
+	Result    *wire.Result `json:"-"`
+}
+
+// Status is a command and where it stands on every target.
+type Status struct {
+	Record
+	Cancelled bool           `json:"cancelled"`
+	Denied    bool           `json:"denied" doc:"An approver denied it."`
+	Approvers []string       `json:"approvers,omitempty"`
+	Awaiting  bool           `json:"awaitingApproval"`
+	Stopped   bool           `json:"stopped" doc:"Stopped spreading because maxErrors was reached."`
+	Done      bool           `json:"done" doc:"Every target is in a final state."`
+	Counts    map[string]int `json:"counts"`
+	Agents    []AgentState   `json:"agents"`
+}
+
+// State is the command's state as a whole, for lists and filters: awaiting_approval, denied,
+// cancelled, done or running.
+func (st *Status) State() string {
+	switch {
+	case st.Done && st.Denied:
+		return "denied"
+	case st.Done && st.Cancelled:
+		return "cancelled"
+	case st.Done:
+		return "done"
+	case st.Awaiting:
+		return "awaiting_approval"
+	}
+	return "running"
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+
+// FinalState reports whether an agent in state s will never change again.
+func FinalState(s string) bool {
+	return s == "expired" || wire.Status(s).Final()
+}
+
+// Status folds everything stored about a command into its current state. States come from one listing
+// (markers, including final-<status>, written beside each result); with details it also reads every
+// result for exit codes, reasons and times, concurrently. Wave release needs no details, so a result
+// upload costs a listing, not a read of every other agent's result.
+func (s *Service) Status(ctx context.Context, id string, details bool) (*Status, error) {
+	rec, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	st := &Status{Record: *rec, Counts: map[string]int{}}
+	// One listing finds the cancel, a denial and every approval.
+	side := layout.CommandSide(id)
+	err = store.Walk(ctx, s.Store, side, "", 0, func(o store.ObjectInfo) error {
+		switch rest := strings.TrimPrefix(o.Key, side); {
+		case o.Key == layout.Cancelled(id):
+			st.Cancelled = true
+		case o.Key == layout.Denied(id):
+			st.Denied = true
+		case strings.HasPrefix(rest, "approvals/"):
+			st.Approvers = append(st.Approvers, layout.Name(rest))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	st.Awaiting = rec.Approval != nil && !st.Denied && !st.Cancelled && len(st.Approvers) < rec.Approval.Count
+	type seen struct {
+		markers map[string]time.Time
+		chunks  int
+		result  bool
+		final   string // status from the final-<status> marker
+		finalAt time.Time
+	}
+	byAgent := map[string]*seen{}
+	get := func(a string) *seen {
+		if byAgent[a] == nil {
+			byAgent[a] = &seen{markers: map[string]time.Time{}}
+		}
+		return byAgent[a]
+	}
+	prefix := layout.ResultsOf(id)
+	err = store.Walk(ctx, s.Store, prefix, "", 0, func(o store.ObjectInfo) error {
+		rest := strings.TrimPrefix(o.Key, prefix)
+		agent, tail, nested := strings.Cut(rest, "/")
+		if !nested {
+			a := get(strings.TrimSuffix(agent, ".json"))
+			a.result = true
+			if a.finalAt.IsZero() {
+				a.finalAt = o.LastModified
+			}
+			return nil
+		}
+		if strings.HasPrefix(tail, "output/") {
+			get(agent).chunks++
+		} else if f, ok := strings.CutPrefix(strings.TrimSuffix(tail, ".json"), "final-"); ok {
+			get(agent).final = f
+		} else {
+			get(agent).markers[strings.TrimSuffix(tail, ".json")] = o.LastModified
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	failures := 0
+	results := make([]*wire.Result, len(rec.Targets))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i, agentID := range rec.Targets {
+		a := get(agentID)
+		if !a.result || (!details && a.final != "") {
+			continue
+		}
+		// Details asked for, or a result stored without its marker (the hub died between the two).
+		g.Go(func() error {
+			var res wire.Result
+			if _, err := store.ReadJSON(gctx, s.Store, layout.Result(id, agentID), &res); err != nil {
+				return err
+			}
+			results[i] = &res
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, agentID := range rec.Targets {
+		a := get(agentID)
+		as := AgentState{Agent: agentID, State: "pending", Chunks: a.chunks, Name: s.Fleet.Name(ctx, agentID)}
+		marked := func(state string) bool {
+			at, ok := a.markers[state]
+			if ok {
+				as.ChangedAt = at
+			}
+			return ok
+		}
+		switch res := results[i]; {
+		case res != nil:
+			as.State, as.ExitCode, as.Reason = string(res.Status), res.ExitCode, res.Reason
+			as.StartedAt, as.FinishedAt, as.OutputBytes = res.StartedAt, res.FinishedAt, res.OutputBytes
+			if !res.StartedAt.IsZero() {
+				as.DurationMs = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+			}
+			as.Result, as.ChangedAt = res, a.finalAt
+		case a.result:
+			as.State, as.ChangedAt = a.final, a.finalAt
+		case marked("running"):
+			as.State = "running"
+		case marked("delivered"):
+			as.State = "delivered"
+		case marked("queued") && now.After(rec.NotAfter):
+			as.State, as.Reason, as.ChangedAt = "expired", "not delivered before "+rec.NotAfter.Format(time.RFC3339), time.Time{}
+		case marked("queued"):
+			as.State = "queued"
+		}
+		if a.result && as.State != string(wire.StatusSucceeded) {
+			failures++
+		}
+		st.Agents = append(st.Agents, as)
+	}
+	st.Stopped = rec.MaxErrors > 0 && failures >= rec.MaxErrors
+	st.Done = true
+	for i := range st.Agents {
+		as := &st.Agents[i]
+		if as.State == "pending" {
+			switch {
+			case st.Denied:
+				as.State, as.Reason = "cancelled", "approval denied"
+			case st.Awaiting && !now.After(rec.NotAfter):
+				as.State, as.Reason = "awaiting_approval", fmt.Sprintf("%d of %d approvals", len(st.Approvers), rec.Approval.Count)
+			case st.Cancelled:
+				as.State, as.Reason = "cancelled", "cancelled before release"
+			case st.Stopped:
+				as.State, as.Reason = "cancelled", fmt.Sprintf("not released: %d failures reached maxErrors", failures)
+			case now.After(rec.NotAfter):
+				as.State, as.Reason = "expired", "not released before "+rec.NotAfter.Format(time.RFC3339)
+			}
+		}
+		if !FinalState(as.State) {
+			st.Done = false
+		}
+		st.Counts[as.State]++
+	}
+	return st, nil
+}
+
+// target returns a command's record if agent is one of its targets; uploads about any other command
+// are refused.
+func (s *Service) target(ctx context.Context, cmdID, agent string) (*Record, error) {
+	rec, err := s.Get(ctx, cmdID)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range rec.Targets {
+		if t == agent {
+			return rec, nil
+		}
+	}
+	return nil, domain.Denied("agent %s is not a target of command %s", agent, cmdID)
+}

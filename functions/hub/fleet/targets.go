@@ -1,0 +1,276 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+)
+
+// Target is an agent as selection sees it: its identity, its labels now, its latest heartbeat (when
+// read) and whether it was retired.
+type Target struct {
+	Ident   *AgentIdentity
+	Labels  map[string]string
+	HB      *HeartbeatRecord
+	Retired *Retirement
+}
+
+// AgentView is an agent as operators see it.
+type AgentView struct {
+	ID           string                   `json:"id"`
+	Name         string                   `json:"name"`
+	Labels       map[string]string        `json:"labels,omitempty"`
+	Online       bool                     `json:"online"`
+	LastSeen     time.Time                `json:"lastSeen,omitzero"`
+	Version      string                   `json:"version"`
+	EnrolledAt   time.Time                `json:"enrolledAt"`
+	Disabled     []wire.IntegrationStatus `json:"disabled,omitempty" doc:"Soft-disabled integrations and why."`
+	Hatch        *wire.HatchStatus        `json:"hatch,omitempty" doc:"The shell hatch, when it is open."`
+	Integrations []wire.IntegrationStatus `json:"integrations,omitempty"`
+	Commands     []string                 `json:"commands,omitempty"`
+	Facts        map[string]string        `json:"facts,omitempty"`
+	Retired      *Retirement              `json:"retired,omitempty" doc:"Set when the agent was retired: its requests are refused."`
+}
+
+// View is what operators see of a target.
+func (s *Service) View(t Target) AgentView {
+	a, hb := t.Ident, t.HB
+	v := AgentView{ID: a.ID, Name: a.Name, Labels: t.Labels, Version: a.Version, EnrolledAt: a.EnrolledAt, Integrations: a.Integrations,
+		Facts: a.Facts, Retired: t.Retired}
+	if hb != nil {
+		v.LastSeen = hb.ReceivedAt
+		v.Online = t.Retired == nil && time.Since(hb.ReceivedAt) < s.OfflineAfter()
+		v.Version = hb.Version
+		if hb.Integrations != nil {
+			v.Integrations = hb.Integrations
+		}
+		if hb.Hatch != nil && hb.Hatch.Open && time.Now().Before(hb.Hatch.ExpiresAt) {
+			v.Hatch = hb.Hatch
+		}
+	}
+	for _, st := range v.Integrations {
+		if !st.Enabled {
+			v.Disabled = append(v.Disabled, st)
+		}
+	}
+	for _, c := range CatalogOf(a, hb) {
+		v.Commands = append(v.Commands, c.Name)
+	}
+	return v
+}
+
+// OfflineAfter is how long after its last heartbeat an agent counts as offline.
+func (s *Service) OfflineAfter() time.Duration {
+	if s.HeartbeatInterval > 0 {
+		return 3 * s.HeartbeatInterval
+	}
+	return 90 * time.Second
+}
+
+// List returns the agents a selector matches ("" for all), with their heartbeats. Retired agents are
+// left out unless asked for.
+func (s *Service) List(ctx context.Context, selector string, withRetired bool) ([]AgentView, error) {
+	all, err := s.Identities(ctx, withRetired)
+	if err != nil {
+		return nil, err
+	}
+	if selector != "" {
+		if all, err = Select(all, strings.Split(selector, ";")); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.WithHeartbeats(ctx, all); err != nil {
+		return nil, err
+	}
+	out := make([]AgentView, 0, len(all))
+	for _, t := range all {
+		out = append(out, s.View(t))
+	}
+	return out, nil
+}
+
+// Target returns one agent, by id or name, with its heartbeat (retired agents included).
+func (s *Service) Target(ctx context.Context, idOrName string) (Target, error) {
+	all, err := s.Identities(ctx, true)
+	if err != nil {
+		return Target{}, err
+	}
+	for _, t := range all {
+		if t.Ident.ID == idOrName || t.Ident.Name == idOrName {
+			ts := []Target{t}
+			if err := s.WithHeartbeats(ctx, ts); err != nil {
+				return Target{}, err
+			}
+			return ts[0], nil
+		}
+	}
+	return Target{}, domain.NotFound("no agent %q (see pulse agents)", idOrName)
+}
+
+// Get returns one agent as operators see it.
+func (s *Service) Get(ctx context.Context, idOrName string) (AgentView, error) {
+	t, err := s.Target(ctx, idOrName)
+	if err != nil {
+		return AgentView{}, err
+	}
+	return s.View(t), nil
+}
+
+// Identities lists every agent with its current labels, sorted by id, without reading heartbeats
+// (identities are cached, heartbeats are not), so a command can choose its targets before paying for
+// their heartbeats.
+func (s *Service) Identities(ctx context.Context, withRetired bool) ([]Target, error) {
+	var ids []string
+	err := store.Walk(ctx, s.Store, layout.Agents, "", 0, func(o store.ObjectInfo) error {
+		ids = append(ids, layout.Name(o.Key))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	labelKeys, err := s.labelVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	retired, err := s.retiredSet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Target, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, id := range ids {
+		g.Go(func() error {
+			a, err := s.Identity(gctx, id)
+			if err != nil {
+				return err
+			}
+			out[i] = Target{Ident: a, Labels: a.Labels}
+			if key, ok := labelKeys[id]; ok {
+				v, err := s.labels.Get(gctx, s.Store, key)
+				if err != nil {
+					return err
+				}
+				out[i].Labels = v.Labels
+			}
+			if r, ok := retired[id]; ok {
+				out[i].Retired = &r
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	kept := out[:0]
+	for _, t := range out {
+		if withRetired || t.Retired == nil {
+			kept = append(kept, t)
+		}
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].Ident.ID < kept[j].Ident.ID })
+	return kept, nil
+}
+
+// WithHeartbeats fills in the latest heartbeat of each target.
+func (s *Service) WithHeartbeats(ctx context.Context, ts []Target) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	for i := range ts {
+		g.Go(func() error {
+			hb, err := s.Heartbeat(gctx, ts[i].Ident.ID)
+			ts[i].HB = hb
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// Catalog is every command any enrolled agent offers: a workflow may name a command that only some
+// agents have; which ones it reaches is decided when it runs.
+type Catalog map[string]wire.CommandSpec
+
+// Lookup finds a command in the fleet's catalog.
+func (c Catalog) Lookup(name string) (wire.CommandSpec, bool) {
+	spec, ok := c[name]
+	return spec, ok
+}
+
+// Catalog reads the fleet's catalog.
+func (s *Service) Catalog(ctx context.Context) (Catalog, error) {
+	all, err := s.Identities(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.WithHeartbeats(ctx, all); err != nil {
+		return nil, err
+	}
+	cat := Catalog{}
+	for _, t := range all {
+		for _, spec := range CatalogOf(t.Ident, t.HB) {
+			cat[spec.Name] = spec
+		}
+	}
+	return cat, nil
+}
+
+// Select applies target expressions (union): "all", an agent id, an agent name, or a label selector
+// "k=v,k2=v2" (every pair must match). An expression that matches nothing is an error, so a typo does
+// not silently address zero machines.
+func Select(all []Target, exprs []string) ([]Target, error) {
+	chosen := map[string]bool{}
+	for _, raw := range exprs {
+		expr := strings.TrimSpace(raw)
+		if expr == "" {
+			continue
+		}
+		matched := 0
+		for _, t := range all {
+			if matchTarget(t, expr) {
+				chosen[t.Ident.ID] = true
+				matched++
+			}
+		}
+		if matched == 0 {
+			return nil, &domain.Error{Kind: domain.KindInvalid, Field: "targets", Msg: fmt.Sprintf("target %q matches no agent", expr)}
+		}
+	}
+	var out []Target
+	for _, t := range all {
+		if chosen[t.Ident.ID] {
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "targets", Msg: "no targets given; use all, an agent id or name, or labels k=v",
+			Err: errors.New("no targets")}
+	}
+	return out, nil
+}
+
+func matchTarget(t Target, expr string) bool {
+	a := t.Ident
+	if expr == "all" || expr == a.ID || expr == a.Name {
+		return true
+	}
+	if !strings.Contains(expr, "=") {
+		return false
+	}
+	for _, pair := range strings.Split(expr, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || t.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,112 @@
+package hub
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/pulsehq/pulse/functions/audit"
+	"github.com/pulsehq/pulse/functions/hub/access"
+)
+
+// TokenInput creates an operator token.
+type TokenInput struct {
+	Body struct {
+		Name       string   `json:"name" minLength:"1" maxLength:"64"`
+		Groups     []string `json:"groups" minItems:"1"`
+		TTLSeconds int      `json:"ttlSeconds,omitempty" minimum:"0"`
+	}
+}
+
+// TokenOutput returns a new token, its secret shown once.
+type TokenOutput struct {
+	Body struct {
+		access.TokenView
+		Token string `json:"token"`
+	}
+}
+
+// TokensOutput lists tokens.
+type TokensOutput struct {
+	Body struct {
+		Tokens []access.TokenView `json:"tokens"`
+	}
+}
+
+// AuditInput filters the audit log.
+type AuditInput struct {
+	Since     time.Time `query:"since" doc:"RFC 3339; default 24 hours ago"`
+	Until     time.Time `query:"until"`
+	Principal string    `query:"principal"`
+	Limit     int       `query:"limit" minimum:"0" maximum:"10000"`
+}
+
+// AuditOutput lists records.
+type AuditOutput struct {
+	Body struct {
+		Records []audit.Record `json:"records"`
+	}
+}
+
+// VerifyOutput is the audit chain check.
+type VerifyOutput struct {
+	Body audit.Report
+}
+
+// tokenID is the public id of a token: the first 16 hex digits of its hash.
+func tokenID(secret string) string { return access.HashSecret(secret)[:16] }
+
+// registerAccess is the access room's operator side: API tokens.
+func registerAccess(api huma.API, h *Hub) {
+	register(api, h, huma.Operation{OperationID: "create-token", Method: http.MethodPost, Path: "/v1/tokens",
+		Summary: "Create an operator API token", Description: "The secret is returned once; only its hash is stored.",
+		DefaultStatus: http.StatusCreated, Errors: []int{422}}, func(ctx context.Context, in *TokenInput) (*TokenOutput, error) {
+		v, secret, err := h.Access.CreateToken(ctx, in.Body.Name, in.Body.Groups, time.Duration(in.Body.TTLSeconds)*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		out := &TokenOutput{}
+		out.Body.TokenView, out.Body.Token = v, secret
+		return out, nil
+	})
+	register(api, h, huma.Operation{OperationID: "list-tokens", Method: http.MethodGet, Path: "/v1/tokens",
+		Summary: "List operator tokens (without secrets)"}, func(ctx context.Context, _ *struct{}) (*TokensOutput, error) {
+		views, _, err := h.Access.Tokens(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := &TokensOutput{}
+		out.Body.Tokens = views
+		return out, nil
+	})
+	register(api, h, huma.Operation{OperationID: "revoke-token", Method: http.MethodDelete, Path: "/v1/tokens/{id}",
+		Summary: "Revoke an operator token", Description: "Takes effect on every hub within seconds.",
+		DefaultStatus: http.StatusNoContent, Errors: []int{404}}, func(ctx context.Context, in *IDInput) (*struct{}, error) {
+		return nil, h.Access.RevokeToken(ctx, in.ID)
+	})
+}
+
+// registerAudit reads and checks the audit trail.
+func registerAudit(api huma.API, h *Hub) {
+	register(api, h, huma.Operation{OperationID: "get-audit", Method: http.MethodGet, Path: "/v1/audit",
+		Summary: "Audit records"}, func(ctx context.Context, in *AuditInput) (*AuditOutput, error) {
+		recs, err := h.Trail.List(ctx, audit.Query{Since: in.Since, Until: in.Until, Principal: in.Principal, Limit: in.Limit})
+		if err != nil {
+			return nil, err
+		}
+		out := &AuditOutput{}
+		out.Body.Records = recs
+		return out, nil
+	})
+	register(api, h, huma.Operation{OperationID: "verify-audit", Method: http.MethodPost, Path: "/v1/audit/verify",
+		Summary: "Seal and verify the audit chain", Description: "Names the first record that was changed or removed."},
+		func(ctx context.Context, _ *struct{}) (*VerifyOutput, error) {
+			rep, err := h.Trail.Verify(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &VerifyOutput{Body: rep}, nil
+		})
+}

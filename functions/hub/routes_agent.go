@@ -1,0 +1,111 @@
+package hub
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+)
+
+// EnrollInput is an agent's enrollment.
+type EnrollInput struct {
+	Body wire.EnrollRequest
+}
+
+// EnrollOutput answers an enrollment.
+type EnrollOutput struct {
+	Body wire.EnrollResponse
+}
+
+// PollInput is an agent's poll.
+type PollInput struct {
+	ID   string `path:"id"`
+	Body wire.PollRequest
+}
+
+// PollOutput carries the waiting envelopes.
+type PollOutput struct {
+	Body wire.PollResponse
+}
+
+// HeartbeatInput is an agent's heartbeat.
+type HeartbeatInput struct {
+	ID   string `path:"id"`
+	Body wire.Heartbeat
+}
+
+// RunningInput says a command started.
+type RunningInput struct {
+	ID      string `path:"id"`
+	Command string `path:"cmd"`
+	Body    wire.Running
+}
+
+// ChunkInput is one chunk of output.
+type ChunkInput struct {
+	ID      string `path:"id"`
+	Command string `path:"cmd"`
+	Seq     int    `path:"seq" minimum:"0" maximum:"999999999"`
+	RawBody []byte `contentType:"application/octet-stream"`
+}
+
+// ResultInput is an agent's final result for a command.
+type ResultInput struct {
+	ID   string `path:"id"`
+	Body wire.Result
+}
+
+// RejectionInput reports an envelope the agent refused.
+type RejectionInput struct {
+	ID   string `path:"id"`
+	Body wire.Rejection
+}
+
+// registerAgentProtocol is what agents call: enrollment, then signed polls, heartbeats and reports.
+// The rooms behind it: fleet (enrollment, heartbeats), delivery (poll, rejections), commands (running,
+// output, results).
+func registerAgentProtocol(api huma.API, h *Hub) {
+	register(api, h, huma.Operation{OperationID: "enroll", Method: http.MethodPost, Path: "/v1/enroll",
+		Summary: "Enroll an agent", Description: "An agent without an identity presents an enrollment token and its public key. Retrying with the same key is harmless.",
+		Errors: []int{403, 409, 422, 429}}, func(ctx context.Context, in *EnrollInput) (*EnrollOutput, error) {
+		resp, err := h.Fleet.Enroll(ctx, in.Body)
+		if err != nil {
+			return nil, err
+		}
+		return &EnrollOutput{Body: resp}, nil
+	})
+	register(api, h, huma.Operation{OperationID: "agent-poll", Method: http.MethodPost, Path: "/v1/agents/{id}/poll",
+		Summary: "Long-poll for work", Description: "Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed."},
+		func(ctx context.Context, in *PollInput) (*PollOutput, error) {
+			resp, err := h.Delivery.Poll(ctx, domain.AgentFrom(ctx), in.Body)
+			if err != nil {
+				return nil, err
+			}
+			return &PollOutput{Body: resp}, nil
+		})
+	register(api, h, huma.Operation{OperationID: "agent-heartbeat", Method: http.MethodPost, Path: "/v1/agents/{id}/heartbeat",
+		Summary: "Heartbeat", DefaultStatus: http.StatusNoContent, Errors: []int{422}}, func(ctx context.Context, in *HeartbeatInput) (*struct{}, error) {
+		return nil, h.Fleet.RecordHeartbeat(ctx, domain.AgentFrom(ctx), in.Body)
+	})
+	register(api, h, huma.Operation{OperationID: "agent-running", Method: http.MethodPost, Path: "/v1/agents/{id}/commands/{cmd}/running",
+		Summary: "Report a command started", DefaultStatus: http.StatusNoContent, Errors: []int{404}}, func(ctx context.Context, in *RunningInput) (*struct{}, error) {
+		return nil, h.Commands.Running(ctx, domain.AgentFrom(ctx), in.Command, in.Body)
+	})
+	register(api, h, huma.Operation{OperationID: "agent-output", Method: http.MethodPut, Path: "/v1/agents/{id}/commands/{cmd}/output/{seq}",
+		Summary: "Upload an output chunk", Description: "Chunks are numbered from 0 and written once; uploading one again is harmless.",
+		DefaultStatus: http.StatusNoContent, MaxBodyBytes: wire.MaxChunkBytes + 1, Errors: []int{404, 413}}, func(ctx context.Context, in *ChunkInput) (*struct{}, error) {
+		return nil, h.Commands.Chunk(ctx, domain.AgentFrom(ctx), in.Command, in.Seq, in.RawBody)
+	})
+	register(api, h, huma.Operation{OperationID: "agent-result", Method: http.MethodPost, Path: "/v1/agents/{id}/results",
+		Summary: "Upload a final result", Description: "Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.",
+		DefaultStatus: http.StatusNoContent, Errors: []int{404, 422}}, func(ctx context.Context, in *ResultInput) (*struct{}, error) {
+		return nil, h.Commands.Result(ctx, domain.AgentFrom(ctx), in.Body)
+	})
+	register(api, h, huma.Operation{OperationID: "agent-rejection", Method: http.MethodPost, Path: "/v1/agents/{id}/rejections",
+		Summary: "Report a refused envelope", DefaultStatus: http.StatusNoContent, Errors: []int{422}}, func(ctx context.Context, in *RejectionInput) (*struct{}, error) {
+		return nil, h.Delivery.Reject(ctx, domain.AgentFrom(ctx), in.Body)
+	})
+}

@@ -1,0 +1,250 @@
+// Package workflows is the room of workflows: definitions stored as write-once versions, executions
+// driven by events (started, a result arrived, a prompt was answered, a timer fired) through the pure
+// engine in functions/workflow, cron schedules, and the tick that fires timers and finishes what a
+// crashed hub left half done. It hears about results through the event bus and issues commands through
+// the commands room's service, never through HTTP.
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pulsehq/pulse/functions/hub/commands"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/events"
+	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/trail"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/functions/workflow"
+)
+
+// Commands is what workflows need of the commands room.
+type Commands interface {
+	Create(ctx context.Context, req commands.Request) (*commands.Status, error)
+	Cancel(ctx context.Context, id string) (*commands.Status, error)
+}
+
+// Catalog is what workflows need of the fleet room: every command some agent offers, to check
+// definitions against.
+type Catalog interface {
+	Catalog(ctx context.Context) (fleet.Catalog, error)
+}
+
+// Service keeps workflows and drives their executions.
+type Service struct {
+	Store    store.Store
+	Log      *slog.Logger
+	Trail    *trail.Recorder
+	Bus      *events.Bus
+	Commands Commands
+	Fleet    Catalog
+
+	executions store.Once[ExecutionRecord]
+}
+
+// Subscribe routes stored results of workflow commands into their executions. The event is recorded
+// at once (it is what the execution will be folded from); driving the execution on runs outside the
+// agent's upload request.
+func (s *Service) Subscribe(bus *events.Bus) {
+	bus.Results.Subscribe(func(ctx context.Context, r events.ResultStored) {
+		if r.Execution == "" {
+			return
+		}
+		e := workflow.Event{Kind: workflow.EventCommandResult, CommandID: r.Command, Step: r.Step, Attempt: r.Attempt, Agent: r.Agent, Status: r.Status, ExitCode: r.ExitCode}
+		if err := s.addEvent(ctx, r.Execution, e); err != nil {
+			s.Log.Error("execution event not recorded; the tick retries", "execution", r.Execution, "err", err)
+			return
+		}
+		bus.Later(ctx, func(ctx context.Context) {
+			if _, err := s.drive(ctx, r.Execution); err != nil {
+				s.Log.Warn("drive execution", "execution", r.Execution, "err", err)
+			}
+		})
+	})
+}
+
+var workflowName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Version is one stored version of a workflow.
+type Version struct {
+	Name      string    `json:"name"`
+	Version   int       `json:"version"`
+	Source    string    `json:"source,omitempty" doc:"The YAML or JSON as applied."`
+	Deleted   bool      `json:"deleted,omitempty"`
+	AppliedBy string    `json:"appliedBy"`
+	AppliedAt time.Time `json:"appliedAt"`
+	// AppliedByPrincipal is whom scheduled runs of this version act for, under the policy.
+	AppliedByPrincipal domain.Principal `json:"appliedByPrincipal"`
+	Parsed             any              `json:"definition,omitempty" doc:"The parsed definition, as the engine sees it."`
+}
+
+// Summary is a line of the workflow list.
+type Summary struct {
+	Name        string    `json:"name"`
+	Version     int       `json:"version"`
+	Description string    `json:"description,omitempty"`
+	Steps       int       `json:"steps"`
+	Schedule    string    `json:"schedule,omitempty"`
+	AppliedBy   string    `json:"appliedBy"`
+	AppliedAt   time.Time `json:"appliedAt"`
+}
+
+// refused is the domain error of a refused workflow: one line with every problem,
+// "line:column: path: message", and each problem located in the source.
+func refused(name string, err error) error {
+	var ve *workflow.ValidationError
+	if !errors.As(err, &ve) {
+		return &domain.Error{Kind: domain.KindInvalid, Msg: "workflow " + name + " refused: " + err.Error(),
+			Details: []domain.Detail{{Location: "body.source", Message: err.Error()}}}
+	}
+	parts := make([]string, len(ve.Problems))
+	de := &domain.Error{Kind: domain.KindInvalid, Err: err}
+	for i, p := range ve.Problems {
+		parts[i] = p.String()
+		loc := "body.source"
+		if p.Line > 0 {
+			loc = fmt.Sprintf("body.source:%d:%d", p.Line, p.Column)
+		}
+		if p.Path != "" {
+			loc += " " + p.Path
+		}
+		de.Details = append(de.Details, domain.Detail{Location: loc, Message: p.Message})
+	}
+	de.Msg = "workflow " + name + " refused: " + strings.Join(parts, "; ")
+	return de
+}
+
+func (s *Service) latest(ctx context.Context, name string) (*Version, error) {
+	var last string
+	err := store.Walk(ctx, s.Store, layout.WorkflowVersionsOf(name), "", 0, func(o store.ObjectInfo) error {
+		last = o.Key
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if last == "" {
+		return nil, store.ErrNotFound
+	}
+	var v Version
+	if _, err := store.ReadJSON(ctx, s.Store, last, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
+}
+
+// current is the newest version of a live workflow, or a NotFound domain error.
+func (s *Service) current(ctx context.Context, name string) (*Version, error) {
+	if !workflowName.MatchString(name) {
+		return nil, domain.NotFound("no workflow %q (see pulse workflow list)", name)
+	}
+	v, err := s.latest(ctx, name)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleted) {
+		return nil, domain.NotFound("no workflow %q (see pulse workflow list)", name)
+	}
+	return v, err
+}
+
+// Apply parses, checks and stores a new version of a workflow.
+func (s *Service) Apply(ctx context.Context, name, source string) (*Version, error) {
+	if !workflowName.MatchString(name) {
+		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "name", Msg: fmt.Sprintf("workflow name %q: lower-case letters, digits, - and _ (at most 63)", name)}
+	}
+	def, err := workflow.Parse([]byte(source))
+	if err != nil {
+		return nil, refused(name, err)
+	}
+	cat, err := s.Fleet.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := def.Validate(cat); err != nil {
+		return nil, refused(name, err)
+	}
+	next := 1
+	if prev, err := s.latest(ctx, name); err == nil {
+		next = prev.Version + 1
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	p := domain.PrincipalFrom(ctx)
+	v := &Version{Name: name, Version: next, Source: source, AppliedBy: p.ID, AppliedAt: time.Now().UTC(), AppliedByPrincipal: p}
+	created, err := store.CreateJSON(ctx, s.Store, layout.WorkflowVersion(name, next), v)
+	if err != nil {
+		return nil, err
+	}
+	if !created {
+		return nil, domain.Conflict("workflow %s was changed concurrently (version %d exists); apply again", name, next)
+	}
+	s.Trail.Record(ctx, "apply-workflow", nil, nil, "ok", map[string]any{"name": name, "version": next})
+	v.Parsed = def
+	return v, nil
+}
+
+// Get returns a workflow's current version with its parsed definition.
+func (s *Service) Get(ctx context.Context, name string) (*Version, error) {
+	v, err := s.current(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if def, err := workflow.Parse([]byte(v.Source)); err == nil {
+		v.Parsed = def
+	}
+	return v, nil
+}
+
+// List returns the current version of every workflow.
+func (s *Service) List(ctx context.Context) ([]Summary, error) {
+	latest := map[string]string{}
+	var names []string
+	err := store.Walk(ctx, s.Store, layout.Workflows, "", 0, func(o store.ObjectInfo) error {
+		name, _, _ := strings.Cut(strings.TrimPrefix(o.Key, layout.Workflows), "/")
+		if _, ok := latest[name]; !ok {
+			names = append(names, name)
+		}
+		latest[name] = o.Key
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := []Summary{}
+	for _, name := range names {
+		var v Version
+		if _, err := store.ReadJSON(ctx, s.Store, latest[name], &v); err != nil {
+			return nil, err
+		}
+		if v.Deleted {
+			continue
+		}
+		sum := Summary{Name: v.Name, Version: v.Version, AppliedBy: v.AppliedBy, AppliedAt: v.AppliedAt}
+		if def, err := workflow.Parse([]byte(v.Source)); err == nil {
+			sum.Description, sum.Steps = def.Description, len(def.Steps)
+			if def.Schedule != nil {
+				sum.Schedule = def.Schedule.Cron
+			}
+		}
+		out = append(out, sum)
+	}
+	return out, nil
+}
+
+// Delete writes a deletion as a new version; earlier versions stay readable in the bucket.
+func (s *Service) Delete(ctx context.Context, name string) error {
+	prev, err := s.current(ctx, name)
+	if err != nil {
+		return err
+	}
+	v := Version{Name: name, Version: prev.Version + 1, Deleted: true, AppliedBy: domain.PrincipalFrom(ctx).ID, AppliedAt: time.Now().UTC()}
+	if _, err := store.CreateJSON(ctx, s.Store, layout.WorkflowVersion(name, v.Version), v); err != nil {
+		return err
+	}
+	s.Trail.Record(ctx, "delete-workflow", nil, nil, "ok", map[string]any{"name": name, "version": v.Version})
+	return nil
+}

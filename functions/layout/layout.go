@@ -1,0 +1,239 @@
+// Package layout is the one place that builds store keys. Every object the hub keeps lives under a key
+// made here, so the layout can be read (and documented, and checked against docs/protocol.md) in one
+// file, and no two parts of the hub can disagree about where a thing lives.
+//
+// The rules the keys follow: everything is versioned under v1/; every object is written once under a
+// key that no other writer would choose for different content (the few exceptions, heartbeats, are
+// overwritten by their one writer); no key is the "directory" of another (objects end in .json or
+// .bin), because some S3 servers drop one of `a` and `a/b` from listings.
+package layout
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Prefix is a top-level family of keys. Prefixes lists them all, with what each holds, so the key
+// table in docs/protocol.md can be checked against the code.
+type Prefix struct {
+	Path string
+	What string
+}
+
+// The prefixes, each ending in "/".
+const (
+	Agents              = "v1/agents/"
+	AgentLabels         = "v1/agent-labels/"
+	RetiredAgents       = "v1/retired-agents/"
+	Heartbeats          = "v1/heartbeats/"
+	Inbox               = "v1/inbox/"
+	Bells               = "v1/bells/"
+	Commands            = "v1/commands/"
+	Results             = "v1/results/"
+	Rejections          = "v1/rejections/"
+	Tokens              = "v1/tokens/"
+	RevokedTokens       = "v1/revoked-tokens/"
+	EnrollTokens        = "v1/enroll-tokens/"
+	RevokedEnrollTokens = "v1/revoked-enroll-tokens/"
+	Workflows           = "v1/workflows/"
+	Executions          = "v1/executions/"
+	ActiveExecutions    = "v1/executions-active/"
+	ScheduleFires       = "v1/schedule-fires/"
+	Audit               = "v1/audit/"
+	AuditSeals          = "v1/audit-seals/"
+	Probe               = "v1/_probe/"
+)
+
+// Prefixes is every prefix the hub writes under, with what it holds.
+func Prefixes() []Prefix {
+	return []Prefix{
+		{Agents, "agent identities, written once at enrollment"},
+		{AgentLabels, "label changes of an agent, one write-once version each; the newest wins"},
+		{RetiredAgents, "retired agents, whose signatures are refused from then on"},
+		{Heartbeats, "the latest heartbeat of each agent (overwritten by its agent)"},
+		{Inbox, "signed envelopes waiting for an agent"},
+		{Bells, "the change feed that wakes polls held by other hub instances"},
+		{Commands, "command records, and beside each its cancel, denial and approvals"},
+		{Results, "per agent: queued/delivered/running/final markers, output chunks, the result"},
+		{Rejections, "envelopes an agent refused, with the reason"},
+		{Tokens, "operator API tokens, by hash"},
+		{RevokedTokens, "revocations of operator tokens"},
+		{EnrollTokens, "enrollment tokens by hash, and their claimed use slots"},
+		{RevokedEnrollTokens, "revocations of enrollment tokens"},
+		{Workflows, "workflow definitions, one write-once version each"},
+		{Executions, "workflow executions and their events"},
+		{ActiveExecutions, "executions the tick still drives"},
+		{ScheduleFires, "cron slots that fired, one per workflow and slot"},
+		{Audit, "audit records, one per mutation, by day"},
+		{AuditSeals, "the hash chain sealing the audit records"},
+		{Probe, "throw-away objects of the start-up store probe"},
+	}
+}
+
+// --- agents ---
+
+// Agent is an agent's identity.
+func Agent(id string) string { return Agents + id + ".json" }
+
+// AgentLabelsOf is where an agent's label versions are listed.
+func AgentLabelsOf(agent string) string { return AgentLabels + agent + "/" }
+
+// AgentLabelsVersion is one label version of an agent (versions count from 1).
+func AgentLabelsVersion(agent string, version int) string {
+	return fmt.Sprintf("%s%06d.json", AgentLabelsOf(agent), version)
+}
+
+// RetiredAgent marks an agent retired.
+func RetiredAgent(id string) string { return RetiredAgents + id + ".json" }
+
+// Heartbeat is an agent's latest heartbeat.
+func Heartbeat(id string) string { return Heartbeats + id + ".json" }
+
+// --- delivery ---
+
+// InboxOf is where an agent's envelopes are listed.
+func InboxOf(agent string) string { return Inbox + agent + "/" }
+
+// InboxEntry is one envelope in an agent's inbox; name is the entry's file name without ".json".
+func InboxEntry(agent, name string) string { return InboxOf(agent) + name + ".json" }
+
+// Bell is one entry of the bell feed; id is a UUIDv7, so bells sort by time.
+func Bell(id string) string { return Bells + id + ".json" }
+
+// BellAt is the smallest bell key written at or after t (UUIDv7 keys start with their millisecond time).
+func BellAt(t time.Time) string {
+	ms := uint64(t.UnixMilli())
+	return fmt.Sprintf("%s%08x-%04x", Bells, ms>>16, ms&0xffff)
+}
+
+// Rejection is one refused-envelope report of an agent.
+func Rejection(agent, id string) string { return RejectionsOf(agent) + id + ".json" }
+
+// RejectionsOf is where an agent's rejection reports are listed.
+func RejectionsOf(agent string) string { return Rejections + agent + "/" }
+
+// --- commands ---
+
+// Command is a command record.
+func Command(id string) string { return Commands + id + ".json" }
+
+// CommandSide is where a command's cancel, denial and approvals are listed.
+func CommandSide(id string) string { return Commands + id + "/" }
+
+// Cancelled marks a command cancelled.
+func Cancelled(id string) string { return CommandSide(id) + "cancelled.json" }
+
+// Denied marks a command denied by an approver.
+func Denied(id string) string { return CommandSide(id) + "denied.json" }
+
+// Approval is one approver's approval of a command; approver is a key-safe form of their identity.
+func Approval(id, approver string) string { return CommandSide(id) + "approvals/" + approver + ".json" }
+
+// ResultsOf is where everything agents reported about a command is listed.
+func ResultsOf(cmd string) string { return Results + cmd + "/" }
+
+// Result is an agent's final result of a command.
+func Result(cmd, agent string) string { return ResultsOf(cmd) + agent + ".json" }
+
+// Marker records that a command reached a state on an agent: queued, delivered, running, or
+// final-<status> beside the result.
+func Marker(cmd, agent, state string) string { return ResultsOf(cmd) + agent + "/" + state + ".json" }
+
+// Chunk is one chunk of an agent's output of a command.
+func Chunk(cmd, agent string, seq int) string {
+	return fmt.Sprintf("%s%s/output/%010d.bin", ResultsOf(cmd), agent, seq)
+}
+
+// --- access ---
+
+// Token is an operator token, by the hash of its secret.
+func Token(hash string) string { return Tokens + hash + ".json" }
+
+// RevokedToken marks an operator token revoked.
+func RevokedToken(hash string) string { return RevokedTokens + hash + ".json" }
+
+// EnrollToken is an enrollment token, by the hash of its secret.
+func EnrollToken(hash string) string { return EnrollTokens + hash + ".json" }
+
+// EnrollTokenUsesOf is where an enrollment token's claimed use slots are listed.
+func EnrollTokenUsesOf(hash string) string { return EnrollTokens + hash + "/" }
+
+// EnrollTokenUse is use slot n (from 1) of an enrollment token.
+func EnrollTokenUse(hash string, n int) string {
+	return fmt.Sprintf("%suse-%06d.json", EnrollTokenUsesOf(hash), n)
+}
+
+// RevokedEnrollToken marks an enrollment token revoked.
+func RevokedEnrollToken(hash string) string { return RevokedEnrollTokens + hash + ".json" }
+
+// --- workflows ---
+
+// WorkflowVersionsOf is where a workflow's versions are listed.
+func WorkflowVersionsOf(name string) string { return Workflows + name + "/" }
+
+// WorkflowVersion is one version of a workflow (versions count from 1).
+func WorkflowVersion(name string, version int) string {
+	return fmt.Sprintf("%s%06d.json", WorkflowVersionsOf(name), version)
+}
+
+// Execution is what was started.
+func Execution(id string) string { return Executions + id + ".json" }
+
+// EventsOf is where an execution's events are listed.
+func EventsOf(id string) string { return Executions + id + "/events/" }
+
+// Event is one event of an execution; id is a UUIDv7.
+func Event(exec, id string) string { return EventsOf(exec) + id + ".json" }
+
+// ActiveExecution lists an execution for the tick.
+func ActiveExecution(id string) string { return ActiveExecutions + id + ".json" }
+
+// ScheduleFiresOf is where a workflow's fired slots are listed.
+func ScheduleFiresOf(name string) string { return ScheduleFires + name + "/" }
+
+// ScheduleFire records that a workflow's cron slot at t fired.
+func ScheduleFire(name string, t time.Time) string {
+	return fmt.Sprintf("%s%012d.json", ScheduleFiresOf(name), t.Unix())
+}
+
+// --- audit ---
+
+// AuditDay is where one UTC day's audit records are listed.
+func AuditDay(day time.Time) string { return Audit + day.UTC().Format("2006-01-02") + "/" }
+
+// AuditRecord is one audit record.
+func AuditRecord(at time.Time, id string) string { return AuditDay(at) + id + ".json" }
+
+// AuditSeal is seal seq of the audit chain.
+func AuditSeal(seq int) string { return fmt.Sprintf("%s%012d.json", AuditSeals, seq) }
+
+// --- reading keys back ---
+
+// Name returns the file name of a key without its extension: the id of the thing it holds.
+func Name(key string) string {
+	name := key[strings.LastIndex(key, "/")+1:]
+	if i := strings.IndexByte(name, '.'); i >= 0 {
+		name = name[:i]
+	}
+	return name
+}
+
+// ValidID guards ids that become key segments: they come from URLs and must not smuggle a "/".
+func ValidID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// AuditAt is the smallest audit record key written at or after t (record ids are UUIDv7).
+func AuditAt(t time.Time) string {
+	ms := uint64(t.UnixMilli())
+	return fmt.Sprintf("%s%08x-%04x", AuditDay(t), ms>>16, ms&0xffff)
+}

@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ReadJSON reads and decodes one object.
+func ReadJSON(ctx context.Context, s Store, key string, v any) (ObjectInfo, error) {
+	b, info, err := ReadAll(ctx, s, key)
+	if err != nil {
+		return info, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return info, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return info, nil
+}
+
+// CreateJSON writes v under key only if the key is free. An existing object is not an error: callers
+// derive such keys deterministically, so it means the same decision was already recorded.
+func CreateJSON(ctx context.Context, s Store, key string, v any) (created bool, err error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false, fmt.Errorf("encode %s: %w", key, err)
+	}
+	_, err = PutBytes(ctx, s, key, b, PutOptions{CreateOnly: true, ContentType: "application/json"})
+	if errors.Is(err, ErrExists) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// PutJSON overwrites key with v.
+func PutJSON(ctx context.Context, s Store, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	_, err = PutBytes(ctx, s, key, b, PutOptions{ContentType: "application/json"})
+	return err
+}
+
+// Once keeps decoded objects that are written once and never change (identities, command records), so
+// hot paths such as signature checks read each from the store once per process.
+type Once[T any] struct {
+	mu sync.RWMutex
+	m  map[string]*T
+}
+
+// Get returns the object under key, reading it from s the first time.
+func (c *Once[T]) Get(ctx context.Context, s Store, key string) (*T, error) {
+	c.mu.RLock()
+	v := c.m[key]
+	c.mu.RUnlock()
+	if v != nil {
+		return v, nil
+	}
+	v = new(T)
+	if _, err := ReadJSON(ctx, s, key, v); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*T{}
+	}
+	c.m[key] = v
+	c.mu.Unlock()
+	return v, nil
+}
