@@ -8,7 +8,7 @@ TOOLS := integration-tests/tools/install.sh
 # Where `make run` keeps the hub's state (the embedded local store).
 RUN_DIR ?= .run
 
-.PHONY: all build run test test-unit bench openapi tools fmt vet clean help
+.PHONY: all build run test test-unit bench openapi generate tools fmt vet clean help
 
 all: build
 
@@ -42,6 +42,9 @@ bench: tools ## print the figures: store latency, command latency and fan-out, h
 
 openapi: ## regenerate the committed OpenAPI documents in openapi/
 	$(GO) run ./functions/cmd/pulse openapi --out openapi
+
+generate: openapi ## regenerate the documents, then the Go client (openapi/client) from them
+	cd openapi/client && $(GO) tool oapi-codegen -config oapi-codegen.yaml ../openapi-3.0.yaml
 
 vet: ## go vet and gofmt check
 	$(GO) vet ./...
