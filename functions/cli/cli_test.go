@@ -15,10 +15,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/cli"
 	"github.com/pulsehq/pulse/functions/hub"
 	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/store/local"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
 	"github.com/pulsehq/pulse/policy"
 )
 
@@ -270,6 +272,61 @@ func TestOperatorCommands(t *testing.T) {
 		}
 	})
 
+	t.Run("run --wait, command, output with one agent", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		tok := strings.TrimSpace(pulse("enroll-token", "create").stdout)
+		a, err := simagent.Enroll(ctx, url, tok, "web-1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		defer func() { cancel(); <-done }()
+		go func() {
+			defer close(done)
+			var ack []string
+			for ctx.Err() == nil {
+				works, _, err := a.Poll(ctx, ack)
+				if err != nil {
+					return
+				}
+				ack = nil
+				for _, w := range works {
+					ack = append(ack, w.InboxKey)
+					if w.Envelope.Kind == wire.KindCommand {
+						a.Complete(ctx, w, wire.StatusSucceeded, 0, []byte(a.Name+": "+w.Command.Params["text"]+"\n"))
+					}
+				}
+			}
+		}()
+
+		r := pulse("run", "echo", "--target", "web-1", "--param", "text=hi", "--wait")
+		if r.code != 0 {
+			t.Fatalf("run --wait: exit %d stderr %q", r.code, r.stderr)
+		}
+		id := regexp.MustCompile(`^command (\S+): echo text=hi on 1 agent\(s\), issued by admin at `).FindStringSubmatch(r.stdout)
+		if id == nil || !regexp.MustCompile(`(?m)^`+a.ID+`\s+web-1\s+succeeded\s+0\s+10 B\s*$`).MatchString(r.stdout) ||
+			!strings.HasSuffix(r.stdout, "\n--- web-1 ("+a.ID+") ---\nweb-1: hi\n") || !strings.HasSuffix(r.stderr, ": 1 succeeded\n") {
+			t.Fatalf("run --wait:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+		}
+		r = pulse("output", id[1], "--agent", "web-1")
+		if r.code != 0 || r.stdout != "web-1: hi\n" || r.stderr != "" {
+			t.Errorf("output: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+		}
+		r = pulse("command", id[1], "--json")
+		if keys := jsonKeys(t, r.stdout); r.code != 0 || !slices.Contains(keys, "agents") || slices.Contains(keys, "$schema") {
+			t.Errorf("command --json: exit %d keys %v", r.code, keys)
+		}
+		if !strings.Contains(r.stdout, `"exitCode": 0,`) {
+			t.Errorf("command --json lost the exit code 0:\n%s", r.stdout)
+		}
+		// A failure on any target is the command's failure.
+		r = pulse("run", "echo", "--target", "all", "--param", "text=NO", "--wait")
+		if r.code != cli.ExitError || !strings.Contains(r.stderr, "does not match") {
+			t.Errorf("refused run: exit %d stderr %q", r.code, r.stderr)
+		}
+	})
+
 	t.Run("a problem from the hub is one line", func(t *testing.T) {
 		for _, c := range []struct {
 			args []string
@@ -278,7 +335,7 @@ func TestOperatorCommands(t *testing.T) {
 			{[]string{"command", "no-such-command"}, "pulse command: "},
 			{[]string{"workflow", "show", "nowhere"}, `pulse workflow: no workflow "nowhere" (see pulse workflow list) (HTTP 404)`},
 			{[]string{"workflow", "run", "nowhere"}, "pulse workflow: "},
-			{[]string{"run", "echo", "--target", "all"}, "pulse run: "},
+			{[]string{"run", "echo", "--target", "nowhere=at-all"}, "pulse run: "},
 			{[]string{"token", "create", "--name", "two words", "--groups", "admin"}, "pulse token: token name: letters, digits, - and _ only (HTTP 422)"},
 			{[]string{"enroll-token", "create", "--uses", "-1"}, "pulse enroll-token: validation failed; body.uses: expected number >= 0 (HTTP 422)"},
 			{[]string{"agents", "--hub", "http://127.0.0.1:1"}, "pulse agents: cannot reach the hub at http://127.0.0.1:1: "},
@@ -298,4 +355,31 @@ func TestOperatorCommands(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestBrokenAnswers: a hub (or a proxy in front of it) that answers what the API does not document
+// still gives one line that says what happened.
+func TestBrokenAnswers(t *testing.T) {
+	for _, c := range []struct {
+		name, contentType, body string
+		status                  int
+		want                    string
+	}{
+		{"undecodable", "application/json", `{"agents": [`, 200, "pulse agents: GET /v1/agents?selector=all: decode answer: unexpected end of JSON input\n"},
+		{"not JSON", "text/plain", "fine", 200, "pulse agents: GET /v1/agents?selector=all: unexpected answer (HTTP 200) that the API does not document\n"},
+		{"proxy error page", "text/html", "<h1>502 Bad Gateway</h1>\n", 502, "pulse agents: <h1>502 Bad Gateway</h1> (HTTP 502)\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", c.contentType)
+				w.WriteHeader(c.status)
+				io.WriteString(w, c.body)
+			}))
+			defer srv.Close()
+			r := pulse("agents", "--hub", srv.URL, "--token", "x", "--selector", "all")
+			if r.code != cli.ExitError || r.stderr != c.want {
+				t.Errorf("exit %d stderr %q, want %q", r.code, r.stderr, c.want)
+			}
+		})
+	}
 }

@@ -3,14 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/pulsehq/pulse/functions/hub"
+	api "github.com/pulsehq/pulse/openapi/client"
 )
 
 func runWorkflow(ctx context.Context, env *Env, args []string) error {
@@ -49,12 +48,13 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		var v hub.WorkflowVersion
-		if err := c.do(ctx, "PUT", "/v1/workflows/"+url.PathEscape(n), map[string]any{"source": string(src)}, &v); err != nil {
+		resp, err := c.api.ApplyWorkflowWithResponse(ctx, n, api.ApplyWorkflowInputBody{Source: string(src)})
+		v, err := answer(c, resp, err, (*api.ApplyWorkflowResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, v)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		fmt.Fprintf(env.Stdout, "workflow %s version %d applied\n", v.Name, v.Version)
 		return nil
@@ -65,16 +65,17 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		var out hub.WorkflowsOutput
-		if err := c.do(ctx, "GET", "/v1/workflows", nil, &out.Body); err != nil {
+		resp, err := c.api.ListWorkflowsWithResponse(ctx)
+		out, err := answer(c, resp, err, (*api.ListWorkflowsResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, out.Body)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tVERSION\tSTEPS\tSCHEDULE\tAPPLIED\tBY\tDESCRIPTION")
-		for _, w := range out.Body.Workflows {
+		for _, w := range out.Workflows {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", w.Name, w.Version, w.Steps, w.Schedule, w.AppliedAt.Local().Format(time.RFC3339), w.AppliedBy, w.Description)
 		}
 		return tw.Flush()
@@ -94,18 +95,20 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		if sub == "delete" {
-			if err := c.do(ctx, "DELETE", "/v1/workflows/"+url.PathEscape(name), nil, nil); err != nil {
+			resp, err := c.api.DeleteWorkflowWithResponse(ctx, name)
+			if err := c.check(resp, err); err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Stderr, "workflow %s deleted\n", name)
 			return nil
 		}
-		var v hub.WorkflowVersion
-		if err := c.do(ctx, "GET", "/v1/workflows/"+url.PathEscape(name), nil, &v); err != nil {
+		resp, err := c.api.GetWorkflowWithResponse(ctx, name)
+		v, err := answer(c, resp, err, (*api.GetWorkflowResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, v)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		fmt.Fprintf(env.Stderr, "# workflow %s version %d, applied by %s at %s\n", v.Name, v.Version, v.AppliedBy, v.AppliedAt.Local().Format(time.RFC3339))
 		fmt.Fprint(env.Stdout, v.Source)
