@@ -383,3 +383,37 @@ func TestBrokenAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkflowApplyName: a definition is stored under its own name unless --name says otherwise, and
+// under its file's name only when it has none, so `workflow run` finds it by the name it declares.
+func TestWorkflowApplyName(t *testing.T) {
+	url, admin := startHub(t)
+	useHub(t, url, admin)
+	const steps = "steps:\n  - name: ask\n    type: prompt\n    message: Go?\n    options: [\"Yes\", \"No\"]\n"
+	for _, c := range []struct {
+		name, file, src string
+		flags           []string
+		want            string
+	}{
+		{"the definition's name", "wf.yaml", "name: nightly-update\n" + steps, nil, "nightly-update"},
+		{"in JSON", "wf.json", `{"name": "from-json", "steps": [{"name": "ask", "type": "prompt", "message": "Go?", "options": ["Yes", "No"]}]}`, nil, "from-json"},
+		{"in JSON indented with tabs", "tabs.json", "{\n\t\"name\": \"tabbed\",\n\t\"steps\": [{\"name\": \"ask\", \"type\": \"prompt\", \"message\": \"Go?\", \"options\": [\"Yes\"]}]\n}\n", nil, "tabbed"},
+		{"a name made usable", "x.yaml", "name: Weekly Reboot\n" + steps, nil, "weekly-reboot"},
+		{"no name: the file's", "Ask Once.v2.yaml", steps, nil, "ask-once-v2"},
+		{"--name wins", "wf.yaml", "name: nightly-update\n" + steps, []string{"--name", "chosen"}, "chosen"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), c.file)
+			if err := os.WriteFile(p, []byte(c.src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := pulse(append([]string{"workflow", "apply", "-f", p}, c.flags...)...)
+			if r.code != 0 || r.stdout != "workflow "+c.want+" version 1 applied\n" {
+				t.Fatalf("apply: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+			}
+			if r := pulse("workflow", "run", c.want); r.code != 0 {
+				t.Errorf("run %s: exit %d stderr %q", c.want, r.code, r.stderr)
+			}
+		})
+	}
+}

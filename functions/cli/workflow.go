@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	api "github.com/pulsehq/pulse/openapi/client"
+	"go.yaml.in/yaml/v3"
 )
 
 func runWorkflow(ctx context.Context, env *Env, args []string) error {
@@ -41,8 +43,7 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 		}
 		n := *name
 		if n == "" {
-			n = strings.TrimSuffix(filepath.Base(*file), filepath.Ext(*file))
-			n = strings.ToLower(strings.NewReplacer(" ", "-", ".", "-").Replace(n))
+			n = defaultWorkflowName(*file, src)
 		}
 		c, err := connect()
 		if err != nil {
@@ -115,4 +116,29 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 	return usagef("unknown `pulse workflow %s`; want apply, list, show, delete, run or watch", sub)
+}
+
+// defaultWorkflowName is the name `workflow apply` stores a definition under when --name is not given:
+// the definition's own name, else the file's name without its extension, lower-cased with spaces and
+// dots as dashes (the hub takes lower-case letters, digits, - and _).
+func defaultWorkflowName(file string, src []byte) string {
+	n := definitionName(src)
+	if n == "" {
+		n = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	return strings.ToLower(strings.NewReplacer(" ", "-", ".", "-").Replace(strings.TrimSpace(n)))
+}
+
+// definitionName reads the top-level name of a YAML or JSON definition, or "" when it has none or does
+// not parse (the hub then says where it is broken).
+func definitionName(src []byte) string {
+	var def struct {
+		Name string `yaml:"name" json:"name"`
+	}
+	if yaml.Unmarshal(src, &def) != nil {
+		// JSON that YAML refuses (tabs for indentation, say) is still JSON.
+		def.Name = ""
+		_ = json.Unmarshal(src, &def)
+	}
+	return def.Name
 }
