@@ -195,10 +195,9 @@ func runWorkflowWatch(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "%s %s\n", time.Now().Format("15:04:05"), data)
 		}
 	}
-	if final, err := c.api.GetExecutionWithResponse(ctx, id); err == nil {
-		if v, err := answer(c, final, err, (*api.GetExecutionResponse).GetJSON200); err == nil {
-			printExecution(env.Stdout, v)
-		}
+	final, err := c.api.GetExecutionWithResponse(ctx, id)
+	if v, err := answer(c, final, err, (*api.GetExecutionResponse).GetJSON200); err == nil {
+		printExecution(env.Stdout, v)
 	}
 	return sc.Err()
 }
