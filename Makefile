@@ -8,7 +8,7 @@ TOOLS := integration-tests/tools/install.sh
 # Where `make run` keeps the hub's state (the embedded local store).
 RUN_DIR ?= .run
 
-.PHONY: all build run test test-unit bench openapi tools fmt vet clean help
+.PHONY: all build run test test-unit test-ts bench openapi generate tools fmt vet clean help
 
 all: build
 
@@ -27,9 +27,12 @@ tools: ## build and cache the pinned S3 servers the tests use (MinIO, versitygw)
 
 # The tests start real MinIO and versitygw servers; their binaries are built once and cached
 # (~/.cache/pulse-tools). -p 1 keeps the two cores for one package at a time.
-test: tools vet ## run every test: unit, store conformance on local/MinIO/versitygw, end-to-end
+test: tools vet test-ts ## run every test: unit, store conformance on local/MinIO/versitygw, end-to-end
 	set -o pipefail; PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) \
 		$(GO) test -count=1 -p 1 -timeout 30m -v ./... 2>&1 | grep -v -E '^=== (RUN|PAUSE|CONT|NAME)' 
+
+test-ts: ## check openapi/ts/pulse-api.d.ts against openapi/openapi.yaml and type-check its use (npm ci in openapi/)
+	bash openapi/ts/check.sh
 
 test-unit: ## quick tests that need no S3 server
 	$(GO) test -count=1 ./functions/config/... ./functions/store/local/... ./agent/... ./openapi/...
@@ -42,6 +45,10 @@ bench: tools ## print the figures: store latency, command latency and fan-out, h
 
 openapi: ## regenerate the committed OpenAPI documents in openapi/
 	$(GO) run ./functions/cmd/pulse openapi --out openapi
+
+generate: openapi ## regenerate the documents, then the Go client (openapi/client) and TypeScript types (openapi/ts)
+	cd openapi/client && $(GO) tool oapi-codegen -config oapi-codegen.yaml ../openapi-3.0.yaml
+	bash openapi/ts/check.sh --write
 
 vet: ## go vet and gofmt check
 	$(GO) vet ./...

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
+	"github.com/pulsehq/pulse/openapi/client"
 )
 
 // createToken makes an operator token with the admin token and returns its secret.
@@ -97,10 +98,15 @@ allow contains "viewer_uptime" if {
 	t.Run("forward-auth headers count only from the proxy", func(t *testing.T) {
 		get := func(local string) int {
 			c := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}).DialContext}}
-			req, _ := http.NewRequest("GET", "http://"+hubAddr+"/v1/agents", nil)
-			req.Header.Set("Remote-User", "alice")
-			req.Header.Set("Remote-Groups", "viewer")
-			resp, err := c.Do(req)
+			api, err := client.NewClient("http://"+hubAddr, client.WithHTTPClient(c), client.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+				req.Header.Set("Remote-User", "alice")
+				req.Header.Set("Remote-Groups", "viewer")
+				return nil
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := api.ListAgents(context.Background(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/pulsehq/pulse/functions/store/s3"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
+	"github.com/pulsehq/pulse/openapi/client"
 )
 
 // initStore runs `pulse init --json` for a fresh prefix of the shared MinIO bucket and returns the store
@@ -65,18 +66,33 @@ func bucketStore(t testing.TB, storeURL string) store.Store {
 	return s
 }
 
-// op calls the operator API and decodes the answer; it returns the status code.
+// operator is the generated API client for a hub under test, sending token as the bearer.
+func operator(t testing.TB, h *hubProc, token string) *client.Client {
+	t.Helper()
+	c, err := client.NewClient(h.url, client.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// op calls an operation of the operator API through the generated client, named by its method and
+// path as the tests and benchmarks write them, sends in as the JSON body (a generated request type,
+// or a map for a body the types would not allow) and decodes the answer into out; it returns the
+// status code.
 func op(t testing.TB, h *hubProc, token, method, path string, in, out any) int {
 	t.Helper()
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
 	}
-	req, _ := http.NewRequest(method, h.url+path, body)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := operation(context.Background(), operator(t, h, token), method, path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +105,74 @@ func op(t testing.TB, h *hubProc, token, method, path string, in, out any) int {
 		t.Logf("%s %s: %d %s", method, path, resp.StatusCode, b)
 	}
 	return resp.StatusCode
+}
+
+// operations are the operator API calls op knows, by method and path pattern ("{}" is one path
+// segment, handed to call in order).
+var operations = []struct {
+	method, pattern string
+	call            func(ctx context.Context, c *client.Client, args []string, body io.Reader) (*http.Response, error)
+}{
+	{"GET", "/v1/agents", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
+		return c.ListAgents(ctx, nil)
+	}},
+	{"GET", "/v1/agents/{}/rejections", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
+		return c.ListAgentRejections(ctx, args[0])
+	}},
+	{"POST", "/v1/enroll-tokens", func(ctx context.Context, c *client.Client, _ []string, body io.Reader) (*http.Response, error) {
+		return c.CreateEnrollTokenWithBody(ctx, jsonType, body)
+	}},
+	{"POST", "/v1/commands", func(ctx context.Context, c *client.Client, _ []string, body io.Reader) (*http.Response, error) {
+		return c.CreateCommandWithBody(ctx, jsonType, body)
+	}},
+	{"GET", "/v1/commands/{}", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
+		return c.GetCommand(ctx, args[0], nil)
+	}},
+	{"GET", "/v1/audit", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
+		return c.GetAudit(ctx, nil)
+	}},
+	{"PUT", "/v1/workflows/{}", func(ctx context.Context, c *client.Client, args []string, body io.Reader) (*http.Response, error) {
+		return c.ApplyWorkflowWithBody(ctx, args[0], jsonType, body)
+	}},
+	{"POST", "/v1/executions", func(ctx context.Context, c *client.Client, _ []string, body io.Reader) (*http.Response, error) {
+		return c.StartExecutionWithBody(ctx, jsonType, body)
+	}},
+	{"GET", "/v1/executions/{}", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
+		return c.GetExecution(ctx, args[0])
+	}},
+	{"POST", "/v1/executions/{}/respond", func(ctx context.Context, c *client.Client, args []string, body io.Reader) (*http.Response, error) {
+		return c.RespondPromptWithBody(ctx, args[0], jsonType, body)
+	}},
+}
+
+const jsonType = "application/json"
+
+// operation finds the generated call for method and path and makes it.
+func operation(ctx context.Context, c *client.Client, method, path string, body []byte) (*http.Response, error) {
+	for _, o := range operations {
+		if args, ok := match(o.pattern, path); ok && o.method == method {
+			return o.call(ctx, c, args, bytes.NewReader(body))
+		}
+	}
+	return nil, fmt.Errorf("op: %s %s is not an operation op knows; add it to operations", method, path)
+}
+
+// match reports whether path fits pattern and returns the segments that stand for its "{}"s.
+func match(pattern, path string) ([]string, bool) {
+	pat, segs := strings.Split(pattern, "/"), strings.Split(path, "/")
+	if len(pat) != len(segs) {
+		return nil, false
+	}
+	var args []string
+	for i, p := range pat {
+		switch {
+		case p == "{}":
+			args = append(args, segs[i])
+		case p != segs[i]:
+			return nil, false
+		}
+	}
+	return args, true
 }
 
 type commandStatus struct {
@@ -167,7 +251,7 @@ func TestProtocolWithSimulatedAgents(t *testing.T) {
 	var tok struct {
 		Token string `json:"token"`
 	}
-	if code := op(t, h, token, "POST", "/v1/enroll-tokens", map[string]any{"uses": 3, "labels": map[string]string{"env": "prod"}}, &tok); code != 201 {
+	if code := op(t, h, token, "POST", "/v1/enroll-tokens", client.EnrollTokenInputBody{Uses: 3, Labels: map[string]string{"env": "prod"}}, &tok); code != 201 {
 		t.Fatalf("create enroll token: %d", code)
 	}
 	var agents []*simagent.Agent
@@ -186,7 +270,7 @@ func TestProtocolWithSimulatedAgents(t *testing.T) {
 		t.Fatalf("fourth enrollment: %v, want 403 used up", err)
 	}
 	// A second token with other labels, for the selector.
-	op(t, h, token, "POST", "/v1/enroll-tokens", map[string]any{"labels": map[string]string{"env": "staging"}}, &tok)
+	op(t, h, token, "POST", "/v1/enroll-tokens", client.EnrollTokenInputBody{Labels: map[string]string{"env": "staging"}}, &tok)
 	staging, err := simagent.Enroll(ctx, h.url, tok.Token, "db-0", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -219,20 +303,18 @@ func TestProtocolWithSimulatedAgents(t *testing.T) {
 
 	// All four, then only the staging one by selector.
 	var st commandStatus
-	if code := op(t, h, token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"all"}}, &st); code != 202 {
+	if code := op(t, h, token, "POST", "/v1/commands", client.CreateCommandBody{Command: "host_uptime", Targets: []string{"all"}}, &st); code != 202 {
 		t.Fatalf("create command: %d %s", code, st.Detail)
 	}
 	if done := waitDone(t, h, token, st.ID); done.Counts["succeeded"] != 4 {
 		t.Fatalf("all: %+v", done.Counts)
 	}
-	op(t, h, token, "POST", "/v1/commands", map[string]any{"command": "echo", "params": map[string]string{"text": "hi"}, "targets": []string{"env=staging"}}, &st)
+	op(t, h, token, "POST", "/v1/commands", client.CreateCommandBody{Command: "echo", Params: map[string]string{"text": "hi"}, Targets: []string{"env=staging"}}, &st)
 	done := waitDone(t, h, token, st.ID)
 	if len(done.Agents) != 1 || done.Agents[0].Agent != staging.ID || done.Agents[0].State != "succeeded" {
 		t.Fatalf("selector env=staging reached %+v", done.Agents)
 	}
-	resp, _ := http.NewRequest("GET", h.url+"/v1/commands/"+st.ID+"/output/db-0", nil)
-	resp.Header.Set("Authorization", "Bearer "+token)
-	r, err := http.DefaultClient.Do(resp)
+	r, err := operator(t, h, token).GetCommandOutput(ctx, st.ID, "db-0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,13 +326,13 @@ func TestProtocolWithSimulatedAgents(t *testing.T) {
 
 	// Refused before anything is enqueued.
 	for _, c := range []struct {
-		body map[string]any
+		body client.CreateCommandBody
 		want string
 	}{
-		{map[string]any{"command": "rm_rf", "targets": []string{"all"}}, `no command "rm_rf"`},
-		{map[string]any{"command": "echo", "params": map[string]string{"text": "HI; reboot"}, "targets": []string{"all"}}, "does not match"},
-		{map[string]any{"command": "echo", "params": map[string]string{"user": "root"}, "targets": []string{"all"}}, `no parameter "user"`},
-		{map[string]any{"command": "host_uptime", "targets": []string{"env=nowhere"}}, "matches no agent"},
+		{client.CreateCommandBody{Command: "rm_rf", Targets: []string{"all"}}, `no command "rm_rf"`},
+		{client.CreateCommandBody{Command: "echo", Params: map[string]string{"text": "HI; reboot"}, Targets: []string{"all"}}, "does not match"},
+		{client.CreateCommandBody{Command: "echo", Params: map[string]string{"user": "root"}, Targets: []string{"all"}}, `no parameter "user"`},
+		{client.CreateCommandBody{Command: "host_uptime", Targets: []string{"env=nowhere"}}, "matches no agent"},
 	} {
 		var p struct {
 			Detail string `json:"detail"`
@@ -261,7 +343,7 @@ func TestProtocolWithSimulatedAgents(t *testing.T) {
 	}
 
 	// Waves: with maxConcurrency 1 the hub never has two agents in flight at once.
-	op(t, h, token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"env=prod"}, "maxConcurrency": 1}, &st)
+	op(t, h, token, "POST", "/v1/commands", client.CreateCommandBody{Command: "host_uptime", Targets: []string{"env=prod"}, MaxConcurrency: 1}, &st)
 	if inflight := countInflight(st); inflight > 1 {
 		t.Fatalf("first wave released %d agents", inflight)
 	}
@@ -271,8 +353,10 @@ func TestProtocolWithSimulatedAgents(t *testing.T) {
 
 	// Requests the hub must refuse: unsigned, and signed by one agent for another.
 	a0, a1 := agents[0], agents[1]
-	req, _ := http.NewRequest("POST", h.url+"/v1/agents/"+a0.ID+"/heartbeat", strings.NewReader(`{}`))
-	r, _ = http.DefaultClient.Do(req)
+	unsigned, _ := client.NewClient(h.url)
+	if r, err = unsigned.AgentHeartbeatWithBody(ctx, a0.ID, jsonType, strings.NewReader(`{}`)); err != nil {
+		t.Fatal(err)
+	}
 	if r.StatusCode != 401 {
 		t.Errorf("unsigned heartbeat: %d", r.StatusCode)
 	}
@@ -306,7 +390,7 @@ func TestSecondHubWakesPoll(t *testing.T) {
 	var tok struct {
 		Token string `json:"token"`
 	}
-	op(t, hubB, token, "POST", "/v1/enroll-tokens", map[string]any{}, &tok)
+	op(t, hubB, token, "POST", "/v1/enroll-tokens", client.EnrollTokenInputBody{}, &tok)
 	a, err := simagent.Enroll(ctx, hubA.url, tok.Token, "edge-0", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +408,7 @@ func TestSecondHubWakesPoll(t *testing.T) {
 	}()
 	time.Sleep(500 * time.Millisecond) // let the poll settle into its hold on hub A
 	var st commandStatus
-	if code := op(t, hubB, token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"edge-0"}}, &st); code != 202 {
+	if code := op(t, hubB, token, "POST", "/v1/commands", client.CreateCommandBody{Command: "host_uptime", Targets: []string{"edge-0"}}, &st); code != 202 {
 		t.Fatalf("create on hub B: %d", code)
 	}
 	p := <-got
@@ -344,7 +428,7 @@ func TestLongHoldKeepsConnectionUsable(t *testing.T) {
 	var tok struct {
 		Token string `json:"token"`
 	}
-	op(t, h, token, "POST", "/v1/enroll-tokens", map[string]any{}, &tok)
+	op(t, h, token, "POST", "/v1/enroll-tokens", client.EnrollTokenInputBody{}, &tok)
 	a, err := simagent.Enroll(ctx, h.url, tok.Token, "holder", nil)
 	if err != nil {
 		t.Fatal(err)

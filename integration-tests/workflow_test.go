@@ -17,6 +17,7 @@ import (
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
+	"github.com/pulsehq/pulse/openapi/client"
 )
 
 // updateCatalog is what the seed's "Interactive System Update" needs once its shell lines are replaced
@@ -36,7 +37,7 @@ func TestWorkflowApply(t *testing.T) {
 	var tok struct {
 		Token string `json:"token"`
 	}
-	op(t, h, admin, "POST", "/v1/enroll-tokens", map[string]any{}, &tok)
+	op(t, h, admin, "POST", "/v1/enroll-tokens", client.EnrollTokenInputBody{}, &tok)
 	if _, err := simagent.Enroll(context.Background(), h.url, tok.Token, "srv-1", updateCatalog); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestInteractiveSystemUpdate(t *testing.T) {
 	var tok struct {
 		Token string `json:"token"`
 	}
-	op(t, h, admin, "POST", "/v1/enroll-tokens", map[string]any{"uses": 3}, &tok)
+	op(t, h, admin, "POST", "/v1/enroll-tokens", client.EnrollTokenInputBody{Uses: 3}, &tok)
 	ran := map[string]int{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -180,14 +181,14 @@ func TestInteractiveSystemUpdate(t *testing.T) {
 				t.Fatal("apt_update never ran")
 			}
 			// An answer that is not an option, or to a step not waiting, is refused and changes nothing.
-			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "User approval", "answer": "Maybe"}, nil); code != 409 {
+			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", client.RespondInputBody{Step: "User approval", Answer: "Maybe"}, nil); code != 409 {
 				t.Fatalf("answer outside the options: %d, want 409", code)
 			}
-			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "Reboot confirmation", "answer": "Yes"}, nil); code != 409 {
+			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", client.RespondInputBody{Step: "Reboot confirmation", Answer: "Yes"}, nil); code != 409 {
 				t.Fatalf("answer to a prompt not reached: %d, want 409", code)
 			}
 			// The first answer through the API, the second through the CLI.
-			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "User approval", "answer": c.first}, nil); code != 200 {
+			if code := op(t, h, admin, "POST", "/v1/executions/"+id+"/respond", client.RespondInputBody{Step: "User approval", Answer: c.first}, nil); code != 200 {
 				t.Fatalf("respond: %d", code)
 			}
 			waitExecution(t, h, admin, id, "the second prompt", func(v executionView) bool {
@@ -232,7 +233,7 @@ func TestWorkflowBehaviours(t *testing.T) {
 		var tok struct {
 			Token string `json:"token"`
 		}
-		op(t, h, admin, "POST", "/v1/enroll-tokens", map[string]any{"labels": labels}, &tok)
+		op(t, h, admin, "POST", "/v1/enroll-tokens", client.EnrollTokenInputBody{Labels: labels}, &tok)
 		a, err := simagent.Enroll(ctx, h.url, tok.Token, name, catalog)
 		if err != nil {
 			t.Fatal(err)
@@ -350,7 +351,7 @@ func TestWorkflowOnStatelessHubs(t *testing.T) {
 	var tok struct {
 		Token string `json:"token"`
 	}
-	op(t, h1, admin, "POST", "/v1/enroll-tokens", map[string]any{"uses": 3}, &tok)
+	op(t, h1, admin, "POST", "/v1/enroll-tokens", client.EnrollTokenInputBody{Uses: 3}, &tok)
 	catalog := []wire.CommandSpec{{Name: "noop", Group: "test"}}
 	var hubsMu sync.Mutex
 	live := []string{h1.url, h2.url}
@@ -438,7 +439,7 @@ func TestWorkflowOnStatelessHubs(t *testing.T) {
 			h.done <- nil
 		}
 		h3 := startHubAt(t, dir, addr, s3server.Env(), "--store", storeURL, "--poll-hold", "2s")
-		if code := op(t, h3, admin, "POST", "/v1/executions/"+id+"/respond", map[string]any{"step": "ask", "answer": "Yes"}, nil); code != 200 {
+		if code := op(t, h3, admin, "POST", "/v1/executions/"+id+"/respond", client.RespondInputBody{Step: "ask", Answer: "Yes"}, nil); code != 200 {
 			t.Fatalf("respond after restart: %d", code)
 		}
 		// Kill it again while the timer runs; the next hub's tick fires it.

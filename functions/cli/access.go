@@ -3,15 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/pulsehq/pulse/functions/audit"
-	"github.com/pulsehq/pulse/functions/hub"
-	"github.com/pulsehq/pulse/functions/hub/access"
-	hubcommands "github.com/pulsehq/pulse/functions/hub/commands"
+	api "github.com/pulsehq/pulse/openapi/client"
 )
 
 func runToken(ctx context.Context, env *Env, args []string) error {
@@ -38,16 +34,13 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		var out struct {
-			access.TokenView
-			Token string `json:"token"`
-		}
-		in := map[string]any{"name": *name, "groups": strings.Split(*groups, ","), "ttlSeconds": int(ttl.Seconds())}
-		if err := c.do(ctx, "POST", "/v1/tokens", in, &out); err != nil {
+		resp, err := c.api.CreateTokenWithResponse(ctx, api.TokenInputBody{Name: *name, Groups: strings.Split(*groups, ","), TTLSeconds: int64(ttl.Seconds())})
+		out, err := answer(c, resp, err, (*api.CreateTokenResponse).GetJSON201)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, out)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		fmt.Fprintln(env.Stdout, out.Token)
 		fmt.Fprintf(env.Stderr, "token %s (%s, groups %s): shown once\n", out.ID, out.Name, strings.Join(out.Groups, ","))
@@ -59,16 +52,17 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		var out hub.TokensOutput
-		if err := c.do(ctx, "GET", "/v1/tokens", nil, &out.Body); err != nil {
+		resp, err := c.api.ListTokensWithResponse(ctx)
+		out, err := answer(c, resp, err, (*api.ListTokensResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, out.Body)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tGROUPS\tCREATED\tEXPIRES\tSTATE")
-		for _, t := range out.Body.Tokens {
+		for _, t := range out.Tokens {
 			exp, state := "never", "active"
 			if !t.ExpiresAt.IsZero() {
 				exp = t.ExpiresAt.Local().Format(time.RFC3339)
@@ -96,7 +90,8 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if err := c.do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(id), nil, nil); err != nil {
+		resp, err := c.api.RevokeTokenWithResponse(ctx, id)
+		if err := c.check(resp, err); err != nil {
 			return err
 		}
 		fmt.Fprintf(env.Stderr, "token %s revoked\n", id)
@@ -132,14 +127,30 @@ func approval(ctx context.Context, env *Env, args []string, approve bool) error 
 	if err != nil {
 		return err
 	}
-	var st hubcommands.Status
-	if err := c.do(ctx, "POST", "/v1/commands/"+url.PathEscape(id)+"/"+verb, map[string]any{"comment": *comment}, &st); err != nil {
-		return err
+	var (
+		st   *api.CommandStatus
+		body []byte
+	)
+	decision := api.DecideInputBody{Comment: *comment}
+	if approve {
+		resp, err := c.api.ApproveCommandWithResponse(ctx, id, decision)
+		st, err = answer(c, resp, err, (*api.ApproveCommandResponse).GetJSON200)
+		if err != nil {
+			return err
+		}
+		body = resp.Body
+	} else {
+		resp, err := c.api.DenyCommandWithResponse(ctx, id, decision)
+		st, err = answer(c, resp, err, (*api.DenyCommandResponse).GetJSON200)
+		if err != nil {
+			return err
+		}
+		body = resp.Body
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, st)
+		return printAnswer(env.Stdout, body)
 	}
-	printStatus(env.Stdout, &st)
+	printStatus(env.Stdout, st)
 	return nil
 }
 
@@ -166,20 +177,23 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		q := url.Values{"since": {t.UTC().Format(time.RFC3339)}}
+		// Whole seconds, as an operator writes --since.
+		t = t.UTC().Truncate(time.Second)
+		params := &api.GetAuditParams{Since: &t}
 		if *principal != "" {
-			q.Set("principal", *principal)
+			params.Principal = principal
 		}
-		var out hub.AuditOutput
-		if err := c.do(ctx, "GET", "/v1/audit?"+q.Encode(), nil, &out.Body); err != nil {
+		resp, err := c.api.GetAuditWithResponse(ctx, params)
+		out, err := answer(c, resp, err, (*api.GetAuditResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, out.Body)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "TIME\tPRINCIPAL\tVIA\tACTION\tOUTCOME\tTARGETS\tDETAIL")
-		for _, r := range out.Body.Records {
+		for _, r := range out.Records {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Time.Local().Format(time.RFC3339), r.Principal.ID, r.Principal.Via, r.Action, r.Outcome, len(r.Targets), detailString(r))
 		}
 		return tw.Flush()
@@ -190,12 +204,13 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		var rep audit.Report
-		if err := c.do(ctx, "POST", "/v1/audit/verify", nil, &rep); err != nil {
+		resp, err := c.api.VerifyAuditWithResponse(ctx)
+		rep, err := answer(c, resp, err, (*api.VerifyAuditResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			if err := printJSON(env.Stdout, rep); err != nil {
+			if err := printAnswer(env.Stdout, resp.Body); err != nil {
 				return err
 			}
 		} else if rep.OK {
@@ -220,14 +235,14 @@ func parseSince(s string) (time.Time, error) {
 	return t, nil
 }
 
-func detailString(r audit.Record) string {
+func detailString(r api.Record) string {
 	var parts []string
 	for _, k := range []string{"command", "commandId", "name", "tokenId", "by", "why"} {
 		if v, ok := r.Detail[k]; ok && v != nil && v != "" {
 			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
 		}
 	}
-	if r.Decision != nil && len(r.Decision.Reasons) > 0 {
+	if len(r.Decision.Reasons) > 0 {
 		parts = append(parts, "reason="+strings.Join(r.Decision.Reasons, "; "))
 	}
 	return strings.Join(parts, " ")

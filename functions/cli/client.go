@@ -9,16 +9,22 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	api "github.com/pulsehq/pulse/openapi/client"
 )
 
-// client talks to the hub's operator API, the same API any generated client uses.
+// client talks to the hub's operator API through the client generated from the committed OpenAPI
+// document, so the CLI can only ask for what the hub documents.
 type client struct {
-	hub   string
-	token string
-	http  *http.Client
+	hub string
+	api *api.ClientWithResponses
+	// last is the request sent most recently, to name it when its answer cannot be decoded (the
+	// generated client returns decoding errors without it). Commands send one request at a time.
+	last *http.Request
 }
 
 // clientFlags adds --hub and --token, defaulting to PULSE_HUB and PULSE_TOKEN.
@@ -26,7 +32,7 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 	hub := fs.String("hub", "", "hub URL (default $PULSE_HUB, else http://127.0.0.1:8080)")
 	token := fs.String("token", "", "operator API token (default $PULSE_TOKEN)")
 	return func() (*client, error) {
-		c := &client{hub: *hub, token: *token, http: &http.Client{Timeout: 5 * time.Minute}}
+		c := &client{hub: *hub}
 		if c.hub == "" {
 			c.hub = os.Getenv("PULSE_HUB")
 		}
@@ -34,11 +40,23 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 			c.hub = "http://127.0.0.1:8080"
 		}
 		c.hub = strings.TrimRight(c.hub, "/")
-		if c.token == "" {
-			c.token = os.Getenv("PULSE_TOKEN")
+		tok := *token
+		if tok == "" {
+			tok = os.Getenv("PULSE_TOKEN")
 		}
-		if c.token == "" {
+		if tok == "" {
 			return nil, usagef("no operator token: pass --token or set PULSE_TOKEN (pulse init printed the first one)")
+		}
+		var err error
+		c.api, err = api.NewClientWithResponses(c.hub,
+			api.WithHTTPClient(&http.Client{Timeout: 5 * time.Minute}),
+			api.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
+				req.Header.Set("Authorization", "Bearer "+tok)
+				c.last = req
+				return nil
+			}))
+		if err != nil {
+			return nil, usagef("--hub %s: %v", c.hub, err)
 		}
 		return c, nil
 	}
@@ -54,15 +72,10 @@ func clientCommand(fs *flag.FlagSet, args []string) (*client, error) {
 	return connect()
 }
 
-// apiError is an RFC 9457 problem returned by the hub.
+// apiError is an RFC 9457 problem returned by the hub, printed on one line: the detail, each problem
+// the hub located, and the HTTP status.
 type apiError struct {
-	Status int    `json:"status"`
-	Title  string `json:"title"`
-	Detail string `json:"detail"`
-	Errors []struct {
-		Location string `json:"location"`
-		Message  string `json:"message"`
-	} `json:"errors"`
+	api.ErrorModel
 }
 
 func (e *apiError) Error() string {
@@ -79,56 +92,71 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d)", msg, e.Status)
 }
 
-// do sends a JSON request and decodes a JSON answer into out (if not nil).
-func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	resp, err := c.raw(ctx, method, path, in)
+// problem reads a failed answer as a problem; a body that is not one (a proxy's error page) becomes
+// the title, so the user still sees what came back.
+func problem(status int, body []byte) *apiError {
+	var p apiError
+	if json.Unmarshal(body, &p.ErrorModel) != nil || p.Status == 0 {
+		p = apiError{api.ErrorModel{Status: int64(status), Title: strings.TrimSpace(string(body))}}
+	}
+	return &p
+}
+
+// response is what every ClientWithResponses answer offers.
+type response interface {
+	StatusCode() int
+	GetBody() []byte
+}
+
+// check turns the outcome of a generated call into the CLI's errors: an unreachable hub is named, a
+// problem answer becomes an *apiError, an answer that did not decode names the request.
+func (c *client) check(resp response, err error) error {
 	if err != nil {
-		return err
+		var ue *url.Error
+		switch {
+		case errors.Is(err, context.Canceled):
+			return err
+		case errors.As(err, &ue):
+			return fmt.Errorf("cannot reach the hub at %s: %w", c.hub, err)
+		case c.last != nil:
+			// The generated client only fails after sending when it reads or decodes the answer.
+			return fmt.Errorf("%s %s: decode answer: %w", c.last.Method, c.last.URL.RequestURI(), err)
+		default:
+			return err
+		}
 	}
-	defer resp.Body.Close()
-	if out == nil {
-		io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	if code := resp.StatusCode(); code >= 300 {
+		return problem(code, resp.GetBody())
 	}
 	return nil
 }
 
-// raw sends a request and returns a successful response; a problem answer becomes an *apiError.
-func (c *client) raw(ctx context.Context, method, path string, in any) (*http.Response, error) {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.hub+path, body)
-	if err != nil {
+// answer checks a generated call and returns its decoded success body, picked by body (a method
+// expression such as (*api.GetCommandResponse).GetJSON200).
+func answer[R response, T any](c *client, resp R, err error, body func(R) *T) (*T, error) {
+	if err := c.check(resp, err); err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if v := body(resp); v != nil {
+		return v, nil
 	}
-	resp, err := c.http.Do(req)
+	what := "the request"
+	if c.last != nil {
+		what = c.last.Method + " " + c.last.URL.RequestURI()
+	}
+	return nil, fmt.Errorf("%s: unexpected answer (HTTP %d) that the API does not document", what, resp.StatusCode())
+}
+
+// stream checks a raw response of the generated Client (streams and output bytes, read as they come)
+// and returns it open when it succeeded; a problem answer becomes an *apiError.
+func (c *client) stream(resp *http.Response, err error) (*http.Response, error) {
 	if err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("cannot reach the hub at %s: %w", c.hub, err)
+		return nil, c.check(nil, err)
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var p apiError
-		if json.Unmarshal(b, &p) != nil || p.Status == 0 {
-			p = apiError{Status: resp.StatusCode, Title: strings.TrimSpace(string(b))}
-		}
-		return nil, &p
+		return nil, problem(resp.StatusCode, b)
 	}
 	return resp, nil
 }
@@ -138,4 +166,22 @@ func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printAnswer prints the hub's JSON answer for --json: every field the hub sent, in its order,
+// indented as printJSON does, without the "$schema" link the API adds in front of every body. The
+// answer as sent, not the generated type re-encoded, so a CLI built from an older document still
+// shows fields a newer hub adds.
+func printAnswer(w io.Writer, body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err == nil && tok == json.Delim('{') {
+		if key, err := dec.Token(); err == nil && key == "$schema" {
+			var link json.RawMessage
+			if err := dec.Decode(&link); err == nil {
+				rest := bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")
+				body = append([]byte("{"), bytes.TrimPrefix(rest, []byte(","))...)
+			}
+		}
+	}
+	return printJSON(w, json.RawMessage(body))
 }

@@ -5,13 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/pulsehq/pulse/functions/hub/workflows"
+	api "github.com/pulsehq/pulse/openapi/client"
 )
 
 func runWorkflowRun(ctx context.Context, env *Env, args []string) error {
@@ -31,16 +30,20 @@ func runWorkflowRun(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	in := map[string]any{"workflow": name}
+	in := api.StartExecutionInputBody{Workflow: name}
 	if len(inputs) > 0 {
-		in["inputs"] = map[string]string(inputs)
+		in.Inputs = map[string]any{}
+		for k, v := range inputs {
+			in.Inputs[k] = v // sent as strings; the hub converts them to the declared types
+		}
 	}
-	var v workflows.View
-	if err := c.do(ctx, "POST", "/v1/executions", in, &v); err != nil {
+	resp, err := c.api.StartExecutionWithResponse(ctx, in)
+	v, err := answer(c, resp, err, (*api.StartExecutionResponse).GetJSON201)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, v)
+		return printAnswer(env.Stdout, resp.Body)
 	}
 	fmt.Fprintln(env.Stdout, v.ID)
 	fmt.Fprintf(env.Stderr, "execution %s of %s v%d: %s; follow it with `pulse workflow watch %s`\n", v.ID, v.Workflow, v.Version, v.State.Status, v.ID)
@@ -66,22 +69,31 @@ func runExecution(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var v workflows.View
-	method, path := "GET", "/v1/executions/"+url.PathEscape(id)
+	var (
+		v    *api.ExecutionView
+		body []byte
+	)
 	if sub == "cancel" {
-		method, path = "POST", path+"/cancel"
-	}
-	if err := c.do(ctx, method, path, nil, &v); err != nil {
-		return err
+		resp, err := c.api.CancelExecutionWithResponse(ctx, id)
+		if v, err = answer(c, resp, err, (*api.CancelExecutionResponse).GetJSON200); err != nil {
+			return err
+		}
+		body = resp.Body
+	} else {
+		resp, err := c.api.GetExecutionWithResponse(ctx, id)
+		if v, err = answer(c, resp, err, (*api.GetExecutionResponse).GetJSON200); err != nil {
+			return err
+		}
+		body = resp.Body
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, v)
+		return printAnswer(env.Stdout, body)
 	}
-	printExecution(env.Stdout, &v)
+	printExecution(env.Stdout, v)
 	return nil
 }
 
-func printExecution(w io.Writer, v *workflows.View) {
+func printExecution(w io.Writer, v *api.ExecutionView) {
 	st := v.State
 	fmt.Fprintf(w, "execution %s: workflow %s v%d, started by %s — %s", v.ID, v.Workflow, v.Version, v.StartedBy, st.Status)
 	if st.Reason != "" {
@@ -126,32 +138,33 @@ func runRespond(ctx context.Context, env *Env, args []string) error {
 	asJSON := fs.Bool("json", false, "print JSON")
 	connect := clientFlags(fs)
 	// OPTION may come before or after the flags.
-	var answer string
+	var option string
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		answer, rest = rest[0], rest[1:]
+		option, rest = rest[0], rest[1:]
 	}
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(rest); err != nil {
 		return usageError{err}
 	}
-	if answer == "" && fs.NArg() > 0 {
-		answer = fs.Arg(0)
+	if option == "" && fs.NArg() > 0 {
+		option = fs.Arg(0)
 	}
-	if id == "" || *step == "" || answer == "" {
+	if id == "" || *step == "" || option == "" {
 		return usagef("want `pulse respond ID --step S OPTION`")
 	}
 	c, err := connect()
 	if err != nil {
 		return err
 	}
-	var v workflows.View
-	if err := c.do(ctx, "POST", "/v1/executions/"+url.PathEscape(id)+"/respond", map[string]any{"step": *step, "answer": answer}, &v); err != nil {
+	resp, err := c.api.RespondPromptWithResponse(ctx, id, api.RespondInputBody{Step: *step, Answer: option})
+	v, err := answer(c, resp, err, (*api.RespondPromptResponse).GetJSON200)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, v)
+		return printAnswer(env.Stdout, resp.Body)
 	}
-	printExecution(env.Stdout, &v)
+	printExecution(env.Stdout, v)
 	return nil
 }
 
@@ -169,7 +182,7 @@ func runWorkflowWatch(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := c.raw(ctx, "GET", "/v1/executions/"+url.PathEscape(id)+"/events", nil)
+	resp, err := c.stream(c.api.StreamExecutionEvents(ctx, id))
 	if err != nil {
 		return err
 	}
@@ -182,9 +195,9 @@ func runWorkflowWatch(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintf(env.Stdout, "%s %s\n", time.Now().Format("15:04:05"), data)
 		}
 	}
-	var v workflows.View
-	if err := c.do(ctx, "GET", "/v1/executions/"+url.PathEscape(id), nil, &v); err == nil {
-		printExecution(env.Stdout, &v)
+	final, err := c.api.GetExecutionWithResponse(ctx, id)
+	if v, err := answer(c, final, err, (*api.GetExecutionResponse).GetJSON200); err == nil {
+		printExecution(env.Stdout, v)
 	}
 	return sc.Err()
 }

@@ -4,15 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/pulsehq/pulse/functions/hub"
-	hubcommands "github.com/pulsehq/pulse/functions/hub/commands"
+	api "github.com/pulsehq/pulse/openapi/client"
 )
 
 // kvFlag collects repeated k=v flags.
@@ -73,18 +71,13 @@ func runEnrollToken(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Token     string            `json:"token"`
-		Uses      int               `json:"uses"`
-		ExpiresAt time.Time         `json:"expiresAt"`
-		Labels    map[string]string `json:"labels,omitempty"`
-	}
-	in := map[string]any{"labels": lbl, "uses": *uses, "ttlSeconds": int(ttl.Seconds())}
-	if err := c.do(ctx, "POST", "/v1/enroll-tokens", in, &out); err != nil {
+	resp, err := c.api.CreateEnrollTokenWithResponse(ctx, api.EnrollTokenInputBody{Labels: lbl, Uses: int64(*uses), TTLSeconds: int64(ttl.Seconds())})
+	out, err := answer(c, resp, err, (*api.CreateEnrollTokenResponse).GetJSON201)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, out)
+		return printAnswer(env.Stdout, resp.Body)
 	}
 	fmt.Fprintln(env.Stdout, out.Token)
 	fmt.Fprintf(env.Stderr, "valid for %d enrollment(s) until %s; on the machine run:\n  pulse-agent run --hub %s --enroll-token %s\n", out.Uses, out.ExpiresAt.Local().Format(time.RFC1123), c.hub, out.Token)
@@ -99,20 +92,21 @@ func runAgents(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var out hub.ListAgentsOutput
-	path := "/v1/agents"
+	params := &api.ListAgentsParams{}
 	if *selector != "" {
-		path += "?selector=" + url.QueryEscape(*selector)
+		params.Selector = selector
 	}
-	if err := c.do(ctx, "GET", path, nil, &out.Body); err != nil {
+	resp, err := c.api.ListAgentsWithResponse(ctx, params)
+	out, err := answer(c, resp, err, (*api.ListAgentsResponse).GetJSON200)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, out.Body)
+		return printAnswer(env.Stdout, resp.Body)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tLAST SEEN\tVERSION\tLABELS\tDISABLED")
-	for _, a := range out.Body.Agents {
+	for _, a := range out.Agents {
 		state := "offline"
 		if a.Online {
 			state = "online"
@@ -128,7 +122,7 @@ func runAgents(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, state, seen, a.Version, labelString(a.Labels), strings.Join(disabled, "; "))
 	}
 	tw.Flush()
-	if len(out.Body.Agents) == 0 {
+	if len(out.Agents) == 0 {
 		fmt.Fprintln(env.Stderr, "no agents yet: create a token with `pulse enroll-token create` and start pulse-agent with it")
 	}
 	return nil
@@ -180,45 +174,48 @@ With --wait it waits for every target's final state and exits non-zero unless al
 	if err != nil {
 		return err
 	}
-	in := map[string]any{"command": name, "targets": []string(targets), "params": map[string]string(params),
-		"timeoutSeconds": int(timeout.Seconds()), "maxConcurrency": *maxConc, "maxErrors": *maxErr}
-	var st hubcommands.Status
-	if err := c.do(ctx, "POST", "/v1/commands", in, &st); err != nil {
+	resp, err := c.api.CreateCommandWithResponse(ctx, api.CreateCommandBody{Command: name, Targets: targets, Params: params,
+		TimeoutSeconds: int64(timeout.Seconds()), MaxConcurrency: int64(*maxConc), MaxErrors: int64(*maxErr)})
+	st, err := answer(c, resp, err, (*api.CreateCommandResponse).GetJSON202)
+	if err != nil {
 		return err
 	}
 	if !*wait {
 		if *asJSON {
-			return printJSON(env.Stdout, st)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		fmt.Fprintf(env.Stdout, "%s\n", st.ID)
 		fmt.Fprintf(env.Stderr, "command %s sent to %d agent(s); follow it with `pulse command %s`\n", st.ID, len(st.Targets), st.ID)
 		return nil
 	}
-	final, err := waitCommand(ctx, c, st.ID, env.Stderr, !*asJSON)
+	final, body, err := waitCommand(ctx, c, st.ID, env.Stderr, !*asJSON)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		if err := printJSON(env.Stdout, final); err != nil {
+		if err := printAnswer(env.Stdout, body); err != nil {
 			return err
 		}
 	} else {
 		printStatus(env.Stdout, final)
 		printOutputs(ctx, c, env.Stdout, final)
 	}
-	if n := final.Counts["succeeded"]; n != len(final.Agents) {
+	if n := final.Counts["succeeded"]; n != int64(len(final.Agents)) {
 		return fmt.Errorf("%d of %d agents succeeded", n, len(final.Agents))
 	}
 	return nil
 }
 
-// waitCommand polls a command until every target is final, printing progress to w.
-func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progress bool) (*hubcommands.Status, error) {
+// waitCommand polls a command until every target is final, printing progress to w, and returns its
+// full status, decoded and as the hub sent it.
+func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progress bool) (*api.CommandStatus, []byte, error) {
 	last := ""
+	brief := true
 	for {
-		var st hubcommands.Status
-		if err := c.do(ctx, "GET", "/v1/commands/"+id+"?brief=true", nil, &st); err != nil {
-			return nil, err
+		resp, err := c.api.GetCommandWithResponse(ctx, id, &api.GetCommandParams{Brief: &brief})
+		st, err := answer(c, resp, err, (*api.GetCommandResponse).GetJSON200)
+		if err != nil {
+			return nil, nil, err
 		}
 		if progress {
 			line := countsLine(st.Counts)
@@ -228,21 +225,22 @@ func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progres
 			}
 		}
 		if st.Done {
-			var full hubcommands.Status
-			if err := c.do(ctx, "GET", "/v1/commands/"+id, nil, &full); err != nil {
-				return nil, err
+			resp, err := c.api.GetCommandWithResponse(ctx, id, nil)
+			full, err := answer(c, resp, err, (*api.GetCommandResponse).GetJSON200)
+			if err != nil {
+				return nil, nil, err
 			}
-			return &full, nil
+			return full, resp.Body, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
 
-func countsLine(counts map[string]int) string {
+func countsLine(counts map[string]int64) string {
 	keys := make([]string, 0, len(counts))
 	for k := range counts {
 		keys = append(keys, k)
@@ -255,7 +253,7 @@ func countsLine(counts map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func printStatus(w io.Writer, st *hubcommands.Status) {
+func printStatus(w io.Writer, st *api.CommandStatus) {
 	what := st.Command
 	if p := paramString(st.Params); p != "" {
 		what += " " + p
@@ -272,7 +270,7 @@ func printStatus(w io.Writer, st *hubcommands.Status) {
 	for _, a := range st.Agents {
 		exit := ""
 		if a.ExitCode != nil {
-			exit = strconv.Itoa(*a.ExitCode)
+			exit = strconv.FormatInt(*a.ExitCode, 10)
 		}
 		dur := ""
 		if a.DurationMs > 0 {
@@ -292,12 +290,13 @@ const shownOutput = 16 << 10
 
 // printOutputs prints the start of every agent's output under a header, as an operator expects after
 // waiting for a command.
-func printOutputs(ctx context.Context, c *client, w io.Writer, st *hubcommands.Status) {
+func printOutputs(ctx context.Context, c *client, w io.Writer, st *api.CommandStatus) {
+	one := int64(1)
 	for _, a := range st.Agents {
 		if a.OutputBytes == 0 {
 			continue
 		}
-		resp, err := c.raw(ctx, "GET", fmt.Sprintf("/v1/commands/%s/output/%s?max=1", url.PathEscape(st.ID), url.PathEscape(a.Agent)), nil)
+		resp, err := c.stream(c.api.GetCommandOutput(ctx, st.ID, a.Agent, &api.GetCommandOutputParams{Max: &one}))
 		if err != nil {
 			fmt.Fprintf(w, "\n--- %s (%s): output unavailable: %v\n", a.Name, a.Agent, err)
 			continue
@@ -329,14 +328,15 @@ func runCommand(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var st hubcommands.Status
-	if err := c.do(ctx, "GET", "/v1/commands/"+url.PathEscape(id), nil, &st); err != nil {
+	resp, err := c.api.GetCommandWithResponse(ctx, id, nil)
+	st, err := answer(c, resp, err, (*api.GetCommandResponse).GetJSON200)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, st)
+		return printAnswer(env.Stdout, resp.Body)
 	}
-	printStatus(env.Stdout, &st)
+	printStatus(env.Stdout, st)
 	return nil
 }
 
@@ -355,14 +355,15 @@ func runCancel(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var st hubcommands.Status
-	if err := c.do(ctx, "POST", "/v1/commands/"+url.PathEscape(id)+"/cancel", nil, &st); err != nil {
+	resp, err := c.api.CancelCommandWithResponse(ctx, id)
+	st, err := answer(c, resp, err, (*api.CancelCommandResponse).GetJSON200)
+	if err != nil {
 		return err
 	}
 	if *asJSON {
-		return printJSON(env.Stdout, st)
+		return printAnswer(env.Stdout, resp.Body)
 	}
-	printStatus(env.Stdout, &st)
+	printStatus(env.Stdout, st)
 	return nil
 }
 
@@ -389,9 +390,9 @@ func runOutput(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	from := 0
+	from := int64(0)
 	for {
-		resp, err := c.raw(ctx, "GET", fmt.Sprintf("/v1/commands/%s/output/%s?from=%d", url.PathEscape(id), url.PathEscape(*agent), from), nil)
+		resp, err := c.stream(c.api.GetCommandOutput(ctx, id, *agent, &api.GetCommandOutputParams{From: &from}))
 		if err != nil {
 			return err
 		}
@@ -400,7 +401,7 @@ func runOutput(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		next, _ := strconv.Atoi(resp.Header.Get("X-Pulse-Next-Chunk"))
+		next, _ := strconv.ParseInt(resp.Header.Get("X-Pulse-Next-Chunk"), 10, 64)
 		complete := resp.Header.Get("X-Pulse-Complete") == "true"
 		progressed := next > from
 		from = next

@@ -2,16 +2,16 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/pulsehq/pulse/functions/hub"
-	"github.com/pulsehq/pulse/functions/hub/workflows"
+	api "github.com/pulsehq/pulse/openapi/client"
+	"go.yaml.in/yaml/v3"
 )
 
 func runWorkflow(ctx context.Context, env *Env, args []string) error {
@@ -43,19 +43,19 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 		}
 		n := *name
 		if n == "" {
-			n = strings.TrimSuffix(filepath.Base(*file), filepath.Ext(*file))
-			n = strings.ToLower(strings.NewReplacer(" ", "-", ".", "-").Replace(n))
+			n = defaultWorkflowName(*file, src)
 		}
 		c, err := connect()
 		if err != nil {
 			return err
 		}
-		var v workflows.Version
-		if err := c.do(ctx, "PUT", "/v1/workflows/"+url.PathEscape(n), map[string]any{"source": string(src)}, &v); err != nil {
+		resp, err := c.api.ApplyWorkflowWithResponse(ctx, n, api.ApplyWorkflowInputBody{Source: string(src)})
+		v, err := answer(c, resp, err, (*api.ApplyWorkflowResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, v)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		fmt.Fprintf(env.Stdout, "workflow %s version %d applied\n", v.Name, v.Version)
 		return nil
@@ -66,16 +66,17 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		var out hub.WorkflowsOutput
-		if err := c.do(ctx, "GET", "/v1/workflows", nil, &out.Body); err != nil {
+		resp, err := c.api.ListWorkflowsWithResponse(ctx)
+		out, err := answer(c, resp, err, (*api.ListWorkflowsResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, out.Body)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tVERSION\tSTEPS\tSCHEDULE\tAPPLIED\tBY\tDESCRIPTION")
-		for _, w := range out.Body.Workflows {
+		for _, w := range out.Workflows {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", w.Name, w.Version, w.Steps, w.Schedule, w.AppliedAt.Local().Format(time.RFC3339), w.AppliedBy, w.Description)
 		}
 		return tw.Flush()
@@ -95,22 +96,49 @@ func runWorkflow(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 		if sub == "delete" {
-			if err := c.do(ctx, "DELETE", "/v1/workflows/"+url.PathEscape(name), nil, nil); err != nil {
+			resp, err := c.api.DeleteWorkflowWithResponse(ctx, name)
+			if err := c.check(resp, err); err != nil {
 				return err
 			}
 			fmt.Fprintf(env.Stderr, "workflow %s deleted\n", name)
 			return nil
 		}
-		var v workflows.Version
-		if err := c.do(ctx, "GET", "/v1/workflows/"+url.PathEscape(name), nil, &v); err != nil {
+		resp, err := c.api.GetWorkflowWithResponse(ctx, name)
+		v, err := answer(c, resp, err, (*api.GetWorkflowResponse).GetJSON200)
+		if err != nil {
 			return err
 		}
 		if *asJSON {
-			return printJSON(env.Stdout, v)
+			return printAnswer(env.Stdout, resp.Body)
 		}
 		fmt.Fprintf(env.Stderr, "# workflow %s version %d, applied by %s at %s\n", v.Name, v.Version, v.AppliedBy, v.AppliedAt.Local().Format(time.RFC3339))
 		fmt.Fprint(env.Stdout, v.Source)
 		return nil
 	}
 	return usagef("unknown `pulse workflow %s`; want apply, list, show, delete, run or watch", sub)
+}
+
+// defaultWorkflowName is the name `workflow apply` stores a definition under when --name is not given:
+// the definition's own name, else the file's name without its extension, lower-cased with spaces and
+// dots as dashes (the hub takes lower-case letters, digits, - and _).
+func defaultWorkflowName(file string, src []byte) string {
+	n := definitionName(src)
+	if n == "" {
+		n = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	return strings.ToLower(strings.NewReplacer(" ", "-", ".", "-").Replace(strings.TrimSpace(n)))
+}
+
+// definitionName reads the top-level name of a YAML or JSON definition, or "" when it has none or does
+// not parse (the hub then says where it is broken).
+func definitionName(src []byte) string {
+	var def struct {
+		Name string `yaml:"name" json:"name"`
+	}
+	if yaml.Unmarshal(src, &def) != nil {
+		// JSON that YAML refuses (tabs for indentation, say) is still JSON.
+		def.Name = ""
+		_ = json.Unmarshal(src, &def)
+	}
+	return def.Name
 }
