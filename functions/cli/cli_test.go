@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/cli"
@@ -414,5 +415,27 @@ func TestWorkflowApplyName(t *testing.T) {
 				t.Errorf("run %s: exit %d stderr %q", c.want, r.code, r.stderr)
 			}
 		})
+	}
+}
+
+// TestRunWaitSaysItAwaitsApproval: a command that needs approvals makes `run --wait` say so on
+// stderr and keep waiting, instead of printing nothing.
+func TestRunWaitSaysItAwaitsApproval(t *testing.T) {
+	url, admin := startHub(t)
+	useHub(t, url, admin)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	tok := strings.TrimSpace(pulse("enroll-token", "create").stdout)
+	catalog := []wire.CommandSpec{{Name: "shell_run", Group: "shell", Dangerous: true, Params: []wire.ParamSpec{{Name: "script", MaxBytes: 100}}}}
+	if _, err := simagent.Enroll(ctx, url, tok, "box", catalog); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	code := cli.Main(ctx, []string{"run", "shell_run", "--target", "all", "--param", "script=id", "--wait"}, &cli.Env{Stdout: &out, Stderr: &errOut})
+	if code == 0 {
+		t.Fatalf("run --wait returned 0 while the command awaits approval: %q", out.String())
+	}
+	if !strings.Contains(errOut.String(), "awaiting approval: 0 of 2") {
+		t.Errorf("stderr %q does not say the command awaits approval", errOut.String())
 	}
 }

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -208,23 +210,52 @@ With --wait it waits for every target's final state and exits non-zero unless al
 
 // waitCommand polls a command until every target is final, printing progress to w, and returns its
 // full status, decoded and as the hub sent it.
+// commandUpdate is the data of a `command` event of a command's stream (GET /v1/commands/{id}/events).
+type commandUpdate struct {
+	Done    bool             `json:"done"`
+	Message string           `json:"message"`
+	Counts  map[string]int64 `json:"counts"`
+}
+
 func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progress bool) (*api.CommandStatus, []byte, error) {
-	last := ""
-	brief := true
+	// The command's event stream says when each agent's state changes and ends the moment the last
+	// result is stored; a dropped stream is resumed where it stopped (Last-Event-ID).
+	lastID, lastLine, lastMessage := "", "", ""
 	for {
-		resp, err := c.api.GetCommandWithResponse(ctx, id, &api.GetCommandParams{Brief: &brief})
-		st, err := answer(c, resp, err, (*api.GetCommandResponse).GetJSON200)
+		resp, err := c.stream(c.api.StreamCommand(ctx, id, &api.StreamCommandParams{LastEventID: lastID}))
 		if err != nil {
 			return nil, nil, err
 		}
-		if progress {
-			line := countsLine(st.Counts)
-			if line != last {
-				fmt.Fprintf(w, "%s: %s\n", id, line)
-				last = line
+		done := false
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		event := ""
+		for !done && sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				lastID = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: ") && event == "command":
+				var u commandUpdate
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &u); err != nil {
+					resp.Body.Close()
+					return nil, nil, fmt.Errorf("command %s: unreadable event from the hub: %w", id, err)
+				}
+				if u.Message != lastMessage && u.Message != "" {
+					fmt.Fprintf(w, "%s: %s\n", id, u.Message) // said even with --json: a person is waiting
+				}
+				lastMessage = u.Message
+				if line := countsLine(u.Counts); progress && line != lastLine && u.Message == "" {
+					fmt.Fprintf(w, "%s: %s\n", id, line)
+					lastLine = line
+				}
+				done = u.Done
 			}
 		}
-		if st.Done {
+		resp.Body.Close()
+		if done {
 			resp, err := c.api.GetCommandWithResponse(ctx, id, nil)
 			full, err := answer(c, resp, err, (*api.GetCommandResponse).GetJSON200)
 			if err != nil {
@@ -232,7 +263,7 @@ func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progres
 			}
 			return full, resp.Body, nil
 		}
-		select {
+		select { // the stream dropped before the end: come back where it stopped
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
