@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -42,6 +43,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	}
 	api := humago.New(mux, cfg)
 	registerHealth(api, h)
+	registerEnrollment(h.enrollGroup(api), h)
 	registerAgentProtocol(h.agentGroup(api), h)
 	registerFleet(h.operatorGroup(api, "Agents"), h)
 	registerCommands(h.operatorGroup(api, "Commands"), h)
@@ -100,22 +102,29 @@ func (h *Hub) agentGroup(api huma.API) *huma.Group {
 	g := huma.NewGroup(api)
 	g.UseSimpleModifier(func(op *huma.Operation) {
 		op.Tags = []string{"Agent protocol"}
-		if op.OperationID != "enroll" {
-			op.Security = []map[string][]string{{"agentSignature": {}}}
-			op.Errors = withStatus(op.Errors, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
-		}
+		op.Security = []map[string][]string{{"agentSignature": {}}}
+		op.Errors = withStatus(op.Errors, http.StatusUnauthorized, http.StatusForbidden, http.StatusTooManyRequests)
 	})
 	g.UseMiddleware(h.agentAuth(api))
 	return g
 }
 
+// enrollGroup is where enrollment is registered: an agent without a key yet, so no signature; it is
+// limited per client address instead, so an endpoint without authentication is no free write amplifier.
+func (h *Hub) enrollGroup(api huma.API) *huma.Group {
+	g := huma.NewGroup(api)
+	g.UseSimpleModifier(func(op *huma.Operation) {
+		op.Tags = []string{"Agent protocol"}
+		op.Errors = withStatus(op.Errors, http.StatusTooManyRequests)
+	})
+	g.UseMiddleware(h.enrollLimit(api))
+	return g
+}
+
+// withStatus adds the statuses a group's middlewares may answer to an operation's documented errors.
 func withStatus(have []int, add ...int) []int {
 	for _, a := range add {
-		found := false
-		for _, s := range have {
-			found = found || s == a
-		}
-		if !found {
+		if !slices.Contains(have, a) {
 			have = append(have, a)
 		}
 	}
@@ -150,19 +159,16 @@ func (h *Hub) operatorAuth(api huma.API) func(huma.Context, func(huma.Context)) 
 		if h.throttle(api, ctx, "principal "+p.ID, access.OperatorRate) {
 			return
 		}
-		next(huma.WithValue(ctx, principalCtx{}, p))
+		next(huma.WithContext(ctx, domain.WithPrincipal(ctx.Context(), p)))
 	}
 }
-
-// principalCtx carries the principal from the auth middleware to the handler's context.
-type principalCtx struct{}
 
 // policyGate decides the operation's action before the handler runs.
 func (h *Hub) policyGate(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		action, gated := actionOf(ctx.Operation())
 		if gated {
-			if _, err := h.Access.Decide(requestContext(ctx.Context()), policy.Input{Action: action}); err != nil {
+			if _, err := h.Access.Decide(ctx.Context(), policy.Input{Action: action}); err != nil {
 				h.writeErr(api, ctx, err)
 				return
 			}
@@ -171,25 +177,25 @@ func (h *Hub) policyGate(api huma.API) func(huma.Context, func(huma.Context)) {
 	}
 }
 
-// agentCtx carries the verified agent id from the signature check to the handler's context.
-type agentCtx struct{}
+// enrollLimit slows down enrollment attempts per client address.
+func (h *Hub) enrollLimit(api huma.API) func(huma.Context, func(huma.Context)) {
+	return func(ctx huma.Context, next func(huma.Context)) {
+		r, _ := humago.Unwrap(ctx)
+		host := r.RemoteAddr
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			host = ap.Addr().String()
+		}
+		if h.throttle(api, ctx, "address "+host, access.EnrollRate) {
+			return
+		}
+		next(ctx)
+	}
+}
 
-// agentAuth requires an RFC 9421 signature by the agent named in the path; enrollment, which has no
-// key yet, is limited per client address instead.
+// agentAuth requires an RFC 9421 signature by the agent named in the path.
 func (h *Hub) agentAuth(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		r, _ := humago.Unwrap(ctx)
-		if ctx.Operation().OperationID == "enroll" {
-			host := r.RemoteAddr
-			if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-				host = ap.Addr().String()
-			}
-			if h.throttle(api, ctx, "address "+host, access.EnrollRate) {
-				return
-			}
-			next(ctx)
-			return
-		}
 		ver, err := h.verifier.Verify(r)
 		if err != nil {
 			if isNotFound(err) {
@@ -205,7 +211,7 @@ func (h *Hub) agentAuth(api huma.API) func(huma.Context, func(huma.Context)) {
 		if h.throttle(api, ctx, "agent "+ver.KeyID, access.AgentRate) {
 			return
 		}
-		next(huma.WithValue(ctx, agentCtx{}, ver.KeyID))
+		next(huma.WithContext(ctx, domain.WithAgent(ctx.Context(), ver.KeyID)))
 	}
 }
 
@@ -221,29 +227,10 @@ func (h *Hub) throttle(api huma.API, ctx huma.Context, key string, rate access.R
 	return true
 }
 
-// requestContext moves what the edge learnt about a request (its principal or agent, its id) into the
-// rooms' vocabulary.
-func requestContext(ctx context.Context) context.Context {
-	if p, ok := ctx.Value(principalCtx{}).(domain.Principal); ok {
-		ctx = domain.WithPrincipal(ctx, p)
-	}
-	if a, ok := ctx.Value(agentCtx{}).(string); ok {
-		ctx = domain.WithAgent(ctx, a)
-	}
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
-		ctx = domain.WithRequestID(ctx, id)
-	}
-	return ctx
-}
-
 // problem maps an error of a room to an RFC 9457 problem, in this one place. Anything that is not a
 // domain error is an infrastructure failure: the store (logged with its cause, 503 "try again"), or the
 // request's own end (499).
-func (h *Hub) problem(ctx context.Context, err error) error {
-	var se huma.StatusError
-	if errors.As(err, &se) {
-		return err
-	}
+func (h *Hub) problem(ctx context.Context, err error) *huma.ErrorModel {
 	var de *domain.Error
 	if errors.As(err, &de) {
 		var details []error
@@ -253,13 +240,18 @@ func (h *Hub) problem(ctx context.Context, err error) error {
 		if de.Field != "" && len(details) == 0 {
 			details = append(details, &huma.ErrorDetail{Location: de.Field, Message: de.Msg})
 		}
-		return huma.NewError(statusOf(de.Kind), de.Msg, details...)
+		return problem(statusOf(de.Kind), de.Msg, details...)
 	}
 	if ctx.Err() != nil {
-		return huma.NewError(499, "request cancelled")
+		return problem(499, "request cancelled")
 	}
 	h.Log.Error("store operation failed", "err", err)
-	return huma.NewError(http.StatusServiceUnavailable, "store unavailable, try again: "+err.Error())
+	return problem(http.StatusServiceUnavailable, "store unavailable, try again: "+err.Error())
+}
+
+// problem is huma's problem for a status, as the concrete type (huma.NewError returns it).
+func problem(status int, msg string, details ...error) *huma.ErrorModel {
+	return huma.NewError(status, msg, details...).(*huma.ErrorModel)
 }
 
 func statusOf(k domain.Kind) int {
@@ -282,21 +274,20 @@ func statusOf(k domain.Kind) int {
 
 // writeErr writes an error from a middleware as a problem.
 func (h *Hub) writeErr(api huma.API, ctx huma.Context, err error) {
-	var em *huma.ErrorModel
-	if errors.As(h.problem(ctx.Context(), err), &em) {
-		huma.WriteErr(api, ctx, em.Status, em.Detail)
-		return
+	p := h.problem(ctx.Context(), err)
+	details := make([]error, len(p.Errors))
+	for i, d := range p.Errors {
+		details[i] = d
 	}
-	huma.WriteErr(api, ctx, http.StatusInternalServerError, err.Error())
+	huma.WriteErr(api, ctx, p.Status, p.Detail, details...)
 }
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 type respCtlKey struct{}
-type requestIDKey struct{}
 
-// register is huma.Register with what every handler needs: the request's principal or agent moved into
-// the rooms' context, domain errors mapped to problems, and one fix: huma bounds the body read with a
+// register is huma.Register with what every handler needs: domain errors mapped to problems, and one
+// fix: huma bounds the body read with a
 // read deadline (5s) and leaves it in place, so a handler that runs longer (a held poll, a slow store)
 // lets net/http's background read hit the deadline, which cancels the connection's context and with it
 // every later request on that keep-alive connection. Each handler starts by clearing the deadline; the
@@ -304,7 +295,7 @@ type requestIDKey struct{}
 func register[I, O any](api huma.API, h *Hub, op huma.Operation, fn func(context.Context, *I) (*O, error)) {
 	huma.Register(api, op, func(ctx context.Context, in *I) (*O, error) {
 		clearReadDeadline(ctx)
-		out, err := fn(requestContext(ctx), in)
+		out, err := fn(ctx, in)
 		if err != nil {
 			return nil, h.problem(ctx, err)
 		}
@@ -331,7 +322,7 @@ func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler {
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		rctx := context.WithValue(r.Context(), respCtlKey{}, http.NewResponseController(w))
-		r = r.WithContext(context.WithValue(rctx, requestIDKey{}, id))
+		r = r.WithContext(domain.WithRequestID(rctx, id))
 		if _, pattern := mux.Handler(r); pattern == "" {
 			unmatched(sw, r, mux)
 		} else {

@@ -64,10 +64,8 @@ type RejectionInput struct {
 	Body wire.Rejection
 }
 
-// registerAgentProtocol is what agents call: enrollment, then signed polls, heartbeats and reports.
-// The rooms behind it: fleet (enrollment, heartbeats), delivery (poll, rejections), commands (running,
-// output, results).
-func registerAgentProtocol(api huma.API, h *Hub) {
+// registerEnrollment is how an agent without an identity gets one (the fleet room).
+func registerEnrollment(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "enroll", Method: http.MethodPost, Path: "/v1/enroll",
 		Summary: "Enroll an agent", Description: "An agent without an identity presents an enrollment token and its public key. Retrying with the same key is harmless.",
 		Errors: []int{403, 409, 422, 429}}, func(ctx context.Context, in *EnrollInput) (*EnrollOutput, error) {
@@ -77,6 +75,11 @@ func registerAgentProtocol(api huma.API, h *Hub) {
 		}
 		return &EnrollOutput{Body: resp}, nil
 	})
+}
+
+// registerAgentProtocol is what enrolled agents call, signed: polls, heartbeats and reports. The rooms
+// behind it: fleet (heartbeats), delivery (poll, rejections), commands (running, output, results).
+func registerAgentProtocol(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "agent-poll", Method: http.MethodPost, Path: "/v1/agents/{id}/poll",
 		Summary: "Long-poll for work", Description: "Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed."},
 		func(ctx context.Context, in *PollInput) (*PollOutput, error) {

@@ -178,15 +178,13 @@ type sender func(id, event string, data any) error
 func registerStream[I any](api huma.API, h *Hub, op huma.Operation, check func(context.Context, *I) error, stream func(context.Context, *I, sender) error) {
 	huma.Register(api, op, func(ctx context.Context, in *I) (*huma.StreamResponse, error) {
 		clearReadDeadline(ctx)
-		rctx := requestContext(ctx)
-		if err := check(rctx, in); err != nil {
+		if err := check(ctx, in); err != nil {
 			return nil, h.problem(ctx, err)
 		}
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {
 			hctx.SetHeader("Content-Type", "text/event-stream")
 			hctx.SetHeader("Cache-Control", "no-cache")
 			hctx.SetHeader("X-Accel-Buffering", "no")
-			clearReadDeadline(ctx)
 			w := hctx.BodyWriter()
 			_, rw := humago.Unwrap(hctx)
 			rc := http.NewResponseController(rw) // reaches through wrappers (the access log's) to flush
@@ -194,7 +192,7 @@ func registerStream[I any](api huma.API, h *Hub, op huma.Operation, check func(c
 			// A comment first, so clients and proxies see the stream open at once.
 			fmt.Fprint(w, ": stream open\n\n")
 			flush()
-			err := stream(requestContext(hctx.Context()), in, func(id, event string, data any) error {
+			err := stream(hctx.Context(), in, func(id, event string, data any) error {
 				b, err := json.Marshal(data)
 				if err != nil {
 					return err
