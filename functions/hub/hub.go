@@ -165,9 +165,23 @@ func (h *Hub) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	wg.Go(func() { h.Ready.Watch(ctx, readyInterval) })
 	wg.Go(func() { h.Delivery.WatchBells(ctx) })
-	wg.Go(func() { h.Trail.Seal(ctx, sealInterval) })
-	wg.Go(func() { h.Workflows.TickEvery(ctx, tickInterval) })
+	wg.Go(func() { every(ctx, sealInterval, h.Trail.Seal) })
+	wg.Go(func() { every(ctx, tickInterval, func(ctx context.Context) { h.Workflows.Tick(ctx) }) })
 	wg.Wait()
+}
+
+// every calls fn every interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn(ctx)
+	}
 }
 
 // Tick runs the periodic work once (timers, half-done executions, schedules), for a hub without a

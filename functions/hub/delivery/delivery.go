@@ -7,11 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
-
-	"log/slog"
 
 	"github.com/google/uuid"
 
@@ -34,21 +33,16 @@ type Service struct {
 	// room records deliveries with it. Nil does nothing.
 	Delivered func(ctx context.Context, agent string, envs []wire.SignedEnvelope)
 
-	notify   notifier
-	drainMu  sync.Mutex
-	draining chan struct{}
+	notify    notifier
+	drainMu   sync.Mutex
+	draining  chan struct{} // closed by Drain; made on first use
+	drainOnce sync.Once
 }
 
 // Drain makes waiting polls return at once, for a quick graceful shutdown.
 func (s *Service) Drain() {
 	ch := s.drainCh()
-	s.drainMu.Lock()
-	defer s.drainMu.Unlock()
-	select {
-	case <-ch:
-	default:
-		close(ch)
-	}
+	s.drainOnce.Do(func() { close(ch) })
 }
 
 func (s *Service) drainCh() chan struct{} {
@@ -59,9 +53,6 @@ func (s *Service) drainCh() chan struct{} {
 	}
 	return s.draining
 }
-
-// Waiting is how many agents have a poll held by this instance.
-func (s *Service) Waiting() int { return s.notify.waiting() }
 
 // notifier wakes polls waiting in this process.
 type notifier struct {

@@ -52,21 +52,13 @@ func (r *Recorder) Record(ctx context.Context, action string, targets []string, 
 	}
 }
 
-// Seal seals new audit records every interval until ctx ends.
-func (r *Recorder) Seal(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if n, err := audit.SealNow(ctx, r.Store); err != nil {
-			r.Log.Warn("audit seal failed; will retry", "err", err)
-		} else if n > 0 {
-			r.Log.Debug("audit sealed", "records", n)
-		}
+// Seal seals the audit records written since the last seal; a failure is logged and the next call
+// retries it.
+func (r *Recorder) Seal(ctx context.Context) {
+	if n, err := audit.SealNow(ctx, r.Store); err != nil {
+		r.Log.Warn("audit seal failed; will retry", "err", err)
+	} else if n > 0 {
+		r.Log.Debug("audit sealed", "records", n)
 	}
 }
 

@@ -13,21 +13,6 @@ import (
 	"github.com/pulsehq/pulse/functions/workflow"
 )
 
-// TickEvery runs Tick every interval until ctx ends. In the cloud the same work runs from a scheduled
-// function (`pulse tick`).
-func (s *Service) TickEvery(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.Tick(ctx)
-	}
-}
-
 // Tick drives every active execution once (timers due fire, half-done work is finished) and starts
 // the scheduled runs that are due. It returns how many executions were active.
 func (s *Service) Tick(ctx context.Context) int {
