@@ -20,6 +20,18 @@ func TestFleetAPI(t *testing.T) {
 	if st := th.call(th.admin, "PUT", "/v1/agents/"+a.ID+"/labels", map[string]any{"labels": map[string]string{"env": "prod"}}, &got); st != 200 || got.Labels["env"] != "prod" {
 		t.Fatalf("set labels: %d %+v", st, got)
 	}
+	// A second change is a second version (a version computed wrongly would collide with the first).
+	if st := th.call(th.admin, "PUT", "/v1/agents/"+a.ID+"/labels", map[string]any{"labels": map[string]string{"env": "prod", "tier": "1"}}, &got); st != 200 || got.Labels["tier"] != "1" {
+		t.Fatalf("set labels again: %d %+v", st, got)
+	}
+	if st := th.call(th.admin, "GET", "/v1/agents/"+a.ID, nil, &got); st != 200 || got.Labels["tier"] != "1" {
+		t.Fatalf("get by id after two changes: %d %+v", st, got)
+	}
+	for _, missing := range []string{"nope", "ag-0000", "a%2Fb"} {
+		if st := th.call(th.admin, "GET", "/v1/agents/"+missing, nil, nil); st != 404 {
+			t.Errorf("GET /v1/agents/%s: %d, want 404", missing, st)
+		}
+	}
 	var list struct{ Agents []struct{ ID string } }
 	if st := th.call(th.admin, "GET", "/v1/agents?selector=env=prod", nil, &list); st != 200 || len(list.Agents) != 1 {
 		t.Fatalf("selector on the new labels: %d %+v", st, list)

@@ -41,6 +41,7 @@ type Service struct {
 
 	identities store.Once[AgentIdentity]
 	labels     store.Once[LabelsVersion]
+	retiredAt  store.Once[Retirement]
 	retired    retiredCache
 	hatchMu    sync.Mutex
 	hatch      map[string]bool // last hatch state seen per agent, to audit changes
@@ -150,7 +151,7 @@ func FindSpec(cat []wire.CommandSpec, name string) (wire.CommandSpec, bool) {
 
 // --- labels ---
 
-var labelKeyOK = func(k string) bool {
+func labelKeyOK(k string) bool {
 	if k == "" || len(k) > 63 {
 		return false
 	}
@@ -186,6 +187,18 @@ func (s *Service) labelVersions(ctx context.Context) (map[string]string, error) 
 	return latest, err
 }
 
+// agentLabels returns an agent's current labels and their version (0: those of its enrollment).
+func (s *Service) agentLabels(ctx context.Context, a *AgentIdentity, latestKey string) (map[string]string, int, error) {
+	if latestKey == "" {
+		return a.Labels, 0, nil
+	}
+	v, err := s.labels.Get(ctx, s.Store, latestKey)
+	if err != nil {
+		return nil, 0, err
+	}
+	return v.Labels, v.Version, nil
+}
+
 // SetLabels replaces an agent's labels. The change is a new write-once version; the enrollment labels
 // stay in the identity, so history is kept.
 func (s *Service) SetLabels(ctx context.Context, id string, labels map[string]string) (AgentView, error) {
@@ -196,20 +209,10 @@ func (s *Service) SetLabels(ctx context.Context, id string, labels map[string]st
 	if err != nil {
 		return AgentView{}, err
 	}
-	next := 1
-	err = store.Walk(ctx, s.Store, layout.AgentLabelsOf(t.Ident.ID), "", 0, func(o store.ObjectInfo) error {
-		var n int
-		if _, err := fmt.Sscanf(layout.Name(o.Key), "%d", &n); err == nil && n >= next {
-			next = n + 1
-		}
-		return nil
-	})
-	if err != nil {
-		return AgentView{}, err
-	}
 	if labels == nil {
 		labels = map[string]string{}
 	}
+	next := t.LabelsVersion + 1
 	v := LabelsVersion{Version: next, Labels: labels, ChangedBy: domain.PrincipalFrom(ctx).ID, ChangedAt: time.Now().UTC()}
 	created, err := store.CreateJSON(ctx, s.Store, layout.AgentLabelsVersion(t.Ident.ID, next), v)
 	if err != nil {
@@ -252,11 +255,11 @@ func (s *Service) retiredSet(ctx context.Context) (map[string]Retirement, error)
 	s.retired.mu.Unlock()
 	set := map[string]Retirement{}
 	err := store.Walk(ctx, s.Store, layout.RetiredAgents, "", 0, func(o store.ObjectInfo) error {
-		var r Retirement
-		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &r); err != nil {
+		r, err := s.retiredAt.Get(ctx, s.Store, o.Key) // write-once: each is read once per process
+		if err != nil {
 			return err
 		}
-		set[layout.Name(o.Key)] = r
+		set[layout.Name(o.Key)] = *r
 		return nil
 	})
 	if err != nil {
@@ -284,14 +287,7 @@ func (s *Service) Retire(ctx context.Context, id, reason string) (AgentView, err
 		return AgentView{}, domain.Conflict("agent %s is already retired", t.Ident.ID)
 	}
 	s.retired.mu.Lock()
-	if s.retired.set != nil {
-		set := make(map[string]Retirement, len(s.retired.set)+1)
-		for k, v := range s.retired.set {
-			set[k] = v
-		}
-		set[t.Ident.ID] = r
-		s.retired.set = set
-	}
+	s.retired.set = nil // this hub refuses the agent at once; the next check lists again
 	s.retired.mu.Unlock()
 	s.Log.Info("agent retired", "agent", t.Ident.ID, "name", t.Ident.Name, "by", r.By)
 	s.Trail.Record(ctx, "retire-agent", []string{t.Ident.ID}, nil, "ok", map[string]any{"name": t.Ident.Name, "reason": reason})

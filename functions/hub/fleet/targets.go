@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -19,10 +20,12 @@ import (
 // Target is an agent as selection sees it: its identity, its labels now, its latest heartbeat (when
 // read) and whether it was retired.
 type Target struct {
-	Ident   *AgentIdentity
-	Labels  map[string]string
-	HB      *HeartbeatRecord
-	Retired *Retirement
+	Ident  *AgentIdentity
+	Labels map[string]string
+	// LabelsVersion is the version of Labels (0: the labels of its enrollment).
+	LabelsVersion int
+	HB            *HeartbeatRecord
+	Retired       *Retirement
 }
 
 // AgentView is an agent as operators see it.
@@ -99,22 +102,58 @@ func (s *Service) List(ctx context.Context, selector string, withRetired bool) (
 	return out, nil
 }
 
-// Target returns one agent, by id or name, with its heartbeat (retired agents included).
+// Target returns one agent, by id or name, with its heartbeat (retired agents included). An id costs
+// the agent's own objects; only a name needs the whole fleet.
 func (s *Service) Target(ctx context.Context, idOrName string) (Target, error) {
-	all, err := s.Identities(ctx, true)
+	t, err := s.byID(ctx, idOrName)
+	if errors.Is(err, store.ErrNotFound) {
+		var all []Target
+		if all, err = s.Identities(ctx, true); err != nil {
+			return Target{}, err
+		}
+		i := slices.IndexFunc(all, func(t Target) bool { return t.Ident.Name == idOrName })
+		if i < 0 {
+			return Target{}, domain.NotFound("no agent %q (see pulse agents)", idOrName)
+		}
+		t, err = all[i], nil
+	}
 	if err != nil {
 		return Target{}, err
 	}
-	for _, t := range all {
-		if t.Ident.ID == idOrName || t.Ident.Name == idOrName {
-			ts := []Target{t}
-			if err := s.WithHeartbeats(ctx, ts); err != nil {
-				return Target{}, err
-			}
-			return ts[0], nil
-		}
+	if t.HB, err = s.Heartbeat(ctx, t.Ident.ID); err != nil {
+		return Target{}, err
 	}
-	return Target{}, domain.NotFound("no agent %q (see pulse agents)", idOrName)
+	return t, nil
+}
+
+// byID reads one agent by id without listing the fleet; store.ErrNotFound when there is none.
+func (s *Service) byID(ctx context.Context, id string) (Target, error) {
+	if !layout.ValidID(id) {
+		return Target{}, store.ErrNotFound
+	}
+	a, err := s.Identity(ctx, id)
+	if err != nil {
+		return Target{}, err
+	}
+	latest := ""
+	if err := store.Walk(ctx, s.Store, layout.AgentLabelsOf(id), "", 0, func(o store.ObjectInfo) error {
+		latest = o.Key // keys sort by version
+		return nil
+	}); err != nil {
+		return Target{}, err
+	}
+	t := Target{Ident: a}
+	if t.Labels, t.LabelsVersion, err = s.agentLabels(ctx, a, latest); err != nil {
+		return Target{}, err
+	}
+	retired, err := s.retiredSet(ctx)
+	if err != nil {
+		return Target{}, err
+	}
+	if r, ok := retired[id]; ok {
+		t.Retired = &r
+	}
+	return t, nil
 }
 
 // Get returns one agent as operators see it.
@@ -155,13 +194,9 @@ func (s *Service) Identities(ctx context.Context, withRetired bool) ([]Target, e
 			if err != nil {
 				return err
 			}
-			out[i] = Target{Ident: a, Labels: a.Labels}
-			if key, ok := labelKeys[id]; ok {
-				v, err := s.labels.Get(gctx, s.Store, key)
-				if err != nil {
-					return err
-				}
-				out[i].Labels = v.Labels
+			out[i] = Target{Ident: a}
+			if out[i].Labels, out[i].LabelsVersion, err = s.agentLabels(gctx, a, labelKeys[id]); err != nil {
+				return err
 			}
 			if r, ok := retired[id]; ok {
 				out[i].Retired = &r
