@@ -11,11 +11,14 @@ const base = "github.com/pulsehq/pulse/functions/hub"
 
 // mayImport says which of the hub's packages each may import, with the reason. Anything not listed
 // is forbidden, so a new edge between rooms is a decision made here, not an accident; and since the
-// rules follow one order (domain, events → trail → access → fleet → delivery → commands → workflows
+// rules follow one order (domain, events → paging, trail → access → fleet → delivery → commands → workflows
 // → the edge), there can be no cycle.
 var mayImport = map[string]map[string]string{
 	"domain": {},
 	"events": {},
+	"paging": {
+		"domain": "an unknown cursor is invalid input",
+	},
 	"trail": {
 		"domain": "who acted is read from the request context",
 	},
@@ -38,6 +41,7 @@ var mayImport = map[string]map[string]string{
 		"trail":  "commands, approvals and cancels are audited",
 		"fleet":  "target selection and catalogs (through the Fleet interface; the types are fleet's)",
 		"access": "approvers are keyed by the same hash as tokens",
+		"paging": "the command list pages like every list",
 	},
 	"workflows": {
 		"domain":   "domain errors, who acted",
@@ -45,6 +49,7 @@ var mayImport = map[string]map[string]string{
 		"trail":    "applies, starts, answers and cancels are audited",
 		"commands": "steps issue commands (through the Commands interface; the request types are commands')",
 		"fleet":    "definitions are checked against the fleet's catalog",
+		"paging":   "the execution list pages like every list",
 	},
 }
 

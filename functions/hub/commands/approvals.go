@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -83,11 +84,7 @@ func (s *Service) Awaiting(ctx context.Context, limit int) ([]Summary, error) {
 		if a == nil || a.Requester == me.ID || !me.InGroup(a.Groups...) {
 			continue
 		}
-		mine := false
-		for _, ap := range c.Approvers {
-			mine = mine || ap == approverKey(me.ID)
-		}
-		if mine {
+		if slices.Contains(c.Approvers, approverKey(me.ID)) {
 			continue
 		}
 		out = append(out, c)

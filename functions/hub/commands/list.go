@@ -3,13 +3,13 @@ package commands
 import (
 	"context"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/paging"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
 )
@@ -27,6 +27,12 @@ type Filter struct {
 	Cursor string
 	Limit  int
 }
+
+// PageTime orders commands in lists: newest first.
+func (r *Record) PageTime() time.Time { return r.CreatedAt }
+
+// PageID is a command's cursor in lists.
+func (r *Record) PageID() string { return r.ID }
 
 // Summary is a line of the command list: the record, its state as a whole and its counts.
 type Summary struct {
@@ -47,19 +53,15 @@ type Page struct {
 var States = []string{"running", "awaiting_approval", "done", "cancelled", "denied"}
 
 // List returns commands matching f, newest first, a page at a time. The records are write-once and
-// cached, so a list costs one listing of the commands plus, for the page returned, the listings that
-// fold each one's state.
+// cached, so a list costs one listing of the commands plus, for the records that pass the filters on
+// the record, the listings that fold each one's state.
 func (s *Service) List(ctx context.Context, f Filter) (*Page, error) {
 	if f.State != "" && !slices.Contains(States, f.State) {
 		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "state", Msg: "state must be one of " + strings.Join(States, ", ")}
 	}
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
 	var ids []string
 	err := store.Walk(ctx, s.Store, layout.Commands, "", 0, func(o store.ObjectInfo) error {
-		rest := strings.TrimPrefix(o.Key, layout.Commands)
-		if !strings.Contains(rest, "/") {
+		if o.Key == layout.Command(layout.Name(o.Key)) { // a record, not a cancel or an approval beside one
 			ids = append(ids, layout.Name(o.Key))
 		}
 		return nil
@@ -80,42 +82,23 @@ func (s *Service) List(ctx context.Context, f Filter) (*Page, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	sort.Slice(recs, func(i, j int) bool {
-		if !recs[i].CreatedAt.Equal(recs[j].CreatedAt) {
-			return recs[i].CreatedAt.After(recs[j].CreatedAt)
-		}
-		return recs[i].ID > recs[j].ID
-	})
-	if f.Cursor != "" {
-		i := slices.IndexFunc(recs, func(r *Record) bool { return r.ID == f.Cursor })
-		if i < 0 {
-			return nil, &domain.Error{Kind: domain.KindInvalid, Field: "cursor", Msg: "unknown cursor " + f.Cursor}
-		}
-		recs = recs[i+1:]
-	}
-	page := &Page{Commands: []Summary{}}
-	for i, r := range recs {
-		if !f.Since.IsZero() && r.CreatedAt.Before(f.Since) {
-			continue
-		}
-		if (f.Issuer != "" && r.Issuer != f.Issuer) || (f.Command != "" && r.Command != f.Command) ||
+	// Only a command that required approvals can await them or be denied: the others are not folded.
+	needsApproval := f.State == "awaiting_approval" || f.State == "denied"
+	page := &Page{}
+	page.Commands, page.Next, err = paging.Page(recs, f.Cursor, f.Limit, func(r *Record) (Summary, bool, error) {
+		if (!f.Since.IsZero() && r.CreatedAt.Before(f.Since)) || (needsApproval && r.Approval == nil) ||
+			(f.Issuer != "" && r.Issuer != f.Issuer) || (f.Command != "" && r.Command != f.Command) ||
 			(f.Agent != "" && !slices.Contains(r.Targets, f.Agent)) {
-			continue
+			return Summary{}, false, nil
 		}
 		st, err := s.Status(ctx, r.ID, false)
-		if err != nil {
-			return nil, err
+		if err != nil || (f.State != "" && st.State() != f.State) {
+			return Summary{}, false, err
 		}
-		if f.State != "" && st.State() != f.State {
-			continue
-		}
-		page.Commands = append(page.Commands, Summary{Record: *r, State: st.State(), Approvers: st.Approvers, Counts: st.Counts})
-		if len(page.Commands) == f.Limit {
-			if i+1 < len(recs) {
-				page.Next = r.ID
-			}
-			break
-		}
+		return Summary{Record: *r, State: st.State(), Approvers: st.Approvers, Counts: st.Counts}, true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return page, nil
 }

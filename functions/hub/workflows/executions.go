@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/pulsehq/pulse/functions/hub/commands"
 	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/paging"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/functions/workflow"
@@ -234,6 +233,12 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Execution, error) {
 	return s.drive(ctx, id)
 }
 
+// PageTime orders executions in lists: newest first.
+func (r *ExecutionRecord) PageTime() time.Time { return r.StartedAt }
+
+// PageID is an execution's cursor in lists.
+func (r *ExecutionRecord) PageID() string { return r.ID }
+
 // ExecutionFilter selects executions for a list; zero fields match everything.
 type ExecutionFilter struct {
 	Workflow string
@@ -261,9 +266,6 @@ type ExecutionPage struct {
 
 // Executions lists executions, newest first, a page at a time.
 func (s *Service) Executions(ctx context.Context, f ExecutionFilter) (*ExecutionPage, error) {
-	if f.Limit <= 0 {
-		f.Limit = 50
-	}
 	var ids []string
 	err := store.Walk(ctx, s.Store, layout.Executions, "", 0, func(o store.ObjectInfo) error {
 		if k := o.Key; layout.Execution(layout.Name(k)) == k {
@@ -287,38 +289,19 @@ func (s *Service) Executions(ctx context.Context, f ExecutionFilter) (*Execution
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	sort.Slice(recs, func(i, j int) bool {
-		if !recs[i].StartedAt.Equal(recs[j].StartedAt) {
-			return recs[i].StartedAt.After(recs[j].StartedAt)
-		}
-		return recs[i].ID > recs[j].ID
-	})
-	if f.Cursor != "" {
-		i := slices.IndexFunc(recs, func(r *ExecutionRecord) bool { return r.ID == f.Cursor })
-		if i < 0 {
-			return nil, &domain.Error{Kind: domain.KindInvalid, Field: "cursor", Msg: "unknown cursor " + f.Cursor}
-		}
-		recs = recs[i+1:]
-	}
-	page := &ExecutionPage{Executions: []ExecutionSummary{}}
-	for i, r := range recs {
+	page := &ExecutionPage{}
+	page.Executions, page.Next, err = paging.Page(recs, f.Cursor, f.Limit, func(r *ExecutionRecord) (ExecutionSummary, bool, error) {
 		if (f.Workflow != "" && r.Workflow != f.Workflow) || (!f.Since.IsZero() && r.StartedAt.Before(f.Since)) {
-			continue
+			return ExecutionSummary{}, false, nil
 		}
 		ex, err := s.Load(ctx, r.ID)
-		if err != nil {
-			return nil, err
+		if err != nil || (f.Status != "" && string(ex.State.Status) != f.Status) {
+			return ExecutionSummary{}, false, err
 		}
-		if f.Status != "" && string(ex.State.Status) != f.Status {
-			continue
-		}
-		page.Executions = append(page.Executions, ExecutionSummary{ID: r.ID, Workflow: r.Workflow, Version: r.Version, StartedBy: r.StartedBy.ID, StartedAt: r.StartedAt, Status: string(ex.State.Status)})
-		if len(page.Executions) == f.Limit {
-			if i+1 < len(recs) {
-				page.Next = r.ID
-			}
-			break
-		}
+		return ExecutionSummary{ID: r.ID, Workflow: r.Workflow, Version: r.Version, StartedBy: r.StartedBy.ID, StartedAt: r.StartedAt, Status: string(ex.State.Status)}, true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return page, nil
 }
