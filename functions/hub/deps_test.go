@@ -28,7 +28,6 @@ var mayImport = map[string]map[string]string{
 	},
 	"fleet": {
 		"domain": "domain errors, who acted",
-		"events": "a heartbeat stored is published",
 		"trail":  "enrollment, labels, retirement and the hatch are audited",
 		"access": "enrollment tokens are secrets made and hashed the same way as API tokens",
 	},

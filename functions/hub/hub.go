@@ -142,7 +142,7 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	tr := &trail.Recorder{Store: st, Log: log}
 	h := &Hub{Store: st, Log: log, Version: version, Keys: keys, Bus: bus, Trail: tr}
 	h.Access = &access.Service{Store: st, Log: log, Trail: tr}
-	h.Fleet = &fleet.Service{Store: st, Log: log, Trail: tr, Bus: bus, Keys: keys}
+	h.Fleet = &fleet.Service{Store: st, Log: log, Trail: tr, Keys: keys}
 	h.Delivery = &delivery.Service{Store: st, Log: log, Keys: keys}
 	h.Commands = &commands.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery}
 	h.Delivery.Delivered = h.Commands.MarkDelivered

@@ -97,10 +97,8 @@ func (s *Service) Result(ctx context.Context, agent string, res wire.Result) err
 		return err
 	}
 	s.changed(ctx, res.CommandID)
-	if s.Bus != nil {
-		s.Bus.Results.Publish(ctx, events.ResultStored{Command: rec.ID, Agent: agent, Status: string(stored.Status), ExitCode: stored.ExitCode,
-			Execution: rec.Execution, Step: rec.Step, Attempt: rec.Attempt})
-	}
+	s.Bus.Results.Publish(ctx, events.ResultStored{Command: rec.ID, Agent: agent, Status: string(stored.Status), ExitCode: stored.ExitCode,
+		Execution: rec.Execution, Step: rec.Step, Attempt: rec.Attempt})
 	if rec.MaxConcurrency > 0 && len(rec.Targets) > rec.MaxConcurrency {
 		if err := s.Advance(ctx, res.CommandID); err != nil {
 			return err

@@ -263,9 +263,7 @@ func (s *Service) Advance(ctx context.Context, id string) error {
 
 // changed tells live views that something about a command was stored.
 func (s *Service) changed(ctx context.Context, id string) {
-	if s.Bus != nil {
-		s.Bus.Commands.Publish(ctx, events.CommandChanged{Command: id})
-	}
+	s.Bus.Commands.Publish(ctx, events.CommandChanged{Command: id})
 }
 
 // Cancel stops what has not finished: unreleased targets are never released, running ones get a

@@ -48,16 +48,14 @@ func (s *Service) Watch(ctx context.Context, id, lastEventID string, send func(U
 		return err
 	}
 	wake := make(chan struct{}, 1)
-	if s.Bus != nil {
-		defer s.Bus.Commands.Subscribe(func(_ context.Context, e events.CommandChanged) {
-			if e.Command == id {
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
+	defer s.Bus.Commands.Subscribe(func(_ context.Context, e events.CommandChanged) {
+		if e.Command == id {
+			select {
+			case wake <- struct{}{}:
+			default:
 			}
-		})()
-	}
+		}
+	})()
 	resumeMs, resumeAgent := parseUpdateID(lastEventID)
 	sent := map[string]string{}
 	lastCommand := ""

@@ -86,12 +86,6 @@ func Internal(format string, args ...any) *Error {
 	return &Error{Kind: KindInternal, Msg: fmt.Sprintf(format, args...)}
 }
 
-// IsKind reports whether err is a domain error of kind k.
-func IsKind(err error, k Kind) bool {
-	var de *Error
-	return errors.As(err, &de) && de.Kind == k
-}
-
 // Refusal reports whether err is a refusal of the request (anything but an infrastructure or internal
 // failure): what a workflow step records as "refused" instead of retrying.
 func Refusal(err error) bool {

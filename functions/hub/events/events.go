@@ -27,11 +27,6 @@ type CommandChanged struct {
 	Command string
 }
 
-// HeartbeatReceived is published when an agent's heartbeat was stored.
-type HeartbeatReceived struct {
-	Agent string
-}
-
 // Topic is one kind of event and its subscribers. Subscribers run in the publisher's goroutine and must
 // be quick; slow follow-up work goes through Bus.Later.
 type Topic[E any] struct {
@@ -73,9 +68,8 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) {
 
 // Bus carries the hub's events.
 type Bus struct {
-	Results    Topic[ResultStored]
-	Commands   Topic[CommandChanged]
-	Heartbeats Topic[HeartbeatReceived]
+	Results  Topic[ResultStored]
+	Commands Topic[CommandChanged]
 
 	wg sync.WaitGroup
 }

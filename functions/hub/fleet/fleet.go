@@ -21,7 +21,6 @@ import (
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/access"
 	"github.com/pulsehq/pulse/functions/hub/domain"
-	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/hub/trail"
 	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/layout"
@@ -33,7 +32,6 @@ type Service struct {
 	Store store.Store
 	Log   *slog.Logger
 	Trail *trail.Recorder
-	Bus   *events.Bus
 	// Keys are the hub's signing keys, handed to agents at enrollment so they can pin them.
 	Keys *hubkey.Keys
 	// HeartbeatInterval is what agents are configured with; three missed beats mean offline.
@@ -499,9 +497,6 @@ func (s *Service) RecordHeartbeat(ctx context.Context, agent string, hb wire.Hea
 		return err
 	}
 	s.noteHatch(ctx, agent, hb.Hatch)
-	if s.Bus != nil {
-		s.Bus.Heartbeats.Publish(ctx, events.HeartbeatReceived{Agent: agent})
-	}
 	return nil
 }
 
