@@ -49,7 +49,7 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 		}
 		var err error
 		c.api, err = api.NewClientWithResponses(c.hub,
-			api.WithHTTPClient(&http.Client{Timeout: 5 * time.Minute}),
+			api.WithHTTPClient(httpClient()),
 			api.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 				req.Header.Set("Authorization", "Bearer "+tok)
 				c.last = req
@@ -60,6 +60,16 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 		}
 		return c, nil
 	}
+}
+
+// answerTimeout bounds how long the hub may take to start answering. It is not a limit on the whole
+// exchange: event streams (`workflow watch`, `run --wait`) last as long as what they follow.
+const answerTimeout = 5 * time.Minute
+
+func httpClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = answerTimeout
+	return &http.Client{Transport: tr}
 }
 
 // clientCommand parses a client command's flags (its own plus --hub and --token) and connects: the

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,8 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pulsehq/pulse/functions/workflow"
 	api "github.com/pulsehq/pulse/openapi/client"
-	"go.yaml.in/yaml/v3"
 )
 
 func runWorkflow(ctx context.Context, env *Env, args []string) error {
@@ -129,16 +128,12 @@ func defaultWorkflowName(file string, src []byte) string {
 	return strings.ToLower(strings.NewReplacer(" ", "-", ".", "-").Replace(strings.TrimSpace(n)))
 }
 
-// definitionName reads the top-level name of a YAML or JSON definition, or "" when it has none or does
-// not parse (the hub then says where it is broken).
+// definitionName is the definition's own name, read by the parser the hub uses, or "" when it has
+// none or does not parse (the hub then says where it is broken).
 func definitionName(src []byte) string {
-	var def struct {
-		Name string `yaml:"name" json:"name"`
-	}
-	if yaml.Unmarshal(src, &def) != nil {
-		// JSON that YAML refuses (tabs for indentation, say) is still JSON.
-		def.Name = ""
-		_ = json.Unmarshal(src, &def)
+	def, err := workflow.Parse(src)
+	if err != nil {
+		return ""
 	}
 	return def.Name
 }
