@@ -19,6 +19,7 @@ import (
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub"
 	"github.com/pulsehq/pulse/functions/hubkey"
+	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
 
@@ -30,13 +31,24 @@ type testHub struct {
 	admin string
 }
 
-func newTestHub(t *testing.T) *testHub {
+func newTestHub(t *testing.T) *testHub { return newTestHubOn(t, nil) }
+
+// newTestHubOn is newTestHub on a store wrapped by wrap (nil: the local store as it is).
+func newTestHubOn(t *testing.T, wrap func(store.Store) store.Store) *testHub {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	settings := config.Defaults()
 	settings.Store = "file:" + t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	h, err := hub.New(ctx, hub.Config{Settings: settings, Keys: &hubkey.Keys{Current: priv}, PollHold: 2 * time.Second,
+	var st store.Store
+	if wrap != nil {
+		local, err := store.Open(ctx, settings.Store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = wrap(local)
+	}
+	h, err := hub.New(ctx, hub.Config{Settings: settings, Store: st, Keys: &hubkey.Keys{Current: priv}, PollHold: 2 * time.Second,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "test"})
 	if err != nil {
 		t.Fatal(err)
