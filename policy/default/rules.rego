@@ -81,9 +81,10 @@ operator_actions := {
 	"set-agent-labels",
 }
 
-# Actions on who may do what, on the audit trail, and on someone else's command awaiting
-# approval. They are named here only to explain their denial (admins get them through
-# admin_all); add the policy operations here when the hub grows them.
+# Actions on who may do what, on the audit trail, on someone else's command awaiting approval,
+# on retiring an agent, and on workflow definitions (a scheduled run acts for whoever applied it).
+# They are named here only to explain their denial (admins get them through admin_all); add the
+# policy operations here when the hub grows them (TestEveryActionIsNamedInThePolicy checks).
 admin_actions := {
 	"get-audit",
 	"verify-audit",
@@ -93,6 +94,8 @@ admin_actions := {
 	"approve-command",
 	"deny-command",
 	"retire-agent",
+	"apply-workflow",
+	"delete-workflow",
 }
 
 # The raw-shell hatch: a command that runs whatever it is given on the agent.
