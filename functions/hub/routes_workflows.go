@@ -165,7 +165,7 @@ func registerWorkflows(api huma.API, h *Hub) {
 	registerStream(api, h, huma.Operation{OperationID: "stream-execution-events", Method: http.MethodGet, Path: "/v1/executions/{id}/events",
 		Summary: "Watch an execution", Description: "Server-sent events: every recorded event of the execution as it happens, until it ends.",
 		Metadata: map[string]any{"action": "get-execution"}, Errors: []int{404}}, func(ctx context.Context, in *ExecutionIDInput) error {
-		_, err := h.Workflows.Load(ctx, in.ID)
+		_, err := h.Workflows.Record(ctx, in.ID)
 		return err
 	}, func(ctx context.Context, in *ExecutionIDInput, send sender) error {
 		return h.Workflows.StreamEvents(ctx, in.ID, func(id string, e workflow.Event) error {

@@ -55,7 +55,8 @@ func (ex *Execution) View() View {
 	return View{ID: ex.Rec.ID, Workflow: ex.Rec.Workflow, Version: ex.Rec.Version, StartedBy: ex.Rec.StartedBy.ID, State: ex.State}
 }
 
-func (s *Service) record(ctx context.Context, id string) (*ExecutionRecord, error) {
+// Record returns what was started, read once per process (it never changes).
+func (s *Service) Record(ctx context.Context, id string) (*ExecutionRecord, error) {
 	if !layout.ValidID(id) {
 		return nil, domain.NotFound("no execution %q", id)
 	}
@@ -68,7 +69,7 @@ func (s *Service) record(ctx context.Context, id string) (*ExecutionRecord, erro
 
 // Load reads an execution and folds its events.
 func (s *Service) Load(ctx context.Context, id string) (*Execution, error) {
-	rec, err := s.record(ctx, id)
+	rec, err := s.Record(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +282,7 @@ func (s *Service) Executions(ctx context.Context, f ExecutionFilter) (*Execution
 	g.SetLimit(32)
 	for i, id := range ids {
 		g.Go(func() error {
-			r, err := s.record(gctx, id)
+			r, err := s.Record(gctx, id)
 			recs[i] = r
 			return err
 		})
@@ -307,7 +308,14 @@ func (s *Service) Executions(ctx context.Context, f ExecutionFilter) (*Execution
 }
 
 // StreamEvents sends an execution's events as they are recorded, until the execution ends or ctx ends.
+// The definition is read once; whether the execution has ended is folded from the events already
+// sent, so an idle stream costs one listing per round.
 func (s *Service) StreamEvents(ctx context.Context, id string, send func(id string, e workflow.Event) error) error {
+	ex, err := s.Load(ctx, id)
+	if err != nil {
+		return err
+	}
+	var sent []workflow.Event
 	last := ""
 	for {
 		page, err := s.Store.List(ctx, layout.EventsOf(id), last, 1000)
@@ -322,10 +330,10 @@ func (s *Service) StreamEvents(ctx context.Context, id string, send func(id stri
 			if err := send(e.ID, e); err != nil {
 				return err
 			}
-			last = o.Key
+			last, sent = o.Key, append(sent, e)
 		}
 		if len(page.Objects) == 0 {
-			if ex, err := s.Load(ctx, id); err == nil && ex.State.Status.Final() {
+			if st, err := workflow.Fold(ex.Def, id, sent); err == nil && st.Status.Final() {
 				return nil
 			}
 			select {
