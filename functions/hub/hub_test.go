@@ -178,6 +178,24 @@ func next(t *testing.T, ch <-chan event, want string) event {
 	}
 }
 
+// rest returns what a stream sends until it ends by itself, failing if it has not ended in 20s.
+func rest(t *testing.T, ch <-chan event) []event {
+	t.Helper()
+	var out []event
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case e, ok := <-ch:
+			if !ok {
+				return out
+			}
+			out = append(out, e)
+		case <-timeout:
+			t.Fatalf("the stream did not end within 20s (got %d events)", len(out))
+		}
+	}
+}
+
 // serve runs one poll round on a simulated agent and completes what it got.
 func serve(t *testing.T, a *simagent.Agent, exit int) int {
 	t.Helper()

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 )
@@ -67,5 +68,35 @@ func TestListExecutions(t *testing.T) {
 	viewer := th.token("eve", "viewer")
 	if st := th.call(viewer, "GET", "/v1/executions", nil, nil); st != 200 {
 		t.Errorf("a viewer lists executions: %d, want 200", st)
+	}
+}
+
+// TestExecutionStream: an execution's stream sends every event as it is recorded and ends when the
+// execution does; an unknown execution is a 404 problem, not an empty stream.
+func TestExecutionStream(t *testing.T) {
+	th := newTestHub(t)
+	src := "name: ask\nsteps:\n  - name: Ask\n    type: prompt\n    message: Go on?\n    options: [\"Yes\", \"No\"]\n"
+	if st := th.call(th.admin, "PUT", "/v1/workflows/ask", map[string]any{"source": src}, nil); st != 200 {
+		t.Fatalf("apply: %d", st)
+	}
+	var ex struct{ ID string }
+	if st := th.call(th.admin, "POST", "/v1/executions", map[string]any{"workflow": "ask"}, &ex); st != 201 {
+		t.Fatalf("start: %d", st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := th.stream(ctx, th.admin, "/v1/executions/"+ex.ID+"/events", "")
+	if e := next(t, events, "started"); e.ID == "" {
+		t.Errorf("started event without an id: %+v", e)
+	}
+	if st := th.call(th.admin, "POST", "/v1/executions/"+ex.ID+"/respond", map[string]any{"step": "Ask", "answer": "Yes"}, nil); st != 200 {
+		t.Fatalf("respond: %d", st)
+	}
+	if e := next(t, events, "prompt_answered"); e.Data["answer"] != "Yes" {
+		t.Errorf("answer event: %+v", e)
+	}
+	rest(t, events) // the stream ends by itself now that the execution has
+	if st := th.call(th.admin, "GET", "/v1/executions/nope/events", nil, nil); st != 404 {
+		t.Errorf("stream of an unknown execution: %d, want 404", st)
 	}
 }
