@@ -40,8 +40,9 @@ func TestCommandStreamEndsWithLastResult(t *testing.T) {
 	serve(t, a1, 0)
 	serve(t, a2, 3)
 	finals := map[string]float64{}
+	sawDone := false
 	lastID := ""
-	for e := range events {
+	for _, e := range rest(t, events) { // the stream ends once every target is final
 		if e.Event == "agent" && (e.Data["state"] == "succeeded" || e.Data["state"] == "failed") {
 			finals[e.Data["agent"].(string)] = e.Data["exitCode"].(float64)
 			if e.ID == "" {
@@ -50,8 +51,11 @@ func TestCommandStreamEndsWithLastResult(t *testing.T) {
 			lastID = e.ID
 		}
 		if e.Event == "command" && e.Data["done"] == true {
-			break
+			sawDone = true
 		}
+	}
+	if !sawDone {
+		t.Error("the stream ended without a command event saying done")
 	}
 	if finals[a1.ID] != 0 || finals[a2.ID] != 3 || len(finals) != 2 {
 		t.Fatalf("final states from the stream: %v", finals)
