@@ -84,6 +84,13 @@ type RejectionsOutput struct {
 	}
 }
 
+func agentOut(v fleet.AgentView, err error) (*AgentOutput, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &AgentOutput{Body: v}, nil
+}
+
 // registerFleet is the fleet room's operator side: enrollment tokens and agents.
 func registerFleet(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "create-enroll-token", Method: http.MethodPost, Path: "/v1/enroll-tokens",
@@ -126,20 +133,12 @@ func registerFleet(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "get-agent", Method: http.MethodGet, Path: "/v1/agents/{id}",
 		Summary: "One agent", Description: "By id or name: labels, facts, online state, catalog, integrations, the shell hatch, retirement.",
 		Errors: []int{404}}, func(ctx context.Context, in *IDInput) (*AgentOutput, error) {
-		v, err := h.Fleet.Get(ctx, in.ID)
-		if err != nil {
-			return nil, err
-		}
-		return &AgentOutput{Body: v}, nil
+		return agentOut(h.Fleet.Get(ctx, in.ID))
 	})
 	register(api, h, huma.Operation{OperationID: "set-agent-labels", Method: http.MethodPut, Path: "/v1/agents/{id}/labels",
 		Summary: "Replace an agent's labels", Description: "Stored as a new version; selectors use the new labels at once.",
 		Errors: []int{404, 409, 422}}, func(ctx context.Context, in *SetLabelsInput) (*AgentOutput, error) {
-		v, err := h.Fleet.SetLabels(ctx, in.ID, in.Body.Labels)
-		if err != nil {
-			return nil, err
-		}
-		return &AgentOutput{Body: v}, nil
+		return agentOut(h.Fleet.SetLabels(ctx, in.ID, in.Body.Labels))
 	})
 	register(api, h, huma.Operation{OperationID: "retire-agent", Method: http.MethodPost, Path: "/v1/agents/{id}/retire",
 		Summary: "Retire an agent", Description: "Its identity is refused from then on (within seconds on every hub); its commands and results are kept.",
@@ -148,11 +147,7 @@ func registerFleet(api huma.API, h *Hub) {
 		if in.Body != nil {
 			reason = in.Body.Reason
 		}
-		v, err := h.Fleet.Retire(ctx, in.ID, reason)
-		if err != nil {
-			return nil, err
-		}
-		return &AgentOutput{Body: v}, nil
+		return agentOut(h.Fleet.Retire(ctx, in.ID, reason))
 	})
 	register(api, h, huma.Operation{OperationID: "list-agent-rejections", Method: http.MethodGet, Path: "/v1/agents/{id}/rejections",
 		Summary: "Envelopes an agent refused", Errors: []int{404}}, func(ctx context.Context, in *IDInput) (*RejectionsOutput, error) {
