@@ -86,16 +86,18 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	url := cfg.Settings.Store
-	if url == "" {
-		url = config.Defaults().Store
-	}
-	st := cfg.Store
+	url, st := store.Redact(cfg.Settings.Store), cfg.Store
 	if st == nil {
+		if cfg.Settings.Store == "" {
+			cfg.Settings.Store = config.Defaults().Store
+		}
 		var err error
-		if st, err = store.Open(ctx, url); err != nil {
+		if st, err = store.Open(ctx, cfg.Settings.Store); err != nil {
 			return nil, err
 		}
+		url = store.Redact(cfg.Settings.Store)
+	} else if url == "" {
+		url = "(a store given in process)"
 	}
 	keys := cfg.Keys
 	if keys == nil {
@@ -123,7 +125,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		proxies = append(proxies, pfx)
 	}
 	h := assemble(st, keys, log, cfg.Version)
-	h.Ready = NewReadiness(st, store.Redact(url), log)
+	h.Ready = NewReadiness(st, url, log)
 	h.policyDir = cfg.Settings.Policy
 	h.Access.Policy, h.Access.TrustedProxies = engine, proxies
 	if o := cfg.Settings.Auth.OIDC; o.Issuer != "" {
