@@ -333,7 +333,7 @@ func BenchmarkStoreRequestsPerIdleAgent(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go h.Delivery.WatchBells(ctx)
-	admin, err := hub.CreateAPIToken(ctx, cs, "bench", []string{"admin"}, 0, "bench")
+	admin, err := hub.CreateAPIToken(ctx, h.Store, "bench", []string{"admin"}, 0, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

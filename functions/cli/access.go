@@ -17,11 +17,17 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 	sub, args := args[0], args[1:]
 	switch sub {
 	case "create":
-		fs := newFlags(env, "token create", "--name N --groups g1,g2 [--ttl D] [--json]",
-			"Creates an operator API token. Its groups decide what the policy lets it do (admin, operator, viewer\nin the default policy). The secret is printed once; only its hash is stored.")
+		fs := newFlags(env, "token create", "--name N --groups g1,g2 [--for PERSON] [--ttl D] [--json]",
+			`Creates an operator API token. Its groups decide what the policy lets it do (admin, operator, viewer
+in the default policy). The secret is printed once; only its hash is stored.
+
+The token belongs to you unless --for names the person it is for (an admin onboarding someone). Either
+way it was made by you, so it never counts as an approval of a command you requested: a second
+approver needs a credential that you did not make (docs/security.md).`)
 		name := fs.String("name", "", "a name for the token (who or what uses it)")
 		groups := fs.String("groups", "", "comma-separated groups")
 		ttl := fs.Duration("ttl", 0, "lifetime (default: no expiry)")
+		forPerson := fs.String("for", "", "the person the token is for (default: you)")
 		asJSON := fs.Bool("json", false, "print JSON")
 		connect := clientFlags(fs)
 		if err := parse(fs, args); err != nil {
@@ -34,7 +40,7 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return err
 		}
-		resp, err := c.api.CreateTokenWithResponse(ctx, api.TokenInputBody{Name: *name, Groups: strings.Split(*groups, ","), TTLSeconds: int64(ttl.Seconds())})
+		resp, err := c.api.CreateTokenWithResponse(ctx, api.TokenInputBody{Name: *name, Groups: strings.Split(*groups, ","), TTLSeconds: int64(ttl.Seconds()), For: *forPerson})
 		out, err := answer(c, resp, err, (*api.CreateTokenResponse).GetJSON201)
 		if err != nil {
 			return err
@@ -43,7 +49,7 @@ func runToken(ctx context.Context, env *Env, args []string) error {
 			return printAnswer(env.Stdout, resp.Body)
 		}
 		fmt.Fprintln(env.Stdout, out.Token)
-		fmt.Fprintf(env.Stderr, "token %s (%s, groups %s): shown once\n", out.ID, out.Name, strings.Join(out.Groups, ","))
+		fmt.Fprintf(env.Stderr, "token %s (%s, groups %s, belongs to %s): shown once\n", out.ID, out.Name, strings.Join(out.Groups, ","), out.Owner)
 		return nil
 	case "list":
 		fs := newFlags(env, "token list", "[--json]", "Lists operator tokens, without their secrets.")
@@ -198,7 +204,7 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 		}
 		return tw.Flush()
 	case "verify":
-		fs := newFlags(env, "audit verify", "[--json]", "Seals new records and recomputes the whole hash chain; names the first record that was changed or removed.")
+		fs := newFlags(env, "audit verify", "[--json]", "Checks the audit chain as stored, without sealing first: names the first record that was changed, removed, forged or inserted, a seal the hub did not sign, or a gap in the seals that no hub start explains.")
 		asJSON := fs.Bool("json", false, "print JSON")
 		c, err := clientCommand(fs, args)
 		if err != nil {
@@ -218,6 +224,12 @@ func runAudit(ctx context.Context, env *Env, args []string) error {
 		}
 		if !rep.OK {
 			return fmt.Errorf("audit chain broken: %s", rep.Problem)
+		}
+		if !*asJSON {
+			for _, g := range rep.Gaps {
+				fmt.Fprintf(env.Stdout, "  no seal from %s to %s (after seal %d): a hub start follows, so no hub was running\n",
+					g.From.Local().Format(time.RFC3339), g.To.Local().Format(time.RFC3339), g.AfterSeq)
+			}
 		}
 		return nil
 	}

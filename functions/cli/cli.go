@@ -56,6 +56,7 @@ func commands() map[string]command {
 		"approve":      {"approve a command awaiting approval", runApprove},
 		"deny":         {"deny a command awaiting approval", runDeny},
 		"audit":        {"list audit records, verify the audit chain", runAudit},
+		"doctor":       {"list objects in the bucket the hub did not write (forged or edited)", runDoctor},
 		"workflow":     {"apply, list, show, delete, run and watch workflows", runWorkflow},
 		"execution":    {"show or cancel a workflow execution", runExecution},
 		"respond":      {"answer a prompt step of an execution", runRespond},

@@ -49,7 +49,7 @@ func startHub(t *testing.T) (url, admin string) {
 	hub.NewAPI(mux, h)
 	srv := httptest.NewServer(hub.Handler(mux, log))
 	t.Cleanup(srv.Close)
-	admin, err = hub.CreateAPIToken(ctx, st, "admin", []string{"admin"}, 0, "test")
+	admin, err = hub.CreateAPIToken(ctx, h.Store, "admin", []string{"admin"}, 0, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestHelp(t *testing.T) {
 	}{
 		{[]string{"--help"}, []string{"Usage: pulse COMMAND [flags]", "  workflow      apply, list, show, delete, run and watch workflows"}},
 		{[]string{"help", "agents"}, []string{"Usage: pulse agents [--selector S] [--json]", "-selector", "-hub", "-token"}},
-		{[]string{"token", "create", "--help"}, []string{"Usage: pulse token create --name N --groups g1,g2 [--ttl D] [--json]", "-groups"}},
+		{[]string{"token", "create", "--help"}, []string{"Usage: pulse token create --name N --groups g1,g2 [--for PERSON] [--ttl D] [--json]", "-groups"}},
 		{[]string{"enroll-token", "--help"}, []string{"Usage: pulse enroll-token create"}},
 		{[]string{"workflow", "apply", "-h"}, []string{"Usage: pulse workflow apply -f FILE [--name NAME] [--json]", "default: the definition's name, else the file name"}},
 	} {
@@ -204,7 +204,7 @@ func TestOperatorCommands(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("create: exit %d stderr %q", r.code, r.stderr)
 		}
-		if keys := jsonKeys(t, r.stdout); !slices.Equal(keys, []string{"createdAt", "createdBy", "groups", "id", "name", "revoked", "token"}) {
+		if keys := jsonKeys(t, r.stdout); !slices.Equal(keys, []string{"createdAt", "createdBy", "groups", "id", "name", "owner", "revoked", "token"}) {
 			t.Errorf("create keys %v", keys)
 		}
 		var made struct{ ID, Token string }

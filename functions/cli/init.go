@@ -8,6 +8,7 @@ import (
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub"
 	"github.com/pulsehq/pulse/functions/hubkey"
+	"github.com/pulsehq/pulse/functions/signed"
 	"github.com/pulsehq/pulse/functions/store"
 )
 
@@ -66,14 +67,19 @@ API token, printed once. Running it again changes nothing and never replaces the
 	default:
 		res.Initialized = true
 	}
+	// The token is MACed with the key like everything the hub writes, or the hub would refuse it.
+	sst, err := signed.Wrap(st, keys, nil)
+	if err != nil {
+		return err
+	}
 	// The bootstrap token is made once per store: when no operator token exists yet.
-	hasTokens, err := hub.HasAPITokens(ctx, st)
+	hasTokens, err := hub.HasAPITokens(ctx, sst)
 	if err != nil {
 		return err
 	}
 	if !hasTokens {
 		res.Initialized = true
-		if res.AdminToken, err = hub.CreateAPIToken(ctx, st, "admin", []string{"admin"}, 0, "pulse init"); err != nil {
+		if res.AdminToken, err = hub.CreateAPIToken(ctx, sst, "admin", []string{"admin"}, 0, "pulse init"); err != nil {
 			return err
 		}
 	}

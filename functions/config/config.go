@@ -28,6 +28,9 @@ type Hub struct {
 	// Policy is a directory of .rego files that extend or replace the default policy.
 	Policy string `toml:"policy"`
 	Auth   Auth   `toml:"auth"`
+	// AuditOutbox is a directory on the hub's own disk where audit records wait while the store fails,
+	// so none is lost (default: pulse-audit-outbox beside the signing key file).
+	AuditOutbox string `toml:"audit_outbox"`
 }
 
 // Auth configures the ways operators authenticate besides API tokens.
@@ -99,6 +102,7 @@ func Load(path string) (Hub, error) {
 	}
 	for env, field := range map[string]*string{
 		"PULSE_ADDR": &cfg.Addr, "PULSE_STORE": &cfg.Store, "PULSE_LOG_LEVEL": &cfg.Log.Level, "PULSE_LOG_FORMAT": &cfg.Log.Format,
+		"PULSE_AUDIT_OUTBOX": &cfg.AuditOutbox,
 	} {
 		if v, ok := os.LookupEnv(env); ok && v != "" {
 			*field = v

@@ -141,9 +141,10 @@ func TestApprovalsInbox(t *testing.T) {
 	th := newTestHub(t)
 	catalog := []wire.CommandSpec{{Name: "shell_run", Group: "shell", Dangerous: true, Params: []wire.ParamSpec{{Name: "script", MaxBytes: 100}}}}
 	th.agent("box", nil, catalog)
-	second := th.token("second", "admin")
+	// Two people onboarded by root: a token root made never approves root's own commands.
+	requester, second := th.token("alice", "admin"), th.token("second", "admin")
 	var cmd commandView
-	if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "shell_run", "targets": []string{"all"}, "params": map[string]string{"script": "id"}}, &cmd); st != 202 {
+	if st := th.call(requester, "POST", "/v1/commands", map[string]any{"command": "shell_run", "targets": []string{"all"}, "params": map[string]string{"script": "id"}}, &cmd); st != 202 {
 		t.Fatalf("create: %d %s", st, cmd.Detail)
 	}
 	if !cmd.AwaitingApproval {
@@ -166,7 +167,7 @@ func TestApprovalsInbox(t *testing.T) {
 		}
 		return ids
 	}
-	if got := inbox(th.admin); len(got) != 0 {
+	if got := inbox(requester); len(got) != 0 {
 		t.Errorf("the requester's inbox holds %v", got)
 	}
 	if got := inbox(second); len(got) != 1 || got[0] != cmd.ID {

@@ -14,10 +14,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pulsehq/pulse/agent/httpsig"
+	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub/access"
 	"github.com/pulsehq/pulse/functions/hub/commands"
@@ -27,8 +30,10 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/trail"
 	"github.com/pulsehq/pulse/functions/hub/workflows"
 	"github.com/pulsehq/pulse/functions/hubkey"
+	"github.com/pulsehq/pulse/functions/signed"
 	"github.com/pulsehq/pulse/functions/store"
 	_ "github.com/pulsehq/pulse/functions/store/backends" // New opens stores by URL
+	"github.com/pulsehq/pulse/functions/store/local"
 	"github.com/pulsehq/pulse/policy"
 )
 
@@ -65,6 +70,8 @@ type Hub struct {
 	Keys    *hubkey.Keys
 	Ready   *Readiness
 	Bus     *events.Bus
+	// Signed is Store's integrity check: what it refused, and a scan of the bucket.
+	Signed *signed.Store
 
 	Trail     *trail.Recorder
 	Access    *access.Service
@@ -76,6 +83,8 @@ type Hub struct {
 	policyDir string
 	verifier  *httpsig.Verifier
 	closeOnce sync.Once
+	sealMu    sync.Mutex
+	lastSeal  time.Time
 }
 
 // New builds a hub: it opens the store, loads the signing keys, prepares the policy and wires the
@@ -124,12 +133,26 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		}
 		proxies = append(proxies, pfx)
 	}
-	h := assemble(st, keys, log, cfg.Version)
+	// Every read of the bucket is checked against the hub's keys from here on: the bucket holds the
+	// hub's state but is not trusted to say what the hub decided (docs/security.md).
+	sst, err := signed.Wrap(st, keys, log)
+	if err != nil {
+		return nil, err
+	}
+	h := assemble(sst, keys, log, cfg.Version)
+	h.Signed = sst
 	h.Ready = NewReadiness(st, url, log)
 	h.policyDir = cfg.Settings.Policy
 	h.Access.Policy, h.Access.TrustedProxies = engine, proxies
 	if o := cfg.Settings.Auth.OIDC; o.Issuer != "" {
 		h.Access.OIDC = &access.OIDCVerifier{Issuer: o.Issuer, Audience: o.Audience, GroupsClaim: o.GroupsClaim}
+	}
+	if dir := auditOutbox(cfg); dir != "" {
+		ob, err := local.New(dir)
+		if err != nil {
+			return nil, fmt.Errorf("audit outbox: %w", err)
+		}
+		h.Trail.Outbox = ob
 	}
 	h.Delivery.PollHold = cfg.PollHold
 	h.Fleet.HeartbeatInterval = cfg.HeartbeatInterval
@@ -137,11 +160,33 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	return h, nil
 }
 
+// auditOutbox is where audit records wait while the store fails: the configured directory, else one
+// beside the key file; none for a hub given its keys in process (tests), whose records wait in memory.
+func auditOutbox(cfg Config) string {
+	if cfg.Settings.AuditOutbox != "" {
+		return cfg.Settings.AuditOutbox
+	}
+	if cfg.Keys != nil {
+		return ""
+	}
+	kf := cfg.KeyFile
+	if v := os.Getenv(hubkey.EnvVar); v != "" {
+		if strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN") {
+			return "pulse-audit-outbox"
+		}
+		kf = v
+	}
+	if kf == "" {
+		kf = hubkey.DefaultFile
+	}
+	return filepath.Join(filepath.Dir(kf), "pulse-audit-outbox")
+}
+
 // assemble connects the rooms on a store; New adds what needs configuration. The OpenAPI document is
 // rendered from a hub wired on no store at all.
 func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version string) *Hub {
 	bus := &events.Bus{}
-	tr := &trail.Recorder{Store: st, Log: log}
+	tr := &trail.Recorder{Store: st, Log: log, Keys: keys}
 	h := &Hub{Store: st, Log: log, Version: version, Keys: keys, Bus: bus, Trail: tr}
 	h.Access = &access.Service{Store: st, Log: log, Trail: tr}
 	h.Fleet = &fleet.Service{Store: st, Log: log, Trail: tr, Keys: keys}
@@ -163,7 +208,11 @@ const (
 // Run does the hub's background work until ctx ends: readiness checks, the bell feed, audit seals and
 // the one-second tick. It audits the policy it runs with first.
 func (h *Hub) Run(ctx context.Context) {
+	// A start explains the gap in the audit seals while no hub ran (audit.Verify).
+	h.Trail.Write(ctx, audit.Record{Principal: audit.Actor{ID: "hub", Via: "hub"}, Action: audit.ActionHubStarted, Outcome: "ok",
+		Detail: map[string]any{"version": h.Version, "keyId": h.Keys.CurrentID()}})
 	h.Access.PolicyLoaded(ctx, h.policyDir)
+	h.Trail.Seal(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { h.Ready.Watch(ctx, readyInterval) })
 	wg.Go(func() { h.Delivery.WatchBells(ctx) })
@@ -188,7 +237,23 @@ func every(ctx context.Context, interval time.Duration, fn func(context.Context)
 
 // Tick runs the periodic work once (timers, half-done executions, schedules), for a hub without a
 // resident process. It returns how many executions were active.
-func (h *Hub) Tick(ctx context.Context) int { return h.Workflows.Tick(ctx) }
+func (h *Hub) Tick(ctx context.Context) int {
+	if h.sealDue(time.Now()) {
+		h.Trail.Seal(ctx)
+	}
+	return h.Workflows.Tick(ctx)
+}
+
+// sealDue says whether a hub that only ticks should seal the audit trail now.
+func (h *Hub) sealDue(now time.Time) bool {
+	h.sealMu.Lock()
+	defer h.sealMu.Unlock()
+	if now.Sub(h.lastSeal) < sealInterval {
+		return false
+	}
+	h.lastSeal = now
+	return true
+}
 
 // Drain makes waiting polls return at once, for a quick graceful shutdown.
 func (h *Hub) Drain() { h.Delivery.Drain() }

@@ -91,10 +91,11 @@ func (th *testHub) call(token, method, path string, in, out any) int {
 	return resp.StatusCode
 }
 
+// token is the root admin onboarding a person called name: the token is theirs, made by root.
 func (th *testHub) token(name, groups string) string {
 	th.t.Helper()
 	var out struct{ Token string }
-	if st := th.call(th.admin, "POST", "/v1/tokens", map[string]any{"name": name, "groups": strings.Split(groups, ",")}, &out); st != 201 {
+	if st := th.call(th.admin, "POST", "/v1/tokens", map[string]any{"name": name, "groups": strings.Split(groups, ","), "for": name}, &out); st != 201 {
 		th.t.Fatalf("create token %s: %d", name, st)
 	}
 	return out.Token

@@ -9,6 +9,8 @@ import (
 
 	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/hub/access"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/signed"
 )
 
 // TokenInput creates an operator token.
@@ -17,6 +19,7 @@ type TokenInput struct {
 		Name       string   `json:"name" minLength:"1" maxLength:"64"`
 		Groups     []string `json:"groups" minItems:"1"`
 		TTLSeconds int      `json:"ttlSeconds,omitempty" minimum:"0"`
+		For        string   `json:"for,omitempty" maxLength:"64" doc:"The person the token is for (an admin onboarding someone); default: the caller. The token never approves the caller's own commands either way."`
 	}
 }
 
@@ -50,6 +53,22 @@ type AuditOutput struct {
 	}
 }
 
+// IntegrityInput asks for a scan of the bucket besides what this process refused.
+type IntegrityInput struct {
+	Scan  bool `query:"scan" doc:"Also check every object the hub keeps (up to limit); reads each once."`
+	Limit int  `query:"limit" minimum:"0" maximum:"1000000" doc:"Most objects a scan reads (default 100000)."`
+}
+
+// IntegrityOutput is the integrity view: objects in the bucket that the hub did not write as they are.
+type IntegrityOutput struct {
+	Body struct {
+		OK bool `json:"ok" doc:"No refused object in this process nor in the scan."`
+		signed.Report
+		Scanned     int              `json:"scanned,omitempty" doc:"Objects the scan checked."`
+		ScanRefused []signed.Refused `json:"scanRefused,omitempty" doc:"Objects the scan found that fail the check."`
+	}
+}
+
 // VerifyOutput is the audit chain check.
 type VerifyOutput struct {
 	Body audit.Report
@@ -63,7 +82,7 @@ func registerAccess(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "create-token", Method: http.MethodPost, Path: "/v1/tokens",
 		Summary: "Create an operator API token", Description: "The secret is returned once; only its hash is stored.",
 		DefaultStatus: http.StatusCreated, Errors: []int{422}}, func(ctx context.Context, in *TokenInput) (*TokenOutput, error) {
-		v, secret, err := h.Access.CreateToken(ctx, in.Body.Name, in.Body.Groups, time.Duration(in.Body.TTLSeconds)*time.Second)
+		v, secret, err := h.Access.CreateToken(ctx, in.Body.Name, in.Body.Groups, time.Duration(in.Body.TTLSeconds)*time.Second, in.Body.For)
 		if err != nil {
 			return nil, err
 		}
@@ -100,8 +119,28 @@ func registerAudit(api huma.API, h *Hub) {
 		out.Body.Records = recs
 		return out, nil
 	})
+	register(api, h, huma.Operation{OperationID: "get-integrity", Method: http.MethodGet, Path: "/v1/integrity",
+		Summary:     "Objects in the bucket that the hub did not write",
+		Description: "Every object the hub keeps carries a MAC made with a key derived from its signing key; one that fails the check (forged or edited by someone with write access to the bucket) is ignored and listed here, never acted on. Lists what this hub process refused; with scan=true also checks the bucket."},
+		func(ctx context.Context, in *IntegrityInput) (*IntegrityOutput, error) {
+			out := &IntegrityOutput{}
+			out.Body.Report = h.Signed.Integrity()
+			if in.Scan {
+				limit := in.Limit
+				if limit == 0 {
+					limit = 100000
+				}
+				n, bad, err := h.Signed.Scan(ctx, integrityPrefixes(), limit)
+				if err != nil {
+					return nil, err
+				}
+				out.Body.Scanned, out.Body.ScanRefused = n, bad
+			}
+			out.Body.OK = out.Body.Refused == 0 && len(out.Body.ScanRefused) == 0
+			return out, nil
+		})
 	register(api, h, huma.Operation{OperationID: "verify-audit", Method: http.MethodPost, Path: "/v1/audit/verify",
-		Summary: "Seal and verify the audit chain", Description: "Names the first record that was changed or removed."},
+		Summary: "Verify the audit chain", Description: "Checks the chain as stored, without sealing first: names the first record that was changed, removed, forged or inserted, a seal not made by this hub, and a gap in the seals that no hub start explains."},
 		func(ctx context.Context, _ *struct{}) (*VerifyOutput, error) {
 			rep, err := h.Trail.Verify(ctx)
 			if err != nil {
@@ -109,4 +148,16 @@ func registerAudit(api huma.API, h *Hub) {
 			}
 			return &VerifyOutput{Body: rep}, nil
 		})
+}
+
+// integrityPrefixes are the prefixes a scan checks: all but the probe's throw-away objects (the signed
+// store skips the inbox, whose envelopes the agents check themselves).
+func integrityPrefixes() []string {
+	var out []string
+	for _, p := range layout.Prefixes() {
+		if p.Path != layout.Probe {
+			out = append(out, p.Path)
+		}
+	}
+	return out
 }

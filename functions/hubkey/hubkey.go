@@ -66,6 +66,20 @@ func (k *Keys) KeySetSignatures() []wire.KeySignature {
 	return wire.SignKeySet(k.Public(), privs...)
 }
 
+// Private lists the private keys held, current first: the record MACs (functions/signed) and audit
+// seals are made with the current one and accepted from any.
+func (k *Keys) Private() []ed25519.PrivateKey {
+	if k.Previous != nil {
+		return []ed25519.PrivateKey{k.Current, k.Previous}
+	}
+	return []ed25519.PrivateKey{k.Current}
+}
+
+// IDOf is the key id of one of the held keys.
+func (k *Keys) IDOf(priv ed25519.PrivateKey) string {
+	return wire.KeyIDFor(priv.Public().(ed25519.PublicKey))
+}
+
 func pub(priv ed25519.PrivateKey) wire.HubKey {
 	p := priv.Public().(ed25519.PublicKey)
 	return wire.HubKey{KeyID: wire.KeyIDFor(p), PublicKey: p}

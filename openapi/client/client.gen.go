@@ -29,6 +29,7 @@ const (
 	AgentStateStateRejected         AgentStateState = "rejected"
 	AgentStateStateRunning          AgentStateState = "running"
 	AgentStateStateSucceeded        AgentStateState = "succeeded"
+	AgentStateStateTampered         AgentStateState = "tampered"
 	AgentStateStateTimedOut         AgentStateState = "timed_out"
 )
 
@@ -54,6 +55,8 @@ func (e AgentStateState) Valid() bool {
 	case AgentStateStateRunning:
 		return true
 	case AgentStateStateSucceeded:
+		return true
+	case AgentStateStateTampered:
 		return true
 	case AgentStateStateTimedOut:
 		return true
@@ -165,6 +168,7 @@ func (e ListExecutionsParamsStatus) Valid() bool {
 type Actor struct {
 	Groups []string `json:"groups,omitempty"`
 	ID     string   `json:"id"`
+	Person string   `json:"person,omitempty"`
 	Via    string   `json:"via"`
 }
 
@@ -190,18 +194,20 @@ type AgentState struct {
 	ChangedAt time.Time `json:"changedAt,omitempty"`
 
 	// Chunks Output chunks stored so far.
-	Chunks      int64           `json:"chunks"`
-	DurationMs  int64           `json:"durationMs,omitempty"`
-	ExitCode    *int64          `json:"exitCode,omitempty"`
-	FinishedAt  time.Time       `json:"finishedAt,omitempty"`
-	Name        string          `json:"name"`
-	OutputBytes int64           `json:"outputBytes"`
-	Reason      string          `json:"reason,omitempty"`
-	StartedAt   time.Time       `json:"startedAt,omitempty"`
-	State       AgentStateState `json:"state"`
+	Chunks      int64     `json:"chunks"`
+	DurationMs  int64     `json:"durationMs,omitempty"`
+	ExitCode    *int64    `json:"exitCode,omitempty"`
+	FinishedAt  time.Time `json:"finishedAt,omitempty"`
+	Name        string    `json:"name"`
+	OutputBytes int64     `json:"outputBytes"`
+	Reason      string    `json:"reason,omitempty"`
+	StartedAt   time.Time `json:"startedAt,omitempty"`
+
+	// State tampered: the stored result fails the hub's integrity check (edited or forged in the bucket); what the agent reported is unknown.
+	State AgentStateState `json:"state"`
 }
 
-// AgentStateState defines model for AgentState.State.
+// AgentStateState tampered: the stored result fails the hub's integrity check (edited or forged in the bucket); what the agent reported is unknown.
 type AgentStateState string
 
 // AgentView defines model for AgentView.
@@ -240,10 +246,11 @@ type ApplyWorkflowInputBody struct {
 
 // ApprovalRequirement defines model for ApprovalRequirement.
 type ApprovalRequirement struct {
-	Count     int64    `json:"count"`
-	Groups    []string `json:"groups"`
-	Reason    string   `json:"reason,omitempty"`
-	Requester string   `json:"requester"`
+	Count           int64    `json:"count"`
+	Groups          []string `json:"groups"`
+	Reason          string   `json:"reason,omitempty"`
+	Requester       string   `json:"requester"`
+	RequesterPerson string   `json:"requesterPerson,omitempty"`
 }
 
 // ApprovalsOutputBody defines model for ApprovalsOutputBody.
@@ -308,16 +315,18 @@ type CommandStatus struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: https://example.com/schemas/CommandStatus.json
-	Schema           string              `json:"$schema,omitempty"`
-	Agents           []AgentState        `json:"agents"`
-	Approval         ApprovalRequirement `json:"approval,omitempty"`
-	Approvers        []string            `json:"approvers,omitempty"`
-	Attempt          int64               `json:"attempt,omitempty"`
-	AwaitingApproval bool                `json:"awaitingApproval"`
-	Cancelled        bool                `json:"cancelled"`
-	Command          string              `json:"command"`
-	Counts           map[string]int64    `json:"counts"`
-	CreatedAt        time.Time           `json:"createdAt"`
+	Schema   string              `json:"$schema,omitempty"`
+	Agents   []AgentState        `json:"agents"`
+	Approval ApprovalRequirement `json:"approval,omitempty"`
+
+	// Approvers The people whose approvals count (person:alice, oidc:…, forward:…).
+	Approvers        []string         `json:"approvers,omitempty"`
+	Attempt          int64            `json:"attempt,omitempty"`
+	AwaitingApproval bool             `json:"awaitingApproval"`
+	Cancelled        bool             `json:"cancelled"`
+	Command          string           `json:"command"`
+	Counts           map[string]int64 `json:"counts"`
+	CreatedAt        time.Time        `json:"createdAt"`
 
 	// Denied An approver denied it.
 	Denied bool `json:"denied"`
@@ -615,6 +624,15 @@ type ExecutionView struct {
 	Workflow  string `json:"workflow"`
 }
 
+// Gap defines model for Gap.
+type Gap struct {
+	AfterSeq int64     `json:"afterSeq"`
+	From     time.Time `json:"from"`
+
+	// To The next seal, or the time of the check when no seal followed.
+	To time.Time `json:"to"`
+}
+
 // HatchStatus defines model for HatchStatus.
 type HatchStatus struct {
 	By        string    `json:"by,omitempty"`
@@ -676,6 +694,29 @@ type IntegrationStatus struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// IntegrityOutputBody defines model for IntegrityOutputBody.
+type IntegrityOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/IntegrityOutputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Objects The objects refused, newest first (at most 100).
+	Objects []Refused `json:"objects"`
+
+	// OK No refused object in this process nor in the scan.
+	OK bool `json:"ok"`
+
+	// Refused Reads refused since this process started.
+	Refused int64 `json:"refused"`
+
+	// ScanRefused Objects the scan found that fail the check.
+	ScanRefused []Refused `json:"scanRefused,omitempty"`
+
+	// Scanned Objects the scan checked.
+	Scanned int64 `json:"scanned,omitempty"`
+}
+
 // KeySignature defines model for KeySignature.
 type KeySignature struct {
 	KeyID     string `json:"keyId"`
@@ -726,10 +767,12 @@ type PollResponse struct {
 
 // Principal defines model for Principal.
 type Principal struct {
-	Email  string   `json:"email,omitempty"`
-	Groups []string `json:"groups,omitempty"`
-	ID     string   `json:"id"`
-	Name   string   `json:"name,omitempty"`
+	Email   string   `json:"email,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	ID      string   `json:"id"`
+	Lineage []string `json:"lineage,omitempty"`
+	Name    string   `json:"name,omitempty"`
+	Person  string   `json:"person,omitempty"`
 
 	// Via How the principal authenticated: token, oidc or forward-auth.
 	Via string `json:"via"`
@@ -784,6 +827,14 @@ type Record struct {
 	Time      time.Time `json:"time"`
 }
 
+// Refused defines model for Refused.
+type Refused struct {
+	// At When this hub process first refused it.
+	At     time.Time `json:"at"`
+	Key    string    `json:"key"`
+	Reason string    `json:"reason"`
+}
+
 // Rejection defines model for Rejection.
 type Rejection struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -827,7 +878,10 @@ type Report struct {
 	//
 	// Example: https://example.com/schemas/Report.json
 	Schema string `json:"$schema,omitempty"`
-	OK     bool   `json:"ok"`
+
+	// Gaps Gaps in the seals explained by a hub start (no hub was running).
+	Gaps []Gap `json:"gaps,omitempty"`
+	OK   bool  `json:"ok"`
 
 	// Problem The first break found, naming the record or seal.
 	Problem string `json:"problem,omitempty"`
@@ -836,7 +890,7 @@ type Report struct {
 	Records int64 `json:"records"`
 	Seals   int64 `json:"seals"`
 
-	// Unsealed Records written since the last seal (not yet protected).
+	// Unsealed Genuine records written since the last seal (not yet protected).
 	Unsealed int64 `json:"unsealed"`
 }
 
@@ -964,7 +1018,10 @@ type TokenInputBody struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: https://example.com/schemas/TokenInputBody.json
-	Schema     string   `json:"$schema,omitempty"`
+	Schema string `json:"$schema,omitempty"`
+
+	// For The person the token is for (an admin onboarding someone); default: the caller. The token never approves the caller's own commands either way.
+	For        string   `json:"for,omitempty"`
 	Groups     []string `json:"groups"`
 	Name       string   `json:"name"`
 	TTLSeconds int64    `json:"ttlSeconds,omitempty"`
@@ -982,8 +1039,11 @@ type TokenOutputBody struct {
 	Groups    []string  `json:"groups"`
 
 	// ID Public id: the first 16 hex digits of the token's hash.
-	ID      string `json:"id"`
-	Name    string `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+
+	// Owner The person the token belongs to, e.g. person:alice.
+	Owner   string `json:"owner"`
 	Revoked bool   `json:"revoked"`
 	Token   string `json:"token"`
 }
@@ -996,8 +1056,11 @@ type TokenView struct {
 	Groups    []string  `json:"groups"`
 
 	// ID Public id: the first 16 hex digits of the token's hash.
-	ID      string `json:"id"`
-	Name    string `json:"name"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+
+	// Owner The person the token belongs to, e.g. person:alice.
+	Owner   string `json:"owner"`
 	Revoked bool   `json:"revoked"`
 }
 
@@ -1141,6 +1204,15 @@ type ListExecutionsParams struct {
 
 // ListExecutionsParamsStatus defines parameters for ListExecutions.
 type ListExecutionsParamsStatus string
+
+// GetIntegrityParams defines parameters for GetIntegrity.
+type GetIntegrityParams struct {
+	// Scan Also check every object the hub keeps (up to limit); reads each once.
+	Scan *bool `form:"scan,omitempty" json:"scan,omitempty"`
+
+	// Limit Most objects a scan reads (default 100000).
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
 
 // AgentRunningJSONRequestBody defines body for AgentRunning for application/json ContentType.
 type AgentRunningJSONRequestBody = Running
@@ -1435,9 +1507,9 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/audit (the `GetAudit` operationId).
 	GetAudit(ctx context.Context, params *GetAuditParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// VerifyAudit Seal and verify the audit chain
+	// VerifyAudit Verify the audit chain
 	//
-	// Names the first record that was changed or removed.
+	// Checks the chain as stored, without sealing first: names the first record that was changed, removed, forged or inserted, a seal not made by this hub, and a gap in the seals that no hub start explains.
 	//
 	// Corresponds with POST /v1/audit/verify (the `VerifyAudit` operationId).
 	VerifyAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1624,6 +1696,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/executions/{id}/respond (the `RespondPrompt` operationId).
 	RespondPrompt(ctx context.Context, id string, body RespondPromptJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetIntegrity Objects in the bucket that the hub did not write
+	//
+	// Every object the hub keeps carries a MAC made with a key derived from its signing key; one that fails the check (forged or edited by someone with write access to the bucket) is ignored and listed here, never acted on. Lists what this hub process refused; with scan=true also checks the bucket.
+	//
+	// Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
+	GetIntegrity(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListTokens List operator tokens (without secrets)
 	//
@@ -2097,9 +2176,9 @@ func (c *Client) GetAudit(ctx context.Context, params *GetAuditParams, reqEditor
 	return c.Client.Do(req)
 }
 
-// VerifyAudit Seal and verify the audit chain
+// VerifyAudit Verify the audit chain
 //
-// Names the first record that was changed or removed.
+// Checks the chain as stored, without sealing first: names the first record that was changed, removed, forged or inserted, a seal not made by this hub, and a gap in the seals that no hub start explains.
 //
 // Corresponds with POST /v1/audit/verify (the `VerifyAudit` operationId).
 func (c *Client) VerifyAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2537,6 +2616,23 @@ func (c *Client) RespondPromptWithBody(ctx context.Context, id string, contentTy
 // Corresponds with POST /v1/executions/{id}/respond (the `RespondPrompt` operationId).
 func (c *Client) RespondPrompt(ctx context.Context, id string, body RespondPromptJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRespondPromptRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetIntegrity Objects in the bucket that the hub did not write
+//
+// Every object the hub keeps carries a MAC made with a key derived from its signing key; one that fails the check (forged or edited by someone with write access to the bucket) is ignored and listed here, never acted on. Lists what this hub process refused; with scan=true also checks the bucket.
+//
+// Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
+func (c *Client) GetIntegrity(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetIntegrityRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4399,6 +4495,72 @@ func NewRespondPromptRequestWithBody(server string, id string, contentType strin
 	return req, nil
 }
 
+// NewGetIntegrityRequest constructs an http.Request for the GetIntegrity method
+func NewGetIntegrityRequest(server string, params *GetIntegrityParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/integrity")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Scan != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "scan", *params.Scan, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTokensRequest constructs an http.Request for the ListTokens method
 func NewListTokensRequest(server string) (*http.Request, error) {
 	var err error
@@ -4908,9 +5070,9 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/audit (the `GetAudit` operationId).
 	GetAuditWithResponse(ctx context.Context, params *GetAuditParams, reqEditors ...RequestEditorFn) (*GetAuditResponse, error)
 
-	// VerifyAuditWithResponse Seal and verify the audit chain
+	// VerifyAuditWithResponse Verify the audit chain
 	//
-	// Names the first record that was changed or removed.
+	// Checks the chain as stored, without sealing first: names the first record that was changed, removed, forged or inserted, a seal not made by this hub, and a gap in the seals that no hub start explains.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5121,6 +5283,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/executions/{id}/respond (the `RespondPrompt` operationId).
 	RespondPromptWithResponse(ctx context.Context, id string, body RespondPromptJSONRequestBody, reqEditors ...RequestEditorFn) (*RespondPromptResponse, error)
+
+	// GetIntegrityWithResponse Objects in the bucket that the hub did not write
+	//
+	// Every object the hub keeps carries a MAC made with a key derived from its signing key; one that fails the check (forged or edited by someone with write access to the bucket) is ignored and listed here, never acted on. Lists what this hub process refused; with scan=true also checks the bucket.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
+	GetIntegrityWithResponse(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*GetIntegrityResponse, error)
 
 	// ListTokensWithResponse List operator tokens (without secrets)
 	//
@@ -7201,6 +7372,54 @@ func (r RespondPromptResponse) ContentType() string {
 	return ""
 }
 
+type GetIntegrityResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *IntegrityOutputBody
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetIntegrityResponse) GetJSON200() *IntegrityOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetIntegrityResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetIntegrityResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetIntegrityResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetIntegrityResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetIntegrityResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -7962,9 +8181,9 @@ func (c *ClientWithResponses) GetAuditWithResponse(ctx context.Context, params *
 	return ParseGetAuditResponse(rsp)
 }
 
-// VerifyAuditWithResponse Seal and verify the audit chain
+// VerifyAuditWithResponse Verify the audit chain
 //
-// Names the first record that was changed or removed.
+// Checks the chain as stored, without sealing first: names the first record that was changed, removed, forged or inserted, a seal not made by this hub, and a gap in the seals that no hub start explains.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8330,6 +8549,21 @@ func (c *ClientWithResponses) RespondPromptWithResponse(ctx context.Context, id 
 		return nil, err
 	}
 	return ParseRespondPromptResponse(rsp)
+}
+
+// GetIntegrityWithResponse Objects in the bucket that the hub did not write
+//
+// Every object the hub keeps carries a MAC made with a key derived from its signing key; one that fails the check (forged or edited by someone with write access to the bucket) is ignored and listed here, never acted on. Lists what this hub process refused; with scan=true also checks the bucket.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
+func (c *ClientWithResponses) GetIntegrityWithResponse(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*GetIntegrityResponse, error) {
+	rsp, err := c.GetIntegrity(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetIntegrityResponse(rsp)
 }
 
 // ListTokensWithResponse List operator tokens (without secrets)
@@ -10008,6 +10242,39 @@ func ParseRespondPromptResponse(rsp *http.Response) (*RespondPromptResponse, err
 			return nil, err
 		}
 		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetIntegrityResponse parses an HTTP response from a GetIntegrityWithResponse call
+func ParseGetIntegrityResponse(rsp *http.Response) (*GetIntegrityResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetIntegrityResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest IntegrityOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
 
 	}
 

@@ -283,8 +283,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Seal and verify the audit chain
-         * @description Names the first record that was changed or removed.
+         * Verify the audit chain
+         * @description Checks the chain as stored, without sealing first: names the first record that was changed, removed, forged or inserted, a seal not made by this hub, and a gap in the seals that no hub start explains.
          */
         post: operations["verify-audit"];
         delete?: never;
@@ -584,6 +584,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/integrity": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Objects in the bucket that the hub did not write
+         * @description Every object the hub keeps carries a MAC made with a key derived from its signing key; one that fails the check (forged or edited by someone with write access to the bucket) is ignored and listed here, never acted on. Lists what this hub process refused; with scan=true also checks the bucket.
+         */
+        get: operations["get-integrity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tokens": {
         parameters: {
             query?: never;
@@ -678,6 +698,7 @@ export interface components {
         Actor: {
             groups?: string[] | null;
             id: string;
+            person?: string;
             via: string;
         };
         AgentResult: {
@@ -716,8 +737,11 @@ export interface components {
             reason?: string;
             /** Format: date-time */
             startedAt?: string;
-            /** @enum {string} */
-            state: "pending" | "awaiting_approval" | "queued" | "delivered" | "running" | "succeeded" | "failed" | "timed_out" | "cancelled" | "rejected" | "expired";
+            /**
+             * @description tampered: the stored result fails the hub's integrity check (edited or forged in the bucket); what the agent reported is unknown.
+             * @enum {string}
+             */
+            state: "pending" | "awaiting_approval" | "queued" | "delivered" | "running" | "succeeded" | "failed" | "timed_out" | "cancelled" | "rejected" | "expired" | "tampered";
         };
         AgentView: {
             /**
@@ -765,6 +789,7 @@ export interface components {
             groups: string[] | null;
             reason?: string;
             requester: string;
+            requesterPerson?: string;
         };
         ApprovalsOutputBody: {
             /**
@@ -835,6 +860,7 @@ export interface components {
             readonly $schema?: string;
             agents: components["schemas"]["AgentState"][] | null;
             approval?: components["schemas"]["ApprovalRequirement"];
+            /** @description The people whose approvals count (person:alice, oidc:…, forward:…). */
             approvers?: string[] | null;
             /** Format: int64 */
             attempt?: number;
@@ -1174,6 +1200,17 @@ export interface components {
             version: number;
             workflow: string;
         };
+        Gap: {
+            /** Format: int64 */
+            afterSeq: number;
+            /** Format: date-time */
+            from: string;
+            /**
+             * Format: date-time
+             * @description The next seal, or the time of the check when no seal followed.
+             */
+            to: string;
+        };
         HatchStatus: {
             by?: string;
             /** Format: date-time */
@@ -1229,6 +1266,30 @@ export interface components {
             /** @description Why the integration is disabled, in words an operator can act on. */
             reason?: string;
         };
+        IntegrityOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/IntegrityOutputBody.json
+             */
+            readonly $schema?: string;
+            /** @description The objects refused, newest first (at most 100). */
+            objects: components["schemas"]["Refused"][] | null;
+            /** @description No refused object in this process nor in the scan. */
+            ok: boolean;
+            /**
+             * Format: int64
+             * @description Reads refused since this process started.
+             */
+            refused: number;
+            /** @description Objects the scan found that fail the check. */
+            scanRefused?: components["schemas"]["Refused"][] | null;
+            /**
+             * Format: int64
+             * @description Objects the scan checked.
+             */
+            scanned?: number;
+        };
         KeySignature: {
             keyId: string;
             signature: string;
@@ -1279,7 +1340,9 @@ export interface components {
             email?: string;
             groups?: string[] | null;
             id: string;
+            lineage?: string[] | null;
             name?: string;
+            person?: string;
             /** @description How the principal authenticated: token, oidc or forward-auth. */
             via: string;
         };
@@ -1331,6 +1394,15 @@ export interface components {
             /** Format: date-time */
             time: string;
         };
+        Refused: {
+            /**
+             * Format: date-time
+             * @description When this hub process first refused it.
+             */
+            at: string;
+            key: string;
+            reason: string;
+        };
         Rejection: {
             /**
              * Format: uri
@@ -1374,6 +1446,8 @@ export interface components {
              * @example https://example.com/schemas/Report.json
              */
             readonly $schema?: string;
+            /** @description Gaps in the seals explained by a hub start (no hub was running). */
+            gaps?: components["schemas"]["Gap"][] | null;
             ok: boolean;
             /** @description The first break found, naming the record or seal. */
             problem?: string;
@@ -1386,7 +1460,7 @@ export interface components {
             seals: number;
             /**
              * Format: int64
-             * @description Records written since the last seal (not yet protected).
+             * @description Genuine records written since the last seal (not yet protected).
              */
             unsealed: number;
         };
@@ -1531,6 +1605,8 @@ export interface components {
              * @example https://example.com/schemas/TokenInputBody.json
              */
             readonly $schema?: string;
+            /** @description The person the token is for (an admin onboarding someone); default: the caller. The token never approves the caller's own commands either way. */
+            for?: string;
             groups: string[] | null;
             name: string;
             /** Format: int64 */
@@ -1552,6 +1628,8 @@ export interface components {
             /** @description Public id: the first 16 hex digits of the token's hash. */
             id: string;
             name: string;
+            /** @description The person the token belongs to, e.g. person:alice. */
+            owner: string;
             revoked: boolean;
             token: string;
         };
@@ -1565,6 +1643,8 @@ export interface components {
             /** @description Public id: the first 16 hex digits of the token's hash. */
             id: string;
             name: string;
+            /** @description The person the token belongs to, e.g. person:alice. */
+            owner: string;
             revoked: boolean;
         };
         TokensOutputBody: {
@@ -3260,6 +3340,40 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-integrity": {
+        parameters: {
+            query?: {
+                /** @description Also check every object the hub keeps (up to limit); reads each once. */
+                scan?: boolean;
+                /** @description Most objects a scan reads (default 100000). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrityOutputBody"];
+                };
+            };
+            /** @description Error */
+            default: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -88,6 +88,7 @@ operator_actions := {
 admin_actions := {
 	"get-audit",
 	"verify-audit",
+	"get-integrity",
 	"create-token",
 	"list-tokens",
 	"revoke-token",

@@ -108,7 +108,7 @@ test_viewer_may_not_run_shell_run if {
 test_admin_only_actions_explained_to_viewers_and_operators if {
 	every groups in [["viewer"], ["operator"], ["viewer", "operator"]] {
 		every action in [
-			"get-audit", "verify-audit", "create-token", "list-tokens", "revoke-token",
+			"get-audit", "verify-audit", "get-integrity", "create-token", "list-tokens", "revoke-token",
 			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow",
 		] {
 			denied_by(req(groups, action), "admin_only")

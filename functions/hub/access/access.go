@@ -5,6 +5,7 @@
 package access
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -53,6 +55,11 @@ type APIToken struct {
 	CreatedAt time.Time `json:"createdAt"`
 	CreatedBy string    `json:"createdBy,omitempty"`
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// Owner is the person the token belongs to (domain.PersonOf): its creator's, or the person an admin
+	// named when creating it for someone else.
+	Owner string `json:"owner"`
+	// Lineage is the creator's lineage and the creator: the people this credential descends from.
+	Lineage []string `json:"lineage,omitempty"`
 	// Revoked is derived from a revocation object, never stored in the token's own (write-once) object.
 	Revoked bool `json:"-"`
 }
@@ -66,6 +73,7 @@ type TokenView struct {
 	CreatedBy string    `json:"createdBy,omitempty"`
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 	Revoked   bool      `json:"revoked"`
+	Owner     string    `json:"owner" doc:"The person the token belongs to, e.g. person:alice."`
 }
 
 // NewSecret makes a random token with a recognisable prefix, so a leaked one is easy to spot in logs.
@@ -81,11 +89,17 @@ func HashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// CreateAPIToken stores a new operator token and returns its secret, shown once. It is a function of
-// the store alone, so `pulse init` can make the first admin token before any hub runs.
+// CreateAPIToken stores a new operator token belonging to the person called name, with no lineage, and
+// returns its secret, shown once. It is a function of the store alone, so `pulse init` can make the
+// first admin token before any hub runs.
 func CreateAPIToken(ctx context.Context, s store.Store, name string, groups []string, ttl time.Duration, by string) (string, error) {
+	return createToken(ctx, s, APIToken{Name: name, Groups: groups, CreatedBy: by, Owner: domain.PersonOf("person", name)}, ttl)
+}
+
+func createToken(ctx context.Context, s store.Store, t APIToken, ttl time.Duration) (string, error) {
+	name := t.Name
 	secret := NewSecret("pulse_")
-	t := APIToken{Name: name, Groups: groups, CreatedAt: time.Now().UTC(), CreatedBy: by}
+	t.CreatedAt = time.Now().UTC()
 	if ttl > 0 {
 		t.ExpiresAt = t.CreatedAt.Add(ttl)
 	}
@@ -104,21 +118,35 @@ func HasAPITokens(ctx context.Context, s store.Store) (bool, error) {
 	return len(page.Objects) > 0, nil
 }
 
-// CreateToken makes an operator token for the caller's request and returns its view and secret.
-func (s *Service) CreateToken(ctx context.Context, name string, groups []string, ttl time.Duration) (TokenView, string, error) {
+// CreateToken makes an operator token for the caller's request and returns its view and secret. The
+// token belongs to the caller, or to the person forPerson names (an admin onboarding someone); either
+// way it descends from the caller, so it never approves the caller's own commands.
+func (s *Service) CreateToken(ctx context.Context, name string, groups []string, ttl time.Duration, forPerson string) (TokenView, string, error) {
 	if !layout.ValidID(name) {
 		return TokenView{}, "", &domain.Error{Kind: domain.KindInvalid, Field: "body.name", Msg: "token name: letters, digits, - and _ only"}
 	}
-	by := domain.PrincipalFrom(ctx).ID
-	secret, err := CreateAPIToken(ctx, s.Store, name, groups, ttl, by)
+	if forPerson != "" && !layout.ValidID(forPerson) {
+		return TokenView{}, "", &domain.Error{Kind: domain.KindInvalid, Field: "body.for", Msg: "person: letters, digits, - and _ only"}
+	}
+	me := domain.PrincipalFrom(ctx)
+	t := APIToken{Name: name, Groups: groups, CreatedBy: me.ID, Owner: me.Person}
+	if forPerson != "" || t.Owner == "" {
+		t.Owner = domain.PersonOf("person", cmp.Or(forPerson, name))
+	}
+	for _, p := range append(slices.Clone(me.Lineage), me.Person) {
+		if p != "" && !slices.Contains(t.Lineage, p) && p != t.Owner {
+			t.Lineage = append(t.Lineage, p)
+		}
+	}
+	secret, err := createToken(ctx, s.Store, t, ttl)
 	if err != nil {
 		return TokenView{}, "", err
 	}
-	v := TokenView{ID: HashSecret(secret)[:16], Name: name, Groups: groups, CreatedAt: time.Now().UTC(), CreatedBy: by}
+	v := TokenView{ID: HashSecret(secret)[:16], Name: name, Groups: groups, CreatedAt: time.Now().UTC(), CreatedBy: me.ID, Owner: t.Owner}
 	if ttl > 0 {
 		v.ExpiresAt = v.CreatedAt.Add(ttl)
 	}
-	s.Trail.Record(ctx, "create-token", nil, nil, "ok", map[string]any{"tokenId": v.ID, "name": name, "groups": groups})
+	s.Trail.Record(ctx, "create-token", nil, nil, "ok", map[string]any{"tokenId": v.ID, "name": name, "groups": groups, "owner": t.Owner})
 	return v, secret, nil
 }
 
@@ -134,7 +162,7 @@ func (s *Service) Tokens(ctx context.Context) ([]TokenView, map[string]string, e
 		}
 		id := hash[:16]
 		hashes[id] = hash
-		views = append(views, TokenView{ID: id, Name: t.Name, Groups: t.Groups, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy, ExpiresAt: t.ExpiresAt, Revoked: t.Revoked})
+		views = append(views, TokenView{ID: id, Name: t.Name, Groups: t.Groups, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy, ExpiresAt: t.ExpiresAt, Revoked: t.Revoked, Owner: t.Owner})
 		return nil
 	})
 	sort.Slice(views, func(i, j int) bool { return views[i].CreatedAt.Before(views[j].CreatedAt) })
@@ -235,7 +263,8 @@ type Credentials struct {
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (Principal, error) {
 	if c.RemoteUser != "" {
 		if s.fromTrustedProxy(c.RemoteAddr) {
-			p := Principal{ID: c.RemoteUser, Name: c.RemoteName, Email: c.RemoteEmail, Via: "forward-auth"}
+			p := Principal{ID: c.RemoteUser, Name: c.RemoteName, Email: c.RemoteEmail, Via: "forward-auth",
+				Person: domain.PersonOf("forward", c.RemoteUser)}
 			for _, g := range strings.Split(c.RemoteGroups, ",") {
 				if g = strings.TrimSpace(g); g != "" {
 					p.Groups = append(p.Groups, g)
@@ -263,7 +292,7 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Principal, e
 		case !tok.ExpiresAt.IsZero() && time.Now().After(tok.ExpiresAt):
 			return Principal{}, domain.Unauthenticated("operator token %q expired at %s", tok.Name, tok.ExpiresAt.Format(time.RFC3339))
 		}
-		return Principal{ID: tok.Name, Groups: tok.Groups, Via: "token"}, nil
+		return Principal{ID: tok.Name, Groups: tok.Groups, Via: "token", Person: tok.Owner, Lineage: tok.Lineage}, nil
 	}
 	p, err := s.OIDC.Verify(ctx, secret)
 	if err != nil {

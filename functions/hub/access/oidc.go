@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"fmt"
+	"github.com/pulsehq/pulse/functions/hub/domain"
 	"sort"
 	"sync"
 	"time"
@@ -54,7 +55,7 @@ func (o *OIDCVerifier) Verify(ctx context.Context, raw string) (Principal, error
 	if err := tok.Claims(&claims); err != nil {
 		return Principal{}, err
 	}
-	p := Principal{ID: tok.Subject, Via: "oidc"}
+	p := Principal{ID: tok.Subject, Via: "oidc", Person: domain.PersonOf("oidc", tok.Issuer+"#"+tok.Subject)}
 	if s, ok := claims["preferred_username"].(string); ok && s != "" {
 		p.ID = s
 	}

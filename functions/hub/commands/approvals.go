@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -31,20 +32,25 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, comment s
 		return nil, domain.Conflict("command %s was already denied or cancelled", id)
 	case !st.Awaiting:
 		return nil, domain.Conflict("command %s is no longer awaiting approval", id)
-	case me.ID == req.Requester:
-		s.Trail.Record(ctx, "approve-command", st.Targets, nil, "denied", map[string]any{"commandId": id, "why": "self-approval"})
-		return nil, domain.Denied("you requested this command; someone else must approve it")
+	case req.requestedBy(me):
+		why := "you requested this command; someone else must approve it"
+		if me.Person != req.RequesterPerson {
+			why = fmt.Sprintf("your credential was made by %s, who requested this command; an approval must come from someone else's credential", req.RequesterPerson)
+		}
+		s.Trail.Record(ctx, action(approve), st.Targets, nil, "denied", map[string]any{"commandId": id, "why": "self-approval"})
+		return nil, domain.Denied("%s", why)
+	case approve && me.Person != "" && slices.Contains(st.Approvers, me.Person):
+		return nil, domain.Conflict("you already approved command %s", id)
 	case !me.InGroup(req.Groups...):
 		return nil, domain.Denied("approvers must be in %s; you are in %v", strings.Join(req.Groups, " or "), me.Groups)
 	}
-	action := "approve-command"
 	if !approve {
-		action = "deny-command"
 		if _, err := store.CreateJSON(ctx, s.Store, layout.Denied(id), map[string]any{"by": me.ID, "at": time.Now().UTC(), "comment": comment}); err != nil {
 			return nil, err
 		}
 	} else {
-		created, err := store.CreateJSON(ctx, s.Store, layout.Approval(id, approverKey(me.ID)), map[string]any{"by": me.ID, "via": me.Via, "at": time.Now().UTC(), "comment": comment})
+		created, err := store.CreateJSON(ctx, s.Store, layout.Approval(id, approverKey(cmp.Or(me.Person, me.ID))),
+			approvalRecord{By: me.ID, Person: me.Person, Lineage: me.Lineage, Via: me.Via, At: time.Now().UTC(), Comment: comment})
 		if err != nil {
 			return nil, err
 		}
@@ -52,7 +58,7 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, comment s
 			return nil, domain.Conflict("you already approved command %s", id)
 		}
 	}
-	s.Trail.Record(ctx, action, st.Targets, nil, "ok", map[string]any{"commandId": id, "comment": comment})
+	s.Trail.Record(ctx, action(approve), st.Targets, nil, "ok", map[string]any{"commandId": id, "comment": comment})
 	s.changed(ctx, id)
 	if approve {
 		if err := s.Advance(ctx, id); err != nil {
@@ -60,6 +66,24 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, comment s
 		}
 	}
 	return s.Status(ctx, id, true)
+}
+
+func action(approve bool) string {
+	if approve {
+		return "approve-command"
+	}
+	return "deny-command"
+}
+
+// approvalRecord is one approval. Status counts it only when the hub wrote it (the integrity check)
+// and its person is not the requester nor descends from the requester's credentials.
+type approvalRecord struct {
+	By      string    `json:"by"`
+	Person  string    `json:"person"`
+	Lineage []string  `json:"lineage,omitempty"`
+	Via     string    `json:"via"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment,omitempty"`
 }
 
 // approverKey names an approval object after its approver, so the same person cannot approve twice.
@@ -81,10 +105,10 @@ func (s *Service) Awaiting(ctx context.Context, limit int) ([]Summary, error) {
 	out := []Summary{}
 	for _, c := range page.Commands {
 		a := c.Approval
-		if a == nil || a.Requester == me.ID || !me.InGroup(a.Groups...) {
+		if a == nil || a.requestedBy(me) || !me.InGroup(a.Groups...) {
 			continue
 		}
-		if slices.Contains(c.Approvers, approverKey(me.ID)) {
+		if slices.Contains(c.Approvers, cmp.Or(me.Person, me.ID)) {
 			continue
 		}
 		out = append(out, c)

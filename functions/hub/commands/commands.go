@@ -87,6 +87,17 @@ type ApprovalRequirement struct {
 	Groups    []string `json:"groups"`
 	Reason    string   `json:"reason,omitempty"`
 	Requester string   `json:"requester"`
+	// RequesterPerson is the requester as a person (domain.Principal.Person): neither they nor a
+	// credential they made counts as an approver.
+	RequesterPerson string `json:"requesterPerson,omitempty"`
+}
+
+// requestedBy reports whether p is the requester, or holds a credential the requester made.
+func (a *ApprovalRequirement) requestedBy(p domain.Principal) bool {
+	if a.RequesterPerson == "" {
+		return p.ID == a.Requester
+	}
+	return p.ActsFor(a.RequesterPerson)
 }
 
 // Spec is what to run, where, and how carefully.
@@ -183,7 +194,8 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 	}
 	rec.Rules = decision.Rules
 	if a := decision.Approvals; a != nil && a.Count > 0 {
-		rec.Approval = &ApprovalRequirement{Count: a.Count, Groups: a.Groups, Reason: a.Reason, Requester: rec.Issuer}
+		rec.Approval = &ApprovalRequirement{Count: a.Count, Groups: a.Groups, Reason: a.Reason, Requester: rec.Issuer,
+			RequesterPerson: domain.PrincipalFrom(ctx).Person}
 	}
 	created, err := store.CreateJSON(ctx, s.Store, layout.Command(rec.ID), rec)
 	if err != nil {

@@ -74,7 +74,10 @@ func (s *Service) List(ctx context.Context, f Filter) (*Page, error) {
 	g.SetLimit(32)
 	for i, id := range ids {
 		g.Go(func() error {
-			r, err := s.Get(gctx, id)
+			r, err := s.records.Get(gctx, s.Store, layout.Command(id))
+			if isNotFound(err) { // deleted since the listing, or refused by the integrity check
+				return nil
+			}
 			recs[i] = r
 			return err
 		})
@@ -82,6 +85,7 @@ func (s *Service) List(ctx context.Context, f Filter) (*Page, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	recs = slices.DeleteFunc(recs, func(r *Record) bool { return r == nil })
 	// Only a command that required approvals can await them or be denied: the others are not folded.
 	needsApproval := f.State == "awaiting_approval" || f.State == "denied"
 	page := &Page{}

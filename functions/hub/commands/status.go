@@ -1,9 +1,11 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/signed"
 	"github.com/pulsehq/pulse/functions/store"
 )
 
@@ -19,7 +22,7 @@ import (
 type AgentState struct {
 	Agent       string    `json:"agent"`
 	Name        string    `json:"name"`
-	State       string    `json:"state" enum:"pending,awaiting_approval,queued,delivered,running,succeeded,failed,timed_out,cancelled,rejected,expired"`
+	State       string    `json:"state" enum:"pending,awaiting_approval,queued,delivered,running,succeeded,failed,timed_out,cancelled,rejected,expired,tampered" doc:"tampered: the stored result fails the hub's integrity check (edited or forged in the bucket); what the agent reported is unknown."`
 	ExitCode    *int      `json:"exitCode,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
 	StartedAt   time.Time `json:"startedAt,omitzero"`
@@ -38,7 +41,7 @@ type Status struct {
 	Record
 	Cancelled bool           `json:"cancelled"`
 	Denied    bool           `json:"denied" doc:"An approver denied it."`
-	Approvers []string       `json:"approvers,omitempty"`
+	Approvers []string       `json:"approvers,omitempty" doc:"The people whose approvals count (person:alice, oidc:…, forward:…)."`
 	Awaiting  bool           `json:"awaitingApproval"`
 	Stopped   bool           `json:"stopped" doc:"Stopped spreading because maxErrors was reached."`
 	Done      bool           `json:"done" doc:"Every target is in a final state."`
@@ -66,7 +69,7 @@ func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
 
 // FinalState reports whether an agent in state s will never change again.
 func FinalState(s string) bool {
-	return s == "expired" || wire.Status(s).Final()
+	return s == "expired" || s == "tampered" || wire.Status(s).Final()
 }
 
 // Status folds everything stored about a command into its current state. States come from one listing
@@ -81,6 +84,7 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 	st := &Status{Record: *rec, Counts: map[string]int{}}
 	// One listing finds the cancel, a denial and every approval.
 	side := layout.CommandSide(id)
+	var approvals []string
 	err = store.Walk(ctx, s.Store, side, "", 0, func(o store.ObjectInfo) error {
 		switch rest := strings.TrimPrefix(o.Key, side); {
 		case o.Key == layout.Cancelled(id):
@@ -88,12 +92,17 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 		case o.Key == layout.Denied(id):
 			st.Denied = true
 		case strings.HasPrefix(rest, "approvals/"):
-			st.Approvers = append(st.Approvers, layout.Name(rest))
+			approvals = append(approvals, o.Key)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if rec.Approval != nil {
+		if st.Approvers, err = s.approvers(ctx, rec.Approval, approvals); err != nil {
+			return nil, err
+		}
 	}
 	st.Awaiting = rec.Approval != nil && !st.Denied && !st.Cancelled && len(st.Approvers) < rec.Approval.Count
 	type seen struct {
@@ -137,6 +146,7 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 	now := time.Now()
 	failures := 0
 	results := make([]*wire.Result, len(rec.Targets))
+	tampered := make([]error, len(rec.Targets))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i, agentID := range rec.Targets {
@@ -147,7 +157,10 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 		// Details asked for, or a result stored without its marker (the hub died between the two).
 		g.Go(func() error {
 			var res wire.Result
-			if _, err := store.ReadJSON(gctx, s.Store, layout.Result(id, agentID), &res); err != nil {
+			if _, err := store.ReadJSON(gctx, s.Store, layout.Result(id, agentID), &res); errors.Is(err, signed.ErrTampered) {
+				tampered[i] = err
+				return nil
+			} else if err != nil {
 				return err
 			}
 			results[i] = &res
@@ -168,6 +181,8 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 			return ok
 		}
 		switch res := results[i]; {
+		case tampered[i] != nil:
+			as.State, as.Reason, as.ChangedAt = "tampered", "the stored result failed the hub's integrity check: it was edited or forged in the bucket", a.finalAt
 		case res != nil:
 			as.State, as.ExitCode, as.Reason = string(res.Status), res.ExitCode, res.Reason
 			as.StartedAt, as.FinishedAt, as.OutputBytes = res.StartedAt, res.FinishedAt, res.OutputBytes
@@ -230,4 +245,26 @@ func (s *Service) target(ctx context.Context, cmdID, agent string) (*Record, err
 		}
 	}
 	return nil, domain.Denied("agent %s is not a target of command %s", agent, cmdID)
+}
+
+// approvers reads the approvals of a command and returns the people they count for: only approvals
+// the hub wrote (a planted one fails the integrity check and reads as missing), one per person, none by
+// the requester or from a credential the requester made.
+func (s *Service) approvers(ctx context.Context, req *ApprovalRequirement, keys []string) ([]string, error) {
+	var people []string
+	for _, k := range keys {
+		var a approvalRecord
+		if _, err := store.ReadJSON(ctx, s.Store, k, &a); isNotFound(err) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		p := domain.Principal{ID: a.By, Person: a.Person, Lineage: a.Lineage}
+		who := cmp.Or(a.Person, a.By)
+		if who == "" || req.requestedBy(p) || slices.Contains(people, who) {
+			continue
+		}
+		people = append(people, who)
+	}
+	return people, nil
 }

@@ -6,6 +6,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -313,7 +314,9 @@ func (s *Service) Rejections(ctx context.Context, agent string) ([]RejectionReco
 	out := []RejectionRecord{}
 	err := store.Walk(ctx, s.Store, layout.RejectionsOf(agent), "", 0, func(o store.ObjectInfo) error {
 		var r RejectionRecord
-		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &r); err != nil {
+		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &r); errors.Is(err, store.ErrNotFound) {
+			return nil // refused by the integrity check
+		} else if err != nil {
 			return err
 		}
 		out = append(out, r)

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // Kind is what went wrong, in terms a caller can act on.
@@ -100,6 +102,27 @@ type Principal struct {
 	Email  string   `json:"email,omitempty"`
 	Groups []string `json:"groups,omitempty"`
 	Via    string   `json:"via" doc:"How the principal authenticated: token, oidc or forward-auth."`
+	// Person is who this is, namespaced by how the identity was established and in lower case, so that
+	// two credentials of one person are one approver and a token named like a forward-auth user is not
+	// that user: person:<name> (an API token's owner), oidc:<issuer>#<subject>, forward:<user>.
+	Person string `json:"person,omitempty"`
+	// Lineage are the people whose credentials made this one (an API token created by a token created
+	// by …): none of them may count this credential's approval of their own command.
+	Lineage []string `json:"lineage,omitempty"`
+}
+
+// PersonOf names a person in one namespace, compared case-insensitively.
+func PersonOf(namespace, id string) string {
+	return namespace + ":" + strings.ToLower(strings.TrimSpace(id))
+}
+
+// ActsFor reports whether the credential of p is person's or was made by person: such a principal is
+// never a second pair of eyes on person's command.
+func (p Principal) ActsFor(person string) bool {
+	if person == "" {
+		return false
+	}
+	return p.Person == person || slices.Contains(p.Lineage, person)
 }
 
 // InGroup reports whether p belongs to any of groups.

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -370,7 +371,9 @@ func (s *Service) EnrollTokens(ctx context.Context) ([]EnrollTokenView, map[stri
 		ids[hash[:16]] = hash
 		g.Go(func() error {
 			var t EnrollToken
-			if _, err := store.ReadJSON(gctx, s.Store, layout.EnrollToken(hash), &t); err != nil {
+			if _, err := store.ReadJSON(gctx, s.Store, layout.EnrollToken(hash), &t); errors.Is(err, store.ErrNotFound) {
+				return nil // refused by the integrity check
+			} else if err != nil {
 				return err
 			}
 			views[i] = EnrollTokenView{ID: hash[:16], Labels: t.Labels, Uses: t.Uses, Used: used[hash], ExpiresAt: t.ExpiresAt,
@@ -381,6 +384,7 @@ func (s *Service) EnrollTokens(ctx context.Context) ([]EnrollTokenView, map[stri
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
 	}
+	views = slices.DeleteFunc(views, func(v EnrollTokenView) bool { return v.ID == "" })
 	sort.Slice(views, func(i, j int) bool { return views[i].CreatedAt.After(views[j].CreatedAt) })
 	return views, ids, nil
 }

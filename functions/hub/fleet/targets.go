@@ -191,6 +191,9 @@ func (s *Service) Identities(ctx context.Context, withRetired bool) ([]Target, e
 	for i, id := range ids {
 		g.Go(func() error {
 			a, err := s.Identity(gctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // refused by the integrity check: not an agent
+			}
 			if err != nil {
 				return err
 			}
@@ -209,7 +212,7 @@ func (s *Service) Identities(ctx context.Context, withRetired bool) ([]Target, e
 	}
 	kept := out[:0]
 	for _, t := range out {
-		if withRetired || t.Retired == nil {
+		if t.Ident != nil && (withRetired || t.Retired == nil) {
 			kept = append(kept, t)
 		}
 	}

@@ -1,15 +1,22 @@
 // Package trail writes the hub's audit trail from inside the rooms: who acted (taken from the request
 // context), what, on which agents, what the policy decided. The records and their seals are the audit
-// package's; this is the hub's way of filling them in.
+// package's; this is the hub's way of filling them in, sealing them with the hub's key, and keeping
+// them while the store fails.
 package trail
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hubkey"
+	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/policy"
 )
@@ -18,6 +25,13 @@ import (
 type Recorder struct {
 	Store store.Store
 	Log   *slog.Logger
+	Keys  *hubkey.Keys
+	// Outbox, on the hub's own disk, keeps records the store refused until Flush delivers them. Without
+	// one, such records wait in memory (and are lost only if the process dies before the store answers).
+	Outbox store.Store
+
+	mu      sync.Mutex
+	pending []audit.Record
 }
 
 // Actor is the audit actor of a request: its principal, else the agent that signed it.
@@ -26,12 +40,11 @@ func Actor(ctx context.Context) audit.Actor {
 	if agent := domain.AgentFrom(ctx); agent != "" && p.ID == "" {
 		return audit.Actor{ID: agent, Via: "agent-signature"}
 	}
-	return audit.Actor{ID: p.ID, Groups: p.Groups, Via: p.Via}
+	return audit.Actor{ID: p.ID, Groups: p.Groups, Via: p.Via, Person: p.Person}
 }
 
-// Record writes an audit record for a mutation. A failure to audit is logged loudly; the mutation it
-// describes has already happened, so the record is retried once in the background rather than lost
-// silently.
+// Record writes an audit record for a mutation. The mutation has already happened, so a record the
+// store refuses is kept in the outbox and delivered by Flush, never dropped.
 func (r *Recorder) Record(ctx context.Context, action string, targets []string, d *policy.Decision, outcome string, detail map[string]any) {
 	rec := audit.Record{Principal: Actor(ctx), Action: action, Targets: targets, Outcome: outcome, Detail: detail,
 		RequestID: domain.RequestIDFrom(ctx)}
@@ -41,21 +54,86 @@ func (r *Recorder) Record(ctx context.Context, action string, targets []string, 
 			rec.Decision.Approvals = d.Approvals.Count
 		}
 	}
-	if _, err := audit.Write(context.WithoutCancel(ctx), r.Store, rec); err != nil {
-		r.Log.Error("audit record not written; retrying", "action", action, "err", err)
-		go func() {
-			time.Sleep(2 * time.Second)
-			if _, err := audit.Write(context.Background(), r.Store, rec); err != nil {
-				r.Log.Error("AUDIT RECORD LOST", "action", action, "principal", rec.Principal.ID, "err", err)
-			}
-		}()
+	r.Write(ctx, rec)
+}
+
+// Write stores one prepared record, or keeps it for Flush when the store fails.
+func (r *Recorder) Write(ctx context.Context, rec audit.Record) {
+	rec = audit.Stamp(rec)
+	_, err := audit.Write(context.WithoutCancel(ctx), r.Store, rec)
+	if err == nil {
+		return
+	}
+	if r.Outbox != nil {
+		if _, oerr := audit.Write(context.WithoutCancel(ctx), r.Outbox, rec); oerr == nil {
+			r.Log.Warn("audit record kept in the outbox until the store answers", "action", rec.Action, "key", rec.Key, "err", err)
+			return
+		} else {
+			err = fmt.Errorf("%w; outbox: %w", err, oerr)
+		}
+	}
+	r.mu.Lock()
+	r.pending = append(r.pending, rec)
+	r.mu.Unlock()
+	r.Log.Error("audit record held in memory until the store answers", "action", rec.Action, "key", rec.Key, "err", err)
+}
+
+// Pending is how many records wait for the store (in the outbox and in memory).
+func (r *Recorder) Pending(ctx context.Context) int {
+	r.mu.Lock()
+	n := len(r.pending)
+	r.mu.Unlock()
+	if r.Outbox != nil {
+		store.Walk(ctx, r.Outbox, layout.Audit, "", 0, func(store.ObjectInfo) error { n++; return nil })
+	}
+	return n
+}
+
+// Flush delivers the records that wait, oldest first; what the store still refuses waits for the
+// next call.
+func (r *Recorder) Flush(ctx context.Context) {
+	r.mu.Lock()
+	held := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	for i, rec := range held {
+		if _, err := audit.Write(ctx, r.Store, rec); err != nil {
+			r.mu.Lock()
+			r.pending = append(held[i:], r.pending...)
+			r.mu.Unlock()
+			return
+		}
+	}
+	if r.Outbox == nil {
+		return
+	}
+	errStop := errors.New("stop")
+	err := store.Walk(ctx, r.Outbox, layout.Audit, "", 0, func(o store.ObjectInfo) error {
+		b, _, err := store.ReadAll(ctx, r.Outbox, o.Key)
+		if err != nil {
+			return err
+		}
+		var rec audit.Record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			r.Log.Error("audit outbox holds an unreadable record; left in place", "key", o.Key, "err", err)
+			return nil
+		}
+		if _, err := audit.Write(ctx, r.Store, rec); err != nil {
+			return errStop
+		}
+		r.Log.Info("audit record delivered from the outbox", "action", rec.Action, "key", o.Key)
+		return r.Outbox.Delete(ctx, o.Key)
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		r.Log.Warn("audit outbox: will retry", "err", err)
 	}
 }
 
-// Seal seals the audit records written since the last seal; a failure is logged and the next call
-// retries it.
+// Seal delivers waiting records, then seals the records written since the last seal with the hub's
+// key; a failure is logged and the next call retries it.
 func (r *Recorder) Seal(ctx context.Context) {
-	if n, err := audit.SealNow(ctx, r.Store); err != nil {
+	r.Flush(ctx)
+	if n, err := audit.SealNow(ctx, r.Store, r.Keys); err != nil {
 		r.Log.Warn("audit seal failed; will retry", "err", err)
 	} else if n > 0 {
 		r.Log.Debug("audit sealed", "records", n)
@@ -74,10 +152,8 @@ func (r *Recorder) List(ctx context.Context, q audit.Query) ([]audit.Record, err
 	return append([]audit.Record{}, recs...), err
 }
 
-// Verify seals what was written up to now, then checks the whole chain.
+// Verify checks the chain as the store holds it. It does not seal first: sealing would vouch for
+// whatever the bucket holds now, forgeries included.
 func (r *Recorder) Verify(ctx context.Context) (audit.Report, error) {
-	if _, err := audit.SealNow(ctx, r.Store); err != nil {
-		return audit.Report{}, err
-	}
-	return audit.Verify(ctx, r.Store)
+	return audit.Verify(ctx, r.Store, r.Keys)
 }

@@ -120,23 +120,29 @@ func refused(name string, err error) error {
 	return de
 }
 
+// latest is the newest version the hub wrote: a version planted in the bucket above it fails the
+// integrity check and is passed over, so it can neither run nor hide the genuine one.
 func (s *Service) latest(ctx context.Context, name string) (*Version, error) {
-	var last string
+	var keys []string
 	err := store.Walk(ctx, s.Store, layout.WorkflowVersionsOf(name), "", 0, func(o store.ObjectInfo) error {
-		last = o.Key
+		keys = append(keys, o.Key)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if last == "" {
-		return nil, store.ErrNotFound
+	for i := len(keys) - 1; i >= 0; i-- {
+		var v Version
+		_, err := store.ReadJSON(ctx, s.Store, keys[i], &v)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &v, nil
 	}
-	var v Version
-	if _, err := store.ReadJSON(ctx, s.Store, last, &v); err != nil {
-		return nil, err
-	}
-	return &v, nil
+	return nil, store.ErrNotFound
 }
 
 // current is the newest version of a live workflow, or a NotFound domain error.
@@ -216,8 +222,11 @@ func (s *Service) List(ctx context.Context) ([]Summary, error) {
 	}
 	out := []Summary{}
 	for _, name := range names {
-		var v Version
-		if _, err := store.ReadJSON(ctx, s.Store, latest[name], &v); err != nil {
+		v, err := s.latest(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // no genuine version
+		}
+		if err != nil {
 			return nil, err
 		}
 		if v.Deleted {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -84,7 +85,9 @@ func (s *Service) Load(ctx context.Context, id string) (*Execution, error) {
 	ex := &Execution{Rec: rec, Def: def}
 	err = store.Walk(ctx, s.Store, layout.EventsOf(id), "", 0, func(o store.ObjectInfo) error {
 		var e workflow.Event
-		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &e); err != nil {
+		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &e); errors.Is(err, store.ErrNotFound) {
+			return nil // refused by the integrity check: not an event of this execution
+		} else if err != nil {
 			return err
 		}
 		ex.Events = append(ex.Events, e)
@@ -282,7 +285,10 @@ func (s *Service) Executions(ctx context.Context, f ExecutionFilter) (*Execution
 	g.SetLimit(32)
 	for i, id := range ids {
 		g.Go(func() error {
-			r, err := s.Record(gctx, id)
+			r, err := s.executions.Get(gctx, s.Store, layout.Execution(id))
+			if errors.Is(err, store.ErrNotFound) { // deleted since the listing, or refused by the integrity check
+				return nil
+			}
 			recs[i] = r
 			return err
 		})
@@ -290,6 +296,7 @@ func (s *Service) Executions(ctx context.Context, f ExecutionFilter) (*Execution
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	recs = slices.DeleteFunc(recs, func(r *ExecutionRecord) bool { return r == nil })
 	page := &ExecutionPage{}
 	page.Executions, page.Next, err = paging.Page(recs, f.Cursor, f.Limit, func(r *ExecutionRecord) (ExecutionSummary, bool, error) {
 		if (f.Workflow != "" && r.Workflow != f.Workflow) || (!f.Since.IsZero() && r.StartedAt.Before(f.Since)) {
@@ -324,7 +331,10 @@ func (s *Service) StreamEvents(ctx context.Context, id string, send func(id stri
 		}
 		for _, o := range page.Objects {
 			var e workflow.Event
-			if _, err := store.ReadJSON(ctx, s.Store, o.Key, &e); err != nil {
+			if _, err := store.ReadJSON(ctx, s.Store, o.Key, &e); errors.Is(err, store.ErrNotFound) {
+				last = o.Key
+				continue // refused by the integrity check: not an event of this execution
+			} else if err != nil {
 				return err
 			}
 			if err := send(e.ID, e); err != nil {

@@ -1,0 +1,302 @@
+// Package signed makes the bucket a place the hub keeps its state, not a place it takes orders from.
+// Every object the hub writes is prefixed with a MAC made from a key derived from the hub's signing key
+// (which never sits in the bucket), and every object the hub reads must carry a valid one. An object
+// written or edited by anyone else (a leaked S3 credential, a compromised storage node) fails the check
+// and reads as missing: it is ignored, logged once, counted, listed by Integrity, and never acted on.
+//
+// The MAC binds the object's key as well as its bytes, so a genuine record copied to another key is
+// refused too. Key rotation keeps records valid while the key that wrote them is in the key set.
+//
+// The wrapping is a store.Store, so the rooms read and write as before and none of them can forget to
+// check: Store wraps the hub's store once, in the composition root.
+package signed
+
+import (
+	"bytes"
+	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pulsehq/pulse/functions/hubkey"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+)
+
+// magic starts every object the hub writes: "pulse-mac1 <key id> <base64url HMAC-SHA256>\n".
+const magic = "pulse-mac1"
+
+// macInfo separates the record MAC key from every other use of the signing key.
+const macInfo = "pulse record mac v1"
+
+// ErrTampered marks an object that the hub did not write as it is: no MAC, a MAC by a key the hub does
+// not hold, or a MAC that does not match the object's key and bytes. Errors carrying it also match
+// store.ErrNotFound, so a room treats a forged object as absent.
+var ErrTampered = errors.New("object failed the hub's integrity check")
+
+// TamperedError names the object and why it was refused.
+type TamperedError struct {
+	Key    string
+	Reason string
+}
+
+func (e *TamperedError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.Key, ErrTampered, e.Reason)
+}
+
+// Is makes a tampered object read as ErrTampered and as store.ErrNotFound.
+func (e *TamperedError) Is(target error) bool {
+	return target == ErrTampered || target == store.ErrNotFound
+}
+
+// macKey is one key of the set: its id (the signing key's) and the derived MAC key.
+type macKey struct {
+	id  string
+	key []byte
+}
+
+// Store is a store.Store that MACs what it writes and checks what it reads.
+type Store struct {
+	inner   store.Store
+	current macKey
+	all     map[string][]byte
+	log     *slog.Logger
+	plain   []string
+	ledger  ledger
+}
+
+func (w *Store) isPlain(key string) bool {
+	for _, p := range w.plain {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Wrap returns s seen through the hub's keys: writes are MACed with the current key, reads accepted
+// when MACed with any key of the set. The inbox passes through unchanged: its envelopes carry the hub's
+// ed25519 signature and the agent checks them itself, so a planted envelope reaches the agent and is
+// refused and reported there rather than vanishing in the hub.
+func Wrap(s store.Store, keys *hubkey.Keys, log *slog.Logger) (*Store, error) {
+	plain := []string{layout.Inbox}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &Store{inner: s, all: map[string][]byte{}, log: log, plain: plain}
+	for i, priv := range keys.Private() {
+		k, err := hkdf.Key(sha256.New, priv.Seed(), nil, macInfo, 32)
+		if err != nil {
+			return nil, fmt.Errorf("derive record key: %w", err)
+		}
+		id := keys.IDOf(priv)
+		w.all[id] = k
+		if i == 0 {
+			w.current = macKey{id: id, key: k}
+		}
+	}
+	return w, nil
+}
+
+// Inner is the store underneath, for the readiness probe and for tests that play the bucket writer.
+func (w *Store) Inner() store.Store { return w.inner }
+
+func sum(k []byte, key string, body []byte) []byte {
+	m := hmac.New(sha256.New, k)
+	m.Write([]byte(magic + "\n" + key + "\n"))
+	m.Write(body)
+	return m.Sum(nil)
+}
+
+// Seal returns the bytes the hub stores for body under key.
+func (w *Store) Seal(key string, body []byte) []byte {
+	mac := base64.RawURLEncoding.EncodeToString(sum(w.current.key, key, body))
+	out := make([]byte, 0, len(magic)+len(w.current.id)+len(mac)+3+len(body))
+	out = fmt.Appendf(out, "%s %s %s\n", magic, w.current.id, mac)
+	return append(out, body...)
+}
+
+// Open checks the bytes stored under key and returns the body the hub wrote.
+func (w *Store) Open(key string, obj []byte) ([]byte, error) {
+	line, body, ok := bytes.Cut(obj, []byte("\n"))
+	if !ok {
+		return nil, &TamperedError{Key: key, Reason: "no MAC header"}
+	}
+	f := strings.Fields(string(line))
+	if len(f) != 3 || f[0] != magic {
+		return nil, &TamperedError{Key: key, Reason: "no MAC header"}
+	}
+	k, held := w.all[f[1]]
+	if !held {
+		return nil, &TamperedError{Key: key, Reason: fmt.Sprintf("MAC by key %s, which this hub does not hold", f[1])}
+	}
+	got, err := base64.RawURLEncoding.DecodeString(f[2])
+	if err != nil || !hmac.Equal(got, sum(k, key, body)) {
+		return nil, &TamperedError{Key: key, Reason: "MAC does not match the object's key and bytes"}
+	}
+	return body, nil
+}
+
+// Get reads and checks an object; a forged one is an error matching ErrTampered and store.ErrNotFound.
+func (w *Store) Get(ctx context.Context, key string, opts store.GetOptions) (*store.Object, error) {
+	obj, err := w.inner.Get(ctx, key, opts)
+	if err != nil || w.isPlain(key) {
+		return obj, err
+	}
+	defer obj.Body.Close()
+	raw, err := io.ReadAll(obj.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
+	}
+	body, err := w.Open(key, raw)
+	if err != nil {
+		w.ledger.note(w.log, key, err)
+		return nil, err
+	}
+	info := obj.ObjectInfo
+	info.Size = int64(len(body))
+	return &store.Object{ObjectInfo: info, Body: io.NopCloser(bytes.NewReader(body))}, nil
+}
+
+// Put MACs and writes an object.
+func (w *Store) Put(ctx context.Context, key string, body io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
+	if w.isPlain(key) {
+		return w.inner.Put(ctx, key, body, size, opts)
+	}
+	if size < 0 {
+		return store.ObjectInfo{}, fmt.Errorf("put %s: size must be known (got %d)", key, size)
+	}
+	b, err := io.ReadAll(io.LimitReader(body, size+1))
+	if err != nil {
+		return store.ObjectInfo{}, fmt.Errorf("put %s: %w", key, err)
+	}
+	if int64(len(b)) != size {
+		return store.ObjectInfo{}, fmt.Errorf("put %s: body has %d bytes, size says %d", key, len(b), size)
+	}
+	sealed := w.Seal(key, b)
+	if opts.CreateOnly && len(sealed) > store.MaxCreateOnlySize && size <= store.MaxCreateOnlySize {
+		// The header must not push a payload the caller sized to the limit over it.
+		return store.ObjectInfo{}, fmt.Errorf("put %s: %w (%d bytes with its MAC, limit %d)", key, store.ErrTooLarge, len(sealed), store.MaxCreateOnlySize)
+	}
+	return store.PutBytes(ctx, w.inner, key, sealed, opts)
+}
+
+// List lists keys as they are; reading an object is what checks it.
+func (w *Store) List(ctx context.Context, prefix, startAfter string, limit int) (store.Page, error) {
+	return w.inner.List(ctx, prefix, startAfter, limit)
+}
+
+// Delete removes an object.
+func (w *Store) Delete(ctx context.Context, key string) error { return w.inner.Delete(ctx, key) }
+
+// Refused is one object that failed the check.
+type Refused struct {
+	Key    string    `json:"key"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at" doc:"When this hub process first refused it."`
+}
+
+// Report is what this hub process has refused since it started.
+type Report struct {
+	Refused int       `json:"refused" doc:"Reads refused since this process started."`
+	Objects []Refused `json:"objects" doc:"The objects refused, newest first (at most 100)."`
+}
+
+// Integrity reports the objects this process refused.
+func (w *Store) Integrity() Report { return w.ledger.report() }
+
+// Scan checks every object under the prefixes (up to limit objects) and returns those that fail,
+// for an integrity view that does not depend on which hub process happened to read what.
+func (w *Store) Scan(ctx context.Context, prefixes []string, limit int) (checked int, bad []Refused, err error) {
+	errStop := errors.New("stop")
+	for _, p := range prefixes {
+		if w.isPlain(p) {
+			continue
+		}
+		err := store.Walk(ctx, w.inner, p, "", 0, func(o store.ObjectInfo) error {
+			if limit > 0 && checked >= limit {
+				return errStop
+			}
+			checked++
+			raw, _, err := store.ReadAll(ctx, w.inner, o.Key)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := w.Open(o.Key, raw); err != nil {
+				var te *TamperedError
+				errors.As(err, &te)
+				bad = append(bad, Refused{Key: o.Key, Reason: te.Reason, At: time.Now().UTC()})
+			}
+			return nil
+		})
+		if errors.Is(err, errStop) {
+			break
+		}
+		if err != nil {
+			return checked, bad, fmt.Errorf("integrity scan %s: %w", p, err)
+		}
+	}
+	return checked, bad, nil
+}
+
+// ledger remembers refused objects so each is logged once, with a bound on memory.
+type ledger struct {
+	mu    sync.Mutex
+	count int
+	seen  map[string]Refused
+}
+
+const ledgerMax = 100
+
+func (l *ledger) note(log *slog.Logger, key string, err error) {
+	var te *TamperedError
+	if !errors.As(err, &te) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.count++
+	if _, dup := l.seen[key]; dup {
+		return
+	}
+	if l.seen == nil {
+		l.seen = map[string]Refused{}
+	}
+	if len(l.seen) >= ledgerMax {
+		oldest := ""
+		for k, r := range l.seen {
+			if oldest == "" || r.At.Before(l.seen[oldest].At) {
+				oldest = k
+			}
+		}
+		delete(l.seen, oldest)
+	}
+	l.seen[key] = Refused{Key: key, Reason: te.Reason, At: time.Now().UTC()}
+	log.Error("refused an object the hub did not write; it is ignored (someone with write access to the bucket may have forged or edited it)",
+		"key", key, "reason", te.Reason)
+}
+
+func (l *ledger) report() Report {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	r := Report{Refused: l.count, Objects: []Refused{}}
+	for _, x := range l.seen {
+		r.Objects = append(r.Objects, x)
+	}
+	sort.Slice(r.Objects, func(i, j int) bool { return r.Objects[i].At.After(r.Objects[j].At) })
+	return r
+}
