@@ -245,9 +245,8 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Principal, e
 		}
 		s.Log.Warn("ignored forward-auth headers from an untrusted peer", "peer", c.RemoteAddr, "remote_user", c.RemoteUser)
 	}
-	secret, ok := strings.CutPrefix(c.Authorization, "Bearer ")
-	secret = strings.TrimSpace(secret)
-	if !ok || secret == "" {
+	secret, ok := bearer(c.Authorization)
+	if !ok {
 		return Principal{}, domain.Unauthenticated("missing credentials: send Authorization: Bearer <token> (pulse --token or PULSE_TOKEN)")
 	}
 	if strings.HasPrefix(secret, "pulse_") || s.OIDC == nil {
@@ -270,6 +269,17 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Principal, e
 		return Principal{}, domain.Unauthenticated("OIDC token refused: %v", err)
 	}
 	return p, nil
+}
+
+// bearer returns the token of an Authorization header with the Bearer scheme. RFC 9110 §11.1 makes
+// the scheme case-insensitive, so clients that send "bearer" (several HTTP libraries do) are served.
+func bearer(authorization string) (string, bool) {
+	scheme, token, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
 }
 
 func (s *Service) fromTrustedProxy(remoteAddr string) bool {
