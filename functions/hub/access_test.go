@@ -3,6 +3,7 @@ package hub_test
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -36,3 +37,18 @@ func TestAuthorizationSchemeIsCaseInsensitive(t *testing.T) {
 	}
 }
 
+// TestDecideRoutesHaveTheirOwnActions: approving and denying are separate policy actions, so a policy
+// can let a group deny (stop) work it may not approve; the denial names the action that was refused.
+func TestDecideRoutesHaveTheirOwnActions(t *testing.T) {
+	th := newTestHub(t)
+	op := th.token("ops", "operator")
+	for _, tc := range []struct{ path, action string }{
+		{"/v1/commands/c-1/approve", "approve-command"},
+		{"/v1/commands/c-1/deny", "deny-command"},
+	} {
+		var p struct{ Detail string }
+		if st := th.call(op, "POST", tc.path, map[string]any{}, &p); st != 403 || !strings.Contains(p.Detail, tc.action+" is reserved to admins") {
+			t.Errorf("POST %s by an operator: %d %q, want 403 naming %s", tc.path, st, p.Detail, tc.action)
+		}
+	}
+}

@@ -1497,12 +1497,16 @@ type ClientInterface interface {
 
 	// DenyCommandWithBody Deny a command awaiting approval
 	//
+	// Policy action `deny-command`; the default policy gives it to whoever may approve.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/commands/{id}/deny (the `DenyCommand` operationId).
 	DenyCommandWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DenyCommand Deny a command awaiting approval
+	//
+	// Policy action `deny-command`; the default policy gives it to whoever may approve.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2239,6 +2243,8 @@ func (c *Client) CancelCommand(ctx context.Context, id string, reqEditors ...Req
 
 // DenyCommandWithBody Deny a command awaiting approval
 //
+// Policy action `deny-command`; the default policy gives it to whoever may approve.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/commands/{id}/deny (the `DenyCommand` operationId).
@@ -2255,6 +2261,8 @@ func (c *Client) DenyCommandWithBody(ctx context.Context, id string, contentType
 }
 
 // DenyCommand Deny a command awaiting approval
+//
+// Policy action `deny-command`; the default policy gives it to whoever may approve.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4978,12 +4986,16 @@ type ClientWithResponsesInterface interface {
 
 	// DenyCommandWithBodyWithResponse Deny a command awaiting approval
 	//
+	// Policy action `deny-command`; the default policy gives it to whoever may approve.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/commands/{id}/deny (the `DenyCommand` operationId).
 	DenyCommandWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DenyCommandResponse, error)
 
 	// DenyCommandWithResponse Deny a command awaiting approval
+	//
+	// Policy action `deny-command`; the default policy gives it to whoever may approve.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8080,6 +8092,8 @@ func (c *ClientWithResponses) CancelCommandWithResponse(ctx context.Context, id 
 
 // DenyCommandWithBodyWithResponse Deny a command awaiting approval
 //
+// Policy action `deny-command`; the default policy gives it to whoever may approve.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/commands/{id}/deny (the `DenyCommand` operationId).
@@ -8092,6 +8106,8 @@ func (c *ClientWithResponses) DenyCommandWithBodyWithResponse(ctx context.Contex
 }
 
 // DenyCommandWithResponse Deny a command awaiting approval
+//
+// Policy action `deny-command`; the default policy gives it to whoever may approve.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

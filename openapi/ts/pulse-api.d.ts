@@ -380,7 +380,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Deny a command awaiting approval */
+        /**
+         * Deny a command awaiting approval
+         * @description Policy action `deny-command`; the default policy gives it to whoever may approve.
+         */
         post: operations["deny-command"];
         delete?: never;
         options?: never;
