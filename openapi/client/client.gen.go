@@ -475,7 +475,7 @@ type EnrollTokenInputBody struct {
 	// Labels Labels every agent enrolled with this token gets.
 	Labels map[string]string `json:"labels,omitempty"`
 
-	// TTLSeconds Lifetime in seconds (default 86400).
+	// TTLSeconds Lifetime in seconds: 0 or absent for the default (86400, a day), at most 2592000 (30 days, fleet.MaxEnrollTokenTTL).
 	TTLSeconds int64 `json:"ttlSeconds,omitempty"`
 
 	// Uses How many agents may enroll with it (default 1).
@@ -964,10 +964,12 @@ type TokenInputBody struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: https://example.com/schemas/TokenInputBody.json
-	Schema     string   `json:"$schema,omitempty"`
-	Groups     []string `json:"groups"`
-	Name       string   `json:"name"`
-	TTLSeconds int64    `json:"ttlSeconds,omitempty"`
+	Schema string   `json:"$schema,omitempty"`
+	Groups []string `json:"groups"`
+	Name   string   `json:"name"`
+
+	// TTLSeconds Lifetime in seconds, at most 31536000 (365 days, access.MaxTokenTTL); 0 or absent: the token does not expire.
+	TTLSeconds int64 `json:"ttlSeconds,omitempty"`
 }
 
 // TokenOutputBody defines model for TokenOutputBody.

@@ -1029,7 +1029,7 @@ export interface components {
             };
             /**
              * Format: int64
-             * @description Lifetime in seconds (default 86400).
+             * @description Lifetime in seconds: 0 or absent for the default (86400, a day), at most 2592000 (30 days, fleet.MaxEnrollTokenTTL).
              */
             ttlSeconds?: number;
             /**
@@ -1536,7 +1536,10 @@ export interface components {
             readonly $schema?: string;
             groups: string[] | null;
             name: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Lifetime in seconds, at most 31536000 (365 days, access.MaxTokenTTL); 0 or absent: the token does not expire.
+             */
             ttlSeconds?: number;
         };
         TokenOutputBody: {

@@ -81,9 +81,27 @@ func HashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// MaxTokenTTL is the longest lifetime an operator token can be given: a year. A lifetime is a promise
+// that a leaked token stops working; a larger one (or one whose nanoseconds overflow, which used to
+// store tokens "expiring" in 1734 that never expired) promises nothing. Zero means no expiry, which
+// is asked for by leaving the lifetime out, never by accident.
+const MaxTokenTTL = 365 * 24 * time.Hour
+
+// CheckTokenTTL refuses an operator token lifetime that is negative or above MaxTokenTTL.
+func CheckTokenTTL(ttl time.Duration) error {
+	if ttl < 0 || ttl > MaxTokenTTL {
+		return &domain.Error{Kind: domain.KindInvalid, Field: "body.ttlSeconds",
+			Msg: fmt.Sprintf("ttlSeconds must be at most %d (365 days); leave it out for a token that does not expire", int64(MaxTokenTTL/time.Second))}
+	}
+	return nil
+}
+
 // CreateAPIToken stores a new operator token and returns its secret, shown once. It is a function of
 // the store alone, so `pulse init` can make the first admin token before any hub runs.
 func CreateAPIToken(ctx context.Context, s store.Store, name string, groups []string, ttl time.Duration, by string) (string, error) {
+	if err := CheckTokenTTL(ttl); err != nil {
+		return "", err
+	}
 	secret := NewSecret("pulse_")
 	t := APIToken{Name: name, Groups: groups, CreatedAt: time.Now().UTC(), CreatedBy: by}
 	if ttl > 0 {
