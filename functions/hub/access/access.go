@@ -42,6 +42,9 @@ type Service struct {
 	Trail          *trail.Recorder
 	// Limits are the per-caller rate limits of this instance.
 	Limits Limits
+	// AuthFailures are the failed operator authentications per source address (FailedAuthRate), in a
+	// map of their own so that a flood of guesses cannot evict the buckets of callers who signed in.
+	AuthFailures Limits
 
 	tokens tokenCache
 }
@@ -244,13 +247,27 @@ type Credentials struct {
 	RemoteUser, RemoteName, RemoteEmail, RemoteGroups string
 	// RemoteAddr is the peer's address (host:port).
 	RemoteAddr string
+	// Source is the client's address as a limit key (Service.Source); a failed authentication is
+	// counted against it. Empty: not counted.
+	Source string
 }
 
 // Authenticate establishes who an operator request acts for, in this order: identity headers from a
 // trusted forward-auth proxy; an API token (pulse_…); an OIDC bearer token. Identity headers from any
 // other peer are ignored and logged, so a client cannot claim to be someone by setting a header.
-// A refusal is KindUnauthenticated; any other error is the store's.
+// A refusal is KindUnauthenticated and counts against c.Source (see AuthWait); any other error is the
+// store's and counts against nobody.
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (Principal, error) {
+	p, err := s.authenticate(ctx, c)
+	if de := (*domain.Error)(nil); c.Source != "" && errors.As(err, &de) && de.Kind == domain.KindUnauthenticated {
+		if ok, _ := s.AuthFailures.Allow(c.Source, FailedAuthRate); !ok {
+			s.Log.Warn("failed authentications over the limit", "source", c.Source)
+		}
+	}
+	return p, err
+}
+
+func (s *Service) authenticate(ctx context.Context, c Credentials) (Principal, error) {
 	if c.RemoteUser != "" {
 		if s.fromTrustedProxy(c.RemoteAddr) {
 			p := Principal{ID: c.RemoteUser, Name: c.RemoteName, Email: c.RemoteEmail, Via: "forward-auth"}
@@ -302,11 +319,13 @@ func bearer(authorization string) (string, bool) {
 
 func (s *Service) fromTrustedProxy(remoteAddr string) bool {
 	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
+	return err == nil && s.trusted(ap.Addr())
+}
+
+// trusted reports whether a is one of the TrustedProxies.
+func (s *Service) trusted(a netip.Addr) bool {
 	for _, pfx := range s.TrustedProxies {
-		if pfx.Contains(ap.Addr().Unmap()) {
+		if pfx.Contains(a.Unmap()) {
 			return true
 		}
 	}
