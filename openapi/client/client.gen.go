@@ -412,7 +412,9 @@ type CreateWorkflowInputBody struct {
 	//
 	// Example: https://example.com/schemas/CreateWorkflowInputBody.json
 	Schema string `json:"$schema,omitempty"`
-	Name   string `json:"name"`
+
+	// Name Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern).
+	Name string `json:"name"`
 
 	// Source The workflow in YAML or JSON.
 	Source string `json:"source"`
@@ -910,9 +912,11 @@ type StartExecutionInputBody struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: https://example.com/schemas/StartExecutionInputBody.json
-	Schema   string                 `json:"$schema,omitempty"`
-	Inputs   map[string]interface{} `json:"inputs,omitempty"`
-	Workflow string                 `json:"workflow"`
+	Schema string                 `json:"$schema,omitempty"`
+	Inputs map[string]interface{} `json:"inputs,omitempty"`
+
+	// Workflow The workflow's name: lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters.
+	Workflow string `json:"workflow"`
 }
 
 // State defines model for State.

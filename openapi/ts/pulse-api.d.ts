@@ -962,6 +962,7 @@ export interface components {
              * @example https://example.com/schemas/CreateWorkflowInputBody.json
              */
             readonly $schema?: string;
+            /** @description Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern). */
             name: string;
             /** @description The workflow in YAML or JSON. */
             source: string;
@@ -1473,6 +1474,7 @@ export interface components {
             inputs?: {
                 [key: string]: unknown;
             };
+            /** @description The workflow's name: lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters. */
             workflow: string;
         };
         State: {
@@ -3478,6 +3480,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern). */
                 name: string;
             };
             cookie?: never;
@@ -3527,6 +3530,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern). */
                 name: string;
             };
             cookie?: never;
@@ -3580,6 +3584,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern). */
                 name: string;
             };
             cookie?: never;
