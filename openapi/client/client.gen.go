@@ -1312,12 +1312,16 @@ type ClientInterface interface {
 
 	// AgentRunningWithBody Report a command started
 	//
+	// 409 when the target expired before delivery: that state is final.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/agents/{id}/commands/{cmd}/running (the `AgentRunning` operationId).
 	AgentRunningWithBody(ctx context.Context, id string, cmd string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AgentRunning Report a command started
+	//
+	// 409 when the target expired before delivery: that state is final.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1395,7 +1399,7 @@ type ClientInterface interface {
 
 	// AgentResultWithBody Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1404,7 +1408,7 @@ type ClientInterface interface {
 
 	// AgentResult Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1808,6 +1812,8 @@ func (c *Client) AgentOutputWithBody(ctx context.Context, id string, cmd string,
 
 // AgentRunningWithBody Report a command started
 //
+// 409 when the target expired before delivery: that state is final.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/agents/{id}/commands/{cmd}/running (the `AgentRunning` operationId).
@@ -1824,6 +1830,8 @@ func (c *Client) AgentRunningWithBody(ctx context.Context, id string, cmd string
 }
 
 // AgentRunning Report a command started
+//
+// 409 when the target expired before delivery: that state is final.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2001,7 +2009,7 @@ func (c *Client) AgentRejection(ctx context.Context, id string, body AgentReject
 
 // AgentResultWithBody Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2020,7 +2028,7 @@ func (c *Client) AgentResultWithBody(ctx context.Context, id string, contentType
 
 // AgentResult Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4787,12 +4795,16 @@ type ClientWithResponsesInterface interface {
 
 	// AgentRunningWithBodyWithResponse Report a command started
 	//
+	// 409 when the target expired before delivery: that state is final.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/agents/{id}/commands/{cmd}/running (the `AgentRunning` operationId).
 	AgentRunningWithBodyWithResponse(ctx context.Context, id string, cmd string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AgentRunningResponse, error)
 
 	// AgentRunningWithResponse Report a command started
+	//
+	// 409 when the target expired before delivery: that state is final.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4872,7 +4884,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentResultWithBodyWithResponse Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4881,7 +4893,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentResultWithResponse Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5521,6 +5533,8 @@ type AgentRunningResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *ErrorModel
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -5530,6 +5544,11 @@ type AgentRunningResponse struct {
 // GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r AgentRunningResponse) GetApplicationProblemJSON404() *ErrorModel {
 	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AgentRunningResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
 }
 
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -5851,6 +5870,8 @@ type AgentResultResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *ErrorModel
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -5860,6 +5881,11 @@ type AgentResultResponse struct {
 // GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r AgentResultResponse) GetApplicationProblemJSON404() *ErrorModel {
 	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AgentResultResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
 }
 
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7743,6 +7769,8 @@ func (c *ClientWithResponses) AgentOutputWithBodyWithResponse(ctx context.Contex
 
 // AgentRunningWithBodyWithResponse Report a command started
 //
+// 409 when the target expired before delivery: that state is final.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/agents/{id}/commands/{cmd}/running (the `AgentRunning` operationId).
@@ -7755,6 +7783,8 @@ func (c *ClientWithResponses) AgentRunningWithBodyWithResponse(ctx context.Conte
 }
 
 // AgentRunningWithResponse Report a command started
+//
+// 409 when the target expired before delivery: that state is final.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7894,7 +7924,7 @@ func (c *ClientWithResponses) AgentRejectionWithResponse(ctx context.Context, id
 
 // AgentResultWithBodyWithResponse Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7909,7 +7939,7 @@ func (c *ClientWithResponses) AgentResultWithBodyWithResponse(ctx context.Contex
 
 // AgentResultWithResponse Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8747,6 +8777,13 @@ func ParseAgentRunningResponse(rsp *http.Response) (*AgentRunningResponse, error
 		}
 		response.ApplicationProblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8995,6 +9032,13 @@ func ParseAgentResultResponse(rsp *http.Response) (*AgentResultResponse, error) 
 			return nil, err
 		}
 		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel

@@ -113,7 +113,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Report a command started */
+        /**
+         * Report a command started
+         * @description 409 when the target expired before delivery: that state is final.
+         */
         post: operations["agent-running"];
         delete?: never;
         options?: never;
@@ -207,7 +210,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a final result
-         * @description Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+         * @description Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
          */
         post: operations["agent-result"];
         delete?: never;
@@ -1887,6 +1890,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -2161,6 +2173,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
