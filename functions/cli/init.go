@@ -65,6 +65,9 @@ API token, printed once. Running it again changes nothing and never replaces the
 		return err
 	default:
 		res.Initialized = true
+		if err := auditLocal(ctx, st, "pulse init", "create-signing-key", map[string]any{"keyId": keys.CurrentID(), "keyFile": *keyFile}); err != nil {
+			return err
+		}
 	}
 	// The bootstrap token is made once per store: when no operator token exists yet.
 	hasTokens, err := hub.HasAPITokens(ctx, st)
@@ -74,6 +77,10 @@ API token, printed once. Running it again changes nothing and never replaces the
 	if !hasTokens {
 		res.Initialized = true
 		if res.AdminToken, err = hub.CreateAPIToken(ctx, st, "admin", []string{"admin"}, 0, "pulse init"); err != nil {
+			return err
+		}
+		if err := auditLocal(ctx, st, "pulse init", "create-token", map[string]any{
+			"tokenId": hub.TokenID(res.AdminToken), "name": "admin", "groups": []string{"admin"}}); err != nil {
 			return err
 		}
 	}
