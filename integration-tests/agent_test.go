@@ -507,8 +507,8 @@ func TestCoreLoopEndToEnd(t *testing.T) {
 	})
 
 	t.Run("key rotation: agents follow the hub's new key", func(t *testing.T) {
-		rot := exec.Command(pulseBin, "key", "rotate", "--json")
-		rot.Dir = dir
+		rot := exec.Command(pulseBin, "key", "rotate", "--json", "--store", storeURL) // the store gets the audit record
+		rot.Dir, rot.Env = dir, append(os.Environ(), s3server.Env()...)
 		if out, err := rot.CombinedOutput(); err != nil {
 			t.Fatalf("pulse key rotate: %v\n%s", err, out)
 		}

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pulsehq/pulse/functions/hub/access"
 	api "github.com/pulsehq/pulse/openapi/client"
 )
 
@@ -26,7 +27,7 @@ way it was made by you, so it never counts as an approval of a command you reque
 approver needs a credential that you did not make (docs/security.md).`)
 		name := fs.String("name", "", "a name for the token (who or what uses it)")
 		groups := fs.String("groups", "", "comma-separated groups")
-		ttl := fs.Duration("ttl", 0, "lifetime (default: no expiry)")
+		ttl := fs.Duration("ttl", 0, "lifetime, at most 8760h (default: no expiry)")
 		forPerson := fs.String("for", "", "the person the token is for (default: you)")
 		asJSON := fs.Bool("json", false, "print JSON")
 		connect := clientFlags(fs)
@@ -36,11 +37,15 @@ approver needs a credential that you did not make (docs/security.md).`)
 		if *name == "" || *groups == "" {
 			return usagef("--name and --groups are required")
 		}
+		ttlSeconds, err := ttlFlag(*ttl, access.MaxTokenTTL, true)
+		if err != nil {
+			return err
+		}
 		c, err := connect()
 		if err != nil {
 			return err
 		}
-		resp, err := c.api.CreateTokenWithResponse(ctx, api.TokenInputBody{Name: *name, Groups: strings.Split(*groups, ","), TTLSeconds: int64(ttl.Seconds()), For: *forPerson})
+		resp, err := c.api.CreateTokenWithResponse(ctx, api.TokenInputBody{Name: *name, Groups: strings.Split(*groups, ","), TTLSeconds: ttlSeconds, For: *forPerson})
 		out, err := answer(c, resp, err, (*api.CreateTokenResponse).GetJSON201)
 		if err != nil {
 			return err
@@ -258,4 +263,22 @@ func detailString(r api.Record) string {
 		parts = append(parts, "reason="+strings.Join(r.Decision.Reasons, "; "))
 	}
 	return strings.Join(parts, " ")
+}
+
+// ttlFlag turns a --ttl flag into the whole seconds the API takes, refusing what the hub would
+// refuse (or misread) before anything is sent: a negative lifetime, one above max, and one under a
+// second, which would round to 0 and mean "no expiry" or "the default" instead of "very short".
+// A fraction of a second above that rounds up, so a token never lives shorter than asked.
+func ttlFlag(d, max time.Duration, zeroOK bool) (int64, error) {
+	switch {
+	case d == 0 && zeroOK:
+		return 0, nil
+	case d < time.Second && zeroOK:
+		return 0, usagef("--ttl %s: at least 1s, or 0 for no expiry", d)
+	case d < time.Second:
+		return 0, usagef("--ttl %s: at least 1s", d)
+	case d > max:
+		return 0, usagef("--ttl %s: at most %s", d, max)
+	}
+	return int64((d + time.Second - 1) / time.Second), nil
 }

@@ -66,6 +66,9 @@ API token, printed once. Running it again changes nothing and never replaces the
 		return err
 	default:
 		res.Initialized = true
+		if err := auditLocal(ctx, st, keys, "pulse init", "create-signing-key", map[string]any{"keyId": keys.CurrentID(), "keyFile": *keyFile}); err != nil {
+			return err
+		}
 	}
 	// The token is MACed with the key like everything the hub writes, or the hub would refuse it.
 	sst, err := signed.Wrap(st, keys, nil)
@@ -80,6 +83,10 @@ API token, printed once. Running it again changes nothing and never replaces the
 	if !hasTokens {
 		res.Initialized = true
 		if res.AdminToken, err = hub.CreateAPIToken(ctx, sst, "admin", []string{"admin"}, 0, "pulse init"); err != nil {
+			return err
+		}
+		if err := auditLocal(ctx, st, keys, "pulse init", "create-token", map[string]any{
+			"tokenId": hub.TokenID(res.AdminToken), "name": "admin", "groups": []string{"admin"}}); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/pulsehq/pulse/functions/hub/fleet"
 	api "github.com/pulsehq/pulse/openapi/client"
 )
 
@@ -59,7 +60,7 @@ func runEnrollToken(ctx context.Context, env *Env, args []string) error {
 		"Creates a token that lets N agents enroll (pulse-agent run --enroll-token T). The agents get the labels.\nOnly a hash is stored; the token is printed once.")
 	labels := fs.String("labels", "", "labels for the agents, k=v,k2=v2")
 	uses := fs.Int("uses", 1, "how many agents may enroll with it")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long it is valid")
+	ttl := fs.Duration("ttl", fleet.DefaultEnrollTokenTTL, "how long it is valid, at most 720h")
 	asJSON := fs.Bool("json", false, "print JSON")
 	connect := clientFlags(fs)
 	if err := parse(fs, args[1:]); err != nil {
@@ -69,11 +70,15 @@ func runEnrollToken(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	ttlSeconds, err := ttlFlag(*ttl, fleet.MaxEnrollTokenTTL, false)
+	if err != nil {
+		return err
+	}
 	c, err := connect()
 	if err != nil {
 		return err
 	}
-	resp, err := c.api.CreateEnrollTokenWithResponse(ctx, api.EnrollTokenInputBody{Labels: lbl, Uses: int64(*uses), TTLSeconds: int64(ttl.Seconds())})
+	resp, err := c.api.CreateEnrollTokenWithResponse(ctx, api.EnrollTokenInputBody{Labels: lbl, Uses: int64(*uses), TTLSeconds: ttlSeconds})
 	out, err := answer(c, resp, err, (*api.CreateEnrollTokenResponse).GetJSON201)
 	if err != nil {
 		return err

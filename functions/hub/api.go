@@ -142,15 +142,21 @@ func actionOf(op *huma.Operation) (action string, gated bool) {
 	return op.OperationID, true
 }
 
-// operatorAuth establishes who an operator request acts for (the access room decides how).
+// operatorAuth establishes who an operator request acts for (the access room decides how). A source
+// address whose authentications keep failing is refused first, before any credential is looked up.
 func (h *Hub) operatorAuth(api huma.API) func(huma.Context, func(huma.Context)) {
 	return func(ctx huma.Context, next func(huma.Context)) {
 		r, _ := humago.Unwrap(ctx)
+		src := h.Access.Source(r.RemoteAddr, r.Header.Values("X-Forwarded-For"))
+		if wait := h.Access.AuthWait(src); wait > 0 {
+			tooMany(api, ctx, wait, "too many failed authentications from "+src)
+			return
+		}
 		p, err := h.Access.Authenticate(ctx.Context(), access.Credentials{
 			Authorization: ctx.Header("Authorization"),
 			RemoteUser:    ctx.Header("Remote-User"), RemoteName: ctx.Header("Remote-Name"),
 			RemoteEmail: ctx.Header("Remote-Email"), RemoteGroups: ctx.Header("Remote-Groups"),
-			RemoteAddr: r.RemoteAddr,
+			RemoteAddr: r.RemoteAddr, Source: src,
 		})
 		if err != nil {
 			h.writeErr(api, ctx, err)
@@ -221,10 +227,16 @@ func (h *Hub) throttle(api huma.API, ctx huma.Context, key string, rate access.R
 	if ok {
 		return false
 	}
-	secs := int(wait/time.Second) + 1
-	ctx.SetHeader("Retry-After", strconv.Itoa(secs))
-	huma.WriteErr(api, ctx, http.StatusTooManyRequests, fmt.Sprintf("too many requests from %s; retry in %ds", key, secs))
+	tooMany(api, ctx, wait, "too many requests from "+key)
 	return true
+}
+
+// tooMany answers 429 with a Retry-After header in whole seconds (rounded up) and a problem that says
+// the same.
+func tooMany(api huma.API, ctx huma.Context, wait time.Duration, why string) {
+	secs := int((wait + time.Second - 1) / time.Second)
+	ctx.SetHeader("Retry-After", strconv.Itoa(secs))
+	huma.WriteErr(api, ctx, http.StatusTooManyRequests, fmt.Sprintf("%s; retry in %ds", why, secs))
 }
 
 // problem maps an error of a room to an RFC 9457 problem, in this one place. Anything that is not a

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"time"
 
@@ -18,7 +19,7 @@ type TokenInput struct {
 	Body struct {
 		Name       string   `json:"name" minLength:"1" maxLength:"64"`
 		Groups     []string `json:"groups" minItems:"1"`
-		TTLSeconds int      `json:"ttlSeconds,omitempty" minimum:"0"`
+		TTLSeconds int      `json:"ttlSeconds,omitempty" minimum:"0" doc:"Lifetime in seconds, at most 31536000 (365 days, access.MaxTokenTTL); 0 or absent: the token does not expire."`
 		For        string   `json:"for,omitempty" maxLength:"64" doc:"The person the token is for (an admin onboarding someone); default: the caller. The token never approves the caller's own commands either way."`
 	}
 }
@@ -74,6 +75,16 @@ type VerifyOutput struct {
 	Body audit.Report
 }
 
+// ttlOf is a lifetime given in seconds as a duration. A count of seconds too large for a duration
+// (about 292 years) saturates instead of wrapping around to a past or negative one, so the room
+// refuses it as above its maximum rather than storing a token that expired in 1734 or never does.
+func ttlOf(seconds int) time.Duration {
+	if seconds > int(math.MaxInt64/time.Second) {
+		return math.MaxInt64
+	}
+	return time.Duration(seconds) * time.Second
+}
+
 // tokenID is the public id of a token: the first 16 hex digits of its hash.
 func tokenID(secret string) string { return access.HashSecret(secret)[:16] }
 
@@ -82,7 +93,7 @@ func registerAccess(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "create-token", Method: http.MethodPost, Path: "/v1/tokens",
 		Summary: "Create an operator API token", Description: "The secret is returned once; only its hash is stored.",
 		DefaultStatus: http.StatusCreated, Errors: []int{422}}, func(ctx context.Context, in *TokenInput) (*TokenOutput, error) {
-		v, secret, err := h.Access.CreateToken(ctx, in.Body.Name, in.Body.Groups, time.Duration(in.Body.TTLSeconds)*time.Second, in.Body.For)
+		v, secret, err := h.Access.CreateToken(ctx, in.Body.Name, in.Body.Groups, ttlOf(in.Body.TTLSeconds), in.Body.For)
 		if err != nil {
 			return nil, err
 		}

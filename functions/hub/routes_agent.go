@@ -94,7 +94,8 @@ func registerAgentProtocol(api huma.API, h *Hub) {
 		return nil, h.Fleet.RecordHeartbeat(ctx, domain.AgentFrom(ctx), in.Body)
 	})
 	register(api, h, huma.Operation{OperationID: "agent-running", Method: http.MethodPost, Path: "/v1/agents/{id}/commands/{cmd}/running",
-		Summary: "Report a command started", DefaultStatus: http.StatusNoContent, Errors: []int{404}}, func(ctx context.Context, in *RunningInput) (*struct{}, error) {
+		Summary: "Report a command started", Description: "409 when the target expired before delivery: that state is final.",
+		DefaultStatus: http.StatusNoContent, Errors: []int{404, 409}}, func(ctx context.Context, in *RunningInput) (*struct{}, error) {
 		return nil, h.Commands.Running(ctx, domain.AgentFrom(ctx), in.Command, in.Body)
 	})
 	register(api, h, huma.Operation{OperationID: "agent-output", Method: http.MethodPut, Path: "/v1/agents/{id}/commands/{cmd}/output/{seq}",
@@ -103,8 +104,8 @@ func registerAgentProtocol(api huma.API, h *Hub) {
 		return nil, h.Commands.Chunk(ctx, domain.AgentFrom(ctx), in.Command, in.Seq, in.RawBody)
 	})
 	register(api, h, huma.Operation{OperationID: "agent-result", Method: http.MethodPost, Path: "/v1/agents/{id}/results",
-		Summary: "Upload a final result", Description: "Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.",
-		DefaultStatus: http.StatusNoContent, Errors: []int{404, 422}}, func(ctx context.Context, in *ResultInput) (*struct{}, error) {
+		Summary: "Upload a final result", Description: "Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.",
+		DefaultStatus: http.StatusNoContent, Errors: []int{404, 409, 422}}, func(ctx context.Context, in *ResultInput) (*struct{}, error) {
 		return nil, h.Commands.Result(ctx, domain.AgentFrom(ctx), in.Body)
 	})
 	register(api, h, huma.Operation{OperationID: "agent-rejection", Method: http.MethodPost, Path: "/v1/agents/{id}/rejections",

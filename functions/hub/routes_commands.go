@@ -141,7 +141,7 @@ func registerCommands(api huma.API, h *Hub) {
 		return statusOut(h.Commands.Decide(ctx, in.ID, true, in.Body.Comment))
 	})
 	register(api, h, huma.Operation{OperationID: "deny-command", Method: http.MethodPost, Path: "/v1/commands/{id}/deny",
-		Summary: "Deny a command awaiting approval", Metadata: map[string]any{"action": "approve-command"},
+		Summary: "Deny a command awaiting approval", Description: "Policy action `deny-command`; the default policy gives it to whoever may approve.",
 		Errors: []int{404, 409}}, func(ctx context.Context, in *DecideInput) (*CommandOutput, error) {
 		return statusOut(h.Commands.Decide(ctx, in.ID, false, in.Body.Comment))
 	})

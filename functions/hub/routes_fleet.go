@@ -16,7 +16,7 @@ type EnrollTokenInput struct {
 	Body struct {
 		Labels     map[string]string `json:"labels,omitempty" doc:"Labels every agent enrolled with this token gets."`
 		Uses       int               `json:"uses,omitempty" minimum:"0" maximum:"100000" doc:"How many agents may enroll with it (default 1)."`
-		TTLSeconds int               `json:"ttlSeconds,omitempty" minimum:"0" doc:"Lifetime in seconds (default 86400)."`
+		TTLSeconds int               `json:"ttlSeconds,omitempty" minimum:"0" doc:"Lifetime in seconds: 0 or absent for the default (86400, a day), at most 2592000 (30 days, fleet.MaxEnrollTokenTTL)."`
 	}
 }
 
@@ -95,7 +95,7 @@ func agentOut(v fleet.AgentView, err error) (*AgentOutput, error) {
 func registerFleet(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "create-enroll-token", Method: http.MethodPost, Path: "/v1/enroll-tokens",
 		Summary: "Create an enrollment token", DefaultStatus: http.StatusCreated, Errors: []int{422}}, func(ctx context.Context, in *EnrollTokenInput) (*EnrollTokenOutput, error) {
-		secret, tok, err := h.Fleet.CreateEnrollToken(ctx, in.Body.Labels, in.Body.Uses, time.Duration(in.Body.TTLSeconds)*time.Second)
+		secret, tok, err := h.Fleet.CreateEnrollToken(ctx, in.Body.Labels, in.Body.Uses, ttlOf(in.Body.TTLSeconds))
 		if err != nil {
 			return nil, err
 		}

@@ -13,7 +13,7 @@ import (
 
 // ApplyWorkflowInput creates or replaces a workflow.
 type ApplyWorkflowInput struct {
-	Name string `path:"name"`
+	Name string `path:"name" doc:"Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern)."`
 	Body struct {
 		Source string `json:"source" minLength:"1" maxLength:"1048576" doc:"The workflow in YAML or JSON."`
 	}
@@ -22,7 +22,7 @@ type ApplyWorkflowInput struct {
 // CreateWorkflowInput creates or replaces a workflow named in the body.
 type CreateWorkflowInput struct {
 	Body struct {
-		Name   string `json:"name" minLength:"1" maxLength:"63"`
+		Name   string `json:"name" minLength:"1" maxLength:"63" doc:"Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern)."`
 		Source string `json:"source" minLength:"1" maxLength:"1048576" doc:"The workflow in YAML or JSON."`
 	}
 }
@@ -34,7 +34,7 @@ type WorkflowOutput struct {
 
 // WorkflowNameInput names a workflow.
 type WorkflowNameInput struct {
-	Name string `path:"name"`
+	Name string `path:"name" doc:"Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern)."`
 }
 
 // WorkflowsOutput lists the current version of every workflow.
@@ -47,7 +47,7 @@ type WorkflowsOutput struct {
 // StartExecutionInput starts a workflow.
 type StartExecutionInput struct {
 	Body struct {
-		Workflow string         `json:"workflow" minLength:"1"`
+		Workflow string         `json:"workflow" minLength:"1" doc:"The workflow's name: lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters."`
 		Inputs   map[string]any `json:"inputs,omitempty"`
 	}
 }
@@ -111,6 +111,9 @@ func registerWorkflows(api huma.API, h *Hub) {
 		Summary: "Create or replace a workflow (name in the body)", Description: "As PUT /v1/workflows/{name}.",
 		Metadata: map[string]any{"action": "apply-workflow"}, DefaultStatus: http.StatusCreated, Errors: []int{409, 422}},
 		func(ctx context.Context, in *CreateWorkflowInput) (*WorkflowOutput, error) {
+			if err := workflows.CheckName("body.name", in.Body.Name); err != nil {
+				return nil, err
+			}
 			return apply(ctx, in.Body.Name, in.Body.Source)
 		})
 	register(api, h, huma.Operation{OperationID: "list-workflows", Method: http.MethodGet, Path: "/v1/workflows",

@@ -421,7 +421,9 @@ type CreateWorkflowInputBody struct {
 	//
 	// Example: https://example.com/schemas/CreateWorkflowInputBody.json
 	Schema string `json:"$schema,omitempty"`
-	Name   string `json:"name"`
+
+	// Name Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern).
+	Name string `json:"name"`
 
 	// Source The workflow in YAML or JSON.
 	Source string `json:"source"`
@@ -484,7 +486,7 @@ type EnrollTokenInputBody struct {
 	// Labels Labels every agent enrolled with this token gets.
 	Labels map[string]string `json:"labels,omitempty"`
 
-	// TTLSeconds Lifetime in seconds (default 86400).
+	// TTLSeconds Lifetime in seconds: 0 or absent for the default (86400, a day), at most 2592000 (30 days, fleet.MaxEnrollTokenTTL).
 	TTLSeconds int64 `json:"ttlSeconds,omitempty"`
 
 	// Uses How many agents may enroll with it (default 1).
@@ -964,9 +966,11 @@ type StartExecutionInputBody struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: https://example.com/schemas/StartExecutionInputBody.json
-	Schema   string                 `json:"$schema,omitempty"`
-	Inputs   map[string]interface{} `json:"inputs,omitempty"`
-	Workflow string                 `json:"workflow"`
+	Schema string                 `json:"$schema,omitempty"`
+	Inputs map[string]interface{} `json:"inputs,omitempty"`
+
+	// Workflow The workflow's name: lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters.
+	Workflow string `json:"workflow"`
 }
 
 // State defines model for State.
@@ -1021,10 +1025,12 @@ type TokenInputBody struct {
 	Schema string `json:"$schema,omitempty"`
 
 	// For The person the token is for (an admin onboarding someone); default: the caller. The token never approves the caller's own commands either way.
-	For        string   `json:"for,omitempty"`
-	Groups     []string `json:"groups"`
-	Name       string   `json:"name"`
-	TTLSeconds int64    `json:"ttlSeconds,omitempty"`
+	For    string   `json:"for,omitempty"`
+	Groups []string `json:"groups"`
+	Name   string   `json:"name"`
+
+	// TTLSeconds Lifetime in seconds, at most 31536000 (365 days, access.MaxTokenTTL); 0 or absent: the token does not expire.
+	TTLSeconds int64 `json:"ttlSeconds,omitempty"`
 }
 
 // TokenOutputBody defines model for TokenOutputBody.
@@ -1378,12 +1384,16 @@ type ClientInterface interface {
 
 	// AgentRunningWithBody Report a command started
 	//
+	// 409 when the target expired before delivery: that state is final.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/agents/{id}/commands/{cmd}/running (the `AgentRunning` operationId).
 	AgentRunningWithBody(ctx context.Context, id string, cmd string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AgentRunning Report a command started
+	//
+	// 409 when the target expired before delivery: that state is final.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1461,7 +1471,7 @@ type ClientInterface interface {
 
 	// AgentResultWithBody Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1470,7 +1480,7 @@ type ClientInterface interface {
 
 	// AgentResult Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1569,12 +1579,16 @@ type ClientInterface interface {
 
 	// DenyCommandWithBody Deny a command awaiting approval
 	//
+	// Policy action `deny-command`; the default policy gives it to whoever may approve.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/commands/{id}/deny (the `DenyCommand` operationId).
 	DenyCommandWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// DenyCommand Deny a command awaiting approval
+	//
+	// Policy action `deny-command`; the default policy gives it to whoever may approve.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1877,6 +1891,8 @@ func (c *Client) AgentOutputWithBody(ctx context.Context, id string, cmd string,
 
 // AgentRunningWithBody Report a command started
 //
+// 409 when the target expired before delivery: that state is final.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/agents/{id}/commands/{cmd}/running (the `AgentRunning` operationId).
@@ -1893,6 +1909,8 @@ func (c *Client) AgentRunningWithBody(ctx context.Context, id string, cmd string
 }
 
 // AgentRunning Report a command started
+//
+// 409 when the target expired before delivery: that state is final.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2070,7 +2088,7 @@ func (c *Client) AgentRejection(ctx context.Context, id string, body AgentReject
 
 // AgentResultWithBody Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2089,7 +2107,7 @@ func (c *Client) AgentResultWithBody(ctx context.Context, id string, contentType
 
 // AgentResult Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2318,6 +2336,8 @@ func (c *Client) CancelCommand(ctx context.Context, id string, reqEditors ...Req
 
 // DenyCommandWithBody Deny a command awaiting approval
 //
+// Policy action `deny-command`; the default policy gives it to whoever may approve.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/commands/{id}/deny (the `DenyCommand` operationId).
@@ -2334,6 +2354,8 @@ func (c *Client) DenyCommandWithBody(ctx context.Context, id string, contentType
 }
 
 // DenyCommand Deny a command awaiting approval
+//
+// Policy action `deny-command`; the default policy gives it to whoever may approve.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4935,12 +4957,16 @@ type ClientWithResponsesInterface interface {
 
 	// AgentRunningWithBodyWithResponse Report a command started
 	//
+	// 409 when the target expired before delivery: that state is final.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/agents/{id}/commands/{cmd}/running (the `AgentRunning` operationId).
 	AgentRunningWithBodyWithResponse(ctx context.Context, id string, cmd string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AgentRunningResponse, error)
 
 	// AgentRunningWithResponse Report a command started
+	//
+	// 409 when the target expired before delivery: that state is final.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5020,7 +5046,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentResultWithBodyWithResponse Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5029,7 +5055,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentResultWithResponse Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5140,12 +5166,16 @@ type ClientWithResponsesInterface interface {
 
 	// DenyCommandWithBodyWithResponse Deny a command awaiting approval
 	//
+	// Policy action `deny-command`; the default policy gives it to whoever may approve.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/commands/{id}/deny (the `DenyCommand` operationId).
 	DenyCommandWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DenyCommandResponse, error)
 
 	// DenyCommandWithResponse Deny a command awaiting approval
+	//
+	// Policy action `deny-command`; the default policy gives it to whoever may approve.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5674,6 +5704,8 @@ type AgentRunningResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *ErrorModel
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -5683,6 +5715,11 @@ type AgentRunningResponse struct {
 // GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r AgentRunningResponse) GetApplicationProblemJSON404() *ErrorModel {
 	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AgentRunningResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
 }
 
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -6004,6 +6041,8 @@ type AgentResultResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *ErrorModel
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -6013,6 +6052,11 @@ type AgentResultResponse struct {
 // GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r AgentResultResponse) GetApplicationProblemJSON404() *ErrorModel {
 	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AgentResultResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
 }
 
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -7944,6 +7988,8 @@ func (c *ClientWithResponses) AgentOutputWithBodyWithResponse(ctx context.Contex
 
 // AgentRunningWithBodyWithResponse Report a command started
 //
+// 409 when the target expired before delivery: that state is final.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/agents/{id}/commands/{cmd}/running (the `AgentRunning` operationId).
@@ -7956,6 +8002,8 @@ func (c *ClientWithResponses) AgentRunningWithBodyWithResponse(ctx context.Conte
 }
 
 // AgentRunningWithResponse Report a command started
+//
+// 409 when the target expired before delivery: that state is final.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8095,7 +8143,7 @@ func (c *ClientWithResponses) AgentRejectionWithResponse(ctx context.Context, id
 
 // AgentResultWithBodyWithResponse Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8110,7 +8158,7 @@ func (c *ClientWithResponses) AgentResultWithBodyWithResponse(ctx context.Contex
 
 // AgentResultWithResponse Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8299,6 +8347,8 @@ func (c *ClientWithResponses) CancelCommandWithResponse(ctx context.Context, id 
 
 // DenyCommandWithBodyWithResponse Deny a command awaiting approval
 //
+// Policy action `deny-command`; the default policy gives it to whoever may approve.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/commands/{id}/deny (the `DenyCommand` operationId).
@@ -8311,6 +8361,8 @@ func (c *ClientWithResponses) DenyCommandWithBodyWithResponse(ctx context.Contex
 }
 
 // DenyCommandWithResponse Deny a command awaiting approval
+//
+// Policy action `deny-command`; the default policy gives it to whoever may approve.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8959,6 +9011,13 @@ func ParseAgentRunningResponse(rsp *http.Response) (*AgentRunningResponse, error
 		}
 		response.ApplicationProblemJSON404 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9207,6 +9266,13 @@ func ParseAgentResultResponse(rsp *http.Response) (*AgentResultResponse, error) 
 			return nil, err
 		}
 		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel

@@ -113,7 +113,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Report a command started */
+        /**
+         * Report a command started
+         * @description 409 when the target expired before delivery: that state is final.
+         */
         post: operations["agent-running"];
         delete?: never;
         options?: never;
@@ -207,7 +210,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a final result
-         * @description Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored.
+         * @description Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
          */
         post: operations["agent-result"];
         delete?: never;
@@ -380,7 +383,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Deny a command awaiting approval */
+        /**
+         * Deny a command awaiting approval
+         * @description Policy action `deny-command`; the default policy gives it to whoever may approve.
+         */
         post: operations["deny-command"];
         delete?: never;
         options?: never;
@@ -985,6 +991,7 @@ export interface components {
              * @example https://example.com/schemas/CreateWorkflowInputBody.json
              */
             readonly $schema?: string;
+            /** @description Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern). */
             name: string;
             /** @description The workflow in YAML or JSON. */
             source: string;
@@ -1052,7 +1059,7 @@ export interface components {
             };
             /**
              * Format: int64
-             * @description Lifetime in seconds (default 86400).
+             * @description Lifetime in seconds: 0 or absent for the default (86400, a day), at most 2592000 (30 days, fleet.MaxEnrollTokenTTL).
              */
             ttlSeconds?: number;
             /**
@@ -1544,6 +1551,7 @@ export interface components {
             inputs?: {
                 [key: string]: unknown;
             };
+            /** @description The workflow's name: lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters. */
             workflow: string;
         };
         State: {
@@ -1609,7 +1617,10 @@ export interface components {
             for?: string;
             groups: string[] | null;
             name: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Lifetime in seconds, at most 31536000 (365 days, access.MaxTokenTTL); 0 or absent: the token does not expire.
+             */
             ttlSeconds?: number;
         };
         TokenOutputBody: {
@@ -1959,6 +1970,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
             /** @description Unprocessable Entity */
             422: {
                 headers: {
@@ -2233,6 +2253,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3586,6 +3615,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern). */
                 name: string;
             };
             cookie?: never;
@@ -3635,6 +3665,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern). */
                 name: string;
             };
             cookie?: never;
@@ -3688,6 +3719,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description Lower-case letters, digits, - and _, starting with a letter or digit; at most 63 characters (workflows.NamePattern). */
                 name: string;
             };
             cookie?: never;

@@ -44,6 +44,9 @@ type Service struct {
 	Trail          *trail.Recorder
 	// Limits are the per-caller rate limits of this instance.
 	Limits Limits
+	// AuthFailures are the failed operator authentications per source address (FailedAuthRate), in a
+	// map of their own so that a flood of guesses cannot evict the buckets of callers who signed in.
+	AuthFailures Limits
 
 	tokens tokenCache
 }
@@ -89,6 +92,21 @@ func HashSecret(secret string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// MaxTokenTTL is the longest lifetime an operator token can be given: a year. A lifetime is a promise
+// that a leaked token stops working; a larger one (or one whose nanoseconds overflow, which used to
+// store tokens "expiring" in 1734 that never expired) promises nothing. Zero means no expiry, which
+// is asked for by leaving the lifetime out, never by accident.
+const MaxTokenTTL = 365 * 24 * time.Hour
+
+// CheckTokenTTL refuses an operator token lifetime that is negative or above MaxTokenTTL.
+func CheckTokenTTL(ttl time.Duration) error {
+	if ttl < 0 || ttl > MaxTokenTTL {
+		return &domain.Error{Kind: domain.KindInvalid, Field: "body.ttlSeconds",
+			Msg: fmt.Sprintf("ttlSeconds must be at most %d (365 days); leave it out for a token that does not expire", int64(MaxTokenTTL/time.Second))}
+	}
+	return nil
+}
+
 // CreateAPIToken stores a new operator token belonging to the person called name, with no lineage, and
 // returns its secret, shown once. It is a function of the store alone, so `pulse init` can make the
 // first admin token before any hub runs.
@@ -97,6 +115,9 @@ func CreateAPIToken(ctx context.Context, s store.Store, name string, groups []st
 }
 
 func createToken(ctx context.Context, s store.Store, t APIToken, ttl time.Duration) (string, error) {
+	if err := CheckTokenTTL(ttl); err != nil {
+		return "", err
+	}
 	name := t.Name
 	secret := NewSecret("pulse_")
 	t.CreatedAt = time.Now().UTC()
@@ -254,13 +275,27 @@ type Credentials struct {
 	RemoteUser, RemoteName, RemoteEmail, RemoteGroups string
 	// RemoteAddr is the peer's address (host:port).
 	RemoteAddr string
+	// Source is the client's address as a limit key (Service.Source); a failed authentication is
+	// counted against it. Empty: not counted.
+	Source string
 }
 
 // Authenticate establishes who an operator request acts for, in this order: identity headers from a
 // trusted forward-auth proxy; an API token (pulse_…); an OIDC bearer token. Identity headers from any
 // other peer are ignored and logged, so a client cannot claim to be someone by setting a header.
-// A refusal is KindUnauthenticated; any other error is the store's.
+// A refusal is KindUnauthenticated and counts against c.Source (see AuthWait); any other error is the
+// store's and counts against nobody.
 func (s *Service) Authenticate(ctx context.Context, c Credentials) (Principal, error) {
+	p, err := s.authenticate(ctx, c)
+	if de := (*domain.Error)(nil); c.Source != "" && errors.As(err, &de) && de.Kind == domain.KindUnauthenticated {
+		if ok, _ := s.AuthFailures.Allow(c.Source, FailedAuthRate); !ok {
+			s.Log.Warn("failed authentications over the limit", "source", c.Source)
+		}
+	}
+	return p, err
+}
+
+func (s *Service) authenticate(ctx context.Context, c Credentials) (Principal, error) {
 	if c.RemoteUser != "" {
 		if s.fromTrustedProxy(c.RemoteAddr) {
 			p := Principal{ID: c.RemoteUser, Name: c.RemoteName, Email: c.RemoteEmail, Via: "forward-auth",
@@ -274,9 +309,8 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Principal, e
 		}
 		s.Log.Warn("ignored forward-auth headers from an untrusted peer", "peer", c.RemoteAddr, "remote_user", c.RemoteUser)
 	}
-	secret, ok := strings.CutPrefix(c.Authorization, "Bearer ")
-	secret = strings.TrimSpace(secret)
-	if !ok || secret == "" {
+	secret, ok := bearer(c.Authorization)
+	if !ok {
 		return Principal{}, domain.Unauthenticated("missing credentials: send Authorization: Bearer <token> (pulse --token or PULSE_TOKEN)")
 	}
 	if strings.HasPrefix(secret, "pulse_") || s.OIDC == nil {
@@ -301,13 +335,26 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (Principal, e
 	return p, nil
 }
 
+// bearer returns the token of an Authorization header with the Bearer scheme. RFC 9110 §11.1 makes
+// the scheme case-insensitive, so clients that send "bearer" (several HTTP libraries do) are served.
+func bearer(authorization string) (string, bool) {
+	scheme, token, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
 func (s *Service) fromTrustedProxy(remoteAddr string) bool {
 	ap, err := netip.ParseAddrPort(remoteAddr)
-	if err != nil {
-		return false
-	}
+	return err == nil && s.trusted(ap.Addr())
+}
+
+// trusted reports whether a is one of the TrustedProxies.
+func (s *Service) trusted(a netip.Addr) bool {
 	for _, pfx := range s.TrustedProxies {
-		if pfx.Contains(ap.Addr().Unmap()) {
+		if pfx.Contains(a.Unmap()) {
 			return true
 		}
 	}

@@ -26,8 +26,12 @@ func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.S
 		if !layout.ValidID(cmd) || strings.HasSuffix(cmd, "-cancel") {
 			continue
 		}
-		if _, err := s.Get(ctx, cmd); err != nil {
+		rec, err := s.Get(ctx, cmd)
+		if err != nil {
 			continue // not ours: the agent will reject and report it
+		}
+		if time.Now().After(rec.NotAfter) {
+			continue // too late to deliver: the agent refuses it, and the target stays as it was (or expired)
 		}
 		if _, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Marker(cmd, agent, "delivered"), map[string]any{"at": time.Now().UTC()}); err != nil {
 			s.Log.Warn("record delivery", "command", cmd, "agent", agent, "err", err)
@@ -39,7 +43,11 @@ func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.S
 
 // Running records that an agent started a command.
 func (s *Service) Running(ctx context.Context, agent, cmd string, r wire.Running) error {
-	if _, err := s.target(ctx, cmd, agent); err != nil {
+	rec, err := s.target(ctx, cmd, agent)
+	if err != nil {
+		return err
+	}
+	if err := s.lateReport(ctx, rec, agent); err != nil {
 		return err
 	}
 	if _, err := store.CreateJSON(ctx, s.Store, layout.Marker(cmd, agent, "running"), r); err != nil {
@@ -73,6 +81,9 @@ func (s *Service) Result(ctx context.Context, agent string, res wire.Result) err
 	}
 	rec, err := s.target(ctx, res.CommandID, agent)
 	if err != nil {
+		return err
+	}
+	if err := s.lateReport(ctx, rec, agent); err != nil {
 		return err
 	}
 	if res.OutputChunks < 0 || res.OutputBytes < 0 {

@@ -268,3 +268,34 @@ func (s *Service) approvers(ctx context.Context, req *ApprovalRequirement, keys 
 	}
 	return people, nil
 }
+
+// lateReport refuses a report from an agent whose target already expired: the command's deadline
+// passed before anything reached the agent (no delivered or running marker, no result), which the fold
+// shows as the final state "expired". A final state never changes, so a running report or a result
+// arriving after that (an agent that was away and refused the stale envelope, or one whose clock is
+// behind) is a conflict; the agent takes a 409 as settled and stops retrying. A target that was
+// delivered before the deadline may report as late as it likes.
+func (s *Service) lateReport(ctx context.Context, rec *Record, agent string) error {
+	if !time.Now().After(rec.NotAfter) {
+		return nil
+	}
+	// Anything beside the queued marker (delivered, final-…, output/…, running) means the agent was
+	// reached in time. Keys sort in that order around queued.json, so two are enough to tell.
+	page, err := s.Store.List(ctx, layout.ResultsOf(rec.ID)+agent+"/", "", 2)
+	if err != nil {
+		return err
+	}
+	for _, o := range page.Objects {
+		if o.Key != layout.Marker(rec.ID, agent, "queued") {
+			return nil
+		}
+	}
+	if _, err := s.Store.Get(ctx, layout.Result(rec.ID, agent), store.GetOptions{}); err == nil {
+		return nil // a result stored without its markers (a hub died in between); a repeat settles it
+	} else if !isNotFound(err) {
+		return err
+	}
+	s.Log.Warn("late report refused: the target expired before delivery", "command", rec.ID, "agent", agent, "notAfter", rec.NotAfter)
+	return domain.Conflict("command %s expired on agent %s at %s before it was delivered; that state is final, so this late report is refused",
+		rec.ID, agent, rec.NotAfter.UTC().Format(time.RFC3339))
+}

@@ -318,7 +318,16 @@ type EnrollTokenView struct {
 	Expired   bool              `json:"expired"`
 }
 
-// CreateEnrollToken makes an enrollment token and returns its secret, shown once.
+// Enrollment token lifetimes. An enrollment token is meant to be used soon after it is made (a
+// provisioning run, an image build), so it lives a day unless asked otherwise and never more than
+// MaxEnrollTokenTTL: a forgotten token in a script or an image stops admitting machines on its own.
+const (
+	DefaultEnrollTokenTTL = 24 * time.Hour
+	MaxEnrollTokenTTL     = 30 * 24 * time.Hour
+)
+
+// CreateEnrollToken makes an enrollment token and returns its secret, shown once. A zero ttl is
+// DefaultEnrollTokenTTL; a negative one or one above MaxEnrollTokenTTL is refused.
 func (s *Service) CreateEnrollToken(ctx context.Context, labels map[string]string, uses int, ttl time.Duration) (string, EnrollToken, error) {
 	if err := ValidLabels(labels); err != nil {
 		return "", EnrollToken{}, err
@@ -326,8 +335,12 @@ func (s *Service) CreateEnrollToken(ctx context.Context, labels map[string]strin
 	if uses == 0 {
 		uses = 1
 	}
+	if ttl < 0 || ttl > MaxEnrollTokenTTL {
+		return "", EnrollToken{}, &domain.Error{Kind: domain.KindInvalid, Field: "body.ttlSeconds",
+			Msg: fmt.Sprintf("ttlSeconds must be at most %d (30 days); leave it out for the default, a day", int64(MaxEnrollTokenTTL/time.Second))}
+	}
 	if ttl == 0 {
-		ttl = 24 * time.Hour
+		ttl = DefaultEnrollTokenTTL
 	}
 	secret := access.NewSecret("pet_")
 	now := time.Now().UTC()

@@ -69,7 +69,34 @@ func (s *Service) Subscribe(bus *events.Bus) {
 	})
 }
 
-var workflowName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+// A workflow's name is a segment of its store keys (v1/workflows/<name>/…) and of URLs, schedule
+// slots and audit records, so it is kept to what every store and shell takes as is: NamePattern, at
+// most MaxNameLength characters. CheckName is where it is enforced.
+const (
+	NamePattern   = `^[a-z0-9][a-z0-9_-]{0,62}$`
+	MaxNameLength = 63
+)
+
+var workflowName = regexp.MustCompile(NamePattern)
+
+// CheckName refuses what cannot be a workflow's name as invalid input at field (where the caller
+// gave it: "path.name", "body.workflow"), so a name no workflow can have is a 422 that says what a
+// name may be, never a 404 suggesting it might exist or a store error from a key it cannot hold.
+func CheckName(field, name string) error {
+	if workflowName.MatchString(name) {
+		return nil
+	}
+	return &domain.Error{Kind: domain.KindInvalid, Field: field, Msg: fmt.Sprintf(
+		"workflow name %s: lower-case letters, digits, - and _, starting with a letter or digit, at most %d characters", shortQuote(name), MaxNameLength)}
+}
+
+// shortQuote quotes s for a message, cut to its first 40 characters when it is long.
+func shortQuote(s string) string {
+	if r := []rune(s); len(r) > 64 {
+		return fmt.Sprintf("%q… (%d characters)", string(r[:40]), len(r))
+	}
+	return fmt.Sprintf("%q", s)
+}
 
 // Version is one stored version of a workflow.
 type Version struct {
@@ -147,8 +174,8 @@ func (s *Service) latest(ctx context.Context, name string) (*Version, error) {
 
 // current is the newest version of a live workflow, or a NotFound domain error.
 func (s *Service) current(ctx context.Context, name string) (*Version, error) {
-	if !workflowName.MatchString(name) {
-		return nil, domain.NotFound("no workflow %q (see pulse workflow list)", name)
+	if !workflowName.MatchString(name) { // callers check names; this guards the key for any other
+		return nil, domain.NotFound("no workflow %s (see pulse workflow list)", shortQuote(name))
 	}
 	v, err := s.latest(ctx, name)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && v.Deleted) {
@@ -159,8 +186,8 @@ func (s *Service) current(ctx context.Context, name string) (*Version, error) {
 
 // Apply parses, checks and stores a new version of a workflow.
 func (s *Service) Apply(ctx context.Context, name, source string) (*Version, error) {
-	if !workflowName.MatchString(name) {
-		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "name", Msg: fmt.Sprintf("workflow name %q: lower-case letters, digits, - and _ (at most 63)", name)}
+	if err := CheckName("path.name", name); err != nil {
+		return nil, err
 	}
 	def, err := workflow.Parse([]byte(source))
 	if err != nil {
@@ -195,6 +222,9 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Version, err
 
 // Get returns a workflow's current version with its parsed definition.
 func (s *Service) Get(ctx context.Context, name string) (*Version, error) {
+	if err := CheckName("path.name", name); err != nil {
+		return nil, err
+	}
 	v, err := s.current(ctx, name)
 	if err != nil {
 		return nil, err
@@ -246,6 +276,9 @@ func (s *Service) List(ctx context.Context) ([]Summary, error) {
 
 // Delete writes a deletion as a new version; earlier versions stay readable in the bucket.
 func (s *Service) Delete(ctx context.Context, name string) error {
+	if err := CheckName("path.name", name); err != nil {
+		return err
+	}
 	prev, err := s.current(ctx, name)
 	if err != nil {
 		return err

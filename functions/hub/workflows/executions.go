@@ -170,6 +170,9 @@ func (s *Service) perform(ctx context.Context, ex *Execution, act workflow.Actio
 
 // Start begins an execution of a workflow's current version for the principal in ctx.
 func (s *Service) Start(ctx context.Context, name string, inputs map[string]any) (*Execution, error) {
+	if err := CheckName("body.workflow", name); err != nil {
+		return nil, err
+	}
 	return s.start(ctx, name, inputs, "")
 }
 
