@@ -10,7 +10,6 @@ import (
 
 	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/hub/access"
-	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/signed"
 )
 
@@ -141,7 +140,7 @@ func registerAudit(api huma.API, h *Hub) {
 				if limit == 0 {
 					limit = 100000
 				}
-				n, bad, err := h.Signed.Scan(ctx, integrityPrefixes(), limit)
+				n, bad, err := h.Signed.Scan(ctx, signed.Prefixes(), limit)
 				if err != nil {
 					return nil, err
 				}
@@ -159,16 +158,4 @@ func registerAudit(api huma.API, h *Hub) {
 			}
 			return &VerifyOutput{Body: rep}, nil
 		})
-}
-
-// integrityPrefixes are the prefixes a scan checks: all but the probe's throw-away objects (the signed
-// store skips the inbox, whose envelopes the agents check themselves).
-func integrityPrefixes() []string {
-	var out []string
-	for _, p := range layout.Prefixes() {
-		if p.Path != layout.Probe {
-			out = append(out, p.Path)
-		}
-	}
-	return out
 }

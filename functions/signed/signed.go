@@ -300,3 +300,68 @@ func (l *ledger) report() Report {
 	sort.Slice(r.Objects, func(i, j int) bool { return r.Objects[i].At.After(r.Objects[j].At) })
 	return r
 }
+
+// Prefixes are the prefixes whose objects carry the hub's MAC: all the hub writes but the inbox and
+// the probe's throw-away objects.
+func Prefixes() []string {
+	var out []string
+	for _, p := range layout.Prefixes() {
+		if p.Path != layout.Probe && p.Path != layout.Inbox {
+			out = append(out, p.Path)
+		}
+	}
+	return out
+}
+
+// Reseal rewrites, with keys.Current, every object MACed by another key of the set, so that the next
+// rotation, which drops keys.Previous, leaves no object without a valid MAC. The bytes under the MAC do
+// not change (the audit chain's hashes stay true). Hubs still running with the old key set accept the
+// result, because keys.Current is in it. Objects that fail the check are left as they are and counted.
+// progress, if not nil, is called every 1000 objects.
+func Reseal(ctx context.Context, inner store.Store, keys *hubkey.Keys, progress func(checked int)) (resealed, refused int, err error) {
+	w, err := Wrap(inner, keys, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	checked := 0
+	for _, p := range Prefixes() {
+		err := store.Walk(ctx, inner, p, "", 0, func(o store.ObjectInfo) error {
+			if checked++; progress != nil && checked%1000 == 0 {
+				progress(checked)
+			}
+			obj, err := inner.Get(ctx, o.Key, store.GetOptions{})
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			raw, err := io.ReadAll(obj.Body)
+			obj.Body.Close()
+			if err != nil {
+				return fmt.Errorf("read %s: %w", o.Key, err)
+			}
+			if f := strings.Fields(string(raw[:min(len(raw), 128)])); len(f) >= 2 && f[0] == magic && f[1] == w.current.id {
+				return nil
+			}
+			body, err := w.Open(o.Key, raw)
+			if err != nil {
+				refused++
+				return nil
+			}
+			_, err = store.PutBytes(ctx, inner, o.Key, w.Seal(o.Key, body), store.PutOptions{IfMatch: obj.ETag})
+			if errors.Is(err, store.ErrPreconditionFailed) {
+				return nil // changed meanwhile: written by a hub, so with a held key
+			}
+			if err != nil {
+				return fmt.Errorf("reseal %s: %w", o.Key, err)
+			}
+			resealed++
+			return nil
+		})
+		if err != nil {
+			return resealed, refused, err
+		}
+	}
+	return resealed, refused, nil
+}

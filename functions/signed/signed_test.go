@@ -106,3 +106,39 @@ func TestRotationKeepsOldRecords(t *testing.T) {
 		t.Fatalf("a record of a key dropped from the set: %v, want refused", err)
 	}
 }
+
+// TestResealBeforeTheOldKeyIsDropped: two rotations in a row lose no record, because the rotation that
+// drops a key first MACs its records again with the key that stays.
+func TestResealBeforeTheOldKeyIsDropped(t *testing.T) {
+	ctx := context.Background()
+	inner, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b, c := newKey(t), newKey(t), newKey(t)
+	put := func(keys *hubkey.Keys, key string) {
+		t.Helper()
+		if _, err := store.PutBytes(ctx, wrap(t, inner, keys), key, []byte(`{"k":"`+key+`"}`), store.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(&hubkey.Keys{Current: a}, "v1/tokens/by-a.json")
+	put(&hubkey.Keys{Current: a}, "v1/agents/by-a.json")
+	second := &hubkey.Keys{Current: b, Previous: a} // after the first rotation
+	put(second, "v1/tokens/by-b.json")
+	store.PutBytes(ctx, inner, "v1/tokens/planted.json", []byte(`{}`), store.PutOptions{})
+	var progress []int
+	n, bad, err := signed.Reseal(ctx, inner, second, func(c int) { progress = append(progress, c) })
+	if err != nil || n != 2 || bad != 1 {
+		t.Fatalf("reseal: %d resealed, %d refused, %v; want 2 and 1", n, bad, err)
+	}
+	third := wrap(t, inner, &hubkey.Keys{Current: c, Previous: b}) // the second rotation dropped a
+	for _, k := range []string{"v1/tokens/by-a.json", "v1/agents/by-a.json", "v1/tokens/by-b.json"} {
+		if got, _, err := store.ReadAll(ctx, third, k); err != nil || string(got) != `{"k":"`+k+`"}` {
+			t.Errorf("%s after two rotations: %q %v", k, got, err)
+		}
+	}
+	if _, _, err := store.ReadAll(ctx, third, "v1/tokens/planted.json"); !errors.Is(err, signed.ErrTampered) {
+		t.Errorf("the planted object was blessed by the reseal: %v", err)
+	}
+}
