@@ -137,6 +137,9 @@ var operations = []struct {
 	{"POST", "/v1/executions", func(ctx context.Context, c *client.Client, _ []string, body io.Reader) (*http.Response, error) {
 		return c.StartExecutionWithBody(ctx, jsonType, body)
 	}},
+	{"GET", "/v1/executions", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
+		return c.ListExecutions(ctx, nil)
+	}},
 	{"GET", "/v1/executions/{}", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
 		return c.GetExecution(ctx, args[0])
 	}},
