@@ -42,7 +42,7 @@ func TestBucketWriterGetsNothingRun(t *testing.T) {
 	src := "name: nightly\nschedule:\n  cron: \"* * * * *\"\nsteps:\n  - name: plant\n    type: execute\n    targets: all\n    command: make_file\n    params: {template: \"" + ran + "/x.XXXXXX\"}\n"
 	wfKey := layout.WorkflowVersion("nightly", 1)
 	plant(wfKey, map[string]any{"name": "nightly", "version": 1, "source": src, "appliedBy": "admin",
-		"appliedAt": time.Now().Add(-5 * time.Minute).UTC(),
+		"appliedAt":          time.Now().Add(-5 * time.Minute).UTC(),
 		"appliedByPrincipal": map[string]any{"id": "admin", "groups": []string{"admin"}, "via": "token", "person": "person:admin"}})
 	secret := "pulse_planted-by-a-bucket-writer"
 	tokKey := layout.Token(access.HashSecret(secret))
