@@ -146,8 +146,8 @@ func registerCommands(api huma.API, h *Hub) {
 		return statusOut(h.Commands.Decide(ctx, in.ID, false, in.Body.Comment))
 	})
 	register(api, h, huma.Operation{OperationID: "get-command-output", Method: http.MethodGet, Path: "/v1/commands/{id}/output/{agent}",
-		Summary: "An agent's output", Description: "Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come.",
-		Errors: []int{404}}, func(ctx context.Context, in *OutputInput) (*OutputOutput, error) {
+		Summary: "An agent's output", Description: "Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come. A chunk that fails the hub's integrity check (edited in the bucket) is a 409.",
+		Errors: []int{404, 409}}, func(ctx context.Context, in *OutputInput) (*OutputOutput, error) {
 		o, err := h.Commands.Output(ctx, in.ID, in.Agent, in.From, in.Max)
 		if err != nil {
 			return nil, err

@@ -169,6 +169,13 @@ func TestBucketWriterCannotCommand(t *testing.T) {
 			t.Fatalf("after editing the result to succeeded: %+v, want tampered", st.Agents)
 		}
 		th.refused(key)
+		// And an edited output chunk is named, not silently served or waited for.
+		chunk := layout.Chunk(cmd.ID, box.ID, 0)
+		store.PutBytes(ctx, th.bucket(), chunk, []byte("all good\n"), store.PutOptions{})
+		var prob struct{ Detail string }
+		if code := th.call(th.admin, "GET", "/v1/commands/"+cmd.ID+"/output/"+box.ID, nil, &prob); code != 409 || !strings.Contains(prob.Detail, "tampered") {
+			t.Fatalf("output after editing a chunk: %d %q, want 409 naming the tampering", code, prob.Detail)
+		}
 	})
 }
 

@@ -1604,7 +1604,7 @@ type ClientInterface interface {
 
 	// GetCommandOutput An agent's output
 	//
-	// Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come.
+	// Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come. A chunk that fails the hub's integrity check (edited in the bucket) is a 409.
 	//
 	// Corresponds with GET /v1/commands/{id}/output/{agent} (the `GetCommandOutput` operationId).
 	GetCommandOutput(ctx context.Context, id string, agent string, params *GetCommandOutputParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2391,7 +2391,7 @@ func (c *Client) StreamCommand(ctx context.Context, id string, params *StreamCom
 
 // GetCommandOutput An agent's output
 //
-// Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come.
+// Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come. A chunk that fails the hub's integrity check (edited in the bucket) is a 409.
 //
 // Corresponds with GET /v1/commands/{id}/output/{agent} (the `GetCommandOutput` operationId).
 func (c *Client) GetCommandOutput(ctx context.Context, id string, agent string, params *GetCommandOutputParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5193,7 +5193,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetCommandOutputWithResponse An agent's output
 	//
-	// Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come.
+	// Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come. A chunk that fails the hub's integrity check (edited in the bucket) is a 409.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6753,6 +6753,8 @@ type GetCommandOutputResponse struct {
 	JSON200 *string
 	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *ErrorModel
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
@@ -6769,6 +6771,11 @@ func (r GetCommandOutputResponse) GetJSON200() *string {
 // GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r GetCommandOutputResponse) GetApplicationProblemJSON404() *ErrorModel {
 	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r GetCommandOutputResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
 }
 
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
@@ -8392,7 +8399,7 @@ func (c *ClientWithResponses) StreamCommandWithResponse(ctx context.Context, id 
 
 // GetCommandOutputWithResponse An agent's output
 //
-// Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come.
+// Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come. A chunk that fails the hub's integrity check (edited in the bucket) is a 409.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9798,6 +9805,13 @@ func ParseGetCommandOutputResponse(rsp *http.Response) (*GetCommandOutputRespons
 			return nil, err
 		}
 		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel

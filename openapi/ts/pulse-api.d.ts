@@ -423,7 +423,7 @@ export interface paths {
         };
         /**
          * An agent's output
-         * @description Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come.
+         * @description Raw bytes from chunk `from` on; X-Pulse-Next-Chunk says where to continue and X-Pulse-Complete whether more will come. A chunk that fails the hub's integrity check (edited in the bucket) is a 409.
          */
         get: operations["get-command-output"];
         put?: never;
@@ -2849,6 +2849,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

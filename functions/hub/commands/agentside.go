@@ -11,6 +11,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/signed"
 	"github.com/pulsehq/pulse/functions/store"
 )
 
@@ -148,6 +149,9 @@ func (s *Service) Output(ctx context.Context, cmd, agent string, from, max int) 
 	out := &Output{NextChunk: from, State: as.State}
 	for seq := from; seq < from+max; seq++ {
 		b, _, err := store.ReadAll(ctx, s.Store, layout.Chunk(cmd, as.Agent, seq))
+		if errors.Is(err, signed.ErrTampered) {
+			return nil, domain.Conflict("chunk %d of %s's output of command %s was tampered with: it fails the hub's integrity check (edited or planted in the bucket; see pulse doctor)", seq, as.Agent, cmd)
+		}
 		if errors.Is(err, store.ErrNotFound) {
 			break
 		}
