@@ -128,6 +128,23 @@ func TestBucketWriterCannotCommand(t *testing.T) {
 		th.refused(key)
 	})
 
+	t.Run("planted labels and a planted retirement", func(t *testing.T) {
+		th.plant(layout.AgentLabelsVersion(box.ID, 1), map[string]any{"version": 1, "labels": map[string]string{"env": "prod"}, "changedBy": "admin", "changedAt": time.Now()})
+		th.plant(layout.RetiredAgent(box.ID), map[string]any{"at": time.Now(), "by": "admin"})
+		var cmd struct{ Detail string }
+		if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"env=prod"}}, &cmd); st == 202 {
+			t.Fatalf("a planted label made box a target of env=prod")
+		}
+		var agents struct{ Agents []struct{ ID string } }
+		if st := th.call(th.admin, "GET", "/v1/agents", nil, &agents); st != 200 || len(agents.Agents) != 1 {
+			t.Fatalf("list agents with planted objects beside them: %d %+v, want box still listed", st, agents)
+		}
+		if _, _, err := box.Poll(ctx, nil); err != nil {
+			t.Fatalf("a planted retirement refused box: %v", err)
+		}
+		th.refused(layout.AgentLabelsVersion(box.ID, 1))
+	})
+
 	t.Run("planted approvals", func(t *testing.T) {
 		alice := th.token("alice", "admin")
 		var cmd commandView

@@ -175,27 +175,32 @@ func ValidLabels(labels map[string]string) error {
 	return nil
 }
 
-// labelVersions lists the newest label version key of every agent whose labels were changed.
-func (s *Service) labelVersions(ctx context.Context) (map[string]string, error) {
-	latest := map[string]string{}
+// labelVersions lists the label version keys of every agent whose labels were changed, oldest first.
+func (s *Service) labelVersions(ctx context.Context) (map[string][]string, error) {
+	versions := map[string][]string{}
 	err := store.Walk(ctx, s.Store, layout.AgentLabels, "", 0, func(o store.ObjectInfo) error {
 		agent, _, _ := strings.Cut(strings.TrimPrefix(o.Key, layout.AgentLabels), "/")
-		latest[agent] = o.Key // keys sort by version
+		versions[agent] = append(versions[agent], o.Key) // keys sort by version
 		return nil
 	})
-	return latest, err
+	return versions, err
 }
 
-// agentLabels returns an agent's current labels and their version (0: those of its enrollment).
-func (s *Service) agentLabels(ctx context.Context, a *AgentIdentity, latestKey string) (map[string]string, int, error) {
-	if latestKey == "" {
-		return a.Labels, 0, nil
+// agentLabels returns an agent's current labels and their version (0: those of its enrollment): the
+// newest version the hub wrote. A planted version fails the integrity check and is passed over, so it
+// can neither move the agent into a selector's targets nor hide its real labels.
+func (s *Service) agentLabels(ctx context.Context, a *AgentIdentity, keys []string) (map[string]string, int, error) {
+	for i := len(keys) - 1; i >= 0; i-- {
+		v, err := s.labels.Get(ctx, s.Store, keys[i])
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		return v.Labels, v.Version, nil
 	}
-	v, err := s.labels.Get(ctx, s.Store, latestKey)
-	if err != nil {
-		return nil, 0, err
-	}
-	return v.Labels, v.Version, nil
+	return a.Labels, 0, nil
 }
 
 // SetLabels replaces an agent's labels. The change is a new write-once version; the enrollment labels
@@ -255,6 +260,9 @@ func (s *Service) retiredSet(ctx context.Context) (map[string]Retirement, error)
 	set := map[string]Retirement{}
 	err := store.Walk(ctx, s.Store, layout.RetiredAgents, "", 0, func(o store.ObjectInfo) error {
 		r, err := s.retiredAt.Get(ctx, s.Store, o.Key) // write-once: each is read once per process
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // planted (refused by the integrity check): retires nobody
+		}
 		if err != nil {
 			return err
 		}

@@ -135,15 +135,15 @@ func (s *Service) byID(ctx context.Context, id string) (Target, error) {
 	if err != nil {
 		return Target{}, err
 	}
-	latest := ""
+	var versions []string
 	if err := store.Walk(ctx, s.Store, layout.AgentLabelsOf(id), "", 0, func(o store.ObjectInfo) error {
-		latest = o.Key // keys sort by version
+		versions = append(versions, o.Key) // keys sort by version
 		return nil
 	}); err != nil {
 		return Target{}, err
 	}
 	t := Target{Ident: a}
-	if t.Labels, t.LabelsVersion, err = s.agentLabels(ctx, a, latest); err != nil {
+	if t.Labels, t.LabelsVersion, err = s.agentLabels(ctx, a, versions); err != nil {
 		return Target{}, err
 	}
 	retired, err := s.retiredSet(ctx)
