@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/pulsehq/pulse/agent/integration"
 	"github.com/pulsehq/pulse/agent/state"
 	"github.com/pulsehq/pulse/agent/wire"
 )
@@ -93,7 +95,7 @@ func (a *Agent) runJob(ctx context.Context, j *job, cmd wire.Command, marker sta
 	defer j.cancel(nil)
 
 	out := newChunker(a, marker, a.cfg.OutputFlush)
-	res := a.set.Run(ctx, cmd, out)
+	res := a.set.Run(ctx, cmd, out, integration.OnProcessGroup(out.recordGroup))
 	marker, outErr := out.close()
 
 	reason := res.Reason
@@ -155,7 +157,9 @@ func (a *Agent) cancel(env wire.Envelope, c wire.Cancel) {
 }
 
 // recoverJobs reports commands that a previous run started and never finished (crash, kill -9, power
-// loss) as failed, so every command still ends in exactly one state.
+// loss) as failed, so every command still ends in exactly one state. A subprocess outlives the agent
+// that started it, so what is left of its process group is killed first: nothing keeps running that
+// nobody supervises, and the result says what was done.
 func (a *Agent) recoverJobs() {
 	jobs, err := a.st.Jobs()
 	if err != nil {
@@ -163,10 +167,13 @@ func (a *Agent) recoverJobs() {
 		return
 	}
 	for _, j := range jobs {
+		reason, killed := reapLeftover(j)
+		if killed {
+			a.log.Warn("killed the process group of a command the previous run did not finish", "commandId", j.CommandID, "pgid", j.ProcessGroup)
+		}
 		r := wire.Result{
 			CommandID: j.CommandID, EnvelopeID: j.EnvelopeID, Status: wire.StatusFailed,
-			Reason:    "the agent stopped while the command was running (crash, kill or power loss); its output may be incomplete",
-			StartedAt: j.StartedAt, FinishedAt: time.Now().UTC(),
+			Reason: reason, StartedAt: j.StartedAt, FinishedAt: time.Now().UTC(),
 			OutputBytes: j.OutputBytes, OutputChunks: j.OutputChunks,
 		}
 		if err := a.putResult(r); err != nil {
@@ -174,8 +181,36 @@ func (a *Agent) recoverJobs() {
 			continue
 		}
 		a.st.EndJob(j.CommandID)
-		a.log.Warn("reported a command the previous run did not finish as failed", "commandId", j.CommandID)
+		a.log.Warn("reported a command the previous run did not finish as failed", "commandId", j.CommandID, "reason", reason)
 	}
+}
+
+// reapLeftover kills what is left of the process group of a command a previous run did not finish and
+// says what happened, in the words of the command's result. A group is killed only if it still exists
+// and nothing shows that its number now belongs to someone else: a different boot, or a leader with
+// the same pid but another start time.
+func reapLeftover(j state.Job) (reason string, killed bool) {
+	const incomplete = "; its output may be incomplete"
+	pg := j.ProcessGroup
+	if pg <= 1 || pg == ownGroup() { // no subprocess recorded (in-process job, or killed before it started)
+		return "the agent stopped while the command was running (crash, kill or power loss)" + incomplete, false
+	}
+	if j.Leader != "" {
+		boot, _, _ := strings.Cut(j.Leader, "/")
+		if cur := currentBoot(); cur != "" && cur != boot {
+			return fmt.Sprintf("the host restarted while this ran; its process group %d ended with it", pg) + incomplete, false
+		}
+		if now, ok := leaderIdentity(pg); ok && now != j.Leader {
+			return fmt.Sprintf("the agent restarted while this ran; its process group %d had already ended (the number now belongs to another process, left alone)", pg) + incomplete, false
+		}
+	}
+	if !groupExists(pg) {
+		return fmt.Sprintf("the agent restarted while this ran; its process group %d had already ended, how is not known", pg) + incomplete, false
+	}
+	if err := killGroup(pg); err != nil {
+		return fmt.Sprintf("the agent restarted while this ran; its process group %d could not be killed: %v", pg, err), false
+	}
+	return fmt.Sprintf("the agent restarted while this ran; its process group %d was killed", pg), true
 }
 
 // chunker cuts a command's output into chunks of at most wire.MaxChunkBytes and puts each into the
@@ -268,6 +303,17 @@ func (c *chunker) flushLocked() error {
 		c.a.log.Warn("updating the job marker", "commandId", c.marker.CommandID, "err", err)
 	}
 	return nil
+}
+
+// recordGroup writes the command's process group into its job marker, before anything waits for the
+// command (integration.OnProcessGroup): if the agent is killed from here on, the next start finds the
+// group and kills it. An error makes the runner kill the group at once.
+func (c *chunker) recordGroup(pgid int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.marker.ProcessGroup = pgid
+	c.marker.Leader, _ = leaderIdentity(pgid)
+	return c.a.st.SaveJob(c.marker)
 }
 
 // close flushes what is left and returns the final counts and the first storage error, if any.
