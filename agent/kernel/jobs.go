@@ -33,11 +33,17 @@ func commandPath(commandID, rest string) string {
 }
 
 // start launches an accepted command. The whitelist, the parameters and the hatch are checked here by
-// the runner's own Admit, so a refused command produces only a "rejected" result and no "running" notice.
-func (a *Agent) start(env wire.Envelope, cmd wire.Command) error {
+// the runner's own Admit, so a refused command sends no "running" notice. Like every refusal it is
+// reported to the agent's rejections, and it also gets a "rejected" result so a genuine command does not
+// wait forever; the rejection comes first because the result of a command the hub does not know is
+// refused and parked, and the refusal must be seen all the same.
+func (a *Agent) start(env wire.Envelope, inboxKey string, cmd wire.Command) error {
 	log := a.log.With("envelope", env.ID, "commandId", cmd.CommandID, "command", cmd.Name)
 	if err := a.set.Admit(cmd); err != nil {
 		log.Warn("command rejected", "reason", err.Error())
+		if rerr := a.reject(wire.Rejection{EnvelopeKey: inboxKey, EnvelopeID: env.ID, CommandID: cmd.CommandID, Reason: err.Error()}); rerr != nil {
+			return rerr
+		}
 		return a.putResult(wire.Result{CommandID: cmd.CommandID, EnvelopeID: env.ID, Status: wire.StatusRejected,
 			Reason: err.Error(), FinishedAt: time.Now().UTC()})
 	}
@@ -47,7 +53,7 @@ func (a *Agent) start(env wire.Envelope, cmd wire.Command) error {
 		a.jobsMu.Unlock()
 		reason := fmt.Sprintf("command %s is already running on this agent", cmd.CommandID)
 		log.Warn("envelope refused", "reason", reason)
-		return a.reject(wire.Rejection{EnvelopeID: env.ID, CommandID: cmd.CommandID, Reason: reason})
+		return a.reject(wire.Rejection{EnvelopeKey: inboxKey, EnvelopeID: env.ID, CommandID: cmd.CommandID, Reason: reason})
 	}
 	if _, ok := a.cancelled[cmd.CommandID]; ok {
 		delete(a.cancelled, cmd.CommandID)

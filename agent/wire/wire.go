@@ -422,8 +422,10 @@ type Running struct {
 	At         time.Time `json:"at"`
 }
 
-// Rejection reports an envelope the agent refused without a trustworthy command to attach it to (bad
-// signature, another agent's envelope, a replay): the hub records it against the agent.
+// Rejection reports an envelope the agent refused, whatever the reason: a bad signature, another
+// agent's envelope, a replay, an expired one, a command outside the whitelist or a parameter that does
+// not validate. The hub records it against the agent, so every refusal is seen even when no command of
+// the hub's can carry it. A genuine command refused also gets a "rejected" result.
 type Rejection struct {
 	EnvelopeKey string    `json:"envelopeKey,omitempty" doc:"Where the envelope was found, if known."`
 	EnvelopeID  string    `json:"envelopeId,omitempty"`
@@ -435,3 +437,4 @@ type Rejection struct {
 // MaxChunkBytes is the largest output chunk an agent uploads; below the store's create-only limit so
 // every chunk is written atomically once.
 const MaxChunkBytes = 1 << 20
+
