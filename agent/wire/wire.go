@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind says what an envelope asks for.
@@ -438,3 +439,23 @@ type Rejection struct {
 // every chunk is written atomically once.
 const MaxChunkBytes = 1 << 20
 
+// MaxReasonBytes bounds every reason an agent reports that the hub stores or logs (a rejection's
+// reason and ids, a result's reason, an integration's status): an agent must not be able to write
+// megabytes into the bucket and the hub's log through a field meant for one sentence.
+const MaxReasonBytes = 1024
+
+// TruncatedMark ends a text CapReason cut, so whoever reads it knows there was more.
+const TruncatedMark = "…(truncated)"
+
+// CapReason returns s unchanged if it fits in MaxReasonBytes, else as much of its start as fits before
+// TruncatedMark, cut at a character boundary; the result never exceeds MaxReasonBytes.
+func CapReason(s string) string {
+	if len(s) <= MaxReasonBytes {
+		return s
+	}
+	cut := MaxReasonBytes - len(TruncatedMark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + TruncatedMark
+}
