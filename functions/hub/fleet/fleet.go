@@ -167,8 +167,10 @@ func ValidLabels(labels map[string]string) error {
 		if !labelKeyOK(k) {
 			return &domain.Error{Kind: domain.KindInvalid, Field: "body.labels", Msg: fmt.Sprintf("label key %q: use letters, digits, - _ . / (at most 63)", k)}
 		}
-		if len(v) > 255 || strings.ContainsAny(v, ",=") {
-			return &domain.Error{Kind: domain.KindInvalid, Field: "body.labels", Msg: fmt.Sprintf("label %s: value %q must be at most 255 bytes without ',' or '='", k, v)}
+		// A selector trims white space around each pair, so a value that starts or ends with it could
+		// never be selected (found by FuzzSelect).
+		if len(v) > 255 || strings.ContainsAny(v, ",=") || strings.TrimSpace(v) != v {
+			return &domain.Error{Kind: domain.KindInvalid, Field: "body.labels", Msg: fmt.Sprintf("label %s: value %q must be at most 255 bytes without ',' or '=' and not start or end with white space", k, v)}
 		}
 	}
 	return nil
