@@ -8,7 +8,7 @@ TOOLS := integration-tests/tools/install.sh
 # Where `make run` keeps the hub's state (the embedded local store).
 RUN_DIR ?= .run
 
-.PHONY: all build run test test-unit test-ts bench openapi generate tools fmt vet clean help
+.PHONY: all build run test test-unit test-ts bench fuzz openapi generate tools fmt vet clean help
 
 all: build
 
@@ -42,6 +42,29 @@ bench: tools ## print the figures: store latency, command latency and fan-out, h
 	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ ./policy/ && \
 	$(GO) test -run '^$$' -bench 'EnqueueToEnvelope' -benchtime 200x -count 1 -timeout 30m ./integration-tests/ && \
 	$(GO) test -run '^$$' -bench 'Fanout1000|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent|WorkflowSteps' -benchtime 1x -count 1 -timeout 30m ./integration-tests/
+
+# Every fuzz target, as package:Function. Their seed corpora (f.Add, and testdata/fuzz/ where a crash
+# was found) run as ordinary tests in `make test` and `make test-unit`; `make fuzz` mutates them.
+FUZZ_TARGETS := \
+	./agent/wire:FuzzVerifyEnvelope \
+	./agent/wire:FuzzPollResponse \
+	./agent/httpsig:FuzzVerify \
+	./agent/integrations/standard:FuzzAgentConfig \
+	./functions/workflow:FuzzLoad \
+	./functions/hub/fleet:FuzzSelect \
+	./functions/store/local:FuzzFileURL \
+	./functions/store/backends:FuzzOpen \
+	./functions/hub:FuzzAgentBodies
+FUZZTIME ?= 2m
+# Minimising each new corpus entry is bounded, or a slow target (workflows compile CEL) spends its
+# whole time minimising large inputs.
+FUZZMINIMIZETIME ?= 10s
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 2m), one after another; stops at the first crash
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "== $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $$pkg; \
+	done
 
 openapi: ## regenerate the committed OpenAPI documents in openapi/
 	$(GO) run ./functions/cmd/pulse openapi --out openapi

@@ -421,7 +421,13 @@ func TestCoreLoopEndToEnd(t *testing.T) {
 		old := fresh(uuid.NewString(), target)
 		old.IssuedAt, old.NotAfter = now.Add(-2*time.Hour), now.Add(-time.Hour)
 		expired, _ := keys.Sign(old)
-		for name, se := range map[string]wire.SignedEnvelope{"forged": forged, "misdirected": misdirected, "replayed": replayed, "expired": expired} {
+		// Genuinely signed, but for a command outside the agent's whitelist and unknown to the hub: its
+		// result is refused, so the rejection is the only trace.
+		unlisted := fresh(uuid.NewString(), target)
+		unlisted.Body, _ = json.Marshal(wire.Command{CommandID: unlisted.ID, Name: "format_disk", TimeoutSeconds: 10})
+		notWhitelisted, _ := keys.Sign(unlisted)
+		for name, se := range map[string]wire.SignedEnvelope{"forged": forged, "misdirected": misdirected, "replayed": replayed, "expired": expired,
+			"unlisted": notWhitelisted} {
 			b, _ := json.Marshal(se)
 			if _, err := store.PutBytes(ctx, s3store, "v1/inbox/"+target+"/plant-"+name+".json", b, store.PutOptions{}); err != nil {
 				t.Fatal(err)
@@ -435,15 +441,16 @@ func TestCoreLoopEndToEnd(t *testing.T) {
 				Reason      string `json:"reason"`
 			} `json:"rejections"`
 		}
-		waitFor(t, "four rejections reported", 30*time.Second, func() bool {
+		waitFor(t, "five rejections reported", 30*time.Second, func() bool {
 			op(t, h, token, "GET", "/v1/agents/"+target+"/rejections", nil, &rej)
-			return len(rej.Rejections) >= 4
+			return len(rej.Rejections) >= 5
 		})
 		reasons := map[string]string{}
 		for _, r := range rej.Rejections {
 			reasons[r.EnvelopeKey] = r.Reason
 		}
-		for name, want := range map[string]string{"forged": "signature", "misdirected": "another agent", "replayed": "replay", "expired": "expired"} {
+		for name, want := range map[string]string{"forged": "signature", "misdirected": "another agent", "replayed": "replay", "expired": "expired",
+			"unlisted": "not in this agent's catalog"} {
 			if r := reasons["plant-"+name+".json"]; !strings.Contains(strings.ToLower(r), want) {
 				t.Errorf("%s envelope: reported reason %q, want it to mention %q (all: %v)", name, r, want, reasons)
 			}

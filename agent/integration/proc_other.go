@@ -16,3 +16,7 @@ func terminateGroup(p *os.Process) error { return p.Kill() }
 func killGroup(int) {}
 
 func groupAlive(int) bool { return false }
+
+// processGroups says whether commands run in a process group of their own, i.e. whether a pgid handed to
+// OnProcessGroup means anything.
+const processGroups = false

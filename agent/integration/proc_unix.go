@@ -25,3 +25,7 @@ func killGroup(pgid int) { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
 
 // groupAlive reports whether any process of the group still exists.
 func groupAlive(pgid int) bool { return syscall.Kill(-pgid, 0) == nil }
+
+// processGroups says whether commands run in a process group of their own, i.e. whether a pgid handed to
+// OnProcessGroup means anything.
+const processGroups = true

@@ -47,13 +47,32 @@ var minimalEnvKeys = []string{"PATH", "HOME", "LANG", "LC_ALL", "TZ", "USER", "L
 
 const fallbackPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+// RunOption adjusts one Run.
+type RunOption func(*runOptions)
+
+type runOptions struct {
+	onGroup func(pgid int) error
+}
+
+// OnProcessGroup has Run hand record the process group of a subprocess as soon as it has started, before
+// anything waits for it. The agent writes the group down so that, if the agent itself is killed, its
+// next start can kill what is left instead of letting it run unsupervised. If record fails, the group is
+// killed at once and the command fails: a group nobody wrote down could outlive a crash unseen.
+func OnProcessGroup(record func(pgid int) error) RunOption {
+	return func(o *runOptions) { o.onGroup = record }
+}
+
 // Run runs one command of the catalog, streaming its output to out. It validates the name and the
 // parameters again even though the hub already did (the agent trusts no one's validation but its own),
 // and nothing runs unless both pass. The timeout is cmd.TimeoutSeconds, else the spec's default, else
 // DefaultTimeout. Run always returns: a stopped subprocess's whole process group gets SIGTERM, then
 // SIGKILL after a grace period, and output that something keeps open is abandoned after that grace.
 // Once Run returns, nothing more is written to out.
-func (s *Set) Run(ctx context.Context, cmd wire.Command, out io.Writer) RunResult {
+func (s *Set) Run(ctx context.Context, cmd wire.Command, out io.Writer, opts ...RunOption) RunResult {
+	var o runOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if err := s.Admit(cmd); err != nil {
 		return s.finish(cmd, RunResult{Status: wire.StatusRejected, Reason: err.Error()})
 	}
@@ -85,7 +104,7 @@ func (s *Set) Run(ctx context.Context, cmd wire.Command, out io.Writer) RunResul
 	if c.job != nil {
 		res = runJob(runCtx, timeout, c.job, params, w)
 	} else {
-		res = runSubprocess(runCtx, timeout, c.sub, params, w)
+		res = runSubprocess(runCtx, timeout, c.sub, params, w, o.onGroup)
 	}
 	if written, lost := w.close(); lost != nil {
 		res.Reason = joinReason(res.Reason, fmt.Sprintf("output lost after %d bytes: %v", written, lost))
@@ -184,7 +203,7 @@ func runJob(ctx context.Context, timeout time.Duration, fn JobFunc, params map[s
 	}
 }
 
-func runSubprocess(ctx context.Context, timeout time.Duration, sp *subprocess, params map[string]string, w io.Writer) RunResult {
+func runSubprocess(ctx context.Context, timeout time.Duration, sp *subprocess, params map[string]string, w io.Writer, onGroup func(int) error) RunResult {
 	c := exec.CommandContext(ctx, sp.binary, sp.argv(params)...)
 	c.Env = commandEnv(sp.env)
 	c.Dir = sp.dir
@@ -209,6 +228,13 @@ func runSubprocess(ctx context.Context, timeout time.Duration, sp *subprocess, p
 		return RunResult{Status: wire.StatusFailed, Reason: fmt.Sprintf("start %s: %v", sp.binary, err)}
 	}
 	pgid := c.Process.Pid
+	if onGroup != nil && processGroups {
+		if err := onGroup(pgid); err != nil {
+			killGroup(pgid)
+			c.Wait()
+			return RunResult{Status: wire.StatusFailed, Reason: fmt.Sprintf("stopped at once: its process group could not be recorded: %v", err)}
+		}
+	}
 	err := c.Wait()
 
 	if t := stopAt.Load(); t != 0 {

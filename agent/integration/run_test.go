@@ -350,3 +350,54 @@ func TestRunOutputChunkingAndLoss(t *testing.T) {
 		t.Fatalf("job_big to a broken writer = %+v", res)
 	}
 }
+
+// OnProcessGroup hears the group a subprocess runs in while it runs (so the agent can write it down),
+// and a group that cannot be written down is killed at once rather than left to run unrecorded.
+func TestRunReportsProcessGroup(t *testing.T) {
+	s := runnerSet(t)
+	cases := []struct {
+		name       string
+		recordErr  error
+		timeout    int
+		wantStatus wire.Status
+		wantReason string
+	}{
+		{"recorded: the command runs in that group", nil, 1, wire.StatusTimedOut, "timed out"},
+		{"not recorded: the group is killed at once", errors.New("disk full"), 60, wire.StatusFailed, "process group could not be recorded: disk full"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pidfile := filepath.Join(t.TempDir(), "pid")
+			var groups []int
+			var alive bool
+			start := time.Now()
+			res := s.Run(context.Background(), wire.Command{Name: "test_run_sleep", Params: map[string]string{"path": pidfile}, TimeoutSeconds: tc.timeout}, nil,
+				integration.OnProcessGroup(func(pgid int) error {
+					groups = append(groups, pgid)
+					alive = syscall.Kill(-pgid, 0) == nil
+					return tc.recordErr
+				}))
+			if res.Status != tc.wantStatus || !strings.Contains(res.Reason, tc.wantReason) {
+				t.Fatalf("Run = %+v, want %s mentioning %q", res, tc.wantStatus, tc.wantReason)
+			}
+			if len(groups) != 1 || groups[0] <= 1 || !alive {
+				t.Fatalf("OnProcessGroup saw %v (group alive when reported: %v), want one live group", groups, alive)
+			}
+			if gid, err := syscall.Getpgid(os.Getpid()); err == nil && gid == groups[0] {
+				t.Fatalf("the command ran in the test's own process group %d", gid)
+			}
+			if tc.recordErr != nil && time.Since(start) > 10*time.Second {
+				t.Fatalf("an unrecorded group ran for %s", time.Since(start))
+			}
+			// SIGKILL has been sent; the kernel may take a moment to tear the group down.
+			deadline := time.Now().Add(3 * time.Second)
+			for !errors.Is(syscall.Kill(-groups[0], 0), syscall.ESRCH) {
+				if time.Now().After(deadline) {
+					_ = syscall.Kill(-groups[0], syscall.SIGKILL)
+					t.Fatalf("process group %d still exists after Run returned", groups[0])
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/pulsehq/pulse/agent/integration"
 	"github.com/pulsehq/pulse/agent/state"
 	"github.com/pulsehq/pulse/agent/wire"
 )
@@ -31,11 +33,17 @@ func commandPath(commandID, rest string) string {
 }
 
 // start launches an accepted command. The whitelist, the parameters and the hatch are checked here by
-// the runner's own Admit, so a refused command produces only a "rejected" result and no "running" notice.
-func (a *Agent) start(env wire.Envelope, cmd wire.Command) error {
+// the runner's own Admit, so a refused command sends no "running" notice. Like every refusal it is
+// reported to the agent's rejections, and it also gets a "rejected" result so a genuine command does not
+// wait forever; the rejection comes first because the result of a command the hub does not know is
+// refused and parked, and the refusal must be seen all the same.
+func (a *Agent) start(env wire.Envelope, inboxKey string, cmd wire.Command) error {
 	log := a.log.With("envelope", env.ID, "commandId", cmd.CommandID, "command", cmd.Name)
 	if err := a.set.Admit(cmd); err != nil {
 		log.Warn("command rejected", "reason", err.Error())
+		if rerr := a.reject(wire.Rejection{EnvelopeKey: inboxKey, EnvelopeID: env.ID, CommandID: cmd.CommandID, Reason: err.Error()}); rerr != nil {
+			return rerr
+		}
 		return a.putResult(wire.Result{CommandID: cmd.CommandID, EnvelopeID: env.ID, Status: wire.StatusRejected,
 			Reason: err.Error(), FinishedAt: time.Now().UTC()})
 	}
@@ -45,7 +53,7 @@ func (a *Agent) start(env wire.Envelope, cmd wire.Command) error {
 		a.jobsMu.Unlock()
 		reason := fmt.Sprintf("command %s is already running on this agent", cmd.CommandID)
 		log.Warn("envelope refused", "reason", reason)
-		return a.reject(wire.Rejection{EnvelopeID: env.ID, CommandID: cmd.CommandID, Reason: reason})
+		return a.reject(wire.Rejection{EnvelopeKey: inboxKey, EnvelopeID: env.ID, CommandID: cmd.CommandID, Reason: reason})
 	}
 	if _, ok := a.cancelled[cmd.CommandID]; ok {
 		delete(a.cancelled, cmd.CommandID)
@@ -93,7 +101,7 @@ func (a *Agent) runJob(ctx context.Context, j *job, cmd wire.Command, marker sta
 	defer j.cancel(nil)
 
 	out := newChunker(a, marker, a.cfg.OutputFlush)
-	res := a.set.Run(ctx, cmd, out)
+	res := a.set.Run(ctx, cmd, out, integration.OnProcessGroup(out.recordGroup))
 	marker, outErr := out.close()
 
 	reason := res.Reason
@@ -155,7 +163,9 @@ func (a *Agent) cancel(env wire.Envelope, c wire.Cancel) {
 }
 
 // recoverJobs reports commands that a previous run started and never finished (crash, kill -9, power
-// loss) as failed, so every command still ends in exactly one state.
+// loss) as failed, so every command still ends in exactly one state. A subprocess outlives the agent
+// that started it, so what is left of its process group is killed first: nothing keeps running that
+// nobody supervises, and the result says what was done.
 func (a *Agent) recoverJobs() {
 	jobs, err := a.st.Jobs()
 	if err != nil {
@@ -163,10 +173,13 @@ func (a *Agent) recoverJobs() {
 		return
 	}
 	for _, j := range jobs {
+		reason, killed := reapLeftover(j)
+		if killed {
+			a.log.Warn("killed the process group of a command the previous run did not finish", "commandId", j.CommandID, "pgid", j.ProcessGroup)
+		}
 		r := wire.Result{
 			CommandID: j.CommandID, EnvelopeID: j.EnvelopeID, Status: wire.StatusFailed,
-			Reason:    "the agent stopped while the command was running (crash, kill or power loss); its output may be incomplete",
-			StartedAt: j.StartedAt, FinishedAt: time.Now().UTC(),
+			Reason: reason, StartedAt: j.StartedAt, FinishedAt: time.Now().UTC(),
 			OutputBytes: j.OutputBytes, OutputChunks: j.OutputChunks,
 		}
 		if err := a.putResult(r); err != nil {
@@ -174,8 +187,36 @@ func (a *Agent) recoverJobs() {
 			continue
 		}
 		a.st.EndJob(j.CommandID)
-		a.log.Warn("reported a command the previous run did not finish as failed", "commandId", j.CommandID)
+		a.log.Warn("reported a command the previous run did not finish as failed", "commandId", j.CommandID, "reason", reason)
 	}
+}
+
+// reapLeftover kills what is left of the process group of a command a previous run did not finish and
+// says what happened, in the words of the command's result. A group is killed only if it still exists
+// and nothing shows that its number now belongs to someone else: a different boot, or a leader with
+// the same pid but another start time.
+func reapLeftover(j state.Job) (reason string, killed bool) {
+	const incomplete = "; its output may be incomplete"
+	pg := j.ProcessGroup
+	if pg <= 1 || pg == ownGroup() { // no subprocess recorded (in-process job, or killed before it started)
+		return "the agent stopped while the command was running (crash, kill or power loss)" + incomplete, false
+	}
+	if j.Leader != "" {
+		boot, _, _ := strings.Cut(j.Leader, "/")
+		if cur := currentBoot(); cur != "" && cur != boot {
+			return fmt.Sprintf("the host restarted while this ran; its process group %d ended with it", pg) + incomplete, false
+		}
+		if now, ok := leaderIdentity(pg); ok && now != j.Leader {
+			return fmt.Sprintf("the agent restarted while this ran; its process group %d had already ended (the number now belongs to another process, left alone)", pg) + incomplete, false
+		}
+	}
+	if !groupExists(pg) {
+		return fmt.Sprintf("the agent restarted while this ran; its process group %d had already ended, how is not known", pg) + incomplete, false
+	}
+	if err := killGroup(pg); err != nil {
+		return fmt.Sprintf("the agent restarted while this ran; its process group %d could not be killed: %v", pg, err), false
+	}
+	return fmt.Sprintf("the agent restarted while this ran; its process group %d was killed", pg), true
 }
 
 // chunker cuts a command's output into chunks of at most wire.MaxChunkBytes and puts each into the
@@ -268,6 +309,17 @@ func (c *chunker) flushLocked() error {
 		c.a.log.Warn("updating the job marker", "commandId", c.marker.CommandID, "err", err)
 	}
 	return nil
+}
+
+// recordGroup writes the command's process group into its job marker, before anything waits for the
+// command (integration.OnProcessGroup): if the agent is killed from here on, the next start finds the
+// group and kills it. An error makes the runner kill the group at once.
+func (c *chunker) recordGroup(pgid int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.marker.ProcessGroup = pgid
+	c.marker.Leader, _ = leaderIdentity(pgid)
+	return c.a.st.SaveJob(c.marker)
 }
 
 // close flushes what is left and returns the final counts and the first storage error, if any.

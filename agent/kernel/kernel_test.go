@@ -189,8 +189,8 @@ func TestRefusedEnvelopesNeverRun(t *testing.T) {
 		_, f := h.result("cmd-future")
 		_, b := h.result("cmd-badparams")
 		_, c := h.result("cmd-nocat")
-		return n >= 5 && e && f && b && c
-	}, "five rejections and four rejected results")
+		return n >= 9 && e && f && b && c
+	}, "nine rejections and four rejected results")
 
 	reasons := map[string]string{}
 	h.with(func() {
@@ -210,10 +210,23 @@ func TestRefusedEnvelopesNeverRun(t *testing.T) {
 			t.Errorf("%s envelope: rejection reason %q, want it to mention %q", name, reasons[name], want)
 		}
 	}
+	// Refusals of genuine, current envelopes (whitelist, parameters, time) are rejections too, under the
+	// command's id, besides the rejected result: the hub refuses a result for a command it does not know.
+	byCommand := map[string]string{}
+	h.with(func() {
+		for _, r := range h.rejections {
+			if r.CommandID != "" && r.EnvelopeKey != "" {
+				byCommand[r.CommandID] = r.Reason
+			}
+		}
+	})
 	for cmd, want := range map[string]string{
 		"cmd-expired": "expired", "cmd-future": "issued in the future",
 		"cmd-badparams": "does not match", "cmd-nocat": "not in this agent's catalog",
 	} {
+		if !strings.Contains(byCommand[cmd], want) {
+			t.Errorf("%s: rejection reason %q, want a rejection mentioning %q", cmd, byCommand[cmd], want)
+		}
 		r, _ := h.result(cmd)
 		if r.Status != wire.StatusRejected || !strings.Contains(r.Reason, want) {
 			t.Errorf("%s: result %s %q, want rejected mentioning %q", cmd, r.Status, r.Reason, want)

@@ -184,7 +184,7 @@ func (a *Agent) decide(se wire.SignedEnvelope, log *slog.Logger) error {
 			}
 			return a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, EnvelopeID: env.ID, Reason: reason})
 		}
-		return a.start(env, cmd)
+		return a.start(env, se.InboxKey, cmd)
 	case wire.KindCancel:
 		var c wire.Cancel
 		if err := json.Unmarshal(env.Body, &c); err != nil || c.CommandID == "" {

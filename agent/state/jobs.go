@@ -24,6 +24,13 @@ type Job struct {
 	// after a crash still tells the hub how many chunks to expect.
 	OutputBytes  int64 `json:"outputBytes"`
 	OutputChunks int   `json:"outputChunks"`
+	// ProcessGroup is the process group the command's subprocess runs in (0 for a job that runs inside
+	// the agent, or before the subprocess started). Processes keep running when the agent is killed;
+	// the next start kills what is left of this group, so nothing runs unsupervised.
+	ProcessGroup int `json:"processGroup,omitempty"`
+	// Leader identifies the group's leader beyond its number (boot and start time, where the system
+	// tells them), so a later start never kills a group that merely reuses the number.
+	Leader string `json:"leader,omitempty"`
 }
 
 func (s *State) jobPath(commandID string) string {

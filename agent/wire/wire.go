@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind says what an envelope asks for.
@@ -422,8 +423,10 @@ type Running struct {
 	At         time.Time `json:"at"`
 }
 
-// Rejection reports an envelope the agent refused without a trustworthy command to attach it to (bad
-// signature, another agent's envelope, a replay): the hub records it against the agent.
+// Rejection reports an envelope the agent refused, whatever the reason: a bad signature, another
+// agent's envelope, a replay, an expired one, a command outside the whitelist or a parameter that does
+// not validate. The hub records it against the agent, so every refusal is seen even when no command of
+// the hub's can carry it. A genuine command refused also gets a "rejected" result.
 type Rejection struct {
 	EnvelopeKey string    `json:"envelopeKey,omitempty" doc:"Where the envelope was found, if known."`
 	EnvelopeID  string    `json:"envelopeId,omitempty"`
@@ -435,3 +438,24 @@ type Rejection struct {
 // MaxChunkBytes is the largest output chunk an agent uploads; below the store's create-only limit so
 // every chunk is written atomically once.
 const MaxChunkBytes = 1 << 20
+
+// MaxReasonBytes bounds every reason an agent reports that the hub stores or logs (a rejection's
+// reason and ids, a result's reason, an integration's status): an agent must not be able to write
+// megabytes into the bucket and the hub's log through a field meant for one sentence.
+const MaxReasonBytes = 1024
+
+// TruncatedMark ends a text CapReason cut, so whoever reads it knows there was more.
+const TruncatedMark = "…(truncated)"
+
+// CapReason returns s unchanged if it fits in MaxReasonBytes, else as much of its start as fits before
+// TruncatedMark, cut at a character boundary; the result never exceeds MaxReasonBytes.
+func CapReason(s string) string {
+	if len(s) <= MaxReasonBytes {
+		return s
+	}
+	cut := MaxReasonBytes - len(TruncatedMark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + TruncatedMark
+}

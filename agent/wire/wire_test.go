@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func testEnvelope(now time.Time) Envelope {
@@ -123,5 +124,40 @@ func TestKeySet(t *testing.T) {
 	tampered := []HubKey{set[0]}
 	if _, err := VerifyKeySet(trusted, tampered, sigs); !errors.Is(err, ErrKeySetNotEndorsed) {
 		t.Fatalf("tampered set accepted: %v", err)
+	}
+}
+
+func TestCapReason(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	cases := []struct {
+		name, in  string
+		unchanged bool
+	}{
+		{"empty", "", true},
+		{"short", "exit status 1", true},
+		{"exactly the cap", strings.Repeat("y", MaxReasonBytes), true},
+		{"one byte over", strings.Repeat("y", MaxReasonBytes+1), false},
+		{"a megabyte", long, false},
+		{"multi-byte characters across the cut", strings.Repeat("é", MaxReasonBytes), false},
+		{"emoji across the cut", strings.Repeat("🙂", MaxReasonBytes), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := CapReason(tc.in)
+			if len(got) > MaxReasonBytes {
+				t.Fatalf("%d bytes, want at most %d", len(got), MaxReasonBytes)
+			}
+			if tc.unchanged != (got == tc.in) {
+				t.Fatalf("unchanged = %v, want %v", got == tc.in, tc.unchanged)
+			}
+			if !tc.unchanged {
+				if !strings.HasSuffix(got, TruncatedMark) || !strings.HasPrefix(tc.in, strings.TrimSuffix(got, TruncatedMark)) {
+					t.Fatalf("%q... is not a prefix of the input followed by the mark", got[:40])
+				}
+				if !utf8.ValidString(got) {
+					t.Fatal("cut inside a character")
+				}
+			}
+		})
 	}
 }

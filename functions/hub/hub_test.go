@@ -25,16 +25,16 @@ import (
 
 // testHub is a hub built by hub.New on the local store, served in-process.
 type testHub struct {
-	t     *testing.T
+	t     testing.TB
 	h     *hub.Hub
 	url   string
 	admin string
 }
 
-func newTestHub(t *testing.T) *testHub { return newTestHubOn(t, nil) }
+func newTestHub(t testing.TB) *testHub { return newTestHubOn(t, nil) }
 
 // newTestHubOn is newTestHub on a store wrapped by wrap (nil: the local store as it is).
-func newTestHubOn(t *testing.T, wrap func(store.Store) store.Store) *testHub {
+func newTestHubOn(t testing.TB, wrap func(store.Store) store.Store) *testHub {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	settings := config.Defaults()

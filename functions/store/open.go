@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -54,10 +55,16 @@ func Open(ctx context.Context, rawURL string) (Store, error) {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w %q: %v", ErrInvalidURL, rawURL, err)
+		// The URL is not repeated: one that does not parse cannot be redacted, and it may hold a
+		// password (store URLs end up in logs).
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("%w: %v", ErrInvalidURL, err)
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("%w %q: no scheme; use one of %s (for example file:///var/lib/pulse)", ErrInvalidURL, rawURL, strings.Join(Schemes(), ", "))
+		return nil, fmt.Errorf("%w %q: no scheme; use one of %s (for example file:///var/lib/pulse)", ErrInvalidURL, u.Redacted(), strings.Join(Schemes(), ", "))
 	}
 	registryMu.RLock()
 	open, ok := registry[u.Scheme]

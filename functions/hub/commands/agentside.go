@@ -90,6 +90,7 @@ func (s *Service) Result(ctx context.Context, agent string, res wire.Result) err
 	if res.OutputChunks < 0 || res.OutputBytes < 0 {
 		return domain.Invalid("output counts must not be negative")
 	}
+	res.Reason = wire.CapReason(res.Reason) // one sentence, not a megabyte in the bucket
 	created, err := store.CreateJSON(ctx, s.Store, layout.Result(res.CommandID, agent), res)
 	if err != nil {
 		return err

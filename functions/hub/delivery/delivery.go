@@ -293,16 +293,20 @@ type RejectionRecord struct {
 	ReceivedAt time.Time `json:"receivedAt"`
 }
 
-// Reject stores an agent's report of an envelope it refused.
+// Reject stores an agent's report of an envelope it refused, whatever the reason, including refusals of
+// commands this hub does not know (their result is refused, the rejection is the only trace). Every text
+// the agent sent is capped at wire.MaxReasonBytes, so a report cannot fill the bucket or the log.
 func (s *Service) Reject(ctx context.Context, agent string, r wire.Rejection) error {
 	if r.Reason == "" {
 		return &domain.Error{Kind: domain.KindInvalid, Field: "body.reason", Msg: "a rejection needs a reason"}
 	}
+	r.Reason, r.EnvelopeKey = wire.CapReason(r.Reason), wire.CapReason(r.EnvelopeKey)
+	r.EnvelopeID, r.CommandID = wire.CapReason(r.EnvelopeID), wire.CapReason(r.CommandID)
 	rec := RejectionRecord{Rejection: r, Agent: agent, ReceivedAt: time.Now().UTC()}
 	if _, err := store.CreateJSON(ctx, s.Store, layout.Rejection(agent, uuid.Must(uuid.NewV7()).String()), rec); err != nil {
 		return err
 	}
-	s.Log.Warn("agent rejected an envelope", "agent", agent, "inbox_key", r.EnvelopeKey, "reason", r.Reason)
+	s.Log.Warn("agent rejected an envelope", "agent", agent, "inbox_key", r.EnvelopeKey, "command", r.CommandID, "reason", r.Reason)
 	return nil
 }
 

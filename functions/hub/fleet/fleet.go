@@ -168,8 +168,10 @@ func ValidLabels(labels map[string]string) error {
 		if !labelKeyOK(k) {
 			return &domain.Error{Kind: domain.KindInvalid, Field: "body.labels", Msg: fmt.Sprintf("label key %q: use letters, digits, - _ . / (at most 63)", k)}
 		}
-		if len(v) > 255 || strings.ContainsAny(v, ",=") {
-			return &domain.Error{Kind: domain.KindInvalid, Field: "body.labels", Msg: fmt.Sprintf("label %s: value %q must be at most 255 bytes without ',' or '='", k, v)}
+		// A selector trims white space around each pair, so a value that starts or ends with it could
+		// never be selected (found by FuzzSelect).
+		if len(v) > 255 || strings.ContainsAny(v, ",=") || strings.TrimSpace(v) != v {
+			return &domain.Error{Kind: domain.KindInvalid, Field: "body.labels", Msg: fmt.Sprintf("label %s: value %q must be at most 255 bytes without ',' or '=' and not start or end with white space", k, v)}
 		}
 	}
 	return nil
@@ -498,7 +500,7 @@ func (s *Service) Enroll(ctx context.Context, req wire.EnrollRequest) (wire.Enro
 	}
 	ident := &AgentIdentity{
 		ID: id, Name: req.Hostname, PublicKey: req.PublicKey, Labels: tok.Labels, Facts: req.Facts, Version: req.Version,
-		Catalog: req.Catalog, Integrations: req.Integrations, EnrolledAt: time.Now().UTC(), TokenHash: hash,
+		Catalog: req.Catalog, Integrations: capStatuses(req.Integrations), EnrolledAt: time.Now().UTC(), TokenHash: hash,
 	}
 	if _, err := store.CreateJSON(ctx, s.Store, layout.Agent(id), ident); err != nil {
 		return wire.EnrollResponse{}, err
@@ -517,12 +519,22 @@ func (s *Service) RecordHeartbeat(ctx context.Context, agent string, hb wire.Hea
 			return &domain.Error{Kind: domain.KindInvalid, Field: "body.catalog", Msg: "catalog: " + err.Error()}
 		}
 	}
+	hb.Integrations = capStatuses(hb.Integrations)
 	rec := HeartbeatRecord{Heartbeat: hb, ReceivedAt: time.Now().UTC()}
 	if err := store.PutJSON(ctx, s.Store, layout.Heartbeat(agent), rec); err != nil {
 		return err
 	}
 	s.noteHatch(ctx, agent, hb.Hatch)
 	return nil
+}
+
+// capStatuses caps the reason of every integration status an agent reports (wire.CapReason): the hub
+// shows them, and they must not become a way to store megabytes.
+func capStatuses(st []wire.IntegrationStatus) []wire.IntegrationStatus {
+	for i := range st {
+		st[i].Reason = wire.CapReason(st[i].Reason)
+	}
+	return st
 }
 
 // noteHatch audits the shell hatch opening and closing on an agent, as its heartbeats report it.

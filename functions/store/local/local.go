@@ -32,21 +32,38 @@ import (
 
 func init() {
 	store.Register("file", func(ctx context.Context, u *url.URL) (store.Store, error) {
-		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("%w %q: a file URL names a local directory; write file:///abs/path or file:relative/path", store.ErrInvalidURL, u.String())
-		}
-		dir := u.Path
-		if u.Opaque != "" {
-			dir = u.Opaque // file:relative/dir
-		}
-		if dir == "" {
-			return nil, fmt.Errorf("%w %q: no directory given", store.ErrInvalidURL, u.String())
-		}
-		if len(u.Query()) > 0 {
-			return nil, fmt.Errorf("%w %q: the file backend takes no parameters", store.ErrInvalidURL, u.String())
+		dir, err := dirOf(u)
+		if err != nil {
+			return nil, err
 		}
 		return New(dir)
 	})
+}
+
+// dirOf checks a file URL completely and returns the directory it names, touching nothing on disk, so
+// that every mistake in the URL is reported before a directory is created. Errors quote the URL
+// redacted, because store URLs end up in logs.
+func dirOf(u *url.URL) (string, error) {
+	bad := func(msg string) (string, error) {
+		return "", fmt.Errorf("%w %q: %s", store.ErrInvalidURL, u.Redacted(), msg)
+	}
+	if u.Host != "" && u.Host != "localhost" {
+		return bad("a file URL names a local directory; write file:///abs/path or file:relative/path")
+	}
+	if u.User != nil {
+		return bad("a file URL takes no user or password")
+	}
+	dir := u.Path
+	if u.Opaque != "" {
+		dir = u.Opaque // file:relative/dir
+	}
+	if dir == "" {
+		return bad("no directory given")
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return bad("the file backend takes no parameters")
+	}
+	return dir, nil
 }
 
 const (
