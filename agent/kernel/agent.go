@@ -64,6 +64,10 @@ type Agent struct {
 	jobsWG    sync.WaitGroup
 	jobsCtx   context.Context
 	stopJobs  context.CancelCauseFunc
+
+	// recovered is closed once Run has dealt with what the previous run left (recoverJobs): no envelope
+	// is handled before, or recovery would take a command just started for a leftover and kill it.
+	recovered chan struct{}
 }
 
 // New opens the state directory, loads the key and the integrations, and enrolls if the agent has no
@@ -79,6 +83,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		beatNow:   make(chan struct{}, 1),
 		jobs:      map[string]*job{},
 		cancelled: map[string]time.Time{},
+		recovered: make(chan struct{}),
 	}
 	a.jobsCtx, a.stopJobs = context.WithCancelCause(context.Background())
 
@@ -265,6 +270,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.recoverJobs()
+	close(a.recovered)
 	a.purgeReplay()
 
 	upCtx, stopUploader := context.WithCancel(context.Background())

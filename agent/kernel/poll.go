@@ -118,6 +118,7 @@ func keyIDs(keys []wire.HubKey) string {
 // disk, its inbox key is queued for acknowledgement. An envelope that could not be secured (disk error)
 // is not acknowledged, so the hub delivers it again.
 func (a *Agent) handle(se wire.SignedEnvelope) {
+	<-a.recovered
 	log := a.log.With("inboxKey", se.InboxKey)
 	if se.InboxKey != "" {
 		// Handled already and only waiting for our acknowledgement to reach the hub: not a replay.
