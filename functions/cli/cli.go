@@ -45,8 +45,11 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":        {"run the hub (API server) against a store", runServe},
 		"init":         {"create the bucket, the signing key and the first admin token", runInit},
-		"enroll-token": {"create enrollment tokens for agents (enroll-token create)", runEnrollToken},
+		"enroll-token": {"create, list and revoke enrollment tokens for agents", runEnrollToken},
 		"agents":       {"list agents: labels, online state, disabled integrations", runAgents},
+		"agent":        {"show one agent, change its labels, retire it", runAgent},
+		"commands":     {"list commands: filter by state, issuer, agent, command, since", runCommands},
+		"approvals":    {"list the commands awaiting an approval you could give", runApprovals},
 		"run":          {"run a whitelisted command on agents", runRun},
 		"command":      {"show a command and its state on every agent", runCommand},
 		"output":       {"print an agent's output of a command (--follow to watch)", runOutput},

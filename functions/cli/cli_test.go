@@ -445,3 +445,77 @@ func TestRunWaitSaysItAwaitsApproval(t *testing.T) {
 		t.Errorf("stderr %q does not say the command awaits approval", errOut.String())
 	}
 }
+
+// TestListsAndOneAgent: the command line's side of the lists and the per-agent endpoints, as an
+// operator uses them: what awaits my approval, the commands list, one agent, its labels, retiring it,
+// and enrollment tokens listed and revoked.
+func TestListsAndOneAgent(t *testing.T) {
+	url, admin := startHub(t)
+	useHub(t, url, admin)
+	ctx := context.Background()
+	tok := strings.TrimSpace(pulse("enroll-token", "create", "--labels", "env=lab").stdout)
+	catalog := []wire.CommandSpec{{Name: "host_uptime", Group: "host"}, {Name: "shell_run", Group: "shell", Dangerous: true, Params: []wire.ParamSpec{{Name: "script", MaxBytes: 100}}}}
+	a, err := simagent.Enroll(ctx, url, tok, "box", catalog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two people onboarded by the bootstrap admin: alice requests, bob may approve.
+	alice := strings.TrimSpace(pulse("token", "create", "--name", "alice", "--groups", "admin", "--for", "alice").stdout)
+	bob := strings.TrimSpace(pulse("token", "create", "--name", "bob", "--groups", "admin", "--for", "bob").stdout)
+	useHub(t, url, alice)
+	var made struct{ ID string }
+	json.Unmarshal([]byte(pulse("run", "shell_run", "--target", "all", "--param", "script=id", "--json").stdout), &made)
+	if made.ID == "" {
+		t.Fatal("shell_run was not created")
+	}
+	steps := []struct {
+		name  string
+		token string
+		args  []string
+		want  []string // regular expressions the output must match
+		code  int
+	}{
+		{"my own command is not mine to approve", alice, []string{"approvals"}, []string{`^nothing awaits your approval\n$`}, 0},
+		{"the bootstrap admin, another person, may approve it", admin, []string{"approvals"}, []string{made.ID + `\s+shell_run\s+alice\s+1\s+0 of 2`}, 0},
+		{"bob sees it", bob, []string{"approvals"}, []string{`(?m)^ID\s+COMMAND\s+REQUESTED BY\s+TARGETS\s+APPROVALS\s+WHY$`, made.ID + `\s+shell_run\s+alice\s+1\s+0 of 2`}, 0},
+		{"the commands list", admin, []string{"commands", "--state", "awaiting_approval"}, []string{made.ID + `\s+\S+\s+awaiting_approval\s+shell_run\s+alice\s+1`}, 0},
+		{"a bad state is refused with the reason", admin, []string{"commands", "--state", "sideways"}, nil, 1},
+		{"one agent", admin, []string{"agent", "show", a.ID}, []string{`^` + a.ID + `\s+box\s+`, `(?m)^labels\s+env=lab$`}, 0},
+		{"new labels", admin, []string{"agent", "labels", a.ID, "env=prod,role=web"}, []string{`labels env=prod,role=web\n$`}, 0},
+		{"the selection follows them", admin, []string{"agents", "--selector", "role=web"}, []string{a.ID}, 0},
+		{"enrollment tokens", admin, []string{"enroll-token", "list"}, []string{`(?m)^ID\s+CREATED\s+BY\s+USED\s+EXPIRES\s+STATE\s+LABELS$`, `1 of 1\s+\S+\s+used up\s+env=lab`}, 0},
+		{"retire", admin, []string{"agent", "retire", a.ID, "--reason", "decommissioned"}, []string{`^retired ` + a.ID + ` \(box\)\n$`}, 0},
+		{"retired shows", admin, []string{"agent", "show", a.ID}, []string{`retired \d{4}-`}, 0},
+		{"an unknown agent", admin, []string{"agent", "show", "ag-nope"}, nil, 1},
+	}
+	for _, s := range steps {
+		useHub(t, url, s.token)
+		r := pulse(s.args...)
+		if r.code != s.code {
+			t.Errorf("%s: pulse %s: exit %d, want %d\nstdout %q\nstderr %q", s.name, strings.Join(s.args, " "), r.code, s.code, r.stdout, r.stderr)
+			continue
+		}
+		for _, re := range s.want {
+			if !regexp.MustCompile(re).MatchString(r.stdout) {
+				t.Errorf("%s: pulse %s: stdout lacks /%s/:\n%s", s.name, strings.Join(s.args, " "), re, r.stdout)
+			}
+		}
+		if s.code != 0 {
+			oneLine(t, s.name, r.stderr)
+		}
+	}
+	useHub(t, url, admin)
+	var list struct {
+		Tokens []struct{ ID string } `json:"tokens"`
+	}
+	json.Unmarshal([]byte(pulse("enroll-token", "list", "--json").stdout), &list)
+	if len(list.Tokens) != 1 {
+		t.Fatalf("enroll-token list --json: %+v", list)
+	}
+	if r := pulse("enroll-token", "revoke", list.Tokens[0].ID); r.code != 0 || !strings.Contains(r.stdout, "revoked enrollment token") {
+		t.Fatalf("revoke: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	if r := pulse("enroll-token", "list"); !strings.Contains(r.stdout, "revoked") {
+		t.Fatalf("list after revoke: %q", r.stdout)
+	}
+}

@@ -49,12 +49,15 @@ func parseLabels(s string) (map[string]string, error) {
 }
 
 func runEnrollToken(ctx context.Context, env *Env, args []string) error {
+	if len(args) > 0 && (args[0] == "list" || args[0] == "revoke") {
+		return runEnrollTokenList(ctx, env, args[0], args[1:])
+	}
 	if len(args) == 0 || args[0] != "create" {
 		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintln(env.Stdout, "Usage: pulse enroll-token create [--labels k=v,...] [--uses N] [--ttl D] [--json]")
+			fmt.Fprintln(env.Stdout, "Usage: pulse enroll-token create [--labels k=v,...] [--uses N] [--ttl D] [--json]\n       pulse enroll-token list [--json]\n       pulse enroll-token revoke ID")
 			return nil
 		}
-		return usagef("want `pulse enroll-token create [flags]`")
+		return usagef("want `pulse enroll-token create|list|revoke`")
 	}
 	fs := newFlags(env, "enroll-token create", "[--labels k=v,...] [--uses N] [--ttl D] [--json]",
 		"Creates a token that lets N agents enroll (pulse-agent run --enroll-token T). The agents get the labels.\nOnly a hash is stored; the token is printed once.")
