@@ -41,9 +41,9 @@ func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.S
 	}
 }
 
-// Running records that an agent started a command.
+// Running records that an agent started a command released to it.
 func (s *Service) Running(ctx context.Context, agent, cmd string, r wire.Running) error {
-	rec, err := s.target(ctx, cmd, agent)
+	rec, err := s.releasedTo(ctx, cmd, agent)
 	if err != nil {
 		return err
 	}
@@ -57,12 +57,13 @@ func (s *Service) Running(ctx context.Context, agent, cmd string, r wire.Running
 	return nil
 }
 
-// Chunk stores one chunk of an agent's output; a chunk uploaded again is harmless.
+// Chunk stores one chunk of an agent's output of a command released to it; a chunk uploaded again is
+// harmless.
 func (s *Service) Chunk(ctx context.Context, agent, cmd string, seq int, b []byte) error {
 	if len(b) > wire.MaxChunkBytes {
 		return domain.TooLarge("chunk of %d bytes; at most %d", len(b), wire.MaxChunkBytes)
 	}
-	if _, err := s.target(ctx, cmd, agent); err != nil {
+	if _, err := s.releasedTo(ctx, cmd, agent); err != nil {
 		return err
 	}
 	_, err := store.PutBytes(ctx, s.Store, layout.Chunk(cmd, agent, seq), b, store.PutOptions{CreateOnly: true, ContentType: "application/octet-stream"})
@@ -72,14 +73,14 @@ func (s *Service) Chunk(ctx context.Context, agent, cmd string, seq int, b []byt
 	return nil
 }
 
-// Result stores an agent's final result, then tells whoever listens (the workflow runtime) and
+// Result stores an agent's final result of a command released to it, then tells whoever listens (the workflow runtime) and
 // releases the next wave. It returns once the result is stored; follow-up work of other rooms runs
 // outside the request.
 func (s *Service) Result(ctx context.Context, agent string, res wire.Result) error {
 	if !res.Status.Final() {
 		return &domain.Error{Kind: domain.KindInvalid, Field: "body.status", Msg: fmt.Sprintf("status %q is not a final state", res.Status)}
 	}
-	rec, err := s.target(ctx, res.CommandID, agent)
+	rec, err := s.releasedTo(ctx, res.CommandID, agent)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,8 @@ type Service struct {
 	Policy   Decider
 	Delivery Deliverer
 
-	records store.Once[Record]
+	records  store.Once[Record]
+	released releasedSet
 }
 
 // Record is what was asked, of whom and by whom; written once when the command is accepted.
