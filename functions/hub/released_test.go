@@ -125,3 +125,84 @@ func TestReportsOnlyFromReleasedTargets(t *testing.T) {
 		})
 	}
 }
+
+// TestCopiedEnvelopeMarksNothingDelivered: a poll that hands an agent an envelope copied from another
+// agent's inbox (the inbox is the one place in the bucket the hub does not MAC) records no delivery
+// for that agent, whether it is not a target at all, a target its wave has not reached, or a released
+// target that got someone else's envelope instead of its own. Its state stays what the hub released.
+func TestCopiedEnvelopeMarksNothingDelivered(t *testing.T) {
+	th := newTestHub(t)
+	a1 := th.agent("db-1", map[string]string{"role": "db"}, nil)
+	a2 := th.agent("db-2", map[string]string{"role": "db"}, nil)
+	other := th.agent("web-1", map[string]string{"role": "web"}, nil)
+	ctx := context.Background()
+	byID := map[string]*simagent.Agent{a1.ID: a1, a2.ID: a2}
+	create := func(t *testing.T, spec map[string]any) commandView {
+		t.Helper()
+		var cmd commandView
+		if st := th.call(th.admin, "POST", "/v1/commands", spec, &cmd); st != 202 {
+			t.Fatalf("create: %d %s", st, cmd.Detail)
+		}
+		return cmd
+	}
+	for _, tc := range []struct {
+		name string
+		// setup returns the command, the agent whose envelope is copied and the agent that polls it.
+		setup func(t *testing.T) (cmd string, from, to *simagent.Agent)
+	}{
+		{"to an agent that is not a target", func(t *testing.T) (string, *simagent.Agent, *simagent.Agent) {
+			cmd := create(t, map[string]any{"command": "host_uptime", "targets": []string{a1.ID}})
+			return cmd.ID, a1, other
+		}},
+		{"to a target its wave has not reached", func(t *testing.T) (string, *simagent.Agent, *simagent.Agent) {
+			cmd := create(t, map[string]any{"command": "host_uptime", "targets": []string{"role=db"}, "maxConcurrency": 1})
+			var from, to *simagent.Agent
+			for _, a := range cmd.Agents {
+				if a.State == "pending" {
+					to = byID[a.Agent]
+				} else {
+					from = byID[a.Agent]
+				}
+			}
+			if from == nil || to == nil {
+				t.Fatalf("want one released and one pending target: %+v", cmd.Agents)
+			}
+			return cmd.ID, from, to
+		}},
+		{"over a released target's own envelope", func(t *testing.T) (string, *simagent.Agent, *simagent.Agent) {
+			cmd := create(t, map[string]any{"command": "host_uptime", "targets": []string{"role=db"}})
+			return cmd.ID, a1, a2
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, from, to := tc.setup(t)
+			var before commandView
+			th.call(th.admin, "GET", "/v1/commands/"+cmd, nil, &before)
+			b, _, err := store.ReadAll(ctx, th.bucket(), layout.InboxEntry(from.ID, cmd))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := store.PutBytes(ctx, th.bucket(), layout.InboxEntry(to.ID, cmd), b, store.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			var resp wire.PollResponse
+			if err := to.Signed(ctx, "POST", "/v1/agents/"+to.ID+"/poll", wire.PollRequest{}, &resp); err != nil || len(resp.Envelopes) == 0 {
+				t.Fatalf("poll of the copied envelope: %v, %d envelopes", err, len(resp.Envelopes))
+			}
+			for _, k := range th.reported(cmd, to.ID) {
+				if strings.HasSuffix(k, "/delivered.json") {
+					t.Errorf("the copied envelope's poll wrote %s", k)
+				}
+			}
+			var after commandView
+			th.call(th.admin, "GET", "/v1/commands/"+cmd, nil, &after)
+			for i := range after.Agents {
+				if after.Agents[i].State != before.Agents[i].State {
+					t.Errorf("%s: %s before the poll, %s after", after.Agents[i].Agent, before.Agents[i].State, after.Agents[i].State)
+				}
+			}
+			th.call(th.admin, "POST", "/v1/commands/"+cmd+"/cancel", nil, nil) // leave the next case a clean inbox
+			th.bucket().Delete(ctx, layout.InboxEntry(to.ID, cmd))
+		})
+	}
+}

@@ -19,7 +19,11 @@ import (
 // and the agent, so a report repeated after a lost answer changes nothing.
 
 // MarkDelivered records that command envelopes reached the agent. It is the delivery room's Delivered
-// hook; envelopes that are not commands of this hub are left for the agent to reject and report.
+// hook; envelopes that are not commands of this hub are left for the agent to reject and report. The
+// inbox is the one part of the bucket the hub does not MAC (the agent checks the envelope's signature
+// itself), so a bucket writer can copy an envelope into another agent's inbox: a delivery is recorded
+// only for an envelope the hub signed for this agent and command, and only when the command was
+// released to the agent (releasedTo). Anything else writes nothing; the agent refuses it and says so.
 func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.SignedEnvelope) {
 	for _, se := range envs {
 		cmd := strings.TrimSuffix(se.InboxKey, ".json")
@@ -32,6 +36,13 @@ func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.S
 		}
 		if time.Now().After(rec.NotAfter) {
 			continue // too late to deliver: the agent refuses it, and the target stays as it was (or expired)
+		}
+		if env, err := se.Verify(s.Keys.Public()); err != nil || env.Agent != agent || env.ID != cmd || env.Kind != wire.KindCommand {
+			s.Log.Warn("delivery not recorded: the envelope is not the hub's for this agent and command", "command", cmd, "agent", agent, "addressee", env.Agent, "err", err)
+			continue
+		}
+		if _, err := s.releasedTo(ctx, cmd, agent); err != nil {
+			continue // releasedTo logged why
 		}
 		if _, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Marker(cmd, agent, "delivered"), map[string]any{"at": time.Now().UTC()}); err != nil {
 			s.Log.Warn("record delivery", "command", cmd, "agent", agent, "err", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/trail"
+	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/policy"
@@ -53,6 +54,8 @@ type Service struct {
 	Fleet    Fleet
 	Policy   Decider
 	Delivery Deliverer
+	// Keys are the hub's signing keys: a delivery is recorded only for an envelope they signed.
+	Keys *hubkey.Keys
 
 	records  store.Once[Record]
 	released releasedSet
