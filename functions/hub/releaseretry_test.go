@@ -137,3 +137,45 @@ func TestReleaseIsRetriedUntilItLands(t *testing.T) {
 		})
 	}
 }
+
+// TestPlantedReleaseSignsNothing: someone who can write to the bucket plants a queued marker and a
+// release object for a target the hub has not released (its command awaits approval, or its wave has
+// not come). The tick finishes releases, but signs an envelope only for a marker the hub wrote: the
+// target's inbox stays empty.
+func TestPlantedReleaseSignsNothing(t *testing.T) {
+	th := newTestHub(t)
+	catalog := []wire.CommandSpec{{Name: "host_uptime", Group: "host"}, {Name: "shell_run", Group: "shell", Dangerous: true,
+		Params: []wire.ParamSpec{{Name: "script", MaxBytes: 100}}}}
+	a1, a2 := th.agent("db-1", nil, catalog), th.agent("db-2", nil, catalog)
+	alice := th.token("alice", "admin")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		spec map[string]any
+	}{
+		{"awaiting approval", map[string]any{"command": "shell_run", "targets": []string{a1.ID}, "params": map[string]string{"script": "id"}}},
+		{"a wave that has not come", map[string]any{"command": "host_uptime", "targets": []string{a1.ID, a2.ID}, "maxConcurrency": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cmd commandView
+			if st := th.call(alice, "POST", "/v1/commands", tc.spec, &cmd); st != 202 {
+				t.Fatalf("create: %d %s", st, cmd.Detail)
+			}
+			var target string
+			for _, a := range cmd.Agents {
+				if a.State == "pending" || a.State == "awaiting_approval" {
+					target = a.Agent
+				}
+			}
+			if target == "" {
+				t.Fatalf("no unreleased target: %+v", cmd.Agents)
+			}
+			th.plant(layout.Marker(cmd.ID, target, "queued"), map[string]any{"at": time.Now().UTC()})
+			th.plant(layout.Release(cmd.ID, "planted"), map[string]any{})
+			th.h.Commands.RetryReleases(ctx, 0)
+			if _, _, err := store.ReadAll(ctx, th.bucket(), layout.InboxEntry(target, cmd.ID)); err == nil {
+				t.Fatalf("the tick signed an envelope for %s on a planted marker", target)
+			}
+		})
+	}
+}

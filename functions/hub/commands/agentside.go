@@ -42,7 +42,7 @@ func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.S
 			continue
 		}
 		if _, err := s.releasedTo(ctx, cmd, agent); err != nil {
-			continue // releasedTo logged why
+			continue // not a target, or not released to it (releasedTo logs why)
 		}
 		if _, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Marker(cmd, agent, "delivered"), map[string]any{"at": time.Now().UTC()}); err != nil {
 			s.Log.Warn("record delivery", "command", cmd, "agent", agent, "err", err)

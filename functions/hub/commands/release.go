@@ -30,7 +30,8 @@ import (
 // write theirs before their own record, so an interrupted create or approval is finished the same
 // way). An idle tick costs one LIST of releasing/. An interrupted release costs, on the tick that
 // finishes it, a fold of the command (two LISTs, plus one GET per approval), per queued target one
-// GET of its inbox entry (plus, when it is missing, one GET of its delivered marker and one PUT),
+// GET of its queued marker and one of its inbox entry (plus, when that is missing, one GET of its
+// delivered marker and one PUT),
 // a second fold to release the rest of the wave, and one DELETE per release object.
 const (
 	// releaseRetryAfter is how old a release must be before the tick finishes it: the request that
@@ -120,8 +121,8 @@ func (s *Service) finishRelease(ctx context.Context, cmd string) error {
 	} else if err != nil {
 		return err
 	}
-	if st.Cancelled || st.Denied || time.Now().After(st.NotAfter) {
-		return nil // nothing is delivered any more; the fold says cancelled, denied or expired
+	if st.Cancelled || st.Denied || st.Awaiting || time.Now().After(st.NotAfter) {
+		return nil // nothing is delivered (yet, or any more): the fold says so, and an approval releases it
 	}
 	var written []string
 	for _, a := range st.Agents {
@@ -148,7 +149,18 @@ func (s *Service) finishRelease(ctx context.Context, cmd string) error {
 // envelope that is gone because the agent acknowledged it must not come back (the agent would refuse
 // it as a replay). The poll records the delivery before it answers, and the agent acknowledges only
 // after that answer, so the inbox is read first and the delivered marker second.
+//
+// The fold's "queued" comes from a listing, which a bucket writer can fake with any object under the
+// marker's key; the hub signs an envelope only for a target whose queued marker it wrote itself (read
+// through the integrity check), so a planted marker never makes the tick release work to an agent
+// whose wave has not come or whose command awaits approval.
 func (s *Service) ensureEnvelope(ctx context.Context, st *Status, agent string) (bool, error) {
+	if _, err := store.ReadJSON(ctx, s.Store, layout.Marker(st.ID, agent, "queued"), &struct{}{}); isNotFound(err) {
+		s.Log.Warn("tick: a queued marker the hub did not write; no envelope", "command", st.ID, "agent", agent)
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("read the queued marker of command %s on %s: %w", st.ID, agent, err)
+	}
 	if _, _, err := store.ReadAll(ctx, s.Store, layout.InboxEntry(agent, st.ID)); err == nil {
 		return false, nil
 	} else if !isNotFound(err) {
