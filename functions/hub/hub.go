@@ -191,7 +191,7 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	h.Access = &access.Service{Store: st, Log: log, Trail: tr}
 	h.Fleet = &fleet.Service{Store: st, Log: log, Trail: tr, Keys: keys}
 	h.Delivery = &delivery.Service{Store: st, Log: log, Keys: keys}
-	h.Commands = &commands.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery}
+	h.Commands = &commands.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
 	h.Delivery.Delivered = h.Commands.MarkDelivered
 	h.Workflows = &workflows.Service{Store: st, Log: log, Trail: tr, Bus: bus, Commands: h.Commands, Fleet: h.Fleet}
 	h.Workflows.Subscribe(bus)
@@ -206,7 +206,7 @@ const (
 )
 
 // Run does the hub's background work until ctx ends: readiness checks, the bell feed, audit seals and
-// the one-second tick. It audits the policy it runs with first.
+// the one-second tick (interrupted releases, then workflows). It audits the policy it runs with first.
 func (h *Hub) Run(ctx context.Context) {
 	// A start explains the gap in the audit seals while no hub ran (audit.Verify).
 	h.Trail.Write(ctx, audit.Record{Principal: audit.Actor{ID: "hub", Via: "hub"}, Action: audit.ActionHubStarted, Outcome: "ok",
@@ -217,7 +217,12 @@ func (h *Hub) Run(ctx context.Context) {
 	wg.Go(func() { h.Ready.Watch(ctx, readyInterval) })
 	wg.Go(func() { h.Delivery.WatchBells(ctx) })
 	wg.Go(func() { every(ctx, sealInterval, h.Trail.Seal) })
-	wg.Go(func() { every(ctx, tickInterval, func(ctx context.Context) { h.Workflows.Tick(ctx) }) })
+	wg.Go(func() {
+		every(ctx, tickInterval, func(ctx context.Context) {
+			h.Commands.Tick(ctx)
+			h.Workflows.Tick(ctx)
+		})
+	})
 	wg.Wait()
 }
 
@@ -235,12 +240,13 @@ func every(ctx context.Context, interval time.Duration, fn func(context.Context)
 	}
 }
 
-// Tick runs the periodic work once (timers, half-done executions, schedules), for a hub without a
-// resident process. It returns how many executions were active.
+// Tick runs the periodic work once (interrupted releases, timers, half-done executions, schedules),
+// for a hub without a resident process. It returns how many executions were active.
 func (h *Hub) Tick(ctx context.Context) int {
 	if h.sealDue(time.Now()) {
 		h.Trail.Seal(ctx)
 	}
+	h.Commands.Tick(ctx)
 	return h.Workflows.Tick(ctx)
 }
 

@@ -94,17 +94,17 @@ func registerAgentProtocol(api huma.API, h *Hub) {
 		return nil, h.Fleet.RecordHeartbeat(ctx, domain.AgentFrom(ctx), in.Body)
 	})
 	register(api, h, huma.Operation{OperationID: "agent-running", Method: http.MethodPost, Path: "/v1/agents/{id}/commands/{cmd}/running",
-		Summary: "Report a command started", Description: "409 when the target expired before delivery: that state is final.",
+		Summary: "Report a command started", Description: "409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.",
 		DefaultStatus: http.StatusNoContent, Errors: []int{404, 409}}, func(ctx context.Context, in *RunningInput) (*struct{}, error) {
 		return nil, h.Commands.Running(ctx, domain.AgentFrom(ctx), in.Command, in.Body)
 	})
 	register(api, h, huma.Operation{OperationID: "agent-output", Method: http.MethodPut, Path: "/v1/agents/{id}/commands/{cmd}/output/{seq}",
-		Summary: "Upload an output chunk", Description: "Chunks are numbered from 0 and written once; uploading one again is harmless.",
-		DefaultStatus: http.StatusNoContent, MaxBodyBytes: wire.MaxChunkBytes + 1, Errors: []int{404, 413}}, func(ctx context.Context, in *ChunkInput) (*struct{}, error) {
+		Summary: "Upload an output chunk", Description: "Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.",
+		DefaultStatus: http.StatusNoContent, MaxBodyBytes: wire.MaxChunkBytes + 1, Errors: []int{404, 409, 413}}, func(ctx context.Context, in *ChunkInput) (*struct{}, error) {
 		return nil, h.Commands.Chunk(ctx, domain.AgentFrom(ctx), in.Command, in.Seq, in.RawBody)
 	})
 	register(api, h, huma.Operation{OperationID: "agent-result", Method: http.MethodPost, Path: "/v1/agents/{id}/results",
-		Summary: "Upload a final result", Description: "Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.",
+		Summary: "Upload a final result", Description: "Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.",
 		DefaultStatus: http.StatusNoContent, Errors: []int{404, 409, 422}}, func(ctx context.Context, in *ResultInput) (*struct{}, error) {
 		return nil, h.Commands.Result(ctx, domain.AgentFrom(ctx), in.Body)
 	})

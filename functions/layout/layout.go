@@ -31,6 +31,7 @@ const (
 	Bells               = "v1/bells/"
 	Commands            = "v1/commands/"
 	Results             = "v1/results/"
+	Releasing           = "v1/releasing/"
 	Rejections          = "v1/rejections/"
 	Tokens              = "v1/tokens/"
 	RevokedTokens       = "v1/revoked-tokens/"
@@ -56,6 +57,7 @@ func Prefixes() []Prefix {
 		{Bells, "the change feed that wakes polls held by other hub instances"},
 		{Commands, "command records, and beside each its cancel, denial and approvals"},
 		{Results, "per agent: queued/delivered/running/final markers, output chunks, the result"},
+		{Releasing, "releases in progress, which the tick finishes if the hub releasing them did not"},
 		{Rejections, "envelopes an agent refused, with the reason"},
 		{Tokens, "operator API tokens, by hash"},
 		{RevokedTokens, "revocations of operator tokens"},
@@ -129,6 +131,13 @@ func Denied(id string) string { return CommandSide(id) + "denied.json" }
 
 // Approval is one approver's approval of a command; approver is a key-safe form of their identity.
 func Approval(id, approver string) string { return CommandSide(id) + "approvals/" + approver + ".json" }
+
+// ReleasingOf is where a command's releases in progress are listed.
+func ReleasingOf(cmd string) string { return Releasing + cmd + "/" }
+
+// Release is one release in progress of a command (id is a UUIDv7): written before the release's
+// first marker, deleted once every envelope of it is written.
+func Release(cmd, id string) string { return ReleasingOf(cmd) + id + ".json" }
 
 // ResultsOf is where everything agents reported about a command is listed.
 func ResultsOf(cmd string) string { return Results + cmd + "/" }

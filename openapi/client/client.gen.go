@@ -1375,7 +1375,7 @@ type ClientInterface interface {
 
 	// AgentOutputWithBody Upload an output chunk
 	//
-	// Chunks are numbered from 0 and written once; uploading one again is harmless.
+	// Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1384,7 +1384,7 @@ type ClientInterface interface {
 
 	// AgentRunningWithBody Report a command started
 	//
-	// 409 when the target expired before delivery: that state is final.
+	// 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1393,7 +1393,7 @@ type ClientInterface interface {
 
 	// AgentRunning Report a command started
 	//
-	// 409 when the target expired before delivery: that state is final.
+	// 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1471,7 +1471,7 @@ type ClientInterface interface {
 
 	// AgentResultWithBody Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1480,7 +1480,7 @@ type ClientInterface interface {
 
 	// AgentResult Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1872,7 +1872,7 @@ func (c *Client) GetAgent(ctx context.Context, id string, reqEditors ...RequestE
 
 // AgentOutputWithBody Upload an output chunk
 //
-// Chunks are numbered from 0 and written once; uploading one again is harmless.
+// Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1891,7 +1891,7 @@ func (c *Client) AgentOutputWithBody(ctx context.Context, id string, cmd string,
 
 // AgentRunningWithBody Report a command started
 //
-// 409 when the target expired before delivery: that state is final.
+// 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1910,7 +1910,7 @@ func (c *Client) AgentRunningWithBody(ctx context.Context, id string, cmd string
 
 // AgentRunning Report a command started
 //
-// 409 when the target expired before delivery: that state is final.
+// 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2088,7 +2088,7 @@ func (c *Client) AgentRejection(ctx context.Context, id string, body AgentReject
 
 // AgentResultWithBody Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2107,7 +2107,7 @@ func (c *Client) AgentResultWithBody(ctx context.Context, id string, contentType
 
 // AgentResult Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4948,7 +4948,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentOutputWithBodyWithResponse Upload an output chunk
 	//
-	// Chunks are numbered from 0 and written once; uploading one again is harmless.
+	// Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4957,7 +4957,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentRunningWithBodyWithResponse Report a command started
 	//
-	// 409 when the target expired before delivery: that state is final.
+	// 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4966,7 +4966,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentRunningWithResponse Report a command started
 	//
-	// 409 when the target expired before delivery: that state is final.
+	// 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5046,7 +5046,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentResultWithBodyWithResponse Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5055,7 +5055,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentResultWithResponse Upload a final result
 	//
-	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+	// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5642,6 +5642,8 @@ type AgentOutputResponse struct {
 	HTTPResponse *http.Response
 	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
 	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationProblemJSON413 *ErrorModel
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
@@ -5653,6 +5655,11 @@ type AgentOutputResponse struct {
 // GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
 func (r AgentOutputResponse) GetApplicationProblemJSON404() *ErrorModel {
 	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AgentOutputResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
 }
 
 // GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -7980,7 +7987,7 @@ func (c *ClientWithResponses) GetAgentWithResponse(ctx context.Context, id strin
 
 // AgentOutputWithBodyWithResponse Upload an output chunk
 //
-// Chunks are numbered from 0 and written once; uploading one again is harmless.
+// Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7995,7 +8002,7 @@ func (c *ClientWithResponses) AgentOutputWithBodyWithResponse(ctx context.Contex
 
 // AgentRunningWithBodyWithResponse Report a command started
 //
-// 409 when the target expired before delivery: that state is final.
+// 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8010,7 +8017,7 @@ func (c *ClientWithResponses) AgentRunningWithBodyWithResponse(ctx context.Conte
 
 // AgentRunningWithResponse Report a command started
 //
-// 409 when the target expired before delivery: that state is final.
+// 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8150,7 +8157,7 @@ func (c *ClientWithResponses) AgentRejectionWithResponse(ctx context.Context, id
 
 // AgentResultWithBodyWithResponse Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8165,7 +8172,7 @@ func (c *ClientWithResponses) AgentResultWithBodyWithResponse(ctx context.Contex
 
 // AgentResultWithResponse Upload a final result
 //
-// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+// Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8967,6 +8974,13 @@ func ParseAgentOutputResponse(rsp *http.Response) (*AgentOutputResponse, error) 
 			return nil, err
 		}
 		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest ErrorModel

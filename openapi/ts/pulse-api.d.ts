@@ -94,7 +94,7 @@ export interface paths {
         get?: never;
         /**
          * Upload an output chunk
-         * @description Chunks are numbered from 0 and written once; uploading one again is harmless.
+         * @description Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.
          */
         put: operations["agent-output"];
         post?: never;
@@ -115,7 +115,7 @@ export interface paths {
         put?: never;
         /**
          * Report a command started
-         * @description 409 when the target expired before delivery: that state is final.
+         * @description 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
          */
         post: operations["agent-running"];
         delete?: never;
@@ -210,7 +210,7 @@ export interface paths {
         put?: never;
         /**
          * Upload a final result
-         * @description Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the target expired before delivery: that state is final.
+         * @description Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.
          */
         post: operations["agent-result"];
         delete?: never;
@@ -1902,6 +1902,15 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -20,7 +20,11 @@ import (
 // and the agent, so a report repeated after a lost answer changes nothing.
 
 // MarkDelivered records that command envelopes reached the agent. It is the delivery room's Delivered
-// hook; envelopes that are not commands of this hub are left for the agent to reject and report.
+// hook; envelopes that are not commands of this hub are left for the agent to reject and report. The
+// inbox is the one part of the bucket the hub does not MAC (the agent checks the envelope's signature
+// itself), so a bucket writer can copy an envelope into another agent's inbox: a delivery is recorded
+// only for an envelope the hub signed for this agent and command, and only when the command was
+// released to the agent (releasedTo). Anything else writes nothing; the agent refuses it and says so.
 func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.SignedEnvelope) {
 	for _, se := range envs {
 		cmd := strings.TrimSuffix(se.InboxKey, ".json")
@@ -34,6 +38,13 @@ func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.S
 		if time.Now().After(rec.NotAfter) {
 			continue // too late to deliver: the agent refuses it, and the target stays as it was (or expired)
 		}
+		if env, err := se.Verify(s.Keys.Public()); err != nil || env.Agent != agent || env.ID != cmd || env.Kind != wire.KindCommand {
+			s.Log.Warn("delivery not recorded: the envelope is not the hub's for this agent and command", "command", cmd, "agent", agent, "addressee", env.Agent, "err", err)
+			continue
+		}
+		if _, err := s.releasedTo(ctx, cmd, agent); err != nil {
+			continue // not a target, or not released to it (releasedTo logs why)
+		}
 		if _, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Marker(cmd, agent, "delivered"), map[string]any{"at": time.Now().UTC()}); err != nil {
 			s.Log.Warn("record delivery", "command", cmd, "agent", agent, "err", err)
 			continue
@@ -42,9 +53,9 @@ func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.S
 	}
 }
 
-// Running records that an agent started a command.
+// Running records that an agent started a command released to it.
 func (s *Service) Running(ctx context.Context, agent, cmd string, r wire.Running) error {
-	rec, err := s.target(ctx, cmd, agent)
+	rec, err := s.releasedTo(ctx, cmd, agent)
 	if err != nil {
 		return err
 	}
@@ -58,12 +69,13 @@ func (s *Service) Running(ctx context.Context, agent, cmd string, r wire.Running
 	return nil
 }
 
-// Chunk stores one chunk of an agent's output; a chunk uploaded again is harmless.
+// Chunk stores one chunk of an agent's output of a command released to it; a chunk uploaded again is
+// harmless.
 func (s *Service) Chunk(ctx context.Context, agent, cmd string, seq int, b []byte) error {
 	if len(b) > wire.MaxChunkBytes {
 		return domain.TooLarge("chunk of %d bytes; at most %d", len(b), wire.MaxChunkBytes)
 	}
-	if _, err := s.target(ctx, cmd, agent); err != nil {
+	if _, err := s.releasedTo(ctx, cmd, agent); err != nil {
 		return err
 	}
 	_, err := store.PutBytes(ctx, s.Store, layout.Chunk(cmd, agent, seq), b, store.PutOptions{CreateOnly: true, ContentType: "application/octet-stream"})
@@ -73,14 +85,14 @@ func (s *Service) Chunk(ctx context.Context, agent, cmd string, seq int, b []byt
 	return nil
 }
 
-// Result stores an agent's final result, then tells whoever listens (the workflow runtime) and
+// Result stores an agent's final result of a command released to it, then tells whoever listens (the workflow runtime) and
 // releases the next wave. It returns once the result is stored; follow-up work of other rooms runs
 // outside the request.
 func (s *Service) Result(ctx context.Context, agent string, res wire.Result) error {
 	if !res.Status.Final() {
 		return &domain.Error{Kind: domain.KindInvalid, Field: "body.status", Msg: fmt.Sprintf("status %q is not a final state", res.Status)}
 	}
-	rec, err := s.target(ctx, res.CommandID, agent)
+	rec, err := s.releasedTo(ctx, res.CommandID, agent)
 	if err != nil {
 		return err
 	}

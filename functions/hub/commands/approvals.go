@@ -44,6 +44,12 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, comment s
 	case !me.InGroup(req.Groups...):
 		return nil, domain.Denied("approvers must be in %s; you are in %v", strings.Join(req.Groups, " or "), me.Groups)
 	}
+	var intent string // an approval may release the command: written down first, for the tick
+	if approve {
+		if intent, err = s.intend(ctx, id); err != nil {
+			return nil, err
+		}
+	}
 	if !approve {
 		if _, err := store.CreateJSON(ctx, s.Store, layout.Denied(id), map[string]any{"by": me.ID, "at": time.Now().UTC(), "comment": comment}); err != nil {
 			return nil, err
@@ -55,14 +61,16 @@ func (s *Service) Decide(ctx context.Context, id string, approve bool, comment s
 			return nil, err
 		}
 		if !created {
+			s.settle(ctx, intent)
 			return nil, domain.Conflict("you already approved command %s", id)
 		}
 	}
 	s.Trail.Record(ctx, action(approve), st.Targets, nil, "ok", map[string]any{"commandId": id, "comment": comment})
 	s.changed(ctx, id)
 	if approve {
-		if err := s.Advance(ctx, id); err != nil {
-			return nil, err
+		if err := s.advance(ctx, id, intent); err != nil {
+			// The approval is stored and the release written down: the tick finishes it.
+			s.Log.Error("release command after approval; the tick retries it", "command", id, "err", err)
 		}
 	}
 	return s.Status(ctx, id, true)

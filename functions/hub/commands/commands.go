@@ -21,6 +21,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/trail"
+	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/policy"
@@ -53,8 +54,11 @@ type Service struct {
 	Fleet    Fleet
 	Policy   Decider
 	Delivery Deliverer
+	// Keys are the hub's signing keys: a delivery is recorded only for an envelope they signed.
+	Keys *hubkey.Keys
 
-	records store.Once[Record]
+	records  store.Once[Record]
+	released releasedSet
 }
 
 // Record is what was asked, of whom and by whom; written once when the command is accepted.
@@ -197,18 +201,25 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 		rec.Approval = &ApprovalRequirement{Count: a.Count, Groups: a.Groups, Reason: a.Reason, Requester: rec.Issuer,
 			RequesterPerson: domain.PrincipalFrom(ctx).Person}
 	}
+	// The release is written down before the record, so a create interrupted anywhere after this
+	// point is finished by the tick.
+	intent, err := s.intend(ctx, rec.ID)
+	if err != nil {
+		return nil, err
+	}
 	created, err := store.CreateJSON(ctx, s.Store, layout.Command(rec.ID), rec)
 	if err != nil {
 		return nil, err
 	}
 	if !created { // a deterministic id another hub already created: that record is the command
+		s.settle(ctx, intent)
 		return s.Status(ctx, rec.ID, false)
 	}
 	s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
 	s.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer, "approvals_required", rec.Approval != nil)
-	if err := s.Advance(ctx, rec.ID); err != nil {
-		// The command is recorded; the next result or a retry of advance releases it.
-		s.Log.Error("release command", "command", rec.ID, "err", err)
+	if err := s.advance(ctx, rec.ID, intent); err != nil {
+		// The command is recorded and its release written down: the tick finishes it.
+		s.Log.Error("release command; the tick retries it", "command", rec.ID, "err", err)
 	}
 	return s.Status(ctx, rec.ID, false)
 }
@@ -231,13 +242,20 @@ func (s *Service) Get(ctx context.Context, id string) (*Record, error) {
 // Advance releases the next wave of a command: as many unreleased targets as maxConcurrency allows,
 // unless it was cancelled, denied, is awaiting approval or stopped by maxErrors. Every write is
 // create-only under a key derived from the command and the agent, so two hubs advancing the same
-// command at once release each agent once.
-func (s *Service) Advance(ctx context.Context, id string) error {
+// command at once release each agent once. The release is written down before its first marker and
+// deleted after its last envelope, so one interrupted in between is finished by the tick
+// (release.go).
+func (s *Service) Advance(ctx context.Context, id string) error { return s.advance(ctx, id, "") }
+
+// advance is Advance under a release already written down by the caller (intent, "" for none), which
+// it deletes once nothing of the release is left to do.
+func (s *Service) advance(ctx context.Context, id, intent string) error {
 	st, err := s.Status(ctx, id, false)
 	if err != nil {
 		return err
 	}
 	if st.Cancelled || st.Stopped || st.Denied || st.Awaiting || time.Now().After(st.NotAfter) {
+		s.settle(ctx, intent)
 		return nil
 	}
 	inflight := 0
@@ -255,21 +273,26 @@ func (s *Service) Advance(ctx context.Context, id string) error {
 		n = min(n, st.MaxConcurrency-inflight)
 	}
 	if n <= 0 {
+		s.settle(ctx, intent)
 		return nil
 	}
-	body, _ := json.Marshal(wire.Command{CommandID: id, Name: st.Command, Params: st.Params, TimeoutSeconds: st.TimeoutSeconds})
+	if intent == "" {
+		if intent, err = s.intend(ctx, id); err != nil {
+			return err
+		}
+	}
 	released := pending[:n]
 	for _, agent := range released {
 		if _, err := store.CreateJSON(ctx, s.Store, layout.Marker(id, agent, "queued"), map[string]any{"at": time.Now().UTC()}); err != nil {
-			return err
+			return fmt.Errorf("release command %s to %s: %w", id, agent, err)
 		}
-		env := wire.Envelope{ID: id, Agent: agent, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter, Issuer: st.Issuer, Kind: wire.KindCommand, Body: body}
-		if err := s.Delivery.Enqueue(ctx, agent, id, env); err != nil {
-			return err
+		if err := s.Delivery.Enqueue(ctx, agent, id, envelope(st, agent)); err != nil {
+			return fmt.Errorf("release command %s to %s: %w", id, agent, err)
 		}
 	}
 	s.Delivery.Ring(ctx, released)
 	s.changed(ctx, id)
+	s.settle(ctx, intent)
 	return nil
 }
 

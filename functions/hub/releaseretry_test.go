@@ -1,0 +1,181 @@
+package hub_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
+)
+
+// envelopeFails fails one write of a command envelope into an inbox (the failAt-th, counting from 1),
+// as a store that drops one request does.
+type envelopeFails struct {
+	store.Store
+	failAt int64
+	puts   atomic.Int64
+}
+
+func (f *envelopeFails) Put(ctx context.Context, k string, r io.Reader, n int64, o store.PutOptions) (store.ObjectInfo, error) {
+	if strings.HasPrefix(k, layout.Inbox) && !strings.HasSuffix(k, "-cancel.json") && f.puts.Add(1) == f.failAt {
+		return store.ObjectInfo{}, errors.New("put " + k + ": 503 SlowDown")
+	}
+	return f.Store.Put(ctx, k, r, n, o)
+}
+
+// TestReleaseIsRetriedUntilItLands: when the envelope write of a release fails after the queued
+// marker was written (at create, for a later wave after a result, on the approval that releases it),
+// the target sits queued with an empty inbox; the commands tick finds the release and writes the
+// envelope, the agent's poll receives it, and once it is acknowledged no retry writes it again.
+func TestReleaseIsRetriedUntilItLands(t *testing.T) {
+	catalog := []wire.CommandSpec{{Name: "host_uptime", Group: "host"}, {Name: "shell_run", Group: "shell", Dangerous: true,
+		Params: []wire.ParamSpec{{Name: "script", MaxBytes: 100}}}}
+	for _, tc := range []struct {
+		name   string
+		failAt int64
+		// run creates the command and drives it to the failing release; it returns the command and the
+		// target left without its envelope.
+		run func(t *testing.T, th *testHub, a1, a2 *simagent.Agent) (cmd string, stuck *simagent.Agent)
+	}{
+		{"the first wave, at create", 1, func(t *testing.T, th *testHub, a1, a2 *simagent.Agent) (string, *simagent.Agent) {
+			var cmd commandView
+			if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a1.ID}}, &cmd); st != 202 {
+				t.Fatalf("create: %d %s", st, cmd.Detail)
+			}
+			return cmd.ID, a1
+		}},
+		{"the next wave, after a result", 2, func(t *testing.T, th *testHub, a1, a2 *simagent.Agent) (string, *simagent.Agent) {
+			var cmd commandView
+			if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a1.ID, a2.ID}, "maxConcurrency": 1}, &cmd); st != 202 {
+				t.Fatalf("create: %d %s", st, cmd.Detail)
+			}
+			first, next := a1, a2
+			if len(cmd.Agents) != 2 || cmd.Agents[0].State != "queued" || cmd.Agents[1].State != "pending" {
+				t.Fatalf("want the first target queued and the second pending: %+v", cmd.Agents)
+			}
+			if cmd.Agents[0].Agent == a2.ID {
+				first, next = a2, a1
+			}
+			work, _, err := first.Poll(context.Background(), nil)
+			if err != nil || len(work) != 1 {
+				t.Fatalf("first wave poll: %v %d", err, len(work))
+			}
+			// The result is stored; releasing the next wave fails, and the agent hears a 503.
+			first.Complete(context.Background(), work[0], wire.StatusSucceeded, 0, nil)
+			return cmd.ID, next
+		}},
+		{"the approval that releases it", 1, func(t *testing.T, th *testHub, a1, a2 *simagent.Agent) (string, *simagent.Agent) {
+			alice, bob, carol := th.token("alice", "admin"), th.token("bob", "admin"), th.token("carol", "admin")
+			var cmd commandView
+			if st := th.call(alice, "POST", "/v1/commands", map[string]any{"command": "shell_run", "targets": []string{a1.ID}, "params": map[string]string{"script": "id"}}, &cmd); st != 202 || !cmd.AwaitingApproval {
+				t.Fatalf("create: %d %+v", st, cmd)
+			}
+			th.call(bob, "POST", "/v1/commands/"+cmd.ID+"/approve", map[string]any{}, nil)
+			th.call(carol, "POST", "/v1/commands/"+cmd.ID+"/approve", map[string]any{}, nil) // releases; the envelope write fails
+			return cmd.ID, a1
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			th := newTestHubOn(t, func(s store.Store) store.Store { return &envelopeFails{Store: s, failAt: tc.failAt} })
+			a1, a2 := th.agent("db-1", nil, catalog), th.agent("db-2", nil, catalog)
+			ctx := context.Background()
+			cmd, stuck := tc.run(t, th, a1, a2)
+			inbox := func() []string {
+				page, err := th.bucket().List(ctx, layout.InboxOf(stuck.ID), "", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var keys []string
+				for _, o := range page.Objects {
+					keys = append(keys, o.Key)
+				}
+				return keys
+			}
+			state := func() string {
+				var st commandView
+				th.call(th.admin, "GET", "/v1/commands/"+cmd, nil, &st)
+				for _, a := range st.Agents {
+					if a.Agent == stuck.ID {
+						return a.State
+					}
+				}
+				return ""
+			}
+			if s, in := state(), inbox(); s != "queued" || len(in) != 0 {
+				t.Fatalf("after the failed envelope write: %s with inbox %v, want queued and empty", s, in)
+			}
+			th.h.Commands.RetryReleases(ctx, 0) // what the tick runs, without waiting for the release to age
+			work, _, err := stuck.Poll(ctx, nil)
+			if err != nil || len(work) != 1 || work[0].Command.CommandID != cmd {
+				t.Fatalf("poll after the tick: %v %+v, want the command", err, work)
+			}
+			if s := state(); s != "delivered" {
+				t.Errorf("after the poll: %s, want delivered", s)
+			}
+			if page, _ := th.bucket().List(ctx, layout.Releasing, "", 0); len(page.Objects) != 0 {
+				t.Errorf("releases left for the tick after it landed: %+v", page.Objects)
+			}
+			go stuck.Poll(ctx, []string{work[0].InboxKey}) // acknowledged at once; the poll then holds
+			for deadline := time.Now().Add(2 * time.Second); len(inbox()) != 0 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			// A release object left behind (its delete failed) is finished again: harmlessly.
+			if _, err := store.CreateJSON(ctx, th.h.Store, layout.Release(cmd, "left-behind"), map[string]any{}); err != nil {
+				t.Fatal(err)
+			}
+			th.h.Commands.RetryReleases(ctx, 0)
+			if in := inbox(); len(in) != 0 {
+				t.Errorf("a retry after the acknowledgement wrote %v again", in)
+			}
+		})
+	}
+}
+
+// TestPlantedReleaseSignsNothing: someone who can write to the bucket plants a queued marker and a
+// release object for a target the hub has not released (its command awaits approval, or its wave has
+// not come). The tick finishes releases, but signs an envelope only for a marker the hub wrote: the
+// target's inbox stays empty.
+func TestPlantedReleaseSignsNothing(t *testing.T) {
+	th := newTestHub(t)
+	catalog := []wire.CommandSpec{{Name: "host_uptime", Group: "host"}, {Name: "shell_run", Group: "shell", Dangerous: true,
+		Params: []wire.ParamSpec{{Name: "script", MaxBytes: 100}}}}
+	a1, a2 := th.agent("db-1", nil, catalog), th.agent("db-2", nil, catalog)
+	alice := th.token("alice", "admin")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		spec map[string]any
+	}{
+		{"awaiting approval", map[string]any{"command": "shell_run", "targets": []string{a1.ID}, "params": map[string]string{"script": "id"}}},
+		{"a wave that has not come", map[string]any{"command": "host_uptime", "targets": []string{a1.ID, a2.ID}, "maxConcurrency": 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cmd commandView
+			if st := th.call(alice, "POST", "/v1/commands", tc.spec, &cmd); st != 202 {
+				t.Fatalf("create: %d %s", st, cmd.Detail)
+			}
+			var target string
+			for _, a := range cmd.Agents {
+				if a.State == "pending" || a.State == "awaiting_approval" {
+					target = a.Agent
+				}
+			}
+			if target == "" {
+				t.Fatalf("no unreleased target: %+v", cmd.Agents)
+			}
+			th.plant(layout.Marker(cmd.ID, target, "queued"), map[string]any{"at": time.Now().UTC()})
+			th.plant(layout.Release(cmd.ID, "planted"), map[string]any{})
+			th.h.Commands.RetryReleases(ctx, 0)
+			if _, _, err := store.ReadAll(ctx, th.bucket(), layout.InboxEntry(target, cmd.ID)); err == nil {
+				t.Fatalf("the tick signed an envelope for %s on a planted marker", target)
+			}
+		})
+	}
+}
