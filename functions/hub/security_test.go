@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,14 +163,43 @@ func TestBucketWriterCannotCommand(t *testing.T) {
 		th.refused(layout.Approval(cmd.ID, "bob"))
 	})
 
+	t.Run("a planted cancel and denial stop nothing", func(t *testing.T) {
+		var cmd commandView
+		if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"all"}}, &cmd); st != 202 {
+			t.Fatalf("create: %d", st)
+		}
+		th.plant(layout.Cancelled(cmd.ID), map[string]any{"by": "admin", "at": time.Now()})
+		th.plant(layout.Denied(cmd.ID), map[string]any{"by": "admin", "at": time.Now()})
+		var st struct{ Cancelled, Denied bool }
+		th.call(th.admin, "GET", "/v1/commands/"+cmd.ID, nil, &st)
+		if st.Cancelled || st.Denied {
+			t.Fatalf("planted objects stopped the command: %+v", st)
+		}
+		works, _, err := box.Poll(ctx, nil)
+		if err != nil {
+			t.Fatalf("poll: %v", err)
+		}
+		works = slices.DeleteFunc(works, func(w simagent.Work) bool { return w.Command.CommandID != cmd.ID })
+		if len(works) != 1 {
+			t.Fatalf("poll: %d envelopes of %s", len(works), cmd.ID)
+		}
+		if err := box.Complete(ctx, works[0], wire.StatusSucceeded, 0, nil); err != nil {
+			t.Fatalf("the result of a command with a planted cancel: %v", err)
+		}
+	})
+
 	t.Run("an edited result shows as tampered", func(t *testing.T) {
 		var cmd commandView
 		if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"all"}}, &cmd); st != 202 {
 			t.Fatalf("create: %d", st)
 		}
 		works, _, err := box.Poll(ctx, nil)
-		if err != nil || len(works) != 1 {
-			t.Fatalf("poll: %v %d", err, len(works))
+		if err != nil {
+			t.Fatalf("poll: %v", err)
+		}
+		works = slices.DeleteFunc(works, func(w simagent.Work) bool { return w.Command.CommandID != cmd.ID })
+		if len(works) != 1 {
+			t.Fatalf("poll: %d envelopes of %s", len(works), cmd.ID)
 		}
 		if err := box.Complete(ctx, works[0], wire.StatusFailed, 3, []byte("disk full\n")); err != nil {
 			t.Fatal(err)

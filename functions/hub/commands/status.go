@@ -84,13 +84,11 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 	st := &Status{Record: *rec, Counts: map[string]int{}}
 	// One listing finds the cancel, a denial and every approval.
 	side := layout.CommandSide(id)
-	var approvals []string
+	var approvals, stops []string
 	err = store.Walk(ctx, s.Store, side, "", 0, func(o store.ObjectInfo) error {
 		switch rest := strings.TrimPrefix(o.Key, side); {
-		case o.Key == layout.Cancelled(id):
-			st.Cancelled = true
-		case o.Key == layout.Denied(id):
-			st.Denied = true
+		case o.Key == layout.Cancelled(id), o.Key == layout.Denied(id):
+			stops = append(stops, o.Key)
 		case strings.HasPrefix(rest, "approvals/"):
 			approvals = append(approvals, o.Key)
 		}
@@ -98,6 +96,20 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 	})
 	if err != nil {
 		return nil, err
+	}
+	// A cancel or a denial counts only if the hub wrote it: read it (they are rare, so this costs a
+	// read only for commands that were stopped), or a planted one would stop the command.
+	for _, k := range stops {
+		obj, err := s.Store.Get(ctx, k, store.GetOptions{})
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		obj.Body.Close()
+		st.Cancelled = st.Cancelled || k == layout.Cancelled(id)
+		st.Denied = st.Denied || k == layout.Denied(id)
 	}
 	if rec.Approval != nil {
 		if st.Approvers, err = s.approvers(ctx, rec.Approval, approvals); err != nil {
