@@ -189,7 +189,40 @@ func (w *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 		// The header must not push a payload the caller sized to the limit over it.
 		return store.ObjectInfo{}, fmt.Errorf("put %s: %w (%d bytes with its MAC, limit %d)", key, store.ErrTooLarge, len(sealed), store.MaxCreateOnlySize)
 	}
-	return store.PutBytes(ctx, w.inner, key, sealed, opts)
+	info, err := store.PutBytes(ctx, w.inner, key, sealed, opts)
+	if opts.CreateOnly && errors.Is(err, store.ErrExists) {
+		return w.takeBack(ctx, key, sealed, err)
+	}
+	return info, err
+}
+
+// takeBack decides a create-only write that found its key taken. Taken by the hub, it is the same
+// decision already recorded (ErrExists, as the caller expects). Taken by an object that fails the
+// check, a bucket writer planted it to block the write (a revocation, a cancel, a denial, a result):
+// it is replaced, on the condition that it is still the planted one, and the refusal is noted.
+func (w *Store) takeBack(ctx context.Context, key string, sealed []byte, exists error) (store.ObjectInfo, error) {
+	obj, err := w.inner.Get(ctx, key, store.GetOptions{})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.PutBytes(ctx, w.inner, key, sealed, store.PutOptions{CreateOnly: true})
+	}
+	if err != nil {
+		return store.ObjectInfo{}, fmt.Errorf("put %s: check the object in the way: %w", key, err)
+	}
+	raw, err := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	if err != nil {
+		return store.ObjectInfo{}, fmt.Errorf("put %s: check the object in the way: %w", key, err)
+	}
+	if _, oerr := w.Open(key, raw); oerr == nil {
+		return store.ObjectInfo{}, exists
+	} else {
+		w.ledger.note(w.log, key, oerr)
+	}
+	info, err := store.PutBytes(ctx, w.inner, key, sealed, store.PutOptions{IfMatch: obj.ETag})
+	if errors.Is(err, store.ErrPreconditionFailed) {
+		return store.ObjectInfo{}, exists // someone wrote it meanwhile; a genuine one is the decision
+	}
+	return info, err
 }
 
 // List lists keys as they are; reading an object is what checks it.

@@ -142,3 +142,28 @@ func TestResealBeforeTheOldKeyIsDropped(t *testing.T) {
 		t.Errorf("the planted object was blessed by the reseal: %v", err)
 	}
 }
+
+// TestPlantedObjectDoesNotBlockACreate: a bucket writer who plants an object under a key the hub
+// will create (a revocation, a cancel) does not block the hub's write; a genuine object still does.
+func TestPlantedObjectDoesNotBlockACreate(t *testing.T) {
+	ctx := context.Background()
+	inner, err := local.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := wrap(t, inner, &hubkey.Keys{Current: newKey(t)})
+	key := "v1/revoked-tokens/abc.json"
+	store.PutBytes(ctx, inner, key, []byte(`{"planted":true}`), store.PutOptions{})
+	if _, err := store.PutBytes(ctx, w, key, []byte(`{"by":"admin"}`), store.PutOptions{CreateOnly: true}); err != nil {
+		t.Fatalf("create over a planted object: %v", err)
+	}
+	if got, _, err := store.ReadAll(ctx, w, key); err != nil || string(got) != `{"by":"admin"}` {
+		t.Fatalf("after the create: %q %v", got, err)
+	}
+	if _, err := store.PutBytes(ctx, w, key, []byte(`{"by":"other"}`), store.PutOptions{CreateOnly: true}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("create over a genuine object: %v, want ErrExists", err)
+	}
+	if w.Integrity().Refused != 1 {
+		t.Fatalf("the planted object was not noted: %+v", w.Integrity())
+	}
+}

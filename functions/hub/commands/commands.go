@@ -58,7 +58,8 @@ type Service struct {
 	Keys *hubkey.Keys
 
 	records  store.Once[Record]
-	released releasedSet
+	released pairs[struct{}]
+	finals   pairs[wire.Status]
 }
 
 // Record is what was asked, of whom and by whom; written once when the command is accepted.
@@ -258,15 +259,32 @@ func (s *Service) advance(ctx context.Context, id, intent string) error {
 		s.settle(ctx, intent)
 		return nil
 	}
-	inflight := 0
+	// A target counts as finished, freeing its slot of maxConcurrency or counting towards maxErrors,
+	// only on a result the hub stored: a planted final marker or result object frees nothing.
+	inflight, failures := 0, 0
 	var pending []string
 	for _, a := range st.Agents {
 		switch {
 		case a.State == "pending":
 			pending = append(pending, a.Agent)
+		case a.State == "expired":
+		case FinalState(a.State) && (st.MaxConcurrency > 0 || st.MaxErrors > 0):
+			status, ok, err := s.genuineFinal(ctx, id, a.Agent)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				inflight++
+			} else if status != wire.StatusSucceeded {
+				failures++
+			}
 		case !FinalState(a.State):
 			inflight++
 		}
+	}
+	if st.MaxErrors > 0 && failures >= st.MaxErrors {
+		s.settle(ctx, intent)
+		return nil
 	}
 	n := len(pending)
 	if st.MaxConcurrency > 0 {

@@ -91,6 +91,14 @@ func (s *Service) RetryReleases(ctx context.Context, olderThan time.Duration) in
 			s.Store.Delete(ctx, o.Key) // not a key the hub writes
 			continue
 		}
+		// Only a release the hub wrote down is finished: a planted one fails the integrity check.
+		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &struct{}{}); isNotFound(err) {
+			s.Store.Delete(ctx, o.Key)
+			continue
+		} else if err != nil {
+			s.Log.Warn("tick: read a release in progress", "key", o.Key, "err", err)
+			continue
+		}
 		if byCmd[cmd] == nil {
 			order = append(order, cmd)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
@@ -51,31 +52,54 @@ func (s *Service) releasedTo(ctx context.Context, cmdID, agent string) (*Record,
 		s.Log.Warn("report refused: the command was not released to this agent", "command", cmdID, "agent", agent, "why", why)
 		return nil, domain.Conflict("command %s was not released to agent %s (%s); the report is refused and nothing was stored", cmdID, agent, why)
 	}
-	s.released.add(cmdID, agent)
+	s.released.add(cmdID, agent, struct{}{})
 	return rec, nil
 }
 
-// releasedSet remembers (command, agent) pairs known to be released. It is bounded: when full it
-// starts over, which costs one marker read per target the next time, never a wrong answer.
-type releasedSet struct {
+// pairs remembers facts about (command, agent) pairs that never change once true: a release, a
+// genuine final result. It is bounded: when full it starts over, which costs one read per pair the
+// next time, never a wrong answer.
+type pairs[V any] struct {
 	mu sync.Mutex
-	m  map[string]struct{}
+	m  map[string]V
 }
 
-const releasedSetMax = 8192
+const pairsMax = 8192
 
-func (r *releasedSet) has(cmd, agent string) bool {
+func (r *pairs[V]) get(cmd, agent string) (V, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.m[cmd+"/"+agent]
+	v, ok := r.m[cmd+"/"+agent]
+	return v, ok
+}
+
+func (r *pairs[V]) has(cmd, agent string) bool {
+	_, ok := r.get(cmd, agent)
 	return ok
 }
 
-func (r *releasedSet) add(cmd, agent string) {
+func (r *pairs[V]) add(cmd, agent string, v V) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.m == nil || len(r.m) >= releasedSetMax {
-		r.m = map[string]struct{}{}
+	if r.m == nil || len(r.m) >= pairsMax {
+		r.m = map[string]V{}
 	}
-	r.m[cmd+"/"+agent] = struct{}{}
+	r.m[cmd+"/"+agent] = v
+}
+
+// genuineFinal is the status of agent's result of cmd if the hub stored it (read through the
+// integrity check and remembered), ok=false if there is none or it fails the check. Release decisions
+// (a free concurrency slot, maxErrors) rest on it, not on marker names a bucket writer could plant.
+func (s *Service) genuineFinal(ctx context.Context, cmd, agent string) (wire.Status, bool, error) {
+	if st, ok := s.finals.get(cmd, agent); ok {
+		return st, true, nil
+	}
+	var res wire.Result
+	if _, err := store.ReadJSON(ctx, s.Store, layout.Result(cmd, agent), &res); isNotFound(err) {
+		return "", false, nil
+	} else if err != nil {
+		return "", false, fmt.Errorf("read result of command %s on %s: %w", cmd, agent, err)
+	}
+	s.finals.add(cmd, agent, res.Status)
+	return res.Status, true, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -282,7 +283,45 @@ func (s *Service) Enqueue(ctx context.Context, agent, name string, env wire.Enve
 	if err != nil {
 		return fmt.Errorf("sign envelope %s for %s: %w", name, agent, err)
 	}
-	_, err = store.CreateJSON(ctx, s.Store, layout.InboxEntry(agent, name), se)
+	key := layout.InboxEntry(agent, name)
+	created, err := store.CreateJSON(ctx, s.Store, key, se)
+	if err != nil || created {
+		return err
+	}
+	return s.reclaim(ctx, key, agent, env.ID, se)
+}
+
+// reclaim handles an inbox key that was already taken. The hub's own envelope of this id (an earlier
+// try) is the same delivery. Anything else was planted by someone with write access to the bucket to
+// keep the hub's envelope (a command, a cancel) from landing: it is replaced, on the condition that it
+// is still the planted object. The agent would refuse the planted one anyway; replacing it is what
+// keeps the genuine one from being lost.
+func (s *Service) reclaim(ctx context.Context, key, agent, envID string, se wire.SignedEnvelope) error {
+	obj, err := s.Store.Get(ctx, key, store.GetOptions{})
+	if errors.Is(err, store.ErrNotFound) {
+		_, err := store.CreateJSON(ctx, s.Store, key, se)
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("inbox %s: %w", key, err)
+	}
+	var held wire.SignedEnvelope
+	derr := json.NewDecoder(io.LimitReader(obj.Body, 1<<20)).Decode(&held)
+	obj.Body.Close()
+	if derr == nil {
+		if env, verr := held.Verify(s.Keys.Public()); verr == nil && env.ID == envID && env.Agent == agent {
+			return nil
+		}
+	}
+	s.Log.Error("replaced an inbox entry the hub did not write (someone with write access to the bucket planted it)", "key", key)
+	b, err := json.Marshal(se)
+	if err != nil {
+		return err
+	}
+	_, err = store.PutBytes(ctx, s.Store, key, b, store.PutOptions{IfMatch: obj.ETag, ContentType: "application/json"})
+	if errors.Is(err, store.ErrPreconditionFailed) {
+		return fmt.Errorf("inbox %s changed while the hub replaced a planted entry (the release tick tries again): %w", key, err)
+	}
 	return err
 }
 
