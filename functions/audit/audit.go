@@ -143,6 +143,9 @@ func List(ctx context.Context, s store.Store, q Query) ([]Record, error) {
 	return out, nil
 }
 
+// ErrRaced: another hub claimed the seal's sequence number first; the records wait for the next round.
+var ErrRaced = errors.New("another hub sealed first")
+
 // Period is how often a hub seals at the latest, even with nothing new, and MaxGap the longest time
 // between two seals that the verifier accepts without a hub start in between to explain it.
 const (
@@ -228,11 +231,26 @@ func chainTail(ctx context.Context, s store.Store) (last *Seal, lastBytes []byte
 // chain shows the hub was alive. Records that fail the hub's integrity check (forged into the bucket)
 // are never sealed; Verify names them. Concurrent sealers race for the next sequence number with a
 // create-only write; the loser seals nothing and leaves its records to the next round.
-func SealNow(ctx context.Context, s store.Store, keys *hubkey.Keys) (int, error) {
-	return sealAt(ctx, s, keys, time.Now().UTC())
+// late names records written outside the usual window (delivered from an outbox after the store
+// failed): they are sealed too, wherever their time falls.
+func SealNow(ctx context.Context, s store.Store, keys *hubkey.Keys, late ...string) (int, error) {
+	return sealAt(ctx, s, keys, time.Now().UTC(), late...)
 }
 
-func sealAt(ctx context.Context, s store.Store, keys *hubkey.Keys, now time.Time) (int, error) {
+// NewestSeal is when the newest seal was made; ok is false when there is none.
+func NewestSeal(ctx context.Context, s store.Store) (at time.Time, ok bool, err error) {
+	keys, err := allSeals(ctx, s)
+	if err != nil || len(keys) == 0 {
+		return time.Time{}, false, err
+	}
+	var sl Seal
+	if _, err := store.ReadJSON(ctx, s, keys[len(keys)-1], &sl); err != nil {
+		return time.Time{}, false, err
+	}
+	return sl.At, true, nil
+}
+
+func sealAt(ctx context.Context, s store.Store, keys *hubkey.Keys, now time.Time, late ...string) (int, error) {
 	last, lastBytes, covered, err := chainTail(ctx, s)
 	if err != nil {
 		return 0, err
@@ -244,10 +262,12 @@ func sealAt(ctx context.Context, s store.Store, keys *hubkey.Keys, now time.Time
 		start = rewind(last.Through)
 	}
 	var items []SealedItem
-	err = store.Walk(ctx, s, prefixRecords, start, 0, func(o store.ObjectInfo) error {
-		if covered[o.Key] {
+	seen := map[string]bool{}
+	add := func(o store.ObjectInfo) error {
+		if covered[o.Key] || seen[o.Key] {
 			return nil
 		}
+		seen[o.Key] = true
 		b, _, err := store.ReadAll(ctx, s, o.Key)
 		if errors.Is(err, store.ErrNotFound) { // forged (refused by the integrity check) or just deleted
 			return nil
@@ -259,9 +279,23 @@ func sealAt(ctx context.Context, s store.Store, keys *hubkey.Keys, now time.Time
 		json.Unmarshal(b, &r)
 		items = append(items, SealedItem{Key: o.Key, SHA256: sum(b), Started: r.Action == ActionHubStarted})
 		return nil
-	})
-	if err != nil {
+	}
+	if err = store.Walk(ctx, s, prefixRecords, start, 0, add); err != nil {
 		return 0, err
+	}
+	if len(late) > 0 {
+		// Rare (after an outage), so the whole chain is read: a late record may be older than the
+		// seals the tail covers, and must not be sealed twice.
+		if covered, err = allCovered(ctx, s); err != nil {
+			return 0, err
+		}
+		for _, k := range late {
+			if strings.HasPrefix(k, prefixRecords) {
+				if err := add(store.ObjectInfo{Key: k}); err != nil {
+					return 0, err
+				}
+			}
+		}
 	}
 	if len(items) == 0 && last != nil && now.Sub(last.At) < Period {
 		return 0, nil
@@ -281,7 +315,7 @@ func sealAt(ctx context.Context, s store.Store, keys *hubkey.Keys, now time.Time
 	b, _ := json.Marshal(sl)
 	_, err = store.PutBytes(ctx, s, sealKey(seq), b, store.PutOptions{CreateOnly: true, ContentType: "application/json"})
 	if errors.Is(err, store.ErrExists) {
-		return 0, nil
+		return 0, ErrRaced
 	}
 	if err != nil {
 		return 0, fmt.Errorf("write seal %d: %w", seq, err)
@@ -459,4 +493,23 @@ func startedIn(sl Seal) bool {
 		}
 	}
 	return false
+}
+
+// allCovered is every record key any seal holds, for sealing late records without sealing one twice.
+func allCovered(ctx context.Context, s store.Store) (map[string]bool, error) {
+	keys, err := allSeals(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	covered := map[string]bool{}
+	for _, k := range keys {
+		var sl Seal
+		if _, err := store.ReadJSON(ctx, s, k, &sl); err != nil {
+			return nil, fmt.Errorf("seal %s: %w", k, err)
+		}
+		for _, it := range sl.Records {
+			covered[it.Key] = true
+		}
+	}
+	return covered, nil
 }

@@ -91,7 +91,9 @@ func rotateKey(ctx context.Context, keyFile, storeURL string, progress io.Writer
 	if err != nil {
 		return nil, err
 	}
-	if err := auditLocal(ctx, st, keys, "pulse key rotate", "rotate-key", map[string]any{
+	// MACed with the key that was current: it stays in the new set, and the hubs still running until
+	// their restart hold it, so none of them refuses the record as forged.
+	if err := auditLocal(ctx, st, old, "pulse key rotate", "rotate-key", map[string]any{
 		"keyId": keys.CurrentID(), "previousKeyId": old.CurrentID(), "keyFile": keyFile}); err != nil {
 		return nil, fmt.Errorf("the key was rotated to %s, but %w", keys.CurrentID(), err)
 	}

@@ -85,6 +85,7 @@ type Hub struct {
 	closeOnce sync.Once
 	sealMu    sync.Mutex
 	lastSeal  time.Time
+	tickStart sync.Once
 }
 
 // New builds a hub: it opens the store, loads the signing keys, prepares the policy and wires the
@@ -208,9 +209,7 @@ const (
 // Run does the hub's background work until ctx ends: readiness checks, the bell feed, audit seals and
 // the one-second tick (interrupted releases, then workflows). It audits the policy it runs with first.
 func (h *Hub) Run(ctx context.Context) {
-	// A start explains the gap in the audit seals while no hub ran (audit.Verify).
-	h.Trail.Write(ctx, audit.Record{Principal: audit.Actor{ID: "hub", Via: "hub"}, Action: audit.ActionHubStarted, Outcome: "ok",
-		Detail: map[string]any{"version": h.Version, "keyId": h.Keys.CurrentID()}})
+	h.recordStart(ctx)
 	h.Access.PolicyLoaded(ctx, h.policyDir)
 	h.Trail.Seal(ctx)
 	var wg sync.WaitGroup
@@ -224,6 +223,13 @@ func (h *Hub) Run(ctx context.Context) {
 		})
 	})
 	wg.Wait()
+}
+
+// recordStart writes the record that explains the gap in the audit seals while no hub ran
+// (audit.Verify).
+func (h *Hub) recordStart(ctx context.Context) {
+	h.Trail.Write(ctx, audit.Record{Principal: audit.Actor{ID: "hub", Via: "hub"}, Action: audit.ActionHubStarted, Outcome: "ok",
+		Detail: map[string]any{"version": h.Version, "keyId": h.Keys.CurrentID()}})
 }
 
 // every calls fn every interval until ctx ends.
@@ -243,6 +249,14 @@ func every(ctx context.Context, interval time.Duration, fn func(context.Context)
 // Tick runs the periodic work once (interrupted releases, timers, half-done executions, schedules),
 // for a hub without a resident process. It returns how many executions were active.
 func (h *Hub) Tick(ctx context.Context) int {
+	h.tickStart.Do(func() {
+		// A hub that only ticks (pulse tick from a scheduler, a cloud function) has no start of its
+		// own; when the seals show that no hub ran for longer than the verifier allows, this tick
+		// says so, as Run's start does.
+		if at, ok, err := audit.NewestSeal(ctx, h.Store); err == nil && (!ok || time.Since(at) > audit.MaxGap) {
+			h.recordStart(ctx)
+		}
+	})
 	if h.sealDue(time.Now()) {
 		h.Trail.Seal(ctx)
 	}

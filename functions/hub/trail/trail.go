@@ -32,6 +32,7 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	pending []audit.Record
+	late    []string // delivered from the outbox or memory, not yet sealed
 }
 
 // Actor is the audit actor of a request: its principal, else the agent that signed it.
@@ -90,25 +91,39 @@ func (r *Recorder) Pending(ctx context.Context) int {
 }
 
 // Flush delivers the records that wait, oldest first; what the store still refuses waits for the
-// next call.
+// next call (after three refusals in a row it stops trying for this round). Delivered records are
+// remembered until a seal covers them: they may be older than what the seals already cover.
 func (r *Recorder) Flush(ctx context.Context) {
 	r.mu.Lock()
 	held := r.pending
 	r.pending = nil
 	r.mu.Unlock()
-	for i, rec := range held {
-		if _, err := audit.Write(ctx, r.Store, rec); err != nil {
-			r.mu.Lock()
-			r.pending = append(held[i:], r.pending...)
-			r.mu.Unlock()
-			return
+	failed := 0
+	var kept []audit.Record
+	for _, rec := range held {
+		if failed >= 3 {
+			kept = append(kept, rec)
+			continue
 		}
+		if _, err := audit.Write(ctx, r.Store, rec); err != nil {
+			failed++
+			kept = append(kept, rec)
+			continue
+		}
+		failed = 0
+		r.noteLate(audit.Stamp(rec).Key)
 	}
+	r.mu.Lock()
+	r.pending = append(kept, r.pending...)
+	r.mu.Unlock()
 	if r.Outbox == nil {
 		return
 	}
 	errStop := errors.New("stop")
 	err := store.Walk(ctx, r.Outbox, layout.Audit, "", 0, func(o store.ObjectInfo) error {
+		if failed >= 3 {
+			return errStop
+		}
 		b, _, err := store.ReadAll(ctx, r.Outbox, o.Key)
 		if err != nil {
 			return err
@@ -119,8 +134,11 @@ func (r *Recorder) Flush(ctx context.Context) {
 			return nil
 		}
 		if _, err := audit.Write(ctx, r.Store, rec); err != nil {
-			return errStop
+			failed++
+			return nil
 		}
+		failed = 0
+		r.noteLate(audit.Stamp(rec).Key)
 		r.Log.Info("audit record delivered from the outbox", "action", rec.Action, "key", o.Key)
 		return r.Outbox.Delete(ctx, o.Key)
 	})
@@ -129,13 +147,31 @@ func (r *Recorder) Flush(ctx context.Context) {
 	}
 }
 
-// Seal delivers waiting records, then seals the records written since the last seal with the hub's
-// key; a failure is logged and the next call retries it.
+func (r *Recorder) noteLate(key string) {
+	r.mu.Lock()
+	r.late = append(r.late, key)
+	r.mu.Unlock()
+}
+
+// Seal delivers waiting records, then seals the records written since the last seal, and those just
+// delivered late, with the hub's key; a failure is logged and the next call retries it.
 func (r *Recorder) Seal(ctx context.Context) {
 	r.Flush(ctx)
-	if n, err := audit.SealNow(ctx, r.Store, r.Keys); err != nil {
+	r.mu.Lock()
+	late := r.late
+	r.mu.Unlock()
+	n, err := audit.SealNow(ctx, r.Store, r.Keys, late...)
+	if errors.Is(err, audit.ErrRaced) {
+		return // another hub sealed this round; ours wait for the next
+	}
+	if err != nil {
 		r.Log.Warn("audit seal failed; will retry", "err", err)
-	} else if n > 0 {
+		return
+	}
+	r.mu.Lock()
+	r.late = r.late[len(late):]
+	r.mu.Unlock()
+	if n > 0 {
 		r.Log.Debug("audit sealed", "records", n)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/hub/trail"
@@ -66,5 +68,37 @@ func TestNoRecordIsLostToAFailingStore(t *testing.T) {
 				t.Fatalf("stored records: %+v %v; want the two, once each, as alice", recs, err)
 			}
 		})
+	}
+}
+
+// TestLateRecordsAreSealed: a record that waited in the outbox while other hubs sealed past its time is
+// sealed when it arrives, so verify does not call it inserted.
+func TestLateRecordsAreSealed(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys := &hubkey.Keys{Current: priv}
+	ctx := domain.WithPrincipal(context.Background(), domain.Principal{ID: "alice", Via: "token"})
+	inner, _ := local.New(t.TempDir())
+	st := &downStore{Store: inner}
+	r := &trail.Recorder{Store: st, Log: slog.New(slog.DiscardHandler), Keys: keys}
+	r.Outbox, _ = local.New(t.TempDir())
+	st.down.Store(true)
+	r.Record(ctx, "create-command", nil, nil, "ok", nil) // waits in the outbox
+	st.down.Store(false)
+	// Meanwhile another hub writes a record ten minutes on and seals it: the sealed past is past ours.
+	later := uuid.Must(uuid.NewV7())
+	ms := time.Now().Add(10 * time.Minute).UnixMilli()
+	for i := range 6 {
+		later[i] = byte(ms >> (40 - 8*i))
+	}
+	if _, err := audit.Write(ctx, inner, audit.Record{ID: later.String(), Time: time.Now().UTC(), Action: "x", Outcome: "ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.SealNow(ctx, inner, keys); err != nil {
+		t.Fatal(err)
+	}
+	r.Seal(ctx) // delivers ours, late, and seals it
+	rep, err := audit.Verify(ctx, inner, keys)
+	if err != nil || !rep.OK || rep.Records != 2 {
+		t.Fatalf("verify after a late delivery: %+v %v", rep, err)
 	}
 }
