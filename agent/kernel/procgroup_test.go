@@ -122,6 +122,9 @@ func TestLeftoverProcessGroupOnStart(t *testing.T) {
 func runningJob(dir string) (state.Job, bool) {
 	ents, _ := os.ReadDir(filepath.Join(dir, "jobs"))
 	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			continue // a marker being written: until its rename, the agent has not recorded it
+		}
 		b, err := os.ReadFile(filepath.Join(dir, "jobs", e.Name()))
 		var j state.Job
 		if err == nil && json.Unmarshal(b, &j) == nil && j.ProcessGroup > 1 {
