@@ -30,6 +30,23 @@ func polled(t *testing.T, a *simagent.Agent, id string) (simagent.Work, bool) {
 	return simagent.Work{}, false
 }
 
+// waves starts a host_uptime on two agents, one at a time (maxConcurrency 1, and maxErrors if not 0),
+// and returns the command, the agent of the first wave and the other one.
+func waves(t *testing.T, th *testHub, a, b *simagent.Agent, maxErrors int) (commandView, *simagent.Agent, *simagent.Agent) {
+	t.Helper()
+	var cmd commandView
+	body := map[string]any{"command": "host_uptime", "targets": []string{a.ID, b.ID}, "maxConcurrency": 1, "maxErrors": maxErrors}
+	if st := th.call(th.admin, "POST", "/v1/commands", body, &cmd); st != 202 {
+		t.Fatalf("create %d %s", st, cmd.Detail)
+	}
+	for _, s := range cmd.Agents {
+		if s.Agent == b.ID && s.State != "pending" {
+			return cmd, b, a
+		}
+	}
+	return cmd, a, b
+}
+
 // TestPlantedObjectsBlockNoDecision: a bucket writer who plants an object under the key of a decision
 // the hub is about to write (a revocation, a cancel, a denial, a deletion, a retirement, an envelope)
 // does not make that decision a silent no-op: the hub replaces what it did not write. Found by review.
@@ -48,15 +65,7 @@ func TestPlantedObjectsBlockNoDecision(t *testing.T) {
 	})
 	t.Run("cancelling", func(t *testing.T) {
 		th := newTestHub(t)
-		a1, a2 := th.agent("db-1", nil, blockCatalog), th.agent("db-2", nil, blockCatalog)
-		var cmd commandView
-		if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a1.ID, a2.ID}, "maxConcurrency": 1}, &cmd); st != 202 {
-			t.Fatalf("create %d", st)
-		}
-		first, next := a1, a2
-		if cmd.Agents[0].Agent == a2.ID && cmd.Agents[0].State != "pending" || cmd.Agents[1].Agent == a2.ID && cmd.Agents[1].State != "pending" {
-			first, next = a2, a1
-		}
+		cmd, first, next := waves(t, th, th.agent("db-1", nil, blockCatalog), th.agent("db-2", nil, blockCatalog), 0)
 		th.plant(layout.Cancelled(cmd.ID), map[string]any{"by": "x"})
 		if st := th.call(th.admin, "POST", "/v1/commands/"+cmd.ID+"/cancel", map[string]any{}, nil); st != 200 {
 			t.Fatalf("cancel: %d", st)
@@ -137,17 +146,7 @@ func TestPlantedObjectsBlockNoDecision(t *testing.T) {
 func TestPlantedFinalsReleaseNoWave(t *testing.T) {
 	ctx := context.Background()
 	th := newTestHub(t)
-	a1, a2 := th.agent("db-1", nil, blockCatalog), th.agent("db-2", nil, blockCatalog)
-	var cmd commandView
-	if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a1.ID, a2.ID}, "maxConcurrency": 1}, &cmd); st != 202 {
-		t.Fatalf("create %d", st)
-	}
-	first, next := a1, a2
-	for _, a := range cmd.Agents {
-		if a.Agent == a2.ID && a.State != "pending" {
-			first, next = a2, a1
-		}
-	}
+	cmd, first, next := waves(t, th, th.agent("db-1", nil, blockCatalog), th.agent("db-2", nil, blockCatalog), 0)
 	th.plant(layout.Result(cmd.ID, first.ID), map[string]any{"status": "succeeded"})
 	th.plant(layout.Marker(cmd.ID, first.ID, "final-succeeded"), map[string]any{})
 	th.plant(layout.Release(cmd.ID, "01900000-0000-7000-8000-000000000000"), map[string]any{})
@@ -157,17 +156,7 @@ func TestPlantedFinalsReleaseNoWave(t *testing.T) {
 	}
 
 	// maxErrors: a planted final-succeeded beside a genuine failure hides nothing.
-	b, c := th.agent("db-3", nil, blockCatalog), th.agent("db-4", nil, blockCatalog)
-	var cmd2 commandView
-	if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{b.ID, c.ID}, "maxConcurrency": 1, "maxErrors": 1}, &cmd2); st != 202 {
-		t.Fatalf("create %d", st)
-	}
-	one, other := b, c
-	for _, a := range cmd2.Agents {
-		if a.Agent == c.ID && a.State != "pending" {
-			one, other = c, b
-		}
-	}
+	cmd2, one, other := waves(t, th, th.agent("db-3", nil, blockCatalog), th.agent("db-4", nil, blockCatalog), 1)
 	th.plant(layout.Marker(cmd2.ID, one.ID, "final-succeeded"), map[string]any{})
 	w, ok := polled(t, one, cmd2.ID)
 	if !ok {

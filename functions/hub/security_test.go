@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -175,15 +174,11 @@ func TestBucketWriterCannotCommand(t *testing.T) {
 		if st.Cancelled || st.Denied {
 			t.Fatalf("planted objects stopped the command: %+v", st)
 		}
-		works, _, err := box.Poll(ctx, nil)
-		if err != nil {
-			t.Fatalf("poll: %v", err)
+		w, ok := polled(t, box, cmd.ID)
+		if !ok {
+			t.Fatalf("the poll brought no envelope of %s", cmd.ID)
 		}
-		works = slices.DeleteFunc(works, func(w simagent.Work) bool { return w.Command.CommandID != cmd.ID })
-		if len(works) != 1 {
-			t.Fatalf("poll: %d envelopes of %s", len(works), cmd.ID)
-		}
-		if err := box.Complete(ctx, works[0], wire.StatusSucceeded, 0, nil); err != nil {
+		if err := box.Complete(ctx, w, wire.StatusSucceeded, 0, nil); err != nil {
 			t.Fatalf("the result of a command with a planted cancel: %v", err)
 		}
 	})
@@ -193,15 +188,11 @@ func TestBucketWriterCannotCommand(t *testing.T) {
 		if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"all"}}, &cmd); st != 202 {
 			t.Fatalf("create: %d", st)
 		}
-		works, _, err := box.Poll(ctx, nil)
-		if err != nil {
-			t.Fatalf("poll: %v", err)
+		w, ok := polled(t, box, cmd.ID)
+		if !ok {
+			t.Fatalf("the poll brought no envelope of %s", cmd.ID)
 		}
-		works = slices.DeleteFunc(works, func(w simagent.Work) bool { return w.Command.CommandID != cmd.ID })
-		if len(works) != 1 {
-			t.Fatalf("poll: %d envelopes of %s", len(works), cmd.ID)
-		}
-		if err := box.Complete(ctx, works[0], wire.StatusFailed, 3, []byte("disk full\n")); err != nil {
+		if err := box.Complete(ctx, w, wire.StatusFailed, 3, []byte("disk full\n")); err != nil {
 			t.Fatal(err)
 		}
 		key := layout.Result(cmd.ID, box.ID)
