@@ -7,6 +7,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if o := cfg.Settings.Auth.OIDC; o.Issuer != "" {
 		h.Access.OIDC = &access.OIDCVerifier{Issuer: o.Issuer, Audience: o.Audience, GroupsClaim: o.GroupsClaim}
 	}
-	if dir := auditOutbox(cfg); dir != "" {
+	if dir := auditOutbox(cfg, keys); dir != "" {
 		ob, err := local.New(dir)
 		if err != nil {
 			return nil, fmt.Errorf("audit outbox: %w", err)
@@ -162,25 +162,16 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 }
 
 // auditOutbox is where audit records wait while the store fails: the configured directory, else one
-// beside the key file; none for a hub given its keys in process (tests), whose records wait in memory.
-func auditOutbox(cfg Config) string {
-	if cfg.Settings.AuditOutbox != "" {
+// beside the key file the keys came from (the working directory for a key from the environment);
+// none for a hub given its keys in process (tests), whose records wait in memory.
+func auditOutbox(cfg Config, keys *hubkey.Keys) string {
+	switch {
+	case cfg.Settings.AuditOutbox != "":
 		return cfg.Settings.AuditOutbox
-	}
-	if cfg.Keys != nil {
+	case cfg.Keys != nil:
 		return ""
 	}
-	kf := cfg.KeyFile
-	if v := os.Getenv(hubkey.EnvVar); v != "" {
-		if strings.HasPrefix(strings.TrimSpace(v), "-----BEGIN") {
-			return "pulse-audit-outbox"
-		}
-		kf = v
-	}
-	if kf == "" {
-		kf = hubkey.DefaultFile
-	}
-	return filepath.Join(filepath.Dir(kf), "pulse-audit-outbox")
+	return filepath.Join(filepath.Dir(cmp.Or(keys.Path, hubkey.DefaultFile)), "pulse-audit-outbox")
 }
 
 // assemble connects the rooms on a store; New adds what needs configuration. The OpenAPI document is

@@ -70,18 +70,11 @@ type Store struct {
 	current macKey
 	all     map[string][]byte
 	log     *slog.Logger
-	plain   []string
 	ledger  ledger
 }
 
-func (w *Store) isPlain(key string) bool {
-	for _, p := range w.plain {
-		if strings.HasPrefix(key, p) {
-			return true
-		}
-	}
-	return false
-}
+// isPlain: the inbox is the one prefix that passes through (see Wrap).
+func isPlain(key string) bool { return strings.HasPrefix(key, layout.Inbox) }
 
 var _ store.Store = (*Store)(nil)
 
@@ -90,11 +83,10 @@ var _ store.Store = (*Store)(nil)
 // ed25519 signature and the agent checks them itself, so a planted envelope reaches the agent and is
 // refused and reported there rather than vanishing in the hub.
 func Wrap(s store.Store, keys *hubkey.Keys, log *slog.Logger) (*Store, error) {
-	plain := []string{layout.Inbox}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &Store{inner: s, all: map[string][]byte{}, log: log, plain: plain}
+	w := &Store{inner: s, all: map[string][]byte{}, log: log}
 	for i, priv := range keys.Private() {
 		k, err := hkdf.Key(sha256.New, priv.Seed(), nil, macInfo, 32)
 		if err != nil {
@@ -129,29 +121,35 @@ func (w *Store) Seal(key string, body []byte) []byte {
 
 // Open checks the bytes stored under key and returns the body the hub wrote.
 func (w *Store) Open(key string, obj []byte) ([]byte, error) {
+	body, _, err := w.open(key, obj)
+	return body, err
+}
+
+// open is Open that also says which key MACed the object.
+func (w *Store) open(key string, obj []byte) (body []byte, keyID string, err error) {
 	line, body, ok := bytes.Cut(obj, []byte("\n"))
 	if !ok {
-		return nil, &TamperedError{Key: key, Reason: "no MAC header"}
+		return nil, "", &TamperedError{Key: key, Reason: "no MAC header"}
 	}
 	f := strings.Fields(string(line))
 	if len(f) != 3 || f[0] != magic {
-		return nil, &TamperedError{Key: key, Reason: "no MAC header"}
+		return nil, "", &TamperedError{Key: key, Reason: "no MAC header"}
 	}
 	k, held := w.all[f[1]]
 	if !held {
-		return nil, &TamperedError{Key: key, Reason: fmt.Sprintf("MAC by key %s, which this hub does not hold", f[1])}
+		return nil, "", &TamperedError{Key: key, Reason: fmt.Sprintf("MAC by key %s, which this hub does not hold", f[1])}
 	}
 	got, err := base64.RawURLEncoding.DecodeString(f[2])
 	if err != nil || !hmac.Equal(got, sum(k, key, body)) {
-		return nil, &TamperedError{Key: key, Reason: "MAC does not match the object's key and bytes"}
+		return nil, "", &TamperedError{Key: key, Reason: "MAC does not match the object's key and bytes"}
 	}
-	return body, nil
+	return body, f[1], nil
 }
 
 // Get reads and checks an object; a forged one is an error matching ErrTampered and store.ErrNotFound.
 func (w *Store) Get(ctx context.Context, key string, opts store.GetOptions) (*store.Object, error) {
 	obj, err := w.inner.Get(ctx, key, opts)
-	if err != nil || w.isPlain(key) {
+	if err != nil || isPlain(key) {
 		return obj, err
 	}
 	defer obj.Body.Close()
@@ -171,7 +169,7 @@ func (w *Store) Get(ctx context.Context, key string, opts store.GetOptions) (*st
 
 // Put MACs and writes an object.
 func (w *Store) Put(ctx context.Context, key string, body io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
-	if w.isPlain(key) {
+	if isPlain(key) {
 		return w.inner.Put(ctx, key, body, size, opts)
 	}
 	if size < 0 {
@@ -201,15 +199,10 @@ func (w *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 // check, a bucket writer planted it to block the write (a revocation, a cancel, a denial, a result):
 // it is replaced, on the condition that it is still the planted one, and the refusal is noted.
 func (w *Store) takeBack(ctx context.Context, key string, sealed []byte, exists error) (store.ObjectInfo, error) {
-	obj, err := w.inner.Get(ctx, key, store.GetOptions{})
+	raw, held, err := store.ReadAll(ctx, w.inner, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.PutBytes(ctx, w.inner, key, sealed, store.PutOptions{CreateOnly: true})
 	}
-	if err != nil {
-		return store.ObjectInfo{}, fmt.Errorf("put %s: check the object in the way: %w", key, err)
-	}
-	raw, err := io.ReadAll(obj.Body)
-	obj.Body.Close()
 	if err != nil {
 		return store.ObjectInfo{}, fmt.Errorf("put %s: check the object in the way: %w", key, err)
 	}
@@ -218,7 +211,7 @@ func (w *Store) takeBack(ctx context.Context, key string, sealed []byte, exists 
 	} else {
 		w.ledger.note(w.log, key, oerr)
 	}
-	info, err := store.PutBytes(ctx, w.inner, key, sealed, store.PutOptions{IfMatch: obj.ETag})
+	info, err := store.PutBytes(ctx, w.inner, key, sealed, store.PutOptions{IfMatch: held.ETag})
 	if errors.Is(err, store.ErrPreconditionFailed) {
 		return store.ObjectInfo{}, exists // someone wrote it meanwhile; a genuine one is the decision
 	}
@@ -252,38 +245,48 @@ func (w *Store) Integrity() Report { return w.ledger.report() }
 // Scan checks every object under the prefixes (up to limit objects) and returns those that fail,
 // for an integrity view that does not depend on which hub process happened to read what.
 func (w *Store) Scan(ctx context.Context, prefixes []string, limit int) (checked int, bad []Refused, err error) {
+	checked, err = w.eachRaw(ctx, prefixes, limit, func(key string, raw []byte, _ store.ObjectInfo) error {
+		if _, err := w.Open(key, raw); err != nil {
+			var te *TamperedError
+			errors.As(err, &te)
+			bad = append(bad, Refused{Key: key, Reason: te.Reason, At: time.Now().UTC()})
+		}
+		return nil
+	})
+	return checked, bad, err
+}
+
+// eachRaw calls fn with the stored bytes of every object under the prefixes (the inbox skipped), up to
+// limit objects (0: all), and returns how many it read. An object deleted meanwhile is skipped.
+func (w *Store) eachRaw(ctx context.Context, prefixes []string, limit int, fn func(key string, raw []byte, info store.ObjectInfo) error) (int, error) {
 	errStop := errors.New("stop")
+	n := 0
 	for _, p := range prefixes {
-		if w.isPlain(p) {
+		if isPlain(p) {
 			continue
 		}
 		err := store.Walk(ctx, w.inner, p, "", 0, func(o store.ObjectInfo) error {
-			if limit > 0 && checked >= limit {
+			if limit > 0 && n >= limit {
 				return errStop
 			}
-			checked++
-			raw, _, err := store.ReadAll(ctx, w.inner, o.Key)
+			n++
+			raw, info, err := store.ReadAll(ctx, w.inner, o.Key)
 			if errors.Is(err, store.ErrNotFound) {
 				return nil
 			}
 			if err != nil {
 				return err
 			}
-			if _, err := w.Open(o.Key, raw); err != nil {
-				var te *TamperedError
-				errors.As(err, &te)
-				bad = append(bad, Refused{Key: o.Key, Reason: te.Reason, At: time.Now().UTC()})
-			}
-			return nil
+			return fn(o.Key, raw, info)
 		})
 		if errors.Is(err, errStop) {
 			break
 		}
 		if err != nil {
-			return checked, bad, fmt.Errorf("integrity scan %s: %w", p, err)
+			return n, fmt.Errorf("read %s: %w", p, err)
 		}
 	}
-	return checked, bad, nil
+	return n, nil
 }
 
 // ledger remembers refused objects so each is logged once, with a bound on memory.
@@ -357,44 +360,27 @@ func Reseal(ctx context.Context, inner store.Store, keys *hubkey.Keys, progress 
 		return 0, 0, err
 	}
 	checked := 0
-	for _, p := range Prefixes() {
-		err := store.Walk(ctx, inner, p, "", 0, func(o store.ObjectInfo) error {
-			if checked++; progress != nil && checked%1000 == 0 {
-				progress(checked)
-			}
-			obj, err := inner.Get(ctx, o.Key, store.GetOptions{})
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			raw, err := io.ReadAll(obj.Body)
-			obj.Body.Close()
-			if err != nil {
-				return fmt.Errorf("read %s: %w", o.Key, err)
-			}
-			if f := strings.Fields(string(raw[:min(len(raw), 128)])); len(f) >= 2 && f[0] == magic && f[1] == w.current.id {
-				return nil
-			}
-			body, err := w.Open(o.Key, raw)
-			if err != nil {
-				refused++
-				return nil
-			}
-			_, err = store.PutBytes(ctx, inner, o.Key, w.Seal(o.Key, body), store.PutOptions{IfMatch: obj.ETag})
-			if errors.Is(err, store.ErrPreconditionFailed) {
-				return nil // changed meanwhile: written by a hub, so with a held key
-			}
-			if err != nil {
-				return fmt.Errorf("reseal %s: %w", o.Key, err)
-			}
-			resealed++
-			return nil
-		})
-		if err != nil {
-			return resealed, refused, err
+	_, err = w.eachRaw(ctx, Prefixes(), 0, func(key string, raw []byte, info store.ObjectInfo) error {
+		if checked++; progress != nil && checked%1000 == 0 {
+			progress(checked)
 		}
-	}
-	return resealed, refused, nil
+		body, keyID, err := w.open(key, raw)
+		switch {
+		case err != nil:
+			refused++
+			return nil
+		case keyID == w.current.id:
+			return nil
+		}
+		_, err = store.PutBytes(ctx, inner, key, w.Seal(key, body), store.PutOptions{IfMatch: info.ETag})
+		if errors.Is(err, store.ErrPreconditionFailed) {
+			return nil // changed meanwhile: written by a hub, so with a held key
+		}
+		if err != nil {
+			return fmt.Errorf("reseal %s: %w", key, err)
+		}
+		resealed++
+		return nil
+	})
+	return resealed, refused, err
 }
