@@ -202,14 +202,23 @@ func allSeals(ctx context.Context, s store.Store) ([]string, error) {
 	return keys, err
 }
 
-// chainTail reads the last seals: the newest one's bytes and every key the last few cover.
-func chainTail(ctx context.Context, s store.Store) (last *Seal, lastBytes []byte, covered map[string]bool, err error) {
+// tailSeals is how many of the newest seals a sealer reads to know what is already sealed: records
+// sealed before them are older than the lookback and never listed again.
+const tailSeals = 10
+
+// chainTail reads the newest n seals (0: all): the newest one and its bytes, and every record key they
+// cover.
+func chainTail(ctx context.Context, s store.Store, n int) (last *Seal, lastBytes []byte, covered map[string]bool, err error) {
 	keys, err := allSeals(ctx, s)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	from := 0
+	if n > 0 {
+		from = max(0, len(keys)-n)
+	}
 	covered = map[string]bool{}
-	for i := max(0, len(keys)-10); i < len(keys); i++ {
+	for i := from; i < len(keys); i++ {
 		b, _, err := store.ReadAll(ctx, s, keys[i])
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("seal %s: %w", keys[i], err)
@@ -239,19 +248,15 @@ func SealNow(ctx context.Context, s store.Store, keys *hubkey.Keys, late ...stri
 
 // NewestSeal is when the newest seal was made; ok is false when there is none.
 func NewestSeal(ctx context.Context, s store.Store) (at time.Time, ok bool, err error) {
-	keys, err := allSeals(ctx, s)
-	if err != nil || len(keys) == 0 {
+	last, _, _, err := chainTail(ctx, s, 1)
+	if err != nil || last == nil {
 		return time.Time{}, false, err
 	}
-	var sl Seal
-	if _, err := store.ReadJSON(ctx, s, keys[len(keys)-1], &sl); err != nil {
-		return time.Time{}, false, err
-	}
-	return sl.At, true, nil
+	return last.At, true, nil
 }
 
 func sealAt(ctx context.Context, s store.Store, keys *hubkey.Keys, now time.Time, late ...string) (int, error) {
-	last, lastBytes, covered, err := chainTail(ctx, s)
+	last, lastBytes, covered, err := chainTail(ctx, s, tailSeals)
 	if err != nil {
 		return 0, err
 	}
@@ -286,7 +291,7 @@ func sealAt(ctx context.Context, s store.Store, keys *hubkey.Keys, now time.Time
 	if len(late) > 0 {
 		// Rare (after an outage), so the whole chain is read: a late record may be older than the
 		// seals the tail covers, and must not be sealed twice.
-		if covered, err = allCovered(ctx, s); err != nil {
+		if _, _, covered, err = chainTail(ctx, s, 0); err != nil {
 			return 0, err
 		}
 		for _, k := range late {
@@ -493,23 +498,4 @@ func startedIn(sl Seal) bool {
 		}
 	}
 	return false
-}
-
-// allCovered is every record key any seal holds, for sealing late records without sealing one twice.
-func allCovered(ctx context.Context, s store.Store) (map[string]bool, error) {
-	keys, err := allSeals(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	covered := map[string]bool{}
-	for _, k := range keys {
-		var sl Seal
-		if _, err := store.ReadJSON(ctx, s, k, &sl); err != nil {
-			return nil, fmt.Errorf("seal %s: %w", k, err)
-		}
-		for _, it := range sl.Records {
-			covered[it.Key] = true
-		}
-	}
-	return covered, nil
 }
