@@ -80,3 +80,42 @@ func TestLocalActionsAreAudited(t *testing.T) {
 		t.Error("an audit record holds the admin token's secret")
 	}
 }
+
+// TestTwoRotationsKeepEveryRecord: the rotation that drops a key first MACs again what that key MACed,
+// so after two rotations every record (the bootstrap token, the audit records) still reads.
+func TestTwoRotationsKeepEveryRecord(t *testing.T) {
+	dir := t.TempDir()
+	data, keyFile := filepath.Join(dir, "data"), filepath.Join(dir, "signing.key")
+	t.Setenv("PULSE_STORE", "")
+	if r := pulse("init", "--store", "file:"+data, "--key-file", keyFile); r.code != 0 {
+		t.Fatalf("init: %d %s", r.code, r.stderr)
+	}
+	if r := pulse("key", "rotate", "--key-file", keyFile, "--store", "file:"+data); r.code != 0 || strings.Contains(r.stderr, "resealed") {
+		t.Fatalf("first rotation (nothing to drop): exit %d stderr %q", r.code, r.stderr)
+	}
+	r := pulse("key", "rotate", "--key-file", keyFile, "--store", "file:"+data)
+	if r.code != 0 || !strings.Contains(r.stderr, "resealed ") {
+		t.Fatalf("second rotation: exit %d stderr %q, want it to say what it resealed", r.code, r.stderr)
+	}
+	raw, err := local.New(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := hubkey.Load(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := signed.Wrap(raw, ks, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	checked, bad, err := st.Scan(ctx, signed.Prefixes(), 0)
+	if err != nil || checked < 4 || len(bad) != 0 {
+		t.Fatalf("after two rotations: %d objects checked, %v refused, %v", checked, bad, err)
+	}
+	recs, _ := audit.List(ctx, st, audit.Query{Since: time.Now().Add(-time.Hour)})
+	if len(recs) != 4 {
+		t.Fatalf("%d audit records, want create-signing-key, create-token and two rotate-key", len(recs))
+	}
+}
