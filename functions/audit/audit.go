@@ -239,7 +239,8 @@ func chainTail(ctx context.Context, s store.Store, n int) (last *Seal, lastBytes
 // sealed. With nothing new it writes an empty seal once the newest is older than Period, so that the
 // chain shows the hub was alive. Records that fail the hub's integrity check (forged into the bucket)
 // are never sealed; Verify names them. Concurrent sealers race for the next sequence number with a
-// create-only write; the loser seals nothing and leaves its records to the next round.
+// create-only write; the loser gets ErrRaced and leaves its records to the next round.
+//
 // late names records written outside the usual window (delivered from an outbox after the store
 // failed): they are sealed too, wherever their time falls.
 func SealNow(ctx context.Context, s store.Store, keys *hubkey.Keys, late ...string) (int, error) {

@@ -192,6 +192,20 @@ func ReadAll(ctx context.Context, s Store, key string) ([]byte, ObjectInfo, erro
 	return b, obj.ObjectInfo, nil
 }
 
+// Exists reports whether key holds an object (one the store lets the caller read: through the hub's
+// integrity check, a forged one does not exist). It closes what it opened.
+func Exists(ctx context.Context, s Store, key string) (bool, error) {
+	obj, err := s.Get(ctx, key, GetOptions{})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	obj.Body.Close()
+	return true, nil
+}
+
 // PutBytes writes b under key; a convenience over Put for in-memory payloads.
 func PutBytes(ctx context.Context, s Store, key string, b []byte, opts PutOptions) (ObjectInfo, error) {
 	return s.Put(ctx, key, bytes.NewReader(b), int64(len(b)), opts)

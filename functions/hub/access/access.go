@@ -234,9 +234,7 @@ func (s *Service) lookupHash(ctx context.Context, hash string) (*APIToken, error
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.Store.Get(ctx, layout.RevokedToken(hash), store.GetOptions{}); err == nil {
-		t.Revoked = true
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if t.Revoked, err = store.Exists(ctx, s.Store, layout.RevokedToken(hash)); err != nil {
 		return nil, err
 	}
 	s.tokens.put(hash, &t)

@@ -45,11 +45,14 @@ func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.S
 		if _, err := s.releasedTo(ctx, cmd, agent); err != nil {
 			continue // not a target, or not released to it (releasedTo logs why)
 		}
-		if _, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Marker(cmd, agent, "delivered"), map[string]any{"at": time.Now().UTC()}); err != nil {
+		created, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Marker(cmd, agent, "delivered"), map[string]any{"at": time.Now().UTC()})
+		if err != nil {
 			s.Log.Warn("record delivery", "command", cmd, "agent", agent, "err", err)
 			continue
 		}
-		s.changed(ctx, cmd)
+		if created { // a redelivery before the agent's ack changes nothing watchers need to see
+			s.changed(ctx, cmd)
+		}
 	}
 }
 
@@ -62,11 +65,11 @@ func (s *Service) Running(ctx context.Context, agent, cmd string, r wire.Running
 	if err := s.lateReport(ctx, rec, agent); err != nil {
 		return err
 	}
-	if _, err := store.CreateJSON(ctx, s.Store, layout.Marker(cmd, agent, "running"), r); err != nil {
-		return err
+	created, err := store.CreateJSON(ctx, s.Store, layout.Marker(cmd, agent, "running"), r)
+	if created {
+		s.changed(ctx, cmd)
 	}
-	s.changed(ctx, cmd)
-	return nil
+	return err
 }
 
 // Chunk stores one chunk of an agent's output of a command released to it; a chunk uploaded again is

@@ -59,7 +59,11 @@ type Service struct {
 
 	records  store.Once[Record]
 	released pairs[struct{}]
-	finals   pairs[wire.Status]
+	// Approvals, cancels and denials are write-once: a fold reads each once per process (a forged one
+	// is refused and not kept).
+	approvals store.Once[approvalRecord]
+	stops     store.Once[json.RawMessage]
+	finals    pairs[wire.Status]
 }
 
 // Record is what was asked, of whom and by whom; written once when the command is accepted.

@@ -100,14 +100,11 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 	// A cancel or a denial counts only if the hub wrote it: read it (they are rare, so this costs a
 	// read only for commands that were stopped), or a planted one would stop the command.
 	for _, k := range stops {
-		obj, err := s.Store.Get(ctx, k, store.GetOptions{})
-		if isNotFound(err) {
+		if _, err := s.stops.Get(ctx, s.Store, k); isNotFound(err) {
 			continue
-		}
-		if err != nil {
+		} else if err != nil {
 			return nil, err
 		}
-		obj.Body.Close()
 		st.Cancelled = st.Cancelled || k == layout.Cancelled(id)
 		st.Denied = st.Denied || k == layout.Denied(id)
 	}
@@ -196,11 +193,8 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 		case tampered[i] != nil:
 			as.State, as.Reason, as.ChangedAt = "tampered", "the stored result failed the hub's integrity check: it was edited or forged in the bucket", a.finalAt
 		case res != nil:
-			as.State, as.ExitCode, as.Reason = string(res.Status), res.ExitCode, res.Reason
-			as.StartedAt, as.FinishedAt, as.OutputBytes = res.StartedAt, res.FinishedAt, res.OutputBytes
-			if !res.StartedAt.IsZero() {
-				as.DurationMs = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
-			}
+			as.State = string(res.Status)
+			as.setResult(res)
 			as.Result, as.ChangedAt = res, a.finalAt
 		case a.result:
 			as.State, as.ChangedAt = a.final, a.finalAt
@@ -265,8 +259,8 @@ func (s *Service) target(ctx context.Context, cmdID, agent string) (*Record, err
 func (s *Service) approvers(ctx context.Context, req *ApprovalRequirement, keys []string) ([]string, error) {
 	var people []string
 	for _, k := range keys {
-		var a approvalRecord
-		if _, err := store.ReadJSON(ctx, s.Store, k, &a); isNotFound(err) {
+		a, err := s.approvals.Get(ctx, s.Store, k) // write-once: each is read once per process
+		if isNotFound(err) {
 			continue
 		} else if err != nil {
 			return nil, err
@@ -302,12 +296,18 @@ func (s *Service) lateReport(ctx context.Context, rec *Record, agent string) err
 			return nil
 		}
 	}
-	if _, err := s.Store.Get(ctx, layout.Result(rec.ID, agent), store.GetOptions{}); err == nil {
-		return nil // a result stored without its markers (a hub died in between); a repeat settles it
-	} else if !isNotFound(err) {
-		return err
+	if stored, err := store.Exists(ctx, s.Store, layout.Result(rec.ID, agent)); err != nil || stored {
+		return err // stored: a result without its markers (a hub died in between); a repeat settles it
 	}
 	s.Log.Warn("late report refused: the target expired before delivery", "command", rec.ID, "agent", agent, "notAfter", rec.NotAfter)
 	return domain.Conflict("command %s expired on agent %s at %s before it was delivered; that state is final, so this late report is refused",
 		rec.ID, agent, rec.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// setResult copies what a result says about its run into the agent's state.
+func (as *AgentState) setResult(res *wire.Result) {
+	as.ExitCode, as.Reason, as.StartedAt, as.FinishedAt, as.OutputBytes = res.ExitCode, res.Reason, res.StartedAt, res.FinishedAt, res.OutputBytes
+	if !res.StartedAt.IsZero() {
+		as.DurationMs = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+	}
 }

@@ -129,10 +129,7 @@ func (s *Service) fillResult(ctx context.Context, id string, a *AgentState) {
 	if _, err := store.ReadJSON(ctx, s.Store, layout.Result(id, a.Agent), &res); err != nil {
 		return // expired or never released: no result
 	}
-	a.ExitCode, a.Reason, a.StartedAt, a.FinishedAt, a.OutputBytes = res.ExitCode, res.Reason, res.StartedAt, res.FinishedAt, res.OutputBytes
-	if !res.StartedAt.IsZero() {
-		a.DurationMs = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
-	}
+	a.setResult(&res)
 }
 
 func parseUpdateID(id string) (int64, string) {

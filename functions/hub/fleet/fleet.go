@@ -460,10 +460,10 @@ func (s *Service) Enroll(ctx context.Context, req wire.EnrollRequest) (wire.Enro
 	if time.Now().After(tok.ExpiresAt) {
 		return wire.EnrollResponse{}, domain.Denied("enrollment token expired at %s; create a new one with `pulse enroll-token create`", tok.ExpiresAt.Format(time.RFC3339))
 	}
-	if _, err := s.Store.Get(ctx, layout.RevokedEnrollToken(hash), store.GetOptions{}); err == nil {
-		return wire.EnrollResponse{}, domain.Denied("enrollment token was revoked; create a new one with `pulse enroll-token create`")
-	} else if !errors.Is(err, store.ErrNotFound) {
+	if revoked, err := store.Exists(ctx, s.Store, layout.RevokedEnrollToken(hash)); err != nil {
 		return wire.EnrollResponse{}, err
+	} else if revoked {
+		return wire.EnrollResponse{}, domain.Denied("enrollment token was revoked; create a new one with `pulse enroll-token create`")
 	}
 	id := AgentIDFor(req.PublicKey)
 	resp := func(ident *AgentIdentity) wire.EnrollResponse {

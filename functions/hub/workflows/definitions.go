@@ -46,6 +46,8 @@ type Service struct {
 	Fleet    Catalog
 
 	executions store.Once[ExecutionRecord]
+	// versions are write-once; an execution's is read once per process, not on every fold.
+	versions store.Once[Version]
 }
 
 // Subscribe routes stored results of workflow commands into their executions. The event is recorded

@@ -74,8 +74,8 @@ func (s *Service) Load(ctx context.Context, id string) (*Execution, error) {
 	if err != nil {
 		return nil, err
 	}
-	var v Version
-	if _, err := store.ReadJSON(ctx, s.Store, layout.WorkflowVersion(rec.Workflow, rec.Version), &v); err != nil {
+	v, err := s.versions.Get(ctx, s.Store, layout.WorkflowVersion(rec.Workflow, rec.Version))
+	if err != nil {
 		return nil, fmt.Errorf("workflow %s version %d: %w", rec.Workflow, rec.Version, err)
 	}
 	def, err := workflow.Parse([]byte(v.Source))

@@ -51,8 +51,9 @@ func (s *Service) tickSchedules(ctx context.Context) {
 		if err != nil || def.Schedule == nil {
 			continue
 		}
+		// Fires are keyed by time: only those after this version was applied can move last on.
 		last := v.AppliedAt
-		store.Walk(ctx, s.Store, layout.ScheduleFiresOf(w.Name), "", 0, func(o store.ObjectInfo) error {
+		store.Walk(ctx, s.Store, layout.ScheduleFiresOf(w.Name), layout.ScheduleFire(w.Name, last), 0, func(o store.ObjectInfo) error {
 			var sec int64
 			if _, err := fmt.Sscanf(layout.Name(o.Key), "%d", &sec); err == nil && time.Unix(sec, 0).After(last) {
 				last = time.Unix(sec, 0)
