@@ -7,6 +7,7 @@ import (
 
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub"
+	"github.com/pulsehq/pulse/functions/hub/access"
 	"github.com/pulsehq/pulse/functions/hubkey"
 	"github.com/pulsehq/pulse/functions/signed"
 	"github.com/pulsehq/pulse/functions/store"
@@ -86,7 +87,7 @@ API token, printed once. Running it again changes nothing and never replaces the
 			return err
 		}
 		if err := auditLocal(ctx, st, keys, "pulse init", "create-token", map[string]any{
-			"tokenId": hub.TokenID(res.AdminToken), "name": "admin", "groups": []string{"admin"}}); err != nil {
+			"tokenId": access.TokenID(res.AdminToken), "name": "admin", "groups": []string{"admin"}}); err != nil {
 			return err
 		}
 	}

@@ -297,10 +297,6 @@ func CreateAPIToken(ctx context.Context, s store.Store, name string, groups []st
 	return access.CreateAPIToken(ctx, s, name, groups, ttl, by)
 }
 
-// TokenID is the public id of an operator token (the first 16 hex digits of its hash), the id audit
-// records and `pulse token list` name it by; `pulse init` audits its bootstrap token with it.
-func TokenID(secret string) string { return access.HashSecret(secret)[:16] }
-
 // HasAPITokens reports whether any operator token was ever created in the store.
 func HasAPITokens(ctx context.Context, s store.Store) (bool, error) {
 	return access.HasAPITokens(ctx, s)

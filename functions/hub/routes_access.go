@@ -84,9 +84,6 @@ func ttlOf(seconds int) time.Duration {
 	return time.Duration(seconds) * time.Second
 }
 
-// tokenID is the public id of a token: the first 16 hex digits of its hash.
-func tokenID(secret string) string { return access.HashSecret(secret)[:16] }
-
 // registerAccess is the access room's operator side: API tokens.
 func registerAccess(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "create-token", Method: http.MethodPost, Path: "/v1/tokens",

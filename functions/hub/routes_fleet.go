@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"github.com/pulsehq/pulse/functions/hub/access"
 	"net/http"
 	"time"
 
@@ -100,7 +101,7 @@ func registerFleet(api huma.API, h *Hub) {
 			return nil, err
 		}
 		out := &EnrollTokenOutput{}
-		out.Body.Token, out.Body.ID, out.Body.Uses, out.Body.ExpiresAt, out.Body.Labels = secret, tokenID(secret), tok.Uses, tok.ExpiresAt, tok.Labels
+		out.Body.Token, out.Body.ID, out.Body.Uses, out.Body.ExpiresAt, out.Body.Labels = secret, access.TokenID(secret), tok.Uses, tok.ExpiresAt, tok.Labels
 		return out, nil
 	})
 	register(api, h, huma.Operation{OperationID: "list-enroll-tokens", Method: http.MethodGet, Path: "/v1/enroll-tokens",

@@ -86,6 +86,10 @@ func NewSecret(prefix string) string {
 	return prefix + base64.RawURLEncoding.EncodeToString(b)
 }
 
+// TokenID is the public id of a token (operator or enrollment): the first 16 hex digits of its hash,
+// the id audit records, `pulse token list` and `pulse enroll-token list` name it by.
+func TokenID(secret string) string { return HashSecret(secret)[:16] }
+
 // HashSecret is how tokens are stored and found: hex SHA-256 of the secret.
 func HashSecret(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
@@ -163,7 +167,7 @@ func (s *Service) CreateToken(ctx context.Context, name string, groups []string,
 	if err != nil {
 		return TokenView{}, "", err
 	}
-	v := TokenView{ID: HashSecret(secret)[:16], Name: name, Groups: groups, CreatedAt: time.Now().UTC(), CreatedBy: me.ID, Owner: t.Owner}
+	v := TokenView{ID: TokenID(secret), Name: name, Groups: groups, CreatedAt: time.Now().UTC(), CreatedBy: me.ID, Owner: t.Owner}
 	if ttl > 0 {
 		v.ExpiresAt = v.CreatedAt.Add(ttl)
 	}
