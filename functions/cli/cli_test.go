@@ -487,6 +487,7 @@ func TestListsAndOneAgent(t *testing.T) {
 		{"retire", admin, []string{"agent", "retire", a.ID, "--reason", "decommissioned"}, []string{`^retired ` + a.ID + ` \(box\)\n$`}, 0},
 		{"retired shows", admin, []string{"agent", "show", a.ID}, []string{`retired \d{4}-`}, 0},
 		{"an unknown agent", admin, []string{"agent", "show", "ag-nope"}, nil, 1},
+		{"doctor on an untouched bucket", admin, []string{"doctor", "--scan"}, []string{`^scanned \d+ objects\nintegrity: every object read was written by this hub\n$`}, 0},
 	}
 	for _, s := range steps {
 		useHub(t, url, s.token)

@@ -66,6 +66,8 @@ func TestStoreDownIsAProblem(t *testing.T) {
 		{"GET", "/v1/executions"},
 		{"GET", "/v1/approvals"},
 		{"GET", "/v1/enroll-tokens"},
+		{"GET", "/v1/integrity?scan=true"},
+		{"POST", "/v1/audit/verify"},
 	} {
 		var p struct {
 			Status int
