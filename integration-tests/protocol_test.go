@@ -128,6 +128,10 @@ var operations = []struct {
 	{"GET", "/v1/commands/{}", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
 		return c.GetCommand(ctx, args[0], nil)
 	}},
+	{"GET", "/v1/integrity", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
+		scan := true
+		return c.GetIntegrity(ctx, &client.GetIntegrityParams{Scan: &scan})
+	}},
 	{"GET", "/v1/audit", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
 		return c.GetAudit(ctx, nil)
 	}},

@@ -22,6 +22,9 @@ import (
 // entirely by flags needs no file.
 const DefaultConfigPath = "/etc/pulse-agent/agent.toml"
 
+// DefaultRunningAfter is when a still-running command is announced to the hub.
+const DefaultRunningAfter = time.Second
+
 // DefaultHeartbeat is how often the agent tells the hub it is alive when the config says nothing.
 const DefaultHeartbeat = 30 * time.Second
 
@@ -62,6 +65,9 @@ type Config struct {
 	// OutputFlush is how often a running command's partial output is cut into a chunk, so it can be
 	// watched live (1s if zero).
 	OutputFlush time.Duration
+	// RunningAfter is how long a command runs before the agent tells the hub it is running
+	// (DefaultRunningAfter if zero): a command done sooner is reported by its result alone.
+	RunningAfter time.Duration
 	// ShutdownGrace bounds how long shutdown waits for cancelled commands and for the final outbox
 	// flush (5s if zero). Whatever is not uploaded by then stays on disk for the next start.
 	ShutdownGrace time.Duration
@@ -93,6 +99,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClockSkew <= 0 {
 		c.ClockSkew = 2 * time.Minute
+	}
+	if c.RunningAfter <= 0 {
+		c.RunningAfter = DefaultRunningAfter
 	}
 	if c.OutputFlush <= 0 {
 		c.OutputFlush = time.Second

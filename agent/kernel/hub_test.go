@@ -300,9 +300,13 @@ func (h *fakeHub) result(cmdID string) (wire.Result, bool) {
 	return r, ok
 }
 
+// output is a command's output as the hub would serve it: the chunks, or what the result carries inline.
 func (h *fakeHub) output(cmdID string) []byte {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if r, ok := h.results[cmdID]; ok && len(h.chunks[cmdID]) == 0 {
+		return r.Output
+	}
 	var out []byte
 	for i := 0; ; i++ {
 		c, ok := h.chunks[cmdID][i]

@@ -22,6 +22,21 @@ type job struct {
 	commandID  string
 	envelopeID string
 	cancel     context.CancelCauseFunc
+
+	// The running notice waits RunningAfter: a command done by then says so with its result alone.
+	mu       sync.Mutex
+	finished bool
+	notice   *time.Timer
+}
+
+// finish stops the pending running notice; from here on only the result speaks for the job.
+func (j *job) finish() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.finished = true
+	if j.notice != nil {
+		j.notice.Stop()
+	}
 }
 
 // rememberCancel is how long a cancel for a command that has not arrived yet is kept: the command's
@@ -70,19 +85,35 @@ func (a *Agent) start(env wire.Envelope, inboxKey string, cmd wire.Command) erro
 
 	started := time.Now().UTC()
 	marker := state.Job{CommandID: cmd.CommandID, EnvelopeID: env.ID, StartedAt: started}
-	err := a.st.SaveJob(marker)
-	if err == nil {
-		err = a.enqueueJSON("running", cmd.CommandID, commandPath(cmd.CommandID, "running"), wire.Running{EnvelopeID: env.ID, At: started})
-	}
-	if err != nil {
+	if err := a.st.SaveJob(marker); err != nil {
 		a.forget(j)
 		cancel(nil)
 		a.jobsWG.Done()
 		return fmt.Errorf("start command %s: %w", cmd.CommandID, err)
 	}
+	a.announceRunning(j, started, log)
 	log.Info("command started", "issuer", env.Issuer)
 	go a.runJob(ctx, j, cmd, marker, log)
 	return nil
+}
+
+// announceRunning tells the hub the job runs, once it has run for RunningAfter: most commands finish
+// sooner, and their result alone says everything (one store write on the hub instead of two). The job
+// marker on disk, written before, is what makes a crash report the command either way.
+func (a *Agent) announceRunning(j *job, started time.Time, log *slog.Logger) {
+	notice := func() {
+		j.mu.Lock()
+		defer j.mu.Unlock()
+		if j.finished {
+			return
+		}
+		if err := a.enqueueJSON("running", j.commandID, commandPath(j.commandID, "running"), wire.Running{EnvelopeID: j.envelopeID, At: started}); err != nil {
+			log.Warn("queueing the running notice; the result will say it ran", "err", err)
+		}
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.notice = time.AfterFunc(a.cfg.RunningAfter, notice)
 }
 
 func (a *Agent) forget(j *job) {
@@ -102,7 +133,8 @@ func (a *Agent) runJob(ctx context.Context, j *job, cmd wire.Command, marker sta
 
 	out := newChunker(a, marker, a.cfg.OutputFlush)
 	res := a.set.Run(ctx, cmd, out, integration.OnProcessGroup(out.recordGroup))
-	marker, outErr := out.close()
+	j.finish()
+	marker, inline, outErr := out.close()
 
 	reason := res.Reason
 	if res.Status == wire.StatusCancelled {
@@ -120,7 +152,7 @@ func (a *Agent) runJob(ctx context.Context, j *job, cmd wire.Command, marker sta
 	r := wire.Result{
 		CommandID: cmd.CommandID, EnvelopeID: j.envelopeID, Status: res.Status, ExitCode: res.ExitCode,
 		Reason: reason, StartedAt: started.UTC(), FinishedAt: res.FinishedAt.UTC(),
-		OutputBytes: marker.OutputBytes, OutputChunks: marker.OutputChunks,
+		OutputBytes: marker.OutputBytes + int64(len(inline)), OutputChunks: marker.OutputChunks, Output: inline,
 	}
 	if r.FinishedAt.IsZero() {
 		r.FinishedAt = time.Now().UTC()
@@ -322,16 +354,23 @@ func (c *chunker) recordGroup(pgid int) error {
 	return c.a.st.SaveJob(c.marker)
 }
 
-// close flushes what is left and returns the final counts and the first storage error, if any.
-func (c *chunker) close() (state.Job, error) {
+// close flushes what is left and returns the final counts and the first storage error, if any. Output
+// of a command that ended before its first chunk was cut, and is small, is returned instead (inline),
+// for the result to carry.
+func (c *chunker) close() (_ state.Job, inline []byte, _ error) {
 	close(c.stop)
 	<-c.done
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.err == nil {
+	if c.err == nil && c.marker.OutputChunks == 0 && len(c.buf) <= wire.MaxInlineOutput {
+		inline = c.buf
+		if len(inline) == 0 {
+			inline = nil
+		}
+	} else if c.err == nil {
 		c.flushLocked()
 	}
 	c.closed = true
 	c.buf = nil
-	return c.marker, c.err
+	return c.marker, inline, c.err
 }

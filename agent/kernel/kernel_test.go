@@ -109,9 +109,15 @@ func TestEnrollPollRunAndUpload(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "touched")
 	cmdID := h.send(agentID, "test_kernel_touch", map[string]string{"path": target})
 	r := h.waitResult(cmdID)
-	if r.Status != wire.StatusSucceeded || r.OutputChunks != 1 || r.StartedAt.IsZero() || r.FinishedAt.Before(r.StartedAt) {
+	// A short command's output travels inline in its result: no chunk, and no running notice.
+	if r.Status != wire.StatusSucceeded || r.OutputChunks != 0 || len(r.Output) == 0 || r.StartedAt.IsZero() || r.FinishedAt.Before(r.StartedAt) {
 		t.Fatalf("result %+v", r)
 	}
+	h.with(func() {
+		if ev := strings.Join(h.events[cmdID], ","); ev != "result" {
+			t.Errorf("uploads %s, want the result alone", ev)
+		}
+	})
 	if got := string(h.output(cmdID)); got != "touched "+target+"\n" {
 		t.Fatalf("output %q", got)
 	}
@@ -122,7 +128,7 @@ func TestEnrollPollRunAndUpload(t *testing.T) {
 		t.Fatalf("command ran %d times", n)
 	}
 	h.with(func() {
-		if ev := strings.Join(h.events[cmdID], ","); ev != "running,output/0,result" {
+		if ev := strings.Join(h.events[cmdID], ","); ev != "result" {
 			t.Errorf("upload order %s", ev)
 		}
 	})
@@ -169,14 +175,19 @@ func TestRefusedEnvelopesNeverRun(t *testing.T) {
 	future := h.sign(futureEnv)
 	badParams := h.sign(h.envelope(agentID, "cmd-badparams", "test_kernel_touch", map[string]string{"path": "relative; rm -rf /"}))
 	notInCatalog := h.sign(h.envelope(agentID, "cmd-nocat", "test_kernel_nope", nil))
+	genuineEnv, _ := genuine.Verify(h.hubKeys())
+	reusedEnv := h.envelope(agentID, "cmd-reused", "test_kernel_touch", map[string]string{"path": genuineFile})
+	reusedEnv.ID = genuineEnv.ID
+	reused := h.sign(reusedEnv)
 
 	keys := map[string]string{
 		"forged":   h.put(forged),
 		"unknown":  h.put(unknown),
 		"tampered": h.put(tampered),
 		"other":    h.put(other),
-		"replay":   h.put(genuine), // the same signed bytes, delivered again
+		"replay":   h.put(reused), // another envelope under an id the agent accepted
 	}
+	again := h.put(genuine) // the same signed bytes offered again: acknowledged, never run twice
 	h.put(expired)
 	h.put(future)
 	h.put(badParams)
@@ -191,10 +202,18 @@ func TestRefusedEnvelopesNeverRun(t *testing.T) {
 		_, c := h.result("cmd-nocat")
 		return n >= 9 && e && f && b && c
 	}, "nine rejections and four rejected results")
+	eventually(t, 10*time.Second, func() bool {
+		var acked bool
+		h.with(func() { acked = slices.Contains(h.acks, again) })
+		return acked
+	}, "the envelope offered again to be acknowledged")
 
 	reasons := map[string]string{}
 	h.with(func() {
 		for _, r := range h.rejections {
+			if r.EnvelopeKey == again {
+				t.Errorf("the same envelope offered again was reported: %+v", r)
+			}
 			for name, key := range keys {
 				if r.EnvelopeKey == key {
 					reasons[name] = r.Reason
@@ -280,7 +299,7 @@ func TestLargeOutputArrivesCompleteAndInOrder(t *testing.T) {
 			}
 		}
 		ev := h.events[cmdID]
-		want := []string{"running"}
+		var want []string // done within RunningAfter: no running notice
 		for i := range r.OutputChunks {
 			want = append(want, "output/"+itoa(i))
 		}
@@ -319,7 +338,7 @@ func TestHubOutageLosesNothing(t *testing.T) {
 		t.Fatalf("after recovery: %+v output %q", r, h.output(cmdID))
 	}
 	h.with(func() {
-		if ev := strings.Join(h.events[cmdID], ","); ev != "running,output/0,result" {
+		if ev := strings.Join(h.events[cmdID], ","); ev != "result" {
 			t.Errorf("upload order after outage %s", ev)
 		}
 	})
@@ -351,7 +370,7 @@ func TestRestartReusesIdentityAndOutbox(t *testing.T) {
 		t.Fatal("result stored while the hub refused it")
 	}
 	ob, _ := os.ReadDir(filepath.Join(dir, "outbox"))
-	if len(ob) < 3 { // running, output, result (+ parked/)
+	if len(ob) < 1 { // the result, its output inline (+ parked/)
 		t.Fatalf("outbox after shutdown: %d entries", len(ob))
 	}
 
@@ -395,6 +414,12 @@ func TestCancelStopsRunningCommand(t *testing.T) {
 	if _, ok := h.result(cmdID); ok {
 		t.Fatal("blocking command already has a result")
 	}
+	// Still running after RunningAfter: the agent says so.
+	eventually(t, 5*time.Second, func() bool {
+		var ok bool
+		h.with(func() { _, ok = h.running[cmdID] })
+		return ok
+	}, "the running notice of a command still running after a second")
 	body, _ := json.Marshal(wire.Cancel{CommandID: cmdID})
 	now := time.Now()
 	h.put(h.sign(wire.Envelope{ID: "cancel-1", Agent: agentID, IssuedAt: now, NotAfter: now.Add(time.Minute),

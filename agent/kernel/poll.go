@@ -2,6 +2,8 @@ package kernel
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -145,13 +147,19 @@ func (a *Agent) decide(se wire.SignedEnvelope, log *slog.Logger) error {
 		log.Warn("envelope refused: signature", "err", err, "keyId", se.KeyID)
 		return a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, Reason: err.Error()})
 	}
-	if env.Agent != id.AgentID {
-		err := fmt.Errorf("%w (%s)", wire.ErrWrongAgent, env.Agent)
+	if !env.AddressedTo(id.AgentID) {
+		err := fmt.Errorf("%w (%s)", wire.ErrWrongAgent, env.Addressees())
 		log.Warn("envelope refused", "envelope", env.ID, "err", err)
 		return a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, EnvelopeID: env.ID, Reason: err.Error()})
 	}
 	cmdID := commandIDOf(env)
-	if a.st.Seen(env.ID) {
+	digest := payloadDigest(se.Payload)
+	if was, seen := a.st.Seen(env.ID); seen && was == digest {
+		// The very envelope this agent accepted, offered again: hubs may hand a shared envelope out more
+		// than once (after a restart, from another instance). Nothing runs; it is acknowledged quietly.
+		log.Debug("envelope already accepted; acknowledged again", "envelope", env.ID)
+		return nil
+	} else if seen {
 		reason := fmt.Sprintf("replay: envelope %s was already accepted; refusing to act on it again", env.ID)
 		log.Warn("envelope refused", "envelope", env.ID, "err", reason)
 		return a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, EnvelopeID: env.ID, CommandID: cmdID, Reason: reason})
@@ -170,7 +178,7 @@ func (a *Agent) decide(se wire.SignedEnvelope, log *slog.Logger) error {
 		return nil
 	}
 	// From here on the envelope is genuine, ours and current: remember it before acting on it.
-	if err := a.st.Record(env.ID, env.NotAfter); err != nil {
+	if err := a.st.Record(env.ID, env.NotAfter, digest); err != nil {
 		return err
 	}
 	switch env.Kind {
@@ -195,6 +203,12 @@ func (a *Agent) decide(se wire.SignedEnvelope, log *slog.Logger) error {
 		return nil
 	}
 	return a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, EnvelopeID: env.ID, Reason: fmt.Sprintf("unsupported kind %q", env.Kind)})
+}
+
+// payloadDigest identifies an envelope's signed bytes in the replay record.
+func payloadDigest(payload []byte) string {
+	sum := sha256.Sum256(payload)
+	return hex.EncodeToString(sum[:])
 }
 
 // commandIDOf reads the command id from a verified envelope's body, for reports; "" if there is none.

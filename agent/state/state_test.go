@@ -157,32 +157,38 @@ func TestReplaySeenRecordPurge(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
 	now := time.Now()
-	if s.Seen("e1") {
+	seen := func(id string) bool { _, ok := s.Seen(id); return ok }
+	if seen("e1") {
 		t.Fatal("fresh state has seen e1")
 	}
-	if err := s.Record("e1", now.Add(time.Minute)); err != nil {
+	if err := s.Record("e1", now.Add(time.Minute), "d1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Record("../../evil/../id", now.Add(-time.Minute)); err != nil {
+	if err := s.Record("../../evil/../id", now.Add(-time.Minute), ""); err != nil {
 		t.Fatal(err)
 	}
-	if !s.Seen("e1") || !s.Seen("../../evil/../id") {
+	if !seen("e1") || !seen("../../evil/../id") {
 		t.Fatal("recorded ids not seen")
 	}
 	s.Close()
-	s = open(t, dir) // the record survives a restart
-	if !s.Seen("e1") {
-		t.Fatal("replay record lost across restart")
+	s = open(t, dir) // the record survives a restart, digest included
+	if d, ok := s.Seen("e1"); !ok || d != "d1" {
+		t.Fatalf("replay record after a restart: seen=%v digest=%q, want the digest d1", ok, d)
 	}
 	n, err := s.PurgeReplay(now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || s.Seen("../../evil/../id") || !s.Seen("e1") {
-		t.Fatalf("purge removed %d; expired seen=%v, live seen=%v", n, s.Seen("../../evil/../id"), s.Seen("e1"))
+	if n != 1 || seen("../../evil/../id") || !seen("e1") {
+		t.Fatalf("purge removed %d; expired seen=%v, live seen=%v", n, seen("../../evil/../id"), seen("e1"))
 	}
-	if n, _ := s.PurgeReplay(now.Add(2 * time.Minute)); n != 1 || s.Seen("e1") {
+	if n, _ := s.PurgeReplay(now.Add(2 * time.Minute)); n != 1 || seen("e1") {
 		t.Fatalf("second purge removed %d", n)
+	}
+	// An unreadable record counts as seen, with no digest: the envelope is refused, never run twice.
+	os.WriteFile(filepath.Join(dir, replayDir, hashName("e2")), []byte("{garbage"), 0o600)
+	if d, ok := s.Seen("e2"); !ok || d != "" {
+		t.Fatalf("unreadable record: seen=%v digest=%q", ok, d)
 	}
 }
 

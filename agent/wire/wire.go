@@ -27,12 +27,17 @@ const (
 	KindCancel Kind = "cancel"
 )
 
-// Envelope is one unit of work for one agent. Every field is covered by the hub's signature.
+// Envelope is one unit of work for one agent, or for many: the same command released to a thousand
+// agents is signed and stored once, naming them all in Agents, instead of once per agent. Every field is
+// covered by the hub's signature, so an addressee list cannot be extended without the hub's key.
 type Envelope struct {
 	// ID is unique per envelope; the agent records every ID it accepts until NotAfter, so a replayed
 	// envelope is refused.
-	ID       string          `json:"id"`
-	Agent    string          `json:"agent"`
+	ID string `json:"id"`
+	// Agent is the one addressee of a single-agent envelope; Agents the addressees of a shared one.
+	// Exactly one of the two is set.
+	Agent    string          `json:"agent,omitempty"`
+	Agents   []string        `json:"agents,omitempty"`
 	IssuedAt time.Time       `json:"issuedAt"`
 	NotAfter time.Time       `json:"notAfter"`
 	Issuer   string          `json:"issuer"`
@@ -122,8 +127,12 @@ func (e Envelope) validShape() error {
 	switch {
 	case e.ID == "" || len(e.ID) > 128:
 		return fmt.Errorf("%w: id must be 1-128 characters", ErrMalformed)
-	case e.Agent == "":
+	case e.Agent == "" && len(e.Agents) == 0:
 		return fmt.Errorf("%w: no agent", ErrMalformed)
+	case e.Agent != "" && len(e.Agents) > 0:
+		return fmt.Errorf("%w: both agent and agents are set", ErrMalformed)
+	case len(e.Agents) > MaxAddressees:
+		return fmt.Errorf("%w: %d addressees; at most %d", ErrMalformed, len(e.Agents), MaxAddressees)
 	case e.IssuedAt.IsZero() || e.NotAfter.IsZero() || !e.NotAfter.After(e.IssuedAt):
 		return fmt.Errorf("%w: issuedAt and notAfter must be set, notAfter after issuedAt", ErrMalformed)
 	case e.Kind != KindCommand && e.Kind != KindCancel:
@@ -136,14 +145,43 @@ func (e Envelope) validShape() error {
 // disagree a little about IssuedAt; NotAfter is strict, since the hub marks unexecuted work expired then.
 func (e Envelope) Check(agentID string, now time.Time, skew time.Duration) error {
 	switch {
-	case e.Agent != agentID:
-		return fmt.Errorf("%w (%s)", ErrWrongAgent, e.Agent)
+	case !e.AddressedTo(agentID):
+		return fmt.Errorf("%w (%s)", ErrWrongAgent, e.Addressees())
 	case now.After(e.NotAfter):
 		return fmt.Errorf("%w at %s", ErrExpired, e.NotAfter.UTC().Format(time.RFC3339))
 	case e.IssuedAt.After(now.Add(skew)):
 		return fmt.Errorf("%w (%s ahead; check the clocks)", ErrNotYetValid, e.IssuedAt.Sub(now).Round(time.Second))
 	}
 	return nil
+}
+
+// MaxAddressees bounds a shared envelope, so the bytes every addressee downloads stay small (about
+// 30 bytes per addressee): a release to more agents is cut into several envelopes.
+const MaxAddressees = 256
+
+// AddressedTo reports whether the envelope names agentID among its addressees.
+func (e Envelope) AddressedTo(agentID string) bool {
+	if e.Agent != "" {
+		return e.Agent == agentID
+	}
+	for _, a := range e.Agents {
+		if a == agentID {
+			return true
+		}
+	}
+	return false
+}
+
+// Addressees names who the envelope is for, for messages: the agent, or the first addressees and how
+// many more.
+func (e Envelope) Addressees() string {
+	if e.Agent != "" || len(e.Agents) == 0 {
+		return e.Agent
+	}
+	if len(e.Agents) <= 3 {
+		return strings.Join(e.Agents, ",")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(e.Agents[:3], ","), len(e.Agents)-3)
 }
 
 // Command is the body of a KindCommand envelope.
@@ -421,7 +459,14 @@ type Result struct {
 	FinishedAt   time.Time `json:"finishedAt"`
 	OutputBytes  int64     `json:"outputBytes"`
 	OutputChunks int       `json:"outputChunks"`
+	// Output is the whole output of a command that finished before its first chunk was cut (at most
+	// MaxInlineOutput bytes), so a short command costs the hub one write, not a chunk and a result.
+	// OutputChunks is 0 then; chunks and inline output never mix.
+	Output []byte `json:"output,omitempty"`
 }
+
+// MaxInlineOutput is the most output a result carries inline; more goes in chunks.
+const MaxInlineOutput = 64 << 10
 
 // Running tells the hub a command has started on the agent.
 type Running struct {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,51 @@ func TestCapReason(t *testing.T) {
 				if !utf8.ValidString(got) {
 					t.Fatal("cut inside a character")
 				}
+			}
+		})
+	}
+}
+
+func TestSharedEnvelopeAddressees(t *testing.T) {
+	now := time.Now()
+	base := Envelope{ID: "e", IssuedAt: now, NotAfter: now.Add(time.Minute), Kind: KindCommand, Body: []byte(`{}`)}
+	many := make([]string, MaxAddressees+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("agent-%d", i)
+	}
+	for _, tc := range []struct {
+		name   string
+		agent  string
+		agents []string
+		check  string
+		shape  string // a malformed envelope's reason; "" when it is well formed
+		wrong  bool
+	}{
+		{name: "one addressee", agent: "a1", check: "a1"},
+		{name: "one addressee, another agent", agent: "a1", check: "a2", wrong: true},
+		{name: "shared, among them", agents: []string{"a1", "a2", "a3"}, check: "a2"},
+		{name: "shared, not among them", agents: []string{"a1", "a2", "a3", "a4", "a5"}, check: "a9", wrong: true},
+		{name: "no addressee", shape: "no agent"},
+		{name: "both forms", agent: "a1", agents: []string{"a1"}, shape: "both"},
+		{name: "too many", agents: many, shape: "addressees"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := base
+			env.Agent, env.Agents = tc.agent, tc.agents
+			_, priv, _ := ed25519.GenerateKey(nil)
+			_, err := Sign(env, "k", priv)
+			if tc.shape != "" {
+				if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tc.shape) {
+					t.Fatalf("sign: %v, want malformed (%s)", err, tc.shape)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = env.Check(tc.check, now, time.Minute)
+			if tc.wrong != errors.Is(err, ErrWrongAgent) {
+				t.Fatalf("check %s: %v (wrong agent expected: %v)", tc.check, err, tc.wrong)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/access"
@@ -129,35 +130,45 @@ func TestPlantedObjectsBlockNoDecision(t *testing.T) {
 		if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{box.ID}}, &cmd); st != 202 {
 			t.Fatalf("create %d", st)
 		}
-		box.Poll(ctx, nil)
-		key := layout.InboxEntry(box.ID, cmd.ID+"-cancel")
+		works, _, err := box.Poll(ctx, nil)
+		if err != nil || len(works) != 1 {
+			t.Fatalf("poll: %v %+v", err, works)
+		}
+		rec, err := th.h.Commands.Get(ctx, cmd.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := layout.Delivery(rec.NotAfter.Add(time.Duration(rec.TimeoutSeconds)*time.Second), cmd.ID+"-cancel")
 		th.plant(key, map[string]any{"junk": true})
 		if st := th.call(th.admin, "POST", "/v1/commands/"+cmd.ID+"/cancel", map[string]any{}, nil); st != 200 {
 			t.Fatalf("cancel: %d", st)
 		}
 		if b, _, _ := store.ReadAll(ctx, th.bucket(), key); strings.Contains(string(b), "junk") {
-			t.Fatalf("the inbox still holds the planted object, not the hub's cancel envelope: %s", b)
+			t.Fatalf("the delivery key still holds the planted object, not the hub's cancel: %s", b)
+		}
+		works, _, err = box.Poll(ctx, []string{works[0].InboxKey})
+		if err != nil || len(works) != 1 || works[0].Envelope.Kind != wire.KindCancel {
+			t.Fatalf("after the cancel the agent polled %v %+v, want the hub's cancel envelope", err, works)
 		}
 	})
 }
 
-// TestPlantedFinalsReleaseNoWave: planted result and final markers (and a planted release index to
-// make the tick look) neither free a maxConcurrency slot nor hide a failure from maxErrors.
+// TestPlantedFinalsReleaseNoWave: planted results (and a planted release index to make the tick look)
+// neither free a maxConcurrency slot nor hide a failure from maxErrors.
 func TestPlantedFinalsReleaseNoWave(t *testing.T) {
 	ctx := context.Background()
 	th := newTestHub(t)
 	cmd, first, next := waves(t, th, th.agent("db-1", nil, blockCatalog), th.agent("db-2", nil, blockCatalog), 0)
 	th.plant(layout.Result(cmd.ID, first.ID), map[string]any{"status": "succeeded"})
-	th.plant(layout.Marker(cmd.ID, first.ID, "final-succeeded"), map[string]any{})
 	th.plant(layout.Release(cmd.ID, "01900000-0000-7000-8000-000000000000"), map[string]any{})
 	th.h.Commands.RetryReleases(ctx, 0)
 	if _, ok := polled(t, next, cmd.ID); ok {
 		t.Fatal("planted markers released the second wave while the first still runs")
 	}
 
-	// maxErrors: a planted final-succeeded beside a genuine failure hides nothing.
+	// maxErrors: a planted success in the key of a genuine failure hides nothing.
 	cmd2, one, other := waves(t, th, th.agent("db-3", nil, blockCatalog), th.agent("db-4", nil, blockCatalog), 1)
-	th.plant(layout.Marker(cmd2.ID, one.ID, "final-succeeded"), map[string]any{})
+	th.plant(layout.Result(cmd2.ID, one.ID), map[string]any{"status": "succeeded"})
 	w, ok := polled(t, one, cmd2.ID)
 	if !ok {
 		t.Fatal("the first wave did not arrive")
@@ -166,6 +177,6 @@ func TestPlantedFinalsReleaseNoWave(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, ok := polled(t, other, cmd2.ID); ok {
-		t.Fatal("a planted final-succeeded hid a failure from maxErrors: the next wave was released")
+		t.Fatal("a planted success hid a failure from maxErrors: the next wave was released")
 	}
 }

@@ -10,12 +10,13 @@ import (
 	"github.com/pulsehq/pulse/agent/wire"
 )
 
-// TestFinalStatesDoNotChange: a target that expired (not delivered before the command's deadline)
-// stays expired when its agent comes back: the late poll marks nothing delivered and a late running
-// report or result is refused as a conflict that says why. A target that was delivered in time and
-// reports after the deadline is still heard.
+// TestFinalStatesDoNotChange: a target that expired (nothing heard from its agent by the command's
+// deadline and the grace after it) stays expired when its agent comes back: the late poll changes
+// nothing and a late running report or result is refused as a conflict that says why. A target whose
+// agent reported in time (its running notice) and finishes after the deadline is still heard.
 func TestFinalStatesDoNotChange(t *testing.T) {
 	th := newTestHub(t)
+	th.h.Commands.LateGrace = 500 * time.Millisecond
 	late := th.agent("late-1", map[string]string{"group": "late"}, nil)
 	ontime := th.agent("ontime-1", map[string]string{"group": "ontime"}, nil)
 	create := func(group string) string {
@@ -37,7 +38,13 @@ func TestFinalStatesDoNotChange(t *testing.T) {
 	if err != nil || len(work) != 1 {
 		t.Fatalf("on-time poll: %v %d", err, len(work))
 	}
-	time.Sleep(3200 * time.Millisecond) // past the deadline; 3 s leave a loaded machine time to deliver the on-time one
+	if err := ontime.Running(context.Background(), work[0]); err != nil { // still running a second in
+		t.Fatal(err)
+	}
+	if s := state(delivered); s != "running" {
+		t.Fatalf("after the running notice: %s", s)
+	}
+	time.Sleep(3700 * time.Millisecond) // past the deadline and the grace; 3 s leave a loaded machine time to deliver the on-time one
 	if s := state(expired); s != "expired" {
 		t.Fatalf("after the deadline: %s, want expired", s)
 	}

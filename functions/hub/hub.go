@@ -184,7 +184,6 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	h.Fleet = &fleet.Service{Store: st, Log: log, Trail: tr, Keys: keys}
 	h.Delivery = &delivery.Service{Store: st, Log: log, Keys: keys}
 	h.Commands = &commands.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
-	h.Delivery.Delivered = h.Commands.MarkDelivered
 	h.Workflows = &workflows.Service{Store: st, Log: log, Trail: tr, Bus: bus, Commands: h.Commands, Fleet: h.Fleet}
 	h.Workflows.Subscribe(bus)
 	return h

@@ -30,7 +30,7 @@ func (th *testHub) reported(cmd, agent string) []string {
 
 // TestReportsOnlyFromReleasedTargets: an agent may report running, output and a result only for a
 // command the hub released to it. A target of a command awaiting approval, a target its wave has not
-// reached yet, and one with a queued marker planted in the bucket are refused with a 409 naming the
+// reached yet, and one named by a wave planted in the bucket are refused with a 409 naming the
 // command and the agent, and nothing is stored; the command's state does not change.
 func TestReportsOnlyFromReleasedTargets(t *testing.T) {
 	th := newTestHub(t)
@@ -91,11 +91,11 @@ func TestReportsOnlyFromReleasedTargets(t *testing.T) {
 			cmd := create(t, map[string]any{"command": "host_uptime", "targets": []string{"role=web"}, "maxConcurrency": 1})
 			return cmd.ID, pendingOf(t, cmd), "pending"
 		}},
-		{"a forged queued marker", func(t *testing.T) (string, *simagent.Agent, string) {
+		{"a forged wave", func(t *testing.T) (string, *simagent.Agent, string) {
 			cmd := create(t, map[string]any{"command": "host_uptime", "targets": []string{"role=web"}, "maxConcurrency": 1})
 			a := pendingOf(t, cmd)
-			th.plant(layout.Marker(cmd.ID, a.ID, "queued"), map[string]any{"at": time.Now().UTC()})
-			return cmd.ID, a, "queued" // the listing shows the plant; what matters is that nothing is believed
+			th.plant(layout.Wave(cmd.ID, 2), map[string]any{"agents": []string{a.ID}, "delivery": cmd.ID + "-w2", "at": time.Now().UTC()})
+			return cmd.ID, a, "pending" // the planted wave fails the integrity check: it releases nobody
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,83 +126,58 @@ func TestReportsOnlyFromReleasedTargets(t *testing.T) {
 	}
 }
 
-// TestCopiedEnvelopeMarksNothingDelivered: a poll that hands an agent an envelope copied from another
-// agent's inbox (the inbox is the one place in the bucket the hub does not MAC) records no delivery
-// for that agent, whether it is not a target at all, a target its wave has not reached, or a released
-// target that got someone else's envelope instead of its own. Its state stays what the hub released.
-func TestCopiedEnvelopeMarksNothingDelivered(t *testing.T) {
+// TestCopiedDeliveryIsNeverOffered: someone who can write to the bucket copies a genuine delivery (a
+// command's signed envelope) to another delivery key, or plants one of their own, hoping a hub offers
+// it to an agent. Deliveries are MACed under their key, so neither passes the integrity check: the
+// hub never offers them, and says so in its integrity ledger. (An agent would refuse the copy anyway:
+// it is not among the envelope's addressees.)
+func TestCopiedDeliveryIsNeverOffered(t *testing.T) {
 	th := newTestHub(t)
 	a1 := th.agent("db-1", map[string]string{"role": "db"}, nil)
-	a2 := th.agent("db-2", map[string]string{"role": "db"}, nil)
 	other := th.agent("web-1", map[string]string{"role": "web"}, nil)
 	ctx := context.Background()
-	byID := map[string]*simagent.Agent{a1.ID: a1, a2.ID: a2}
-	create := func(t *testing.T, spec map[string]any) commandView {
-		t.Helper()
-		var cmd commandView
-		if st := th.call(th.admin, "POST", "/v1/commands", spec, &cmd); st != 202 {
-			t.Fatalf("create: %d %s", st, cmd.Detail)
-		}
-		return cmd
+	var cmd commandView
+	if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a1.ID}}, &cmd); st != 202 {
+		t.Fatalf("create: %d %s", st, cmd.Detail)
 	}
-	for _, tc := range []struct {
-		name string
-		// setup returns the command, the agent whose envelope is copied and the agent that polls it.
-		setup func(t *testing.T) (cmd string, from, to *simagent.Agent)
-	}{
-		{"to an agent that is not a target", func(t *testing.T) (string, *simagent.Agent, *simagent.Agent) {
-			cmd := create(t, map[string]any{"command": "host_uptime", "targets": []string{a1.ID}})
-			return cmd.ID, a1, other
-		}},
-		{"to a target its wave has not reached", func(t *testing.T) (string, *simagent.Agent, *simagent.Agent) {
-			cmd := create(t, map[string]any{"command": "host_uptime", "targets": []string{"role=db"}, "maxConcurrency": 1})
-			var from, to *simagent.Agent
-			for _, a := range cmd.Agents {
-				if a.State == "pending" {
-					to = byID[a.Agent]
-				} else {
-					from = byID[a.Agent]
-				}
-			}
-			if from == nil || to == nil {
-				t.Fatalf("want one released and one pending target: %+v", cmd.Agents)
-			}
-			return cmd.ID, from, to
-		}},
-		{"over a released target's own envelope", func(t *testing.T) (string, *simagent.Agent, *simagent.Agent) {
-			cmd := create(t, map[string]any{"command": "host_uptime", "targets": []string{"role=db"}})
-			return cmd.ID, a1, a2
-		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cmd, from, to := tc.setup(t)
-			var before commandView
-			th.call(th.admin, "GET", "/v1/commands/"+cmd, nil, &before)
-			b, _, err := store.ReadAll(ctx, th.bucket(), layout.InboxEntry(from.ID, cmd))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := store.PutBytes(ctx, th.bucket(), layout.InboxEntry(to.ID, cmd), b, store.PutOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			var resp wire.PollResponse
-			if err := to.Signed(ctx, "POST", "/v1/agents/"+to.ID+"/poll", wire.PollRequest{}, &resp); err != nil || len(resp.Envelopes) == 0 {
-				t.Fatalf("poll of the copied envelope: %v, %d envelopes", err, len(resp.Envelopes))
-			}
-			for _, k := range th.reported(cmd, to.ID) {
-				if strings.HasSuffix(k, "/delivered.json") {
-					t.Errorf("the copied envelope's poll wrote %s", k)
-				}
-			}
-			var after commandView
-			th.call(th.admin, "GET", "/v1/commands/"+cmd, nil, &after)
-			for i := range after.Agents {
-				if after.Agents[i].State != before.Agents[i].State {
-					t.Errorf("%s: %s before the poll, %s after", after.Agents[i].Agent, before.Agents[i].State, after.Agents[i].State)
-				}
-			}
-			th.call(th.admin, "POST", "/v1/commands/"+cmd+"/cancel", nil, nil) // leave the next case a clean inbox
-			th.bucket().Delete(ctx, layout.InboxEntry(to.ID, cmd))
-		})
+	page, err := th.bucket().List(ctx, layout.Deliveries, "", 0)
+	if err != nil || len(page.Objects) != 1 {
+		t.Fatalf("deliveries after one create: %v %+v", err, page.Objects)
+	}
+	raw, _, err := store.ReadAll(ctx, th.bucket(), page.Objects[0].Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := th.h.Commands.Get(ctx, cmd.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := layout.Delivery(rec.NotAfter, "copied-for-"+other.ID)
+	if _, err := store.PutBytes(ctx, th.bucket(), copied, raw, store.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	planted := layout.Delivery(rec.NotAfter, "planted")
+	th.plant(planted, map[string]any{"ref": cmd.ID, "notAfter": rec.NotAfter, "batches": []map[string]any{{"agents": []string{other.ID}}}})
+	if err := th.h.Delivery.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	works, _, err := other.Poll(ctx, nil)
+	if err != nil || len(works) != 0 {
+		t.Fatalf("the other agent's poll: %v %+v, want nothing", err, works)
+	}
+	var integrity struct {
+		Objects []struct{ Key string } `json:"objects"`
+	}
+	th.call(th.admin, "GET", "/v1/integrity", nil, &integrity)
+	found := map[string]bool{}
+	for _, o := range integrity.Objects {
+		found[o.Key] = true
+	}
+	if !found[copied] || !found[planted] {
+		t.Errorf("the integrity ledger lacks the copied or planted delivery: %+v", integrity.Objects)
+	}
+	// The genuine delivery still reaches its addressee.
+	if works, _, err := a1.Poll(ctx, nil); err != nil || len(works) != 1 || works[0].Command.CommandID != cmd.ID {
+		t.Fatalf("the addressee's poll: %v %+v", err, works)
 	}
 }

@@ -4,19 +4,21 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/hub/delivery"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
 
-// envelopeFails fails one write of a command envelope into an inbox (the failAt-th, counting from 1),
-// as a store that drops one request does.
+// envelopeFails fails one write of a command's delivery (the failAt-th, counting from 1), as a store
+// that drops one request does.
 type envelopeFails struct {
 	store.Store
 	failAt int64
@@ -24,16 +26,16 @@ type envelopeFails struct {
 }
 
 func (f *envelopeFails) Put(ctx context.Context, k string, r io.Reader, n int64, o store.PutOptions) (store.ObjectInfo, error) {
-	if strings.HasPrefix(k, layout.Inbox) && !strings.HasSuffix(k, "-cancel.json") && f.puts.Add(1) == f.failAt {
+	if strings.HasPrefix(k, layout.Deliveries) && !strings.HasSuffix(k, "-cancel.json") && f.puts.Add(1) == f.failAt {
 		return store.ObjectInfo{}, errors.New("put " + k + ": 503 SlowDown")
 	}
 	return f.Store.Put(ctx, k, r, n, o)
 }
 
-// TestReleaseIsRetriedUntilItLands: when the envelope write of a release fails after the queued
-// marker was written (at create, for a later wave after a result, on the approval that releases it),
-// the target sits queued with an empty inbox; the commands tick finds the release and writes the
-// envelope, the agent's poll receives it, and once it is acknowledged no retry writes it again.
+// TestReleaseIsRetriedUntilItLands: when the delivery write of a release fails after its wave was
+// written (at create, for a later wave after a result, on the approval that releases it), the target
+// sits queued with no envelope; the commands tick finds the release and writes the delivery, the
+// agent's poll receives it, and once it is acknowledged no retry offers it again.
 func TestReleaseIsRetriedUntilItLands(t *testing.T) {
 	catalog := []wire.CommandSpec{{Name: "host_uptime", Group: "host"}, {Name: "shell_run", Group: "shell", Dangerous: true,
 		Params: []wire.ParamSpec{{Name: "script", MaxBytes: 100}}}}
@@ -87,14 +89,23 @@ func TestReleaseIsRetriedUntilItLands(t *testing.T) {
 			a1, a2 := th.agent("db-1", nil, catalog), th.agent("db-2", nil, catalog)
 			ctx := context.Background()
 			cmd, stuck := tc.run(t, th, a1, a2)
+			// inbox is what the hub offers the stuck agent, from the deliveries in the store.
 			inbox := func() []string {
-				page, err := th.bucket().List(ctx, layout.InboxOf(stuck.ID), "", 0)
+				var keys []string
+				err := store.Walk(ctx, th.h.Store, layout.Deliveries, "", 0, func(o store.ObjectInfo) error {
+					var d delivery.Stored
+					if _, err := store.ReadJSON(ctx, th.h.Store, o.Key, &d); err != nil {
+						return err
+					}
+					for _, b := range d.Batches {
+						if d.Ref == cmd && slices.Contains(b.Agents, stuck.ID) {
+							keys = append(keys, o.Key)
+						}
+					}
+					return nil
+				})
 				if err != nil {
 					t.Fatal(err)
-				}
-				var keys []string
-				for _, o := range page.Objects {
-					keys = append(keys, o.Key)
 				}
 				return keys
 			}
@@ -116,32 +127,36 @@ func TestReleaseIsRetriedUntilItLands(t *testing.T) {
 			if err != nil || len(work) != 1 || work[0].Command.CommandID != cmd {
 				t.Fatalf("poll after the tick: %v %+v, want the command", err, work)
 			}
-			if s := state(); s != "delivered" {
-				t.Errorf("after the poll: %s, want delivered", s)
+			if s := state(); s != "queued" {
+				t.Errorf("after the poll: %s, want queued (delivery writes nothing; the first report says it)", s)
 			}
 			if page, _ := th.bucket().List(ctx, layout.Releasing, "", 0); len(page.Objects) != 0 {
 				t.Errorf("releases left for the tick after it landed: %+v", page.Objects)
 			}
-			go stuck.Poll(ctx, []string{work[0].InboxKey}) // acknowledged at once; the poll then holds
-			for deadline := time.Now().Add(2 * time.Second); len(inbox()) != 0 && time.Now().Before(deadline); {
-				time.Sleep(10 * time.Millisecond)
+			if in := inbox(); len(in) != 1 {
+				t.Errorf("deliveries for the stuck agent after the tick: %v, want one", in)
 			}
 			// A release object left behind (its delete failed) is finished again: harmlessly.
 			if _, err := store.CreateJSON(ctx, th.h.Store, layout.Release(cmd, "left-behind"), map[string]any{}); err != nil {
 				t.Fatal(err)
 			}
 			th.h.Commands.RetryReleases(ctx, 0)
-			if in := inbox(); len(in) != 0 {
-				t.Errorf("a retry after the acknowledgement wrote %v again", in)
+			if in := inbox(); len(in) != 1 {
+				t.Errorf("a retry wrote another delivery: %v", in)
+			}
+			// Acknowledged: the poll holds and offers nothing again.
+			again, _, err := stuck.Poll(ctx, []string{work[0].InboxKey})
+			if err != nil || len(again) != 0 {
+				t.Errorf("poll after the acknowledgement: %v %+v, want nothing", err, again)
 			}
 		})
 	}
 }
 
-// TestPlantedReleaseSignsNothing: someone who can write to the bucket plants a queued marker and a
-// release object for a target the hub has not released (its command awaits approval, or its wave has
-// not come). The tick finishes releases, but signs an envelope only for a marker the hub wrote: the
-// target's inbox stays empty.
+// TestPlantedReleaseSignsNothing: someone who can write to the bucket plants a wave and a release
+// object for a target the hub has not released (its command awaits approval, or its wave has not
+// come). The tick finishes releases, but delivers only the waves the hub wrote: nothing is delivered
+// to the target.
 func TestPlantedReleaseSignsNothing(t *testing.T) {
 	th := newTestHub(t)
 	catalog := []wire.CommandSpec{{Name: "host_uptime", Group: "host"}, {Name: "shell_run", Group: "shell", Dangerous: true,
@@ -162,19 +177,34 @@ func TestPlantedReleaseSignsNothing(t *testing.T) {
 				t.Fatalf("create: %d %s", st, cmd.Detail)
 			}
 			var target string
+			waves := 0
 			for _, a := range cmd.Agents {
 				if a.State == "pending" || a.State == "awaiting_approval" {
 					target = a.Agent
+				} else {
+					waves = 1
 				}
 			}
 			if target == "" {
 				t.Fatalf("no unreleased target: %+v", cmd.Agents)
 			}
-			th.plant(layout.Marker(cmd.ID, target, "queued"), map[string]any{"at": time.Now().UTC()})
+			th.plant(layout.Wave(cmd.ID, waves+1), map[string]any{"agents": []string{target}, "delivery": cmd.ID + "-w9", "at": time.Now().UTC()})
 			th.plant(layout.Release(cmd.ID, "planted"), map[string]any{})
 			th.h.Commands.RetryReleases(ctx, 0)
-			if _, _, err := store.ReadAll(ctx, th.bucket(), layout.InboxEntry(target, cmd.ID)); err == nil {
-				t.Fatalf("the tick signed an envelope for %s on a planted marker", target)
+			err := store.Walk(ctx, th.h.Store, layout.Deliveries, "", 0, func(o store.ObjectInfo) error {
+				var d delivery.Stored
+				if _, err := store.ReadJSON(ctx, th.h.Store, o.Key, &d); err != nil {
+					return err
+				}
+				for _, b := range d.Batches {
+					if d.Ref == cmd.ID && slices.Contains(b.Agents, target) {
+						t.Errorf("the tick delivered the command to %s on a planted wave (%s)", target, o.Key)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

@@ -27,7 +27,7 @@ const (
 	AgentLabels         = "v1/agent-labels/"
 	RetiredAgents       = "v1/retired-agents/"
 	Heartbeats          = "v1/heartbeats/"
-	Inbox               = "v1/inbox/"
+	Deliveries          = "v1/deliveries/"
 	Bells               = "v1/bells/"
 	Commands            = "v1/commands/"
 	Results             = "v1/results/"
@@ -53,10 +53,10 @@ func Prefixes() []Prefix {
 		{AgentLabels, "label changes of an agent, one write-once version each; the newest wins"},
 		{RetiredAgents, "retired agents, whose signatures are refused from then on"},
 		{Heartbeats, "the latest heartbeat of each agent (overwritten by its agent)"},
-		{Inbox, "signed envelopes waiting for an agent"},
+		{Deliveries, "signed envelopes for agents, one per release of a command to many agents, by expiry"},
 		{Bells, "the change feed that wakes polls held by other hub instances"},
 		{Commands, "command records, and beside each its cancel, denial and approvals"},
-		{Results, "per agent: queued/delivered/running/final markers, output chunks, the result"},
+		{Results, "per agent: the result (small output inline), a running marker, output chunks"},
 		{Releasing, "releases in progress, which the tick finishes if the hub releasing them did not"},
 		{Rejections, "envelopes an agent refused, with the reason"},
 		{Tokens, "operator API tokens, by hash"},
@@ -94,11 +94,32 @@ func Heartbeat(id string) string { return Heartbeats + id + ".json" }
 
 // --- delivery ---
 
-// InboxOf is where an agent's envelopes are listed.
-func InboxOf(agent string) string { return Inbox + agent + "/" }
+// Delivery is one stored delivery: signed envelopes (each for up to wire.MaxAddressees agents) that
+// expire at notAfter. Keys start with the expiry, so the deliveries still open are listed from
+// DeliveriesFrom(now) and the expired ones swept from the start; id names what is delivered (a
+// command's wave, its cancel) and is unique.
+func Delivery(notAfter time.Time, id string) string {
+	return fmt.Sprintf("%s%012d-%s.json", Deliveries, max(notAfter.Unix(), 0), id)
+}
 
-// InboxEntry is one envelope in an agent's inbox; name is the entry's file name without ".json".
-func InboxEntry(agent, name string) string { return InboxOf(agent) + name + ".json" }
+// DeliveriesFrom is the smallest delivery key expiring at or after t.
+func DeliveriesFrom(t time.Time) string { return fmt.Sprintf("%s%012d", Deliveries, max(t.Unix(), 0)) }
+
+// DeliveryExpiry reads the expiry back from a delivery key; ok is false for a key not made by Delivery.
+func DeliveryExpiry(key string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(key, Deliveries)
+	if !ok || len(rest) < 13 || rest[12] != '-' {
+		return time.Time{}, false
+	}
+	var sec int64
+	for _, c := range rest[:12] {
+		if c < '0' || c > '9' {
+			return time.Time{}, false
+		}
+		sec = sec*10 + int64(c-'0')
+	}
+	return time.Unix(sec, 0), true
+}
 
 // Bell is one entry of the bell feed; id is a UUIDv7, so bells sort by time.
 func Bell(id string) string { return Bells + id + ".json" }
@@ -120,7 +141,7 @@ func RejectionsOf(agent string) string { return Rejections + agent + "/" }
 // Command is a command record.
 func Command(id string) string { return Commands + id + ".json" }
 
-// CommandSide is where a command's cancel, denial and approvals are listed.
+// CommandSide is where a command's cancel, denial, approvals and waves are listed.
 func CommandSide(id string) string { return Commands + id + "/" }
 
 // Cancelled marks a command cancelled.
@@ -131,6 +152,10 @@ func Denied(id string) string { return CommandSide(id) + "denied.json" }
 
 // Approval is one approver's approval of a command; approver is a key-safe form of their identity.
 func Approval(id, approver string) string { return CommandSide(id) + "approvals/" + approver + ".json" }
+
+// Wave is release seq (from 1) of a command: which agents it released and the delivery that carries
+// their envelope. Written once, before the delivery; the seq makes two hubs releasing at once collide.
+func Wave(id string, seq int) string { return fmt.Sprintf("%swaves/%06d.json", CommandSide(id), seq) }
 
 // ReleasingOf is where a command's releases in progress are listed.
 func ReleasingOf(cmd string) string { return Releasing + cmd + "/" }
@@ -145,9 +170,9 @@ func ResultsOf(cmd string) string { return Results + cmd + "/" }
 // Result is an agent's final result of a command.
 func Result(cmd, agent string) string { return ResultsOf(cmd) + agent + ".json" }
 
-// Marker records that a command reached a state on an agent: queued, delivered, running, or
-// final-<status> beside the result.
-func Marker(cmd, agent, state string) string { return ResultsOf(cmd) + agent + "/" + state + ".json" }
+// Running records that a command was still running on an agent a second after it started (a command
+// done sooner is told by its result alone).
+func Running(cmd, agent string) string { return ResultsOf(cmd) + agent + "/running.json" }
 
 // Chunk is one chunk of an agent's output of a command.
 func Chunk(cmd, agent string, seq int) string {

@@ -73,15 +73,11 @@ type Store struct {
 	ledger  ledger
 }
 
-// isPlain: the inbox is the one prefix that passes through (see Wrap).
-func isPlain(key string) bool { return strings.HasPrefix(key, layout.Inbox) }
-
 var _ store.Store = (*Store)(nil)
 
 // Wrap returns s seen through the hub's keys: writes are MACed with the current key, reads accepted
-// when MACed with any key of the set. The inbox passes through unchanged: its envelopes carry the hub's
-// ed25519 signature and the agent checks them itself, so a planted envelope reaches the agent and is
-// refused and reported there rather than vanishing in the hub.
+// when MACed with any key of the set. Deliveries are MACed too, though their envelopes also carry the
+// hub's ed25519 signature that the agent checks: a planted delivery is never even offered to an agent.
 func Wrap(s store.Store, keys *hubkey.Keys, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -149,8 +145,8 @@ func (w *Store) open(key string, obj []byte) (body []byte, keyID string, err err
 // Get reads and checks an object; a forged one is an error matching ErrTampered and store.ErrNotFound.
 func (w *Store) Get(ctx context.Context, key string, opts store.GetOptions) (*store.Object, error) {
 	obj, err := w.inner.Get(ctx, key, opts)
-	if err != nil || isPlain(key) {
-		return obj, err
+	if err != nil {
+		return nil, err
 	}
 	defer obj.Body.Close()
 	raw, err := io.ReadAll(obj.Body)
@@ -169,9 +165,6 @@ func (w *Store) Get(ctx context.Context, key string, opts store.GetOptions) (*st
 
 // Put MACs and writes an object.
 func (w *Store) Put(ctx context.Context, key string, body io.Reader, size int64, opts store.PutOptions) (store.ObjectInfo, error) {
-	if isPlain(key) {
-		return w.inner.Put(ctx, key, body, size, opts)
-	}
 	if size < 0 {
 		return store.ObjectInfo{}, fmt.Errorf("put %s: size must be known (got %d)", key, size)
 	}
@@ -256,15 +249,12 @@ func (w *Store) Scan(ctx context.Context, prefixes []string, limit int) (checked
 	return checked, bad, err
 }
 
-// eachRaw calls fn with the stored bytes of every object under the prefixes (the inbox skipped), up to
+// eachRaw calls fn with the stored bytes of every object under the prefixes, up to
 // limit objects (0: all), and returns how many it read. An object deleted meanwhile is skipped.
 func (w *Store) eachRaw(ctx context.Context, prefixes []string, limit int, fn func(key string, raw []byte, info store.ObjectInfo) error) (int, error) {
 	errStop := errors.New("stop")
 	n := 0
 	for _, p := range prefixes {
-		if isPlain(p) {
-			continue
-		}
 		err := store.Walk(ctx, w.inner, p, "", 0, func(o store.ObjectInfo) error {
 			if limit > 0 && n >= limit {
 				return errStop
@@ -337,12 +327,12 @@ func (l *ledger) report() Report {
 	return r
 }
 
-// Prefixes are the prefixes whose objects carry the hub's MAC: all the hub writes but the inbox and
-// the probe's throw-away objects.
+// Prefixes are the prefixes whose objects carry the hub's MAC: all the hub writes but the probe's
+// throw-away objects.
 func Prefixes() []string {
 	var out []string
 	for _, p := range layout.Prefixes() {
-		if p.Path != layout.Probe && p.Path != layout.Inbox {
+		if p.Path != layout.Probe {
 			out = append(out, p.Path)
 		}
 	}

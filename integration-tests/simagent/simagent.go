@@ -150,22 +150,29 @@ func (a *Agent) Poll(ctx context.Context, ack []string) ([]Work, wire.PollRespon
 	return out, resp, nil
 }
 
-// Complete uploads output (in chunks of at most wire.MaxChunkBytes) and a result.
+// Complete reports a command as the real agent reports one that finished within a second: output of
+// at most wire.MaxInlineOutput bytes inline in the result, more in chunks of at most wire.MaxChunkBytes
+// before it; no running notice (Running sends one, as the agent does for a longer command).
 func (a *Agent) Complete(ctx context.Context, w Work, status wire.Status, exit int, output []byte) error {
 	cmd := w.Command.CommandID
-	if err := a.Signed(ctx, "POST", fmt.Sprintf("/v1/agents/%s/commands/%s/running", a.ID, cmd), wire.Running{EnvelopeID: w.Envelope.ID, At: time.Now()}, nil); err != nil {
-		return err
-	}
-	chunks := 0
-	for off := 0; off < len(output); off += wire.MaxChunkBytes {
-		end := min(off+wire.MaxChunkBytes, len(output))
-		if err := a.Signed(ctx, "PUT", fmt.Sprintf("/v1/agents/%s/commands/%s/output/%d", a.ID, cmd, chunks), output[off:end], nil); err != nil {
-			return err
-		}
-		chunks++
-	}
 	now := time.Now()
 	res := wire.Result{CommandID: cmd, EnvelopeID: w.Envelope.ID, Status: status, ExitCode: &exit, StartedAt: now, FinishedAt: now,
-		OutputBytes: int64(len(output)), OutputChunks: chunks}
+		OutputBytes: int64(len(output))}
+	if len(output) <= wire.MaxInlineOutput {
+		res.Output = output
+	} else {
+		for off := 0; off < len(output); off += wire.MaxChunkBytes {
+			end := min(off+wire.MaxChunkBytes, len(output))
+			if err := a.Signed(ctx, "PUT", fmt.Sprintf("/v1/agents/%s/commands/%s/output/%d", a.ID, cmd, res.OutputChunks), output[off:end], nil); err != nil {
+				return err
+			}
+			res.OutputChunks++
+		}
+	}
 	return a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/results", res, nil)
+}
+
+// Running tells the hub a command is still running, as the agent does a second after it started one.
+func (a *Agent) Running(ctx context.Context, w Work) error {
+	return a.Signed(ctx, "POST", fmt.Sprintf("/v1/agents/%s/commands/%s/running", a.ID, w.Command.CommandID), wire.Running{EnvelopeID: w.Envelope.ID, At: time.Now()}, nil)
 }

@@ -916,6 +916,7 @@ type Result struct {
 	EnvelopeID   string    `json:"envelopeId"`
 	ExitCode     *int64    `json:"exitCode,omitempty"`
 	FinishedAt   time.Time `json:"finishedAt"`
+	Output       string    `json:"output,omitempty"`
 	OutputBytes  int64     `json:"outputBytes"`
 	OutputChunks int64     `json:"outputChunks"`
 	Reason       string    `json:"reason,omitempty"`

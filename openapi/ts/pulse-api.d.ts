@@ -1494,6 +1494,7 @@ export interface components {
             exitCode?: number;
             /** Format: date-time */
             finishedAt: string;
+            output?: string;
             /** Format: int64 */
             outputBytes: number;
             /** Format: int64 */

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/domain"
@@ -15,46 +13,10 @@ import (
 	"github.com/pulsehq/pulse/functions/store"
 )
 
-// What agents report about the commands they were given: delivery (recorded by the poll), start,
-// output chunks and the final result. Each is a write-once object under a key derived from the command
-// and the agent, so a report repeated after a lost answer changes nothing.
-
-// MarkDelivered records that command envelopes reached the agent. It is the delivery room's Delivered
-// hook; envelopes that are not commands of this hub are left for the agent to reject and report. The
-// inbox is the one part of the bucket the hub does not MAC (the agent checks the envelope's signature
-// itself), so a bucket writer can copy an envelope into another agent's inbox: a delivery is recorded
-// only for an envelope the hub signed for this agent and command, and only when the command was
-// released to the agent (releasedTo). Anything else writes nothing; the agent refuses it and says so.
-func (s *Service) MarkDelivered(ctx context.Context, agent string, envs []wire.SignedEnvelope) {
-	for _, se := range envs {
-		cmd := strings.TrimSuffix(se.InboxKey, ".json")
-		if !layout.ValidID(cmd) || strings.HasSuffix(cmd, "-cancel") {
-			continue
-		}
-		rec, err := s.Get(ctx, cmd)
-		if err != nil {
-			continue // not ours: the agent will reject and report it
-		}
-		if time.Now().After(rec.NotAfter) {
-			continue // too late to deliver: the agent refuses it, and the target stays as it was (or expired)
-		}
-		if env, err := se.Verify(s.Keys.Public()); err != nil || env.Agent != agent || env.ID != cmd || env.Kind != wire.KindCommand {
-			s.Log.Warn("delivery not recorded: the envelope is not the hub's for this agent and command", "command", cmd, "agent", agent, "addressee", env.Agent, "err", err)
-			continue
-		}
-		if _, err := s.releasedTo(ctx, cmd, agent); err != nil {
-			continue // not a target, or not released to it (releasedTo logs why)
-		}
-		created, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Marker(cmd, agent, "delivered"), map[string]any{"at": time.Now().UTC()})
-		if err != nil {
-			s.Log.Warn("record delivery", "command", cmd, "agent", agent, "err", err)
-			continue
-		}
-		if created { // a redelivery before the agent's ack changes nothing watchers need to see
-			s.changed(ctx, cmd)
-		}
-	}
-}
+// What agents report about the commands they were given: start (for a command still running after a
+// second), output chunks and the final result, which carries a short command's whole output. Each is a
+// write-once object under a key derived from the command and the agent, so a report repeated after a
+// lost answer changes nothing. Delivery itself writes nothing: the agent's first report says it.
 
 // Running records that an agent started a command released to it.
 func (s *Service) Running(ctx context.Context, agent, cmd string, r wire.Running) error {
@@ -65,7 +27,8 @@ func (s *Service) Running(ctx context.Context, agent, cmd string, r wire.Running
 	if err := s.lateReport(ctx, rec, agent); err != nil {
 		return err
 	}
-	created, err := store.CreateJSON(ctx, s.Store, layout.Marker(cmd, agent, "running"), r)
+	s.Delivery.Done(agent, cmd)
+	created, err := store.CreateJSON(ctx, s.Store, layout.Running(cmd, agent), r)
 	if created {
 		s.changed(ctx, cmd)
 	}
@@ -106,24 +69,21 @@ func (s *Service) Result(ctx context.Context, agent string, res wire.Result) err
 		return domain.Invalid("output counts must not be negative")
 	}
 	res.Reason = wire.CapReason(res.Reason) // one sentence, not a megabyte in the bucket
+	if len(res.Output) > wire.MaxInlineOutput || len(res.Output) > 0 && res.OutputChunks > 0 {
+		return domain.Invalid("inline output of %d bytes beside %d chunks: at most %d bytes, and only without chunks", len(res.Output), res.OutputChunks, wire.MaxInlineOutput)
+	}
+	s.Delivery.Done(agent, res.CommandID)
 	created, err := store.CreateJSON(ctx, s.Store, layout.Result(res.CommandID, agent), res)
 	if err != nil {
 		return err
 	}
+	stored := res
 	if created {
 		s.Log.Info("result", "command", res.CommandID, "agent", agent, "status", res.Status, "exit", res.ExitCode)
+	} else if _, err := store.ReadJSON(ctx, s.Store, layout.Result(res.CommandID, agent), &stored); err != nil {
+		return err // a repeat: what counts is the result stored first
 	}
-	// The marker lets a listing tell the state without reading the result. Written (and the wave
-	// advanced) on every upload, repeats included: the first attempt may have died in between.
-	stored := res
-	if !created { // a repeat: the marker must name the status that was stored first
-		if _, err := store.ReadJSON(ctx, s.Store, layout.Result(res.CommandID, agent), &stored); err != nil {
-			return err
-		}
-	}
-	if _, err := store.CreateJSON(ctx, s.Store, layout.Marker(res.CommandID, agent, "final-"+string(stored.Status)), map[string]any{"at": time.Now().UTC()}); err != nil {
-		return err
-	}
+	s.finals.add(res.CommandID, agent, stored.Status)
 	s.changed(ctx, res.CommandID)
 	s.Bus.Results.Publish(ctx, events.ResultStored{Command: rec.ID, Agent: agent, Status: string(stored.Status), ExitCode: stored.ExitCode,
 		Execution: rec.Execution, Step: rec.Step, Attempt: rec.Attempt})
@@ -163,6 +123,22 @@ func (s *Service) Output(ctx context.Context, cmd, agent string, from, max int) 
 		max = 16
 	}
 	out := &Output{NextChunk: from, State: as.State}
+	var res wire.Result
+	_, err = store.ReadJSON(ctx, s.Store, layout.Result(cmd, as.Agent), &res)
+	switch {
+	case errors.Is(err, signed.ErrTampered):
+		return nil, domain.Conflict("the result of %s for command %s was tampered with: it fails the hub's integrity check, so its output cannot be trusted (see pulse doctor)", as.Agent, cmd)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	case err == nil && res.OutputChunks == 0:
+		// Done before its first chunk: the whole output is in the result, served as chunk 0.
+		if from == 0 && len(res.Output) > 0 {
+			out.Bytes, out.NextChunk = res.Output, 1
+		}
+		out.Complete = true
+		return out, nil
+	}
+	stored := err == nil
 	for seq := from; seq < from+max; seq++ {
 		b, _, err := store.ReadAll(ctx, s.Store, layout.Chunk(cmd, as.Agent, seq))
 		if errors.Is(err, signed.ErrTampered) {
@@ -177,15 +153,11 @@ func (s *Service) Output(ctx context.Context, cmd, agent string, from, max int) 
 		out.Bytes = append(out.Bytes, b...)
 		out.NextChunk = seq + 1
 	}
-	var res wire.Result
-	_, err = store.ReadJSON(ctx, s.Store, layout.Result(cmd, as.Agent), &res)
 	switch {
-	case err == nil && out.NextChunk >= res.OutputChunks:
+	case stored && out.NextChunk >= res.OutputChunks:
 		out.Complete = true
-	case errors.Is(err, store.ErrNotFound) && FinalState(as.State):
+	case !stored && FinalState(as.State):
 		out.Complete = true // expired or never released: no output will come
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		return nil, err
 	}
 	return out, nil
 }

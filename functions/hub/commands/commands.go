@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -39,10 +40,10 @@ type Decider interface {
 	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
 }
 
-// Deliverer puts signed envelopes in agents' inboxes and wakes their polls (the delivery room).
+// Deliverer stores one signed envelope for many agents and wakes their polls (the delivery room).
 type Deliverer interface {
-	Enqueue(ctx context.Context, agent, name string, env wire.Envelope) error
-	Ring(ctx context.Context, agents []string)
+	Post(ctx context.Context, id, ref string, agents []string, env wire.Envelope) (string, error)
+	Done(agent, ref string)
 }
 
 // Service keeps commands.
@@ -57,7 +58,14 @@ type Service struct {
 	// Keys are the hub's signing keys: a delivery is recorded only for an envelope they signed.
 	Keys *hubkey.Keys
 
+	// LateGrace is how long after a command's deadline a target released to an agent still counts as
+	// queued (default 2 min): the agent may have accepted the envelope just before the deadline, and
+	// its first report (a result, or the running notice a second in) takes a moment to arrive. Only
+	// then is a silent target expired, and a report arriving later refused.
+	LateGrace time.Duration
+
 	records  store.Once[Record]
+	waves    store.Once[waveRecord]
 	released pairs[struct{}]
 	// Approvals, cancels and denials are write-once: a fold reads each once per process (a forged one
 	// is refused and not kept).
@@ -303,20 +311,61 @@ func (s *Service) advance(ctx context.Context, id, intent string) error {
 			return err
 		}
 	}
-	released := pending[:n]
-	for _, agent := range released {
-		if _, err := store.CreateJSON(ctx, s.Store, layout.Marker(id, agent, "queued"), map[string]any{"at": time.Now().UTC()}); err != nil {
-			return fmt.Errorf("release command %s to %s: %w", id, agent, err)
-		}
-		if err := s.Delivery.Enqueue(ctx, agent, id, envelope(st, agent)); err != nil {
-			return fmt.Errorf("release command %s to %s: %w", id, agent, err)
-		}
+	if err := s.release(ctx, st, pending[:n]); err != nil {
+		return err
 	}
-	s.Delivery.Ring(ctx, released)
-	s.changed(ctx, id)
 	s.settle(ctx, intent)
 	return nil
 }
+
+// waveRecord says which agents one release of a command reached, and which delivery carries their
+// envelope.
+type waveRecord struct {
+	Agents []string `json:"agents"`
+	// Delivery is the id of the delivery carrying the wave's envelope (its key: layout.Delivery with
+	// the command's deadline).
+	Delivery string    `json:"delivery"`
+	At       time.Time `json:"at"`
+}
+
+// release writes the next wave of a command and posts its one envelope for all the wave's agents: two
+// store writes however many agents the wave holds. The wave's number makes its key: a second hub
+// releasing the same command at the same moment finds the key taken, folds again and releases what
+// is still due (nothing, most of the time).
+func (s *Service) release(ctx context.Context, st *Status, agents []string) error {
+	for range 3 {
+		seq := st.waves + 1
+		w := waveRecord{Agents: agents, Delivery: waveDelivery(st.ID, seq), At: time.Now().UTC()}
+		created, err := store.CreateJSON(ctx, s.Store, layout.Wave(st.ID, seq), w)
+		if err != nil {
+			return fmt.Errorf("release wave %d of command %s: %w", seq, st.ID, err)
+		}
+		if !created { // another hub released this wave: see what is left
+			next, err := s.Status(ctx, st.ID, false)
+			if err != nil {
+				return err
+			}
+			agents = slices.DeleteFunc(agents, func(a string) bool { return next.state(a) != "pending" })
+			if len(agents) == 0 {
+				return nil
+			}
+			st = next
+			continue
+		}
+		for _, a := range agents {
+			s.released.add(st.ID, a, struct{}{})
+		}
+		if _, err := s.Delivery.Post(ctx, w.Delivery, st.ID, agents, envelope(st)); err != nil {
+			return fmt.Errorf("deliver wave %d of command %s: %w", seq, st.ID, err)
+		}
+		s.changed(ctx, st.ID)
+		return nil
+	}
+	return fmt.Errorf("release command %s: other hubs kept releasing it at the same time", st.ID)
+}
+
+// waveDelivery is the delivery id of a command's wave.
+func waveDelivery(cmd string, seq int) string { return fmt.Sprintf("%s-w%d", cmd, seq) }
 
 // changed tells live views that something about a command was stored.
 func (s *Service) changed(ctx context.Context, id string) {
@@ -334,19 +383,17 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Status, error) {
 		return nil, err
 	}
 	var notify []string
-	body, _ := json.Marshal(wire.Cancel{CommandID: id})
 	for _, a := range st.Agents {
-		if FinalState(a.State) || a.State == "pending" {
-			continue
+		if !FinalState(a.State) && a.State != "pending" {
+			notify = append(notify, a.Agent)
 		}
-		env := wire.Envelope{ID: id + "-cancel", Agent: a.Agent, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter.Add(time.Duration(st.TimeoutSeconds) * time.Second),
-			Issuer: domain.PrincipalFrom(ctx).ID, Kind: wire.KindCancel, Body: body}
-		if err := s.Delivery.Enqueue(ctx, a.Agent, id+"-cancel", env); err != nil {
-			return nil, err
-		}
-		notify = append(notify, a.Agent)
 	}
-	s.Delivery.Ring(ctx, notify)
+	body, _ := json.Marshal(wire.Cancel{CommandID: id})
+	env := wire.Envelope{ID: id + "-cancel", IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter.Add(time.Duration(st.TimeoutSeconds) * time.Second),
+		Issuer: domain.PrincipalFrom(ctx).ID, Kind: wire.KindCancel, Body: body}
+	if _, err := s.Delivery.Post(ctx, id+"-cancel", id, notify, env); err != nil {
+		return nil, err
+	}
 	s.Log.Info("command cancelled", "command", id, "by", domain.PrincipalFrom(ctx).ID, "agents", len(notify))
 	s.Trail.Record(ctx, "cancel-command", st.Targets, nil, "ok", map[string]any{"commandId": id})
 	s.changed(ctx, id)

@@ -16,23 +16,21 @@ import (
 	"github.com/pulsehq/pulse/functions/store"
 )
 
-// A release writes one queued marker and one envelope per agent; a store that fails between the two
-// (or a hub that dies there) leaves a target queued with nothing in its inbox, and nothing would ever
-// deliver it. So every release is written down first, as a small write-once object under
-// releasing/<cmd>/<uuidv7>.json, and deleted once every envelope of it is written. The tick lists
-// releasing/ and finishes what it finds: it writes the missing envelopes of queued targets (the
-// envelope's key is the inbox entry named after the command, so writing it again is harmless) and
-// releases the wave if it never started. A command that was cancelled, denied or expired meanwhile is
-// left as it is. The list holds only releases in progress or interrupted, never every command, so the
-// tick's cost does not grow with the history.
+// A release writes one wave record (which agents it released) and one delivery (their signed
+// envelope); a store that fails between the two (or a hub that dies there) leaves targets queued with
+// no envelope, and nothing would ever deliver it. So every release is written down first, as a small
+// write-once object under releasing/<cmd>/<uuidv7>.json, and deleted once its delivery is stored. The
+// tick lists releasing/ and finishes what it finds: it posts the delivery of every wave of the command
+// again (create-only under the wave's delivery key, so a delivery that landed is left as it is) and
+// releases the next wave if it never started. A command that was cancelled, denied or expired
+// meanwhile is left as it is. The list holds only releases in progress or interrupted, never every
+// command, so the tick's cost does not grow with the history.
 //
-// Store requests: a release costs one PUT and one DELETE more than before (Create and an approval
-// write theirs before their own record, so an interrupted create or approval is finished the same
-// way). An idle tick costs one LIST of releasing/. An interrupted release costs, on the tick that
-// finishes it, a fold of the command (two LISTs, plus one GET per approval), per queued target one
-// GET of its queued marker and one of its inbox entry (plus, when that is missing, one GET of its
-// delivered marker and one PUT),
-// a second fold to release the rest of the wave, and one DELETE per release object.
+// Store requests: a release costs one PUT and one DELETE of its releasing/ record, per command, not
+// per agent (Create and an approval write theirs before their own record, so an interrupted create or
+// approval is finished the same way). An idle tick costs one LIST of releasing/. An interrupted
+// release costs, on the tick that finishes it, a fold of the command (two LISTs), one create-only PUT
+// per wave, a second fold to release the rest, and one DELETE per release object.
 const (
 	// releaseRetryAfter is how old a release must be before the tick finishes it: the request that
 	// started it is normally done within milliseconds, and finishing it twice costs a GET per target.
@@ -60,10 +58,10 @@ func (s *Service) settle(ctx context.Context, key string) {
 	}
 }
 
-// envelope is what a release puts in an agent's inbox for a command.
-func envelope(st *Status, agent string) wire.Envelope {
+// envelope is what a release delivers for a command; the delivery room addresses it.
+func envelope(st *Status) wire.Envelope {
 	body, _ := json.Marshal(wire.Command{CommandID: st.ID, Name: st.Command, Params: st.Params, TimeoutSeconds: st.TimeoutSeconds})
-	return wire.Envelope{ID: st.ID, Agent: agent, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter, Issuer: st.Issuer, Kind: wire.KindCommand, Body: body}
+	return wire.Envelope{ID: st.ID, IssuedAt: time.Now().UTC(), NotAfter: st.NotAfter, Issuer: st.Issuer, Kind: wire.KindCommand, Body: body}
 }
 
 // Tick finishes the releases that the requests which started them did not (a failed envelope write,
@@ -120,7 +118,8 @@ func (s *Service) RetryReleases(ctx context.Context, olderThan time.Duration) in
 	return done
 }
 
-// finishRelease writes the missing envelopes of a command's queued targets and releases what is due.
+// finishRelease posts the delivery of every wave of a command again (a delivery that landed is left
+// as it is) and releases what is due.
 func (s *Service) finishRelease(ctx context.Context, cmd string) error {
 	st, err := s.Status(ctx, cmd, false)
 	var de *domain.Error
@@ -132,55 +131,16 @@ func (s *Service) finishRelease(ctx context.Context, cmd string) error {
 	if st.Cancelled || st.Denied || st.Awaiting || time.Now().After(st.NotAfter) {
 		return nil // nothing is delivered (yet, or any more): the fold says so, and an approval releases it
 	}
-	var written []string
-	for _, a := range st.Agents {
-		if a.State != "queued" {
-			continue
-		}
-		ok, err := s.ensureEnvelope(ctx, st, a.Agent)
+	// Only waves the hub wrote are delivered: a planted one fails the integrity check and reads as
+	// missing, so it never makes the tick release work to an agent whose wave has not come.
+	for _, k := range st.waveKeys {
+		w, err := s.waves.Get(ctx, s.Store, k)
 		if err != nil {
-			return err
+			return fmt.Errorf("read wave %s: %w", k, err)
 		}
-		if ok {
-			written = append(written, a.Agent)
+		if _, err := s.Delivery.Post(ctx, w.Delivery, cmd, w.Agents, envelope(st)); err != nil {
+			return fmt.Errorf("deliver wave %s: %w", k, err)
 		}
-	}
-	if len(written) > 0 {
-		s.Log.Info("release finished by the tick", "command", cmd, "agents", len(written))
-		s.Delivery.Ring(ctx, written)
-		s.changed(ctx, cmd)
 	}
 	return s.Advance(ctx, cmd)
-}
-
-// ensureEnvelope writes a queued target's envelope unless it is in the inbox or was delivered: an
-// envelope that is gone because the agent acknowledged it must not come back (the agent would refuse
-// it as a replay). The poll records the delivery before it answers, and the agent acknowledges only
-// after that answer, so the inbox is read first and the delivered marker second.
-//
-// The fold's "queued" comes from a listing, which a bucket writer can fake with any object under the
-// marker's key; the hub signs an envelope only for a target whose queued marker it wrote itself (read
-// through the integrity check), so a planted marker never makes the tick release work to an agent
-// whose wave has not come or whose command awaits approval.
-func (s *Service) ensureEnvelope(ctx context.Context, st *Status, agent string) (bool, error) {
-	if _, err := store.ReadJSON(ctx, s.Store, layout.Marker(st.ID, agent, "queued"), &struct{}{}); isNotFound(err) {
-		s.Log.Warn("tick: a queued marker the hub did not write; no envelope", "command", st.ID, "agent", agent)
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("read the queued marker of command %s on %s: %w", st.ID, agent, err)
-	}
-	if _, _, err := store.ReadAll(ctx, s.Store, layout.InboxEntry(agent, st.ID)); err == nil {
-		return false, nil
-	} else if !isNotFound(err) {
-		return false, fmt.Errorf("read the inbox entry of command %s for %s: %w", st.ID, agent, err)
-	}
-	if _, err := store.ReadJSON(ctx, s.Store, layout.Marker(st.ID, agent, "delivered"), &struct{}{}); err == nil {
-		return false, nil
-	} else if !isNotFound(err) {
-		return false, fmt.Errorf("read the delivered marker of command %s on %s: %w", st.ID, agent, err)
-	}
-	if err := s.Delivery.Enqueue(ctx, agent, st.ID, envelope(st, agent)); err != nil {
-		return false, fmt.Errorf("enqueue command %s for %s: %w", st.ID, agent, err)
-	}
-	return true, nil
 }

@@ -11,17 +11,16 @@ import (
 	"github.com/pulsehq/pulse/functions/store"
 )
 
-// releasedTo returns a command's record if the hub released it to agent: the agent is a target, the
-// hub wrote its queued marker (read through the store, so a marker planted in the bucket fails the
+// releasedTo returns a command's record if the hub released it to agent: the agent is a target, a
+// wave the hub wrote names it (read through the store, so a wave planted in the bucket fails the
 // integrity check and does not count), and the command is neither awaiting approval nor denied. Only
-// then may the agent say it was delivered, started, or report output or a result: a target still
-// waiting for its wave or for approvers never received the work, and whatever it says about it is a
-// lie the state must not show. Any other report is a conflict naming the command and the agent, and
-// nothing is stored.
+// then may the agent say it started, or report output or a result: a target still waiting for its
+// wave or for approvers never received the work, and whatever it says about it is a lie the state must
+// not show. Any other report is a conflict naming the command and the agent, and nothing is stored.
 //
-// A release never goes back (markers are write-once, and a released command is past its approvals),
-// so a positive answer is remembered for the process: the first report of a target costs one read of
-// its marker (and, for a command that needed approvals, one fold of its state); the rest cost nothing.
+// A release never goes back (waves are write-once, and a released command is past its approvals), so
+// a positive answer is remembered for the process, and the hub that released a wave knows it at once:
+// on that hub reports cost nothing; elsewhere the first report of a target costs a fold.
 func (s *Service) releasedTo(ctx context.Context, cmdID, agent string) (*Record, error) {
 	rec, err := s.target(ctx, cmdID, agent)
 	if err != nil {
@@ -31,10 +30,10 @@ func (s *Service) releasedTo(ctx context.Context, cmdID, agent string) (*Record,
 		return rec, nil
 	}
 	why := ""
-	if _, err := store.ReadJSON(ctx, s.Store, layout.Marker(cmdID, agent, "queued"), &struct{}{}); isNotFound(err) {
+	if found, err := s.learnWaves(ctx, cmdID, agent); err != nil {
+		return nil, fmt.Errorf("read the waves of command %s: %w", cmdID, err)
+	} else if !found {
 		why = "its wave has not reached this agent"
-	} else if err != nil {
-		return nil, fmt.Errorf("read queued marker of command %s on %s: %w", cmdID, agent, err)
 	}
 	if rec.Approval != nil { // the approval's state is the better reason when both apply
 		st, err := s.Status(ctx, cmdID, false)
@@ -56,6 +55,27 @@ func (s *Service) releasedTo(ctx context.Context, cmdID, agent string) (*Record,
 	return rec, nil
 }
 
+// learnWaves reads the genuine waves of cmd (each once per process: they are write-once), remembers
+// every agent they released, and reports whether agent is among them. One listing serves every
+// target of the waves, so a hub that did not release a wave learns all of it from the first report.
+func (s *Service) learnWaves(ctx context.Context, cmd, agent string) (bool, error) {
+	found := false
+	err := store.Walk(ctx, s.Store, layout.CommandSide(cmd)+"waves/", "", 0, func(o store.ObjectInfo) error {
+		w, err := s.waves.Get(ctx, s.Store, o.Key)
+		if isNotFound(err) {
+			return nil // planted (fails the integrity check) or gone: releases nobody
+		} else if err != nil {
+			return err
+		}
+		for _, a := range w.Agents {
+			s.released.add(cmd, a, struct{}{})
+			found = found || a == agent
+		}
+		return nil
+	})
+	return found, err
+}
+
 // pairs remembers facts about (command, agent) pairs that never change once true: a release, a
 // genuine final result. It is bounded: when full it starts over, which costs one read per pair the
 // next time, never a wrong answer.
@@ -64,7 +84,7 @@ type pairs[V any] struct {
 	m  map[string]V
 }
 
-const pairsMax = 8192
+const pairsMax = 1 << 17
 
 func (r *pairs[V]) get(cmd, agent string) (V, bool) {
 	r.mu.Lock()

@@ -47,6 +47,19 @@ type Status struct {
 	Done      bool           `json:"done" doc:"Every target is in a final state."`
 	Counts    map[string]int `json:"counts"`
 	Agents    []AgentState   `json:"agents"`
+
+	waves    int      // genuine waves released so far; the next one is waves+1
+	waveKeys []string // their keys
+}
+
+// state is agent's state in the fold ("" if it is no target).
+func (st *Status) state(agent string) string {
+	for _, a := range st.Agents {
+		if a.Agent == agent {
+			return a.State
+		}
+	}
+	return ""
 }
 
 // State is the command's state as a whole, for lists and filters: awaiting_approval, denied,
@@ -72,25 +85,27 @@ func FinalState(s string) bool {
 	return s == "expired" || s == "tampered" || wire.Status(s).Final()
 }
 
-// Status folds everything stored about a command into its current state. States come from one listing
-// (markers, including final-<status>, written beside each result); with details it also reads every
-// result for exit codes, reasons and times, concurrently. Wave release needs no details, so a result
-// upload costs a listing, not a read of every other agent's result.
+// Status folds everything stored about a command into its current state, from two listings: the
+// command's side (cancel, denial, approvals, waves) and its results. Waves and results are write-once
+// and read once per process (a result's status is remembered by the hub that stored it), so a fold on
+// a busy command costs the two listings and a read of what is new. With details it also reads every
+// result for exit codes, reasons and times, concurrently.
 func (s *Service) Status(ctx context.Context, id string, details bool) (*Status, error) {
 	rec, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	st := &Status{Record: *rec, Counts: map[string]int{}}
-	// One listing finds the cancel, a denial and every approval.
 	side := layout.CommandSide(id)
-	var approvals, stops []string
+	var approvals, stops, waves []string
 	err = store.Walk(ctx, s.Store, side, "", 0, func(o store.ObjectInfo) error {
 		switch rest := strings.TrimPrefix(o.Key, side); {
 		case o.Key == layout.Cancelled(id), o.Key == layout.Denied(id):
 			stops = append(stops, o.Key)
 		case strings.HasPrefix(rest, "approvals/"):
 			approvals = append(approvals, o.Key)
+		case strings.HasPrefix(rest, "waves/"):
+			waves = append(waves, o.Key)
 		}
 		return nil
 	})
@@ -114,17 +129,35 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 		}
 	}
 	st.Awaiting = rec.Approval != nil && !st.Denied && !st.Cancelled && len(st.Approvers) < rec.Approval.Count
+	// Released: named by a wave the hub wrote (a planted wave fails the integrity check).
+	releasedAt := map[string]time.Time{}
+	for _, k := range waves {
+		w, err := s.waves.Get(ctx, s.Store, k)
+		if isNotFound(err) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		st.waves++
+		st.waveKeys = append(st.waveKeys, k)
+		for _, a := range w.Agents {
+			if _, ok := releasedAt[a]; !ok {
+				releasedAt[a] = w.At
+			}
+		}
+	}
 	type seen struct {
-		markers map[string]time.Time
-		chunks  int
-		result  bool
-		final   string // status from the final-<status> marker
-		finalAt time.Time
+		running   time.Time
+		chunks    int
+		result    bool
+		resultAt  time.Time
+		status    wire.Status // from the process's memory of genuine results
+		hasStatus bool
 	}
 	byAgent := map[string]*seen{}
 	get := func(a string) *seen {
 		if byAgent[a] == nil {
-			byAgent[a] = &seen{markers: map[string]time.Time{}}
+			byAgent[a] = &seen{}
 		}
 		return byAgent[a]
 	}
@@ -132,20 +165,14 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 	err = store.Walk(ctx, s.Store, prefix, "", 0, func(o store.ObjectInfo) error {
 		rest := strings.TrimPrefix(o.Key, prefix)
 		agent, tail, nested := strings.Cut(rest, "/")
-		if !nested {
+		switch {
+		case !nested:
 			a := get(strings.TrimSuffix(agent, ".json"))
-			a.result = true
-			if a.finalAt.IsZero() {
-				a.finalAt = o.LastModified
-			}
-			return nil
-		}
-		if strings.HasPrefix(tail, "output/") {
+			a.result, a.resultAt = true, o.LastModified
+		case strings.HasPrefix(tail, "output/"):
 			get(agent).chunks++
-		} else if f, ok := strings.CutPrefix(strings.TrimSuffix(tail, ".json"), "final-"); ok {
-			get(agent).final = f
-		} else {
-			get(agent).markers[strings.TrimSuffix(tail, ".json")] = o.LastModified
+		case o.Key == layout.Running(id, agent):
+			get(agent).running = o.LastModified
 		}
 		return nil
 	})
@@ -160,18 +187,26 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 	g.SetLimit(32)
 	for i, agentID := range rec.Targets {
 		a := get(agentID)
-		if !a.result || (!details && a.final != "") {
+		if !a.result {
 			continue
 		}
-		// Details asked for, or a result stored without its marker (the hub died between the two).
+		if !details {
+			if a.status, a.hasStatus = s.finals.get(id, agentID); a.hasStatus {
+				continue
+			}
+		}
+		// Details asked for, or a result this process has not read yet.
 		g.Go(func() error {
 			var res wire.Result
 			if _, err := store.ReadJSON(gctx, s.Store, layout.Result(id, agentID), &res); errors.Is(err, signed.ErrTampered) {
 				tampered[i] = err
 				return nil
+			} else if isNotFound(err) {
+				return nil // deleted since the listing
 			} else if err != nil {
 				return err
 			}
+			s.finals.add(id, agentID, res.Status)
 			results[i] = &res
 			return nil
 		})
@@ -179,35 +214,28 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	expiresAt := rec.NotAfter.Add(s.lateGrace())
 	for i, agentID := range rec.Targets {
 		a := get(agentID)
 		as := AgentState{Agent: agentID, State: "pending", Chunks: a.chunks, Name: s.Fleet.Name(ctx, agentID)}
-		marked := func(state string) bool {
-			at, ok := a.markers[state]
-			if ok {
-				as.ChangedAt = at
-			}
-			return ok
-		}
+		at, released := releasedAt[agentID]
 		switch res := results[i]; {
 		case tampered[i] != nil:
-			as.State, as.Reason, as.ChangedAt = "tampered", "the stored result failed the hub's integrity check: it was edited or forged in the bucket", a.finalAt
+			as.State, as.Reason, as.ChangedAt = "tampered", "the stored result failed the hub's integrity check: it was edited or forged in the bucket", a.resultAt
 		case res != nil:
 			as.State = string(res.Status)
 			as.setResult(res)
-			as.Result, as.ChangedAt = res, a.finalAt
-		case a.result:
-			as.State, as.ChangedAt = a.final, a.finalAt
-		case marked("running"):
-			as.State = "running"
-		case marked("delivered"):
-			as.State = "delivered"
-		case marked("queued") && now.After(rec.NotAfter):
-			as.State, as.Reason, as.ChangedAt = "expired", "not delivered before "+rec.NotAfter.Format(time.RFC3339), time.Time{}
-		case marked("queued"):
-			as.State = "queued"
+			as.Result, as.ChangedAt = res, a.resultAt
+		case a.hasStatus:
+			as.State, as.ChangedAt = string(a.status), a.resultAt
+		case !a.running.IsZero():
+			as.State, as.ChangedAt = "running", a.running
+		case released && now.After(expiresAt):
+			as.State, as.Reason = "expired", "not delivered before "+rec.NotAfter.Format(time.RFC3339)
+		case released:
+			as.State, as.ChangedAt = "queued", at
 		}
-		if a.result && as.State != string(wire.StatusSucceeded) {
+		if FinalState(as.State) && as.State != "expired" && as.State != string(wire.StatusSucceeded) {
 			failures++
 		}
 		st.Agents = append(st.Agents, as)
@@ -236,6 +264,13 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 		st.Counts[as.State]++
 	}
 	return st, nil
+}
+
+func (s *Service) lateGrace() time.Duration {
+	if s.LateGrace > 0 {
+		return s.LateGrace
+	}
+	return 2 * time.Minute
 }
 
 // target returns a command's record if agent is one of its targets; uploads about any other command
@@ -275,32 +310,23 @@ func (s *Service) approvers(ctx context.Context, req *ApprovalRequirement, keys 
 	return people, nil
 }
 
-// lateReport refuses a report from an agent whose target already expired: the command's deadline
-// passed before anything reached the agent (no delivered or running marker, no result), which the fold
-// shows as the final state "expired". A final state never changes, so a running report or a result
-// arriving after that (an agent that was away and refused the stale envelope, or one whose clock is
-// behind) is a conflict; the agent takes a 409 as settled and stops retrying. A target that was
-// delivered before the deadline may report as late as it likes.
+// lateReport refuses a report from an agent whose target already expired: the command's deadline and
+// the grace after it (LateGrace) passed with nothing heard from the agent, which the fold shows as the
+// final state "expired". A final state never changes, so a running report or a result arriving after
+// that (an agent that was away and refused the stale envelope, or one whose clock is behind) is a
+// conflict; the agent takes a 409 as settled and stops retrying. A target that reported anything in
+// time (its running notice, or a result already stored) may report as late as it likes.
 func (s *Service) lateReport(ctx context.Context, rec *Record, agent string) error {
-	if !time.Now().After(rec.NotAfter) {
+	if !time.Now().After(rec.NotAfter.Add(s.lateGrace())) {
 		return nil
 	}
-	// Anything beside the queued marker (delivered, final-…, output/…, running) means the agent was
-	// reached in time. Keys sort in that order around queued.json, so two are enough to tell.
-	page, err := s.Store.List(ctx, layout.ResultsOf(rec.ID)+agent+"/", "", 2)
-	if err != nil {
-		return err
-	}
-	for _, o := range page.Objects {
-		if o.Key != layout.Marker(rec.ID, agent, "queued") {
-			return nil
+	for _, k := range []string{layout.Running(rec.ID, agent), layout.Result(rec.ID, agent)} {
+		if stored, err := store.Exists(ctx, s.Store, k); err != nil || stored {
+			return err
 		}
 	}
-	if stored, err := store.Exists(ctx, s.Store, layout.Result(rec.ID, agent)); err != nil || stored {
-		return err // stored: a result without its markers (a hub died in between); a repeat settles it
-	}
-	s.Log.Warn("late report refused: the target expired before delivery", "command", rec.ID, "agent", agent, "notAfter", rec.NotAfter)
-	return domain.Conflict("command %s expired on agent %s at %s before it was delivered; that state is final, so this late report is refused",
+	s.Log.Warn("late report refused: the target expired before the agent reported", "command", rec.ID, "agent", agent, "notAfter", rec.NotAfter)
+	return domain.Conflict("command %s expired on agent %s at %s before the agent reported; that state is final, so this late report is refused",
 		rec.ID, agent, rec.NotAfter.UTC().Format(time.RFC3339))
 }
 

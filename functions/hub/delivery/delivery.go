@@ -1,14 +1,20 @@
-// Package delivery is the room that gets signed work to agents: each agent's inbox in the store, the
-// long-poll that holds until work arrives, the in-process wake-up and the bell feed that wakes polls
-// held by other hub instances, and the agents' reports of envelopes they refused.
+// Package delivery is the room that gets signed work to agents: the deliveries in the store (one
+// signed envelope for up to wire.MaxAddressees agents, stored once however many agents it is for), the
+// index of open deliveries each hub instance keeps in memory, the long-poll that holds until work
+// arrives, the in-process wake-up and the bell feed that tells other hub instances about new
+// deliveries, and the agents' reports of envelopes they refused.
+//
+// A poll costs no store request: it answers from the index. The index is filled by this instance's own
+// posts, by the bell feed (other instances' posts, within about a second), and by a listing of the
+// open deliveries at start and every resync interval (a bell that was never written). Acknowledgements
+// are kept in memory only: an instance that restarted, or another instance, may offer an envelope
+// again, and the agent, which remembers every envelope it accepted, acknowledges it without acting.
 package delivery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -31,11 +37,9 @@ type Service struct {
 	Keys *hubkey.Keys
 	// PollHold is how long a poll waits for work (default 30s; short for cloud functions).
 	PollHold time.Duration
-	// Delivered is called with the envelopes a poll hands to an agent, before it answers; the commands
-	// room records deliveries with it. Nil does nothing.
-	Delivered func(ctx context.Context, agent string, envs []wire.SignedEnvelope)
 
 	notify    notifier
+	index     index
 	drainMu   sync.Mutex
 	draining  chan struct{} // closed by Drain; made on first use
 	drainOnce sync.Once
@@ -102,22 +106,69 @@ func (n *notifier) waiting() int {
 	return len(n.waiters)
 }
 
-// bell is one entry of the change feed that tells other hub instances which inboxes received work.
-type bell struct {
-	Agents []string `json:"agents"`
+// Batch is one signed envelope and the agents it is addressed to (also inside the signed bytes; kept
+// beside them so the hub indexes a delivery without decoding every envelope).
+type Batch struct {
+	Agents   []string            `json:"agents"`
+	Envelope wire.SignedEnvelope `json:"envelope"`
 }
 
-// Ring wakes the agents' polls here at once, and in other hub instances through the bell feed, which
-// each instance lists about once a second while it has waiting polls: one LIST per instance, never one
-// per agent.
-func (s *Service) Ring(ctx context.Context, agents []string) {
+// Stored is a delivery as it is stored: written once, MACed like everything the hub writes.
+type Stored struct {
+	// Ref names what is delivered, for the index: the command id (its waves and its cancel share it).
+	Ref      string    `json:"ref"`
+	NotAfter time.Time `json:"notAfter"`
+	Batches  []Batch   `json:"batches"`
+}
+
+// Post signs env once per wire.MaxAddressees agents and stores the lot as one delivery under id
+// (create-only, so posting the same delivery again, as the release tick does, changes nothing), then
+// indexes it and wakes the agents' polls, here and through the bell feed. It returns the delivery's
+// key. ref groups deliveries for Done.
+func (s *Service) Post(ctx context.Context, id, ref string, agents []string, env wire.Envelope) (string, error) {
 	if len(agents) == 0 {
-		return
+		return "", nil
 	}
+	d := Stored{Ref: ref, NotAfter: env.NotAfter}
+	for i := 0; i < len(agents); i += wire.MaxAddressees {
+		part := agents[i:min(i+wire.MaxAddressees, len(agents))]
+		e := env
+		e.Agent, e.Agents = "", part
+		if len(part) == 1 {
+			e.Agent, e.Agents = part[0], nil
+		}
+		se, err := s.Keys.Sign(e)
+		if err != nil {
+			return "", fmt.Errorf("sign delivery %s: %w", id, err)
+		}
+		d.Batches = append(d.Batches, Batch{Agents: part, Envelope: se})
+	}
+	key := layout.Delivery(env.NotAfter, id)
+	if _, err := store.CreateJSON(ctx, s.Store, key, d); err != nil {
+		return "", fmt.Errorf("store delivery %s: %w", id, err)
+	}
+	s.index.add(key, &d)
 	s.notify.wake(agents)
-	key := layout.Bell(uuid.Must(uuid.NewV7()).String())
-	if _, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, key, bell{Agents: agents}); err != nil {
-		s.Log.Warn("bell feed write failed; other hub instances notice the work at their next poll", "err", err)
+	s.ring(ctx, key, agents)
+	return key, nil
+}
+
+// Done tells the index that agent has reported on ref (it started or finished the command), so this
+// instance stops offering it that command's envelopes even before the agent's acknowledgement.
+func (s *Service) Done(agent, ref string) { s.index.done(agent, ref) }
+
+// bell is one entry of the change feed that tells other hub instances about a new delivery.
+type bell struct {
+	Delivery string   `json:"delivery"`
+	Agents   []string `json:"agents"`
+}
+
+// ring tells other hub instances about a delivery through the bell feed, which each instance lists
+// about once a second while it has waiting polls: one LIST per instance, never one per agent.
+func (s *Service) ring(ctx context.Context, key string, agents []string) {
+	b := bell{Delivery: key, Agents: agents}
+	if _, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Bell(uuid.Must(uuid.NewV7()).String()), b); err != nil {
+		s.Log.Warn("bell feed write failed; other hub instances find the delivery at their next resync", "key", key, "err", err)
 	}
 }
 
@@ -134,10 +185,16 @@ const (
 	bellInterval  = time.Second
 	bellLookback  = 10 * time.Second // clock skew between hub instances, and writes landing late
 	bellRetention = 10 * time.Minute
+	// resyncEvery is how often an instance lists the open deliveries while polls wait: it catches a
+	// delivery whose bell was never written, for one LIST per instance per interval.
+	resyncEvery = 30 * time.Second
+	// deliveryRetention is how long an expired delivery is kept before the sweep deletes it.
+	deliveryRetention = time.Hour
 )
 
-// WatchBells follows the bell feed until ctx ends, waking local polls for work that another instance
-// enqueued, and deletes bells older than bellRetention.
+// WatchBells follows the bell feed until ctx ends, indexing deliveries another instance posted and
+// waking the local polls they are for; it resyncs the index from the store every resyncEvery and
+// deletes bells older than bellRetention and deliveries expired for deliveryRetention.
 func (s *Service) WatchBells(ctx context.Context) {
 	seen := map[string]time.Time{}
 	tick := time.NewTicker(bellInterval)
@@ -159,7 +216,7 @@ func (s *Service) WatchBells(ctx context.Context) {
 					}
 					seen[o.Key] = now
 					var b bell
-					if _, err := store.ReadJSON(ctx, s.Store, o.Key, &b); err == nil {
+					if _, err := store.ReadJSON(ctx, s.Store, o.Key, &b); err == nil && s.load(ctx, b.Delivery) == nil {
 						s.notify.wake(b.Agents)
 					}
 				}
@@ -169,25 +226,70 @@ func (s *Service) WatchBells(ctx context.Context) {
 					delete(seen, k)
 				}
 			}
+			if s.index.syncedBefore(now.Add(-resyncEvery)) {
+				if err := s.Sync(ctx); err != nil && ctx.Err() == nil {
+					s.Log.Warn("resync open deliveries", "err", err)
+				}
+			}
 		}
 		if time.Since(lastSweep) > time.Minute {
 			lastSweep = time.Now()
-			s.sweepBells(ctx)
+			s.sweep(ctx)
 		}
 	}
 }
 
-func (s *Service) sweepBells(ctx context.Context) {
-	cutoff := time.Now().Add(-bellRetention)
-	page, err := s.Store.List(ctx, layout.Bells, "", 1000)
-	if err != nil {
-		return
-	}
-	for _, o := range page.Objects {
-		if t, ok := bellTime(o.Key); ok && t.Before(cutoff) {
-			s.Store.Delete(ctx, o.Key)
+// sweep deletes old bells and long-expired deliveries, a page of each at a time.
+func (s *Service) sweep(ctx context.Context) {
+	now := time.Now()
+	if page, err := s.Store.List(ctx, layout.Bells, "", 1000); err == nil {
+		for _, o := range page.Objects {
+			if t, ok := bellTime(o.Key); ok && t.Before(now.Add(-bellRetention)) {
+				s.Store.Delete(ctx, o.Key)
+			}
 		}
 	}
+	if page, err := s.Store.List(ctx, layout.Deliveries, "", 1000); err == nil {
+		for _, o := range page.Objects {
+			if t, ok := layout.DeliveryExpiry(o.Key); !ok || t.Before(now.Add(-deliveryRetention)) {
+				s.Store.Delete(ctx, o.Key)
+			}
+		}
+	}
+	s.index.expire(now)
+}
+
+// Sync lists the open deliveries and indexes the ones this instance does not know. A delivery that
+// fails the integrity check (planted in the bucket) reads as missing and is never offered.
+func (s *Service) Sync(ctx context.Context) error {
+	started := time.Now()
+	err := store.Walk(ctx, s.Store, layout.Deliveries, layout.DeliveriesFrom(started), 0, func(o store.ObjectInfo) error {
+		if s.index.has(o.Key) {
+			return nil
+		}
+		if err := s.load(ctx, o.Key); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list open deliveries: %w", err)
+	}
+	s.index.synced(started)
+	return nil
+}
+
+// load reads one delivery into the index (once: deliveries are write-once).
+func (s *Service) load(ctx context.Context, key string) error {
+	if !strings.HasPrefix(key, layout.Deliveries) || s.index.has(key) {
+		return nil
+	}
+	var d Stored
+	if _, err := store.ReadJSON(ctx, s.Store, key, &d); err != nil {
+		return fmt.Errorf("read delivery %s: %w", key, err)
+	}
+	s.index.add(key, &d)
+	return nil
 }
 
 func (s *Service) pollHold() time.Duration {
@@ -197,14 +299,18 @@ func (s *Service) pollHold() time.Duration {
 	return 30 * time.Second
 }
 
-// Poll removes the acknowledged envelopes and returns the waiting ones: at once when there are some,
-// else when work arrives or the hold ends.
+// Poll takes the agent's acknowledgements and returns the envelopes waiting for it: at once when there
+// are some, else when work arrives or the hold ends. It reads the store only on an instance that has
+// not listed the open deliveries yet.
 func (s *Service) Poll(ctx context.Context, agent string, req wire.PollRequest) (wire.PollResponse, error) {
 	for _, name := range req.Ack {
-		if !validInboxName(name) {
-			return wire.PollResponse{}, &domain.Error{Kind: domain.KindInvalid, Field: "body.ack", Msg: fmt.Sprintf("ack %q is not an inbox key", name)}
+		if !validAck(name) {
+			return wire.PollResponse{}, &domain.Error{Kind: domain.KindInvalid, Field: "body.ack", Msg: fmt.Sprintf("ack %q names no delivery", name)}
 		}
-		if err := s.Store.Delete(ctx, layout.InboxOf(agent)+name); err != nil {
+	}
+	s.index.ack(agent, req.Ack)
+	if !s.index.everSynced() {
+		if err := s.Sync(ctx); err != nil {
 			return wire.PollResponse{}, err
 		}
 	}
@@ -213,20 +319,13 @@ func (s *Service) Poll(ctx context.Context, agent string, req wire.PollRequest) 
 	resp := wire.PollResponse{Envelopes: []wire.SignedEnvelope{}, HoldSeconds: int(hold / time.Second), HubKeys: s.Keys.Public(), HubKeySignatures: s.Keys.KeySetSignatures()}
 	draining := s.drainCh()
 	for {
-		// Register before listing, so an enqueue between the two still wakes us.
+		// Register before looking, so a post between the two still wakes us.
 		woken, stop := s.notify.wait(agent)
-		envs, err := s.readInbox(ctx, agent)
-		if err != nil {
-			stop()
-			return wire.PollResponse{}, err
-		}
+		envs := s.index.pending(agent, time.Now())
 		left := time.Until(deadline)
 		if len(envs) > 0 || left <= 0 {
 			stop()
 			resp.Envelopes = envs
-			if s.Delivered != nil {
-				s.Delivered(ctx, agent, envs)
-			}
 			return resp, nil
 		}
 		timer := time.NewTimer(left)
@@ -248,81 +347,17 @@ func (s *Service) Poll(ctx context.Context, agent string, req wire.PollRequest) 
 	}
 }
 
-func validInboxName(name string) bool {
-	base, ok := strings.CutSuffix(name, ".json")
-	return ok && layout.ValidID(base)
-}
-
-// readInbox returns the envelopes waiting for an agent, oldest command first. An object that is not a
-// signed envelope is passed on as it is, so the agent rejects and reports it instead of it lingering.
-func (s *Service) readInbox(ctx context.Context, agent string) ([]wire.SignedEnvelope, error) {
-	page, err := s.Store.List(ctx, layout.InboxOf(agent), "", 100)
-	if err != nil {
-		return nil, err
+// validAck accepts what the hub hands out as an envelope's InboxKey: a delivery's name.
+func validAck(name string) bool {
+	if name == "" || len(name) > 160 {
+		return false
 	}
-	out := []wire.SignedEnvelope{}
-	for _, o := range page.Objects {
-		b, _, err := store.ReadAll(ctx, s.Store, o.Key)
-		if err != nil {
-			continue // deleted by a concurrent ack
-		}
-		var se wire.SignedEnvelope
-		if json.Unmarshal(b, &se) != nil {
-			se = wire.SignedEnvelope{Payload: b}
-		}
-		se.InboxKey = strings.TrimPrefix(o.Key, layout.InboxOf(agent))
-		out = append(out, se)
-	}
-	return out, nil
-}
-
-// Enqueue signs env and writes it into the agent's inbox under name (create-only, so enqueueing the
-// same work twice leaves one envelope). It does not ring: callers ring once for a whole wave.
-func (s *Service) Enqueue(ctx context.Context, agent, name string, env wire.Envelope) error {
-	se, err := s.Keys.Sign(env)
-	if err != nil {
-		return fmt.Errorf("sign envelope %s for %s: %w", name, agent, err)
-	}
-	key := layout.InboxEntry(agent, name)
-	created, err := store.CreateJSON(ctx, s.Store, key, se)
-	if err != nil || created {
-		return err
-	}
-	return s.reclaim(ctx, key, agent, env.ID, se)
-}
-
-// reclaim handles an inbox key that was already taken. The hub's own envelope of this id (an earlier
-// try) is the same delivery. Anything else was planted by someone with write access to the bucket to
-// keep the hub's envelope (a command, a cancel) from landing: it is replaced, on the condition that it
-// is still the planted object. The agent would refuse the planted one anyway; replacing it is what
-// keeps the genuine one from being lost.
-func (s *Service) reclaim(ctx context.Context, key, agent, envID string, se wire.SignedEnvelope) error {
-	obj, err := s.Store.Get(ctx, key, store.GetOptions{})
-	if errors.Is(err, store.ErrNotFound) {
-		_, err := store.CreateJSON(ctx, s.Store, key, se)
-		return err
-	}
-	if err != nil {
-		return fmt.Errorf("inbox %s: %w", key, err)
-	}
-	var held wire.SignedEnvelope
-	derr := json.NewDecoder(io.LimitReader(obj.Body, 1<<20)).Decode(&held)
-	obj.Body.Close()
-	if derr == nil {
-		if env, verr := held.Verify(s.Keys.Public()); verr == nil && env.ID == envID && env.Agent == agent {
-			return nil
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
 		}
 	}
-	s.Log.Error("replaced an inbox entry the hub did not write (someone with write access to the bucket planted it)", "key", key)
-	b, err := json.Marshal(se)
-	if err != nil {
-		return err
-	}
-	_, err = store.PutBytes(ctx, s.Store, key, b, store.PutOptions{IfMatch: obj.ETag, ContentType: "application/json"})
-	if errors.Is(err, store.ErrPreconditionFailed) {
-		return fmt.Errorf("inbox %s changed while the hub replaced a planted entry (the release tick tries again): %w", key, err)
-	}
-	return err
+	return true
 }
 
 // RejectionRecord is a stored rejection report.

@@ -34,9 +34,10 @@ func TestValidIDs(t *testing.T) {
 			t.Errorf("validID(%q) = false", id)
 		}
 	}
-	for name, want := range map[string]bool{"abc.json": true, "abc-cancel.json": true, "../x.json": false, "abc": false} {
-		if validInboxName(name) != want {
-			t.Errorf("validInboxName(%q) != %v", name, want)
+	for name, want := range map[string]bool{"001767225600-abc-w1": true, "001767225600-abc-cancel": true, "../x": false, "x.json": false, "": false,
+		strings.Repeat("a", 161): false} {
+		if validAck(name) != want {
+			t.Errorf("validAck(%q) != %v", name, want)
 		}
 	}
 }
