@@ -71,6 +71,7 @@ const answerTimeout = 5 * time.Minute
 func httpClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = answerTimeout
+	tr.MaxIdleConnsPerHost = outputFetchers // keep the parallel output reads' connections for the next
 	return &http.Client{Transport: tr}
 }
 

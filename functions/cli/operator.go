@@ -297,21 +297,61 @@ func paramString(p map[string]string) string {
 // shownOutput is how much of each agent's output `pulse run --wait` prints; `pulse output` has it all.
 const shownOutput = 16 << 10
 
+// outputFetchers is how many agents' outputs `pulse run --wait` reads at once: one after another,
+// 50 agents' outputs cost more than the command itself; in parallel they cost about one round trip.
+const outputFetchers = 8
+
 // printOutputs prints the start of every agent's output under a header, as an operator expects after
-// waiting for a command.
+// waiting for a command, in the order of st.Agents. The outputs are read outputFetchers at a time.
 func printOutputs(ctx context.Context, c *client, w io.Writer, st *api.CommandStatus) {
-	one := int64(1)
-	for _, a := range st.Agents {
+	type fetched struct {
+		body  []byte
+		err   error
+		ready chan struct{}
+	}
+	got := make([]fetched, len(st.Agents))
+	jobs := make(chan int)
+	for i := range got {
+		got[i].ready = make(chan struct{})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range min(outputFetchers, len(st.Agents)) {
+		go func() {
+			for i := range jobs {
+				got[i].body, got[i].err = readOutputStart(ctx, c, st.ID, st.Agents[i].Agent)
+				close(got[i].ready)
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for i, a := range st.Agents {
+			if a.OutputBytes == 0 {
+				close(got[i].ready)
+				continue
+			}
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for i, a := range st.Agents {
 		if a.OutputBytes == 0 {
 			continue
 		}
-		resp, err := c.stream(c.api.GetCommandOutput(ctx, st.ID, a.Agent, &api.GetCommandOutputParams{Max: &one}))
+		select {
+		case <-got[i].ready:
+		case <-ctx.Done():
+			return
+		}
+		b, err := got[i].body, got[i].err
 		if err != nil {
 			fmt.Fprintf(w, "\n--- %s (%s): output unavailable: %v\n", a.Name, a.Agent, err)
 			continue
 		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, shownOutput))
-		resp.Body.Close()
 		fmt.Fprintf(w, "\n--- %s (%s) ---\n%s", a.Name, a.Agent, b)
 		if len(b) > 0 && b[len(b)-1] != '\n' {
 			fmt.Fprintln(w)
@@ -320,6 +360,21 @@ func printOutputs(ctx context.Context, c *client, w io.Writer, st *api.CommandSt
 			fmt.Fprintf(w, "… %d more bytes: pulse output %s --agent %s\n", a.OutputBytes-int64(len(b)), st.ID, a.Agent)
 		}
 	}
+}
+
+// readOutputStart reads up to shownOutput bytes of an agent's output of a command: its first chunk.
+func readOutputStart(ctx context.Context, c *client, id, agent string) ([]byte, error) {
+	one := int64(1)
+	resp, err := c.stream(c.api.GetCommandOutput(ctx, id, agent, &api.GetCommandOutputParams{Max: &one}))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, shownOutput))
+	if err != nil {
+		return nil, fmt.Errorf("read output of %s: %w", agent, err)
+	}
+	return b, nil
 }
 
 func runCommand(ctx context.Context, env *Env, args []string) error {

@@ -373,3 +373,60 @@ func TestOutputFollowEndsWithTheStream(t *testing.T) {
 		t.Errorf("%d output reads for two chunks: the stream's end should end the wait, not a busy loop", outputReads)
 	}
 }
+
+// TestRunWaitPrintsOutputsInOrder: the outputs `run --wait` prints are read several at a time, but
+// printed in the order of the command's agents, whichever answer comes first.
+func TestRunWaitPrintsOutputsInOrder(t *testing.T) {
+	const n = 20
+	var agents []any
+	for i := range n {
+		agents = append(agents, map[string]any{"agent": fmt.Sprintf("a%02d", i), "name": fmt.Sprintf("web-%02d", i), "state": "succeeded", "exitCode": 0, "chunks": 1, "outputBytes": 3})
+	}
+	status := map[string]any{"id": "c1", "command": "echo", "issuer": "admin", "createdAt": scriptedCreated, "notAfter": scriptedCreated,
+		"targets": []string{}, "targetExprs": []string{"all"}, "agents": agents, "counts": map[string]int{"succeeded": n}, "done": true}
+	var mu sync.Mutex
+	inFlight, most := 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v1/commands" || r.URL.Path == "/v1/commands/c1":
+			w.Header().Set("Content-Type", "application/json")
+			if r.Method == http.MethodPost {
+				w.WriteHeader(http.StatusAccepted)
+			}
+			json.NewEncoder(w).Encode(status)
+		case r.URL.Path == "/v1/commands/c1/events":
+			sse(w)("", "command", doneCommand)
+		case strings.HasPrefix(r.URL.Path, "/v1/commands/c1/output/a"):
+			mu.Lock()
+			inFlight++
+			most = max(most, inFlight)
+			mu.Unlock()
+			var i int
+			fmt.Sscanf(strings.TrimPrefix(r.URL.Path, "/v1/commands/c1/output/a"), "%d", &i)
+			time.Sleep(time.Duration(n-i) * time.Millisecond) // the later agents answer first
+			mu.Lock()
+			inFlight--
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/octet-stream")
+			fmt.Fprintf(w, "%02d\n", i)
+		default:
+			t.Errorf("unexpected request %s %s", r.Method, r.URL)
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	r := pulse("run", "echo", "--target", "all", "--wait", "--hub", srv.URL, "--token", "x")
+	if r.code != 0 {
+		t.Fatalf("exit %d stderr %q", r.code, r.stderr)
+	}
+	var want strings.Builder
+	for i := range n {
+		fmt.Fprintf(&want, "\n--- web-%02d (a%02d) ---\n%02d\n", i, i, i)
+	}
+	if !strings.HasSuffix(r.stdout, want.String()) {
+		t.Errorf("stdout:\n%s\nwant it to end with the outputs in the agents' order:%s", r.stdout, want.String())
+	}
+	if most < 2 || most > 8 {
+		t.Errorf("at most %d output reads at once, want several and no more than 8", most)
+	}
+}
