@@ -8,12 +8,12 @@ TOOLS := integration-tests/tools/install.sh
 # Where `make run` keeps the hub's state (the embedded local store).
 RUN_DIR ?= .run
 
-.PHONY: all build run test test-unit test-ts bench fuzz openapi generate tools fmt vet clean help
+.PHONY: all build run test test-unit test-ts bench bench-peers fuzz openapi generate tools fmt vet clean help
 
 all: build
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 build: ## build bin/pulse and bin/pulse-agent
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/pulse ./functions/cmd/pulse
@@ -42,6 +42,14 @@ bench: tools ## print the figures: store latency, command latency and fan-out, h
 	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ ./policy/ && \
 	$(GO) test -run '^$$' -bench 'EnqueueToEnvelope' -benchtime 200x -count 1 -timeout 30m ./integration-tests/ && \
 	$(GO) test -run '^$$' -bench 'Fanout1000|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent|WorkflowSteps' -benchtime 1x -count 1 -timeout 30m ./integration-tests/
+
+# Pulse against a peer on the same machine in the same run: 50 real pulse-agent processes on MinIO
+# against Ansible ad hoc (connection=local, forks=50). Not part of `make test` or `make bench`: it needs
+# Ansible, which it installs from Debian when missing (as root, like the S3 servers, once).
+bench-peers: tools build ## time pulse run --wait on 50 real agents against Ansible ad hoc uptime (installs ansible if missing)
+	command -v ansible >/dev/null || apt-get install -y ansible
+	export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw); \
+	$(GO) test -run '^$$' -bench '^BenchmarkPeersAnsible$$' -benchtime 1x -count 1 -timeout 30m ./integration-tests/
 
 # Every fuzz target, as package:Function. Their seed corpora (f.Add, and testdata/fuzz/ where a crash
 # was found) run as ordinary tests in `make test` and `make test-unit`; `make fuzz` mutates them.

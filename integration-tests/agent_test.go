@@ -63,14 +63,14 @@ required = true
 
 // agentProc is a running pulse-agent.
 type agentProc struct {
-	t        *testing.T
+	t        testing.TB
 	cmd      *exec.Cmd
 	stateDir string
 	logs     *syncBuffer
 	done     chan error
 }
 
-func startAgent(t *testing.T, hubURL, stateDir, config string, args ...string) *agentProc {
+func startAgent(t testing.TB, hubURL, stateDir, config string, args ...string) *agentProc {
 	t.Helper()
 	cfgPath := filepath.Join(t.TempDir(), "agent.toml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
@@ -130,7 +130,7 @@ func (a *agentProc) id() string {
 }
 
 // pulseCLI runs the pulse CLI against a hub and returns stdout, stderr and the exit code.
-func pulseCLI(t *testing.T, hubURL, token string, args ...string) (string, string, int) {
+func pulseCLI(t testing.TB, hubURL, token string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -159,7 +159,7 @@ type agentList struct {
 	} `json:"agents"`
 }
 
-func listAgents(t *testing.T, hubURL, token string) agentList {
+func listAgents(t testing.TB, hubURL, token string) agentList {
 	t.Helper()
 	out, errOut, code := pulseCLI(t, hubURL, token, "agents", "--json")
 	if code != 0 {
@@ -172,7 +172,7 @@ func listAgents(t *testing.T, hubURL, token string) agentList {
 	return l
 }
 
-func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {

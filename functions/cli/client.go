@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	api "github.com/pulsehq/pulse/openapi/client"
@@ -23,8 +24,9 @@ type client struct {
 	hub string
 	api *api.ClientWithResponses
 	// last is the request sent most recently, to name it when its answer cannot be decoded (the
-	// generated client returns decoding errors without it). Commands send one request at a time.
-	last *http.Request
+	// generated client returns decoding errors without it). Atomic: a command may read outputs in
+	// parallel, or follow a stream while it fetches; decoded answers come one at a time.
+	last atomic.Pointer[http.Request]
 }
 
 // clientFlags adds --hub and --token, defaulting to PULSE_HUB and PULSE_TOKEN.
@@ -52,7 +54,7 @@ func clientFlags(fs *flag.FlagSet) func() (*client, error) {
 			api.WithHTTPClient(httpClient()),
 			api.WithRequestEditorFn(func(_ context.Context, req *http.Request) error {
 				req.Header.Set("Authorization", "Bearer "+tok)
-				c.last = req
+				c.last.Store(req)
 				return nil
 			}))
 		if err != nil {
@@ -69,6 +71,7 @@ const answerTimeout = 5 * time.Minute
 func httpClient() *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.ResponseHeaderTimeout = answerTimeout
+	tr.MaxIdleConnsPerHost = outputFetchers // keep the parallel output reads' connections for the next
 	return &http.Client{Transport: tr}
 }
 
@@ -128,9 +131,10 @@ func (c *client) check(resp response, err error) error {
 			return err
 		case errors.As(err, &ue):
 			return fmt.Errorf("cannot reach the hub at %s: %w", c.hub, err)
-		case c.last != nil:
+		case c.last.Load() != nil:
 			// The generated client only fails after sending when it reads or decodes the answer.
-			return fmt.Errorf("%s %s: decode answer: %w", c.last.Method, c.last.URL.RequestURI(), err)
+			last := c.last.Load()
+			return fmt.Errorf("%s %s: decode answer: %w", last.Method, last.URL.RequestURI(), err)
 		default:
 			return err
 		}
@@ -151,8 +155,8 @@ func answer[R response, T any](c *client, resp R, err error, body func(R) *T) (*
 		return v, nil
 	}
 	what := "the request"
-	if c.last != nil {
-		what = c.last.Method + " " + c.last.URL.RequestURI()
+	if last := c.last.Load(); last != nil {
+		what = last.Method + " " + last.URL.RequestURI()
 	}
 	return nil, fmt.Errorf("%s: unexpected answer (HTTP %d) that the API does not document", what, resp.StatusCode())
 }

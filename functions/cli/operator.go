@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -216,67 +215,38 @@ With --wait it waits for every target's final state and exits non-zero unless al
 	return nil
 }
 
-// waitCommand polls a command until every target is final, printing progress to w, and returns its
-// full status, decoded and as the hub sent it.
-// commandUpdate is the data of a `command` event of a command's stream (GET /v1/commands/{id}/events).
-type commandUpdate struct {
-	Done    bool             `json:"done"`
-	Message string           `json:"message"`
-	Counts  map[string]int64 `json:"counts"`
-}
-
+// waitCommand follows a command's event stream until every target is final, printing progress to w
+// as agents change state, then reads the command once and returns its full status, decoded and as
+// the hub sent it. It returns as soon as the stream says the last result is stored: no polling.
 func waitCommand(ctx context.Context, c *client, id string, w io.Writer, progress bool) (*api.CommandStatus, []byte, error) {
-	// The command's event stream says when each agent's state changes and ends the moment the last
-	// result is stored; a dropped stream is resumed where it stopped (Last-Event-ID).
-	lastID, lastLine, lastMessage := "", "", ""
-	for {
-		resp, err := c.stream(c.api.StreamCommand(ctx, id, &api.StreamCommandParams{LastEventID: lastID}))
-		if err != nil {
-			return nil, nil, err
+	lastLine, lastMessage := "", ""
+	err := followCommand(ctx, c, id, func(ev streamEvent) error {
+		if ev.Name != "command" {
+			return nil // agent events: the counts in the command event that follows say it for a person
 		}
-		done := false
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		event := ""
-		for !done && sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "id: "):
-				lastID = strings.TrimPrefix(line, "id: ")
-			case strings.HasPrefix(line, "event: "):
-				event = strings.TrimPrefix(line, "event: ")
-			case strings.HasPrefix(line, "data: ") && event == "command":
-				var u commandUpdate
-				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &u); err != nil {
-					resp.Body.Close()
-					return nil, nil, fmt.Errorf("command %s: unreadable event from the hub: %w", id, err)
-				}
-				if u.Message != lastMessage && u.Message != "" {
-					fmt.Fprintf(w, "%s: %s\n", id, u.Message) // said even with --json: a person is waiting
-				}
-				lastMessage = u.Message
-				if line := countsLine(u.Counts); progress && line != lastLine && u.Message == "" {
-					fmt.Fprintf(w, "%s: %s\n", id, line)
-					lastLine = line
-				}
-				done = u.Done
-			}
+		var u commandUpdate
+		if err := json.Unmarshal(ev.Data, &u); err != nil {
+			return fmt.Errorf("command %s: unreadable event from the hub: %w", id, err)
 		}
-		resp.Body.Close()
-		if done {
-			resp, err := c.api.GetCommandWithResponse(ctx, id, nil)
-			full, err := answer(c, resp, err, (*api.GetCommandResponse).GetJSON200)
-			if err != nil {
-				return nil, nil, err
-			}
-			return full, resp.Body, nil
+		if u.Message != lastMessage && u.Message != "" {
+			fmt.Fprintf(w, "%s: %s\n", id, u.Message) // said even with --json: a person is waiting
 		}
-		select { // the stream dropped before the end: come back where it stopped
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		lastMessage = u.Message
+		if line := countsLine(u.Counts); progress && line != lastLine && u.Message == "" {
+			fmt.Fprintf(w, "%s: %s\n", id, line)
+			lastLine = line
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
+	resp, err := c.api.GetCommandWithResponse(ctx, id, nil)
+	full, err := answer(c, resp, err, (*api.GetCommandResponse).GetJSON200)
+	if err != nil {
+		return nil, nil, err
+	}
+	return full, resp.Body, nil
 }
 
 func countsLine(counts map[string]int64) string {
@@ -327,21 +297,61 @@ func paramString(p map[string]string) string {
 // shownOutput is how much of each agent's output `pulse run --wait` prints; `pulse output` has it all.
 const shownOutput = 16 << 10
 
+// outputFetchers is how many agents' outputs `pulse run --wait` reads at once: one after another,
+// 50 agents' outputs cost more than the command itself; in parallel they cost about one round trip.
+const outputFetchers = 8
+
 // printOutputs prints the start of every agent's output under a header, as an operator expects after
-// waiting for a command.
+// waiting for a command, in the order of st.Agents. The outputs are read outputFetchers at a time.
 func printOutputs(ctx context.Context, c *client, w io.Writer, st *api.CommandStatus) {
-	one := int64(1)
-	for _, a := range st.Agents {
+	type fetched struct {
+		body  []byte
+		err   error
+		ready chan struct{}
+	}
+	got := make([]fetched, len(st.Agents))
+	jobs := make(chan int)
+	for i := range got {
+		got[i].ready = make(chan struct{})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range min(outputFetchers, len(st.Agents)) {
+		go func() {
+			for i := range jobs {
+				got[i].body, got[i].err = readOutputStart(ctx, c, st.ID, st.Agents[i].Agent)
+				close(got[i].ready)
+			}
+		}()
+	}
+	go func() {
+		defer close(jobs)
+		for i, a := range st.Agents {
+			if a.OutputBytes == 0 {
+				close(got[i].ready)
+				continue
+			}
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for i, a := range st.Agents {
 		if a.OutputBytes == 0 {
 			continue
 		}
-		resp, err := c.stream(c.api.GetCommandOutput(ctx, st.ID, a.Agent, &api.GetCommandOutputParams{Max: &one}))
+		select {
+		case <-got[i].ready:
+		case <-ctx.Done():
+			return
+		}
+		b, err := got[i].body, got[i].err
 		if err != nil {
 			fmt.Fprintf(w, "\n--- %s (%s): output unavailable: %v\n", a.Name, a.Agent, err)
 			continue
 		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, shownOutput))
-		resp.Body.Close()
 		fmt.Fprintf(w, "\n--- %s (%s) ---\n%s", a.Name, a.Agent, b)
 		if len(b) > 0 && b[len(b)-1] != '\n' {
 			fmt.Fprintln(w)
@@ -350,6 +360,21 @@ func printOutputs(ctx context.Context, c *client, w io.Writer, st *api.CommandSt
 			fmt.Fprintf(w, "… %d more bytes: pulse output %s --agent %s\n", a.OutputBytes-int64(len(b)), st.ID, a.Agent)
 		}
 	}
+}
+
+// readOutputStart reads up to shownOutput bytes of an agent's output of a command: its first chunk.
+func readOutputStart(ctx context.Context, c *client, id, agent string) ([]byte, error) {
+	one := int64(1)
+	resp, err := c.stream(c.api.GetCommandOutput(ctx, id, agent, &api.GetCommandOutputParams{Max: &one}))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, shownOutput))
+	if err != nil {
+		return nil, fmt.Errorf("read output of %s: %w", agent, err)
+	}
+	return b, nil
 }
 
 func runCommand(ctx context.Context, env *Env, args []string) error {
@@ -413,6 +438,10 @@ func splitID(args []string) (string, []string) {
 	return "", args
 }
 
+// outputPoll is how often `pulse output --follow` looks for new chunks while the agent runs: the
+// command's stream says when its state changes, not when a chunk is stored.
+const outputPoll = 500 * time.Millisecond
+
 func runOutput(ctx context.Context, env *Env, args []string) error {
 	id, rest := splitID(args)
 	fs := newFlags(env, "output", "ID --agent A [--follow]", "Prints an agent's output of a command, every byte. With --follow it keeps printing until the command ends there.")
@@ -428,6 +457,12 @@ func runOutput(ctx context.Context, env *Env, args []string) error {
 	c, err := connect()
 	if err != nil {
 		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the stream watch below
+	var changed <-chan struct{}
+	if *follow {
+		changed = watchChanges(ctx, c, id)
 	}
 	from := int64(0)
 	for {
@@ -451,11 +486,37 @@ func runOutput(ctx context.Context, env *Env, args []string) error {
 			return nil
 		}
 		if !progressed {
+			t := time.NewTimer(outputPoll)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return ctx.Err()
-			case <-time.After(500 * time.Millisecond):
+			case _, open := <-changed: // a state changed (the result is stored, say): look now
+				if !open {
+					changed = nil // the stream ended: only the timer from now on
+				}
+			case <-t.C:
 			}
+			t.Stop()
 		}
 	}
+}
+
+// watchChanges follows command id's event stream in the background and signals on the channel it
+// returns whenever an agent's or the command's state changes; it closes the channel when the stream
+// ends (every target final, ctx done, or the stream lost for good: then the caller's polling alone
+// finds the end).
+func watchChanges(ctx context.Context, c *client, id string) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go func() {
+		defer close(ch)
+		_ = followCommand(ctx, c, id, func(streamEvent) error {
+			select {
+			case ch <- struct{}{}:
+			default: // one signal pending is enough: the reader fetches everything new
+			}
+			return nil
+		})
+	}()
+	return ch
 }
