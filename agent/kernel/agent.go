@@ -11,8 +11,10 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -329,27 +331,34 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // heartbeats tells the hub the agent is alive, what it can do and whether its hatch is open: at once,
-// then every interval, and at once again when the hatch opens or closes. Heartbeats are not queued: a
-// missed one is superseded by the next.
+// then whenever that changes (looked at every Heartbeat interval, and at once when the hatch opens or
+// closes), and every Liveness interval when nothing did. Heartbeats are not queued: a missed one is
+// superseded by the next.
 func (a *Agent) heartbeats(ctx context.Context) {
 	t := time.NewTicker(a.cfg.Heartbeat)
 	defer t.Stop()
+	var lastSent []byte
+	var sentAt time.Time
 	for {
 		hb := wire.Heartbeat{
 			Version:      a.cfg.Version,
-			Time:         time.Now().UTC(),
 			Integrations: a.statuses(),
 			Catalog:      a.set.Catalog(),
 			Facts:        a.facts,
 			Hatch:        a.hatchStatus(),
 		}
-		if err := a.hub.postJSON(ctx, "heartbeat", a.hub.agentURL("heartbeat"), hb, nil, 30*time.Second, true); err != nil {
-			if ctx.Err() != nil {
-				return
+		content, _ := json.Marshal(hb)
+		if !bytes.Equal(content, lastSent) || time.Since(sentAt) >= a.cfg.Liveness {
+			hb.Time = time.Now().UTC()
+			if err := a.hub.postJSON(ctx, "heartbeat", a.hub.agentURL("heartbeat"), hb, nil, 30*time.Second, true); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				a.beatHealth.fail("heartbeat", err)
+			} else {
+				a.beatHealth.ok()
+				lastSent, sentAt = content, time.Now()
 			}
-			a.beatHealth.fail("heartbeat", err)
-		} else {
-			a.beatHealth.ok()
 		}
 		select {
 		case <-ctx.Done():

@@ -25,8 +25,13 @@ const DefaultConfigPath = "/etc/pulse-agent/agent.toml"
 // DefaultRunningAfter is when a still-running command is announced to the hub.
 const DefaultRunningAfter = time.Second
 
-// DefaultHeartbeat is how often the agent tells the hub it is alive when the config says nothing.
+// DefaultHeartbeat is how often the agent looks for something new to tell the hub (its catalog, an
+// integration's state, the hatch) when the config says nothing; a change is sent at once.
 const DefaultHeartbeat = 30 * time.Second
+
+// DefaultLiveness is how often the agent says it is alive when nothing changed: an idle agent costs
+// the hub one store write per liveness interval, not one per heartbeat.
+const DefaultLiveness = 2 * time.Minute
 
 // Config is everything the kernel needs to run. The binary builds it from agent.toml (LoadConfig) and
 // lets flags override single fields; tests build it directly and shorten the timings.
@@ -37,8 +42,11 @@ type Config struct {
 	StateDir string
 	// EnrollToken is used only when the state directory holds no identity yet.
 	EnrollToken string
-	// Heartbeat is the heartbeat interval (DefaultHeartbeat if zero).
+	// Heartbeat is how often the agent looks for a change to report (DefaultHeartbeat if zero).
 	Heartbeat time.Duration
+	// Liveness is how often an unchanged heartbeat is sent all the same (DefaultLiveness if zero,
+	// never less than Heartbeat).
+	Liveness time.Duration
 	// LogLevel is what [agent] log_level said ("debug", "info", "warn", "error"); the binary applies it.
 	LogLevel string
 	// Integrations are the top-level tables of agent.toml other than [agent], handed to integration.Load.
@@ -100,6 +108,10 @@ func (c *Config) setDefaults() {
 	if c.ClockSkew <= 0 {
 		c.ClockSkew = 2 * time.Minute
 	}
+	if c.Liveness <= 0 {
+		c.Liveness = DefaultLiveness
+	}
+	c.Liveness = max(c.Liveness, c.Heartbeat)
 	if c.RunningAfter <= 0 {
 		c.RunningAfter = DefaultRunningAfter
 	}

@@ -696,3 +696,28 @@ func TestReportTheHubRefusesIsParkedNotBlocking(t *testing.T) {
 		t.Fatalf("%d parked items, want the refused result kept on disk", len(parked))
 	}
 }
+
+// TestUnchangedHeartbeatsWaitForLiveness: an idle agent looks for changes every Heartbeat interval but
+// sends an unchanged heartbeat only every Liveness interval; a change (the hatch opening) goes at once.
+func TestUnchangedHeartbeatsWaitForLiveness(t *testing.T) {
+	h := newFakeHub(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, h, dir)
+	cfg.Heartbeat, cfg.Liveness = 20*time.Millisecond, time.Hour
+	startAgent(t, cfg)
+	count := func() (n int) { h.with(func() { n = len(h.heartbeats) }); return n }
+	eventually(t, 5*time.Second, func() bool { return count() >= 1 }, "the first heartbeat")
+	time.Sleep(300 * time.Millisecond) // fifteen looks, nothing changed
+	if n := count(); n != 1 {
+		t.Fatalf("%d heartbeats while nothing changed, want 1", n)
+	}
+	if _, err := OpenHatch(dir, time.Minute, "test"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool { return count() >= 2 }, "a heartbeat saying the hatch opened")
+	h.with(func() {
+		if last := h.heartbeats[len(h.heartbeats)-1]; last.Hatch == nil || !last.Hatch.Open {
+			t.Errorf("the heartbeat after the change: %+v", last.Hatch)
+		}
+	})
+}

@@ -104,40 +104,52 @@ type Output struct {
 	State    string
 }
 
-// Output reads up to max chunks of an agent's output (by id or name) from chunk from on.
+// Output reads up to max chunks of an agent's output (by id or name) from chunk from on. A finished
+// agent's output costs a read of its result (and of the chunks): only an agent still at work costs a
+// fold of the command, for its state.
 func (s *Service) Output(ctx context.Context, cmd, agent string, from, max int) (*Output, error) {
-	st, err := s.Status(ctx, cmd, false)
+	rec, err := s.Get(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	var as *AgentState
-	for i := range st.Agents {
-		if st.Agents[i].Agent == agent || st.Agents[i].Name == agent {
-			as = &st.Agents[i]
+	id := ""
+	for _, t := range rec.Targets {
+		if t == agent || s.Fleet.Name(ctx, t) == agent {
+			id = t
+			break
 		}
 	}
-	if as == nil {
+	if id == "" {
 		return nil, domain.NotFound("agent %q is not a target of command %s", agent, cmd)
 	}
 	if max == 0 {
 		max = 16
 	}
-	out := &Output{NextChunk: from, State: as.State}
+	out := &Output{NextChunk: from}
 	var res wire.Result
-	_, err = store.ReadJSON(ctx, s.Store, layout.Result(cmd, as.Agent), &res)
+	_, err = store.ReadJSON(ctx, s.Store, layout.Result(cmd, id), &res)
 	switch {
 	case errors.Is(err, signed.ErrTampered):
-		return nil, domain.Conflict("the result of %s for command %s was tampered with: it fails the hub's integrity check, so its output cannot be trusted (see pulse doctor)", as.Agent, cmd)
+		return nil, domain.Conflict("the result of %s for command %s was tampered with: it fails the hub's integrity check, so its output cannot be trusted (see pulse doctor)", id, cmd)
 	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return nil, err
-	case err == nil && res.OutputChunks == 0:
-		// Done before its first chunk: the whole output is in the result, served as chunk 0.
-		if from == 0 && len(res.Output) > 0 {
-			out.Bytes, out.NextChunk = res.Output, 1
+	case err == nil:
+		out.State = string(res.Status)
+		if res.OutputChunks == 0 { // done before its first chunk: the whole output is in the result, as chunk 0
+			if from == 0 && len(res.Output) > 0 {
+				out.Bytes, out.NextChunk = res.Output, 1
+			}
+			out.Complete = true
+			return out, nil
 		}
-		out.Complete = true
-		return out, nil
+	default:
+		st, err := s.Status(ctx, cmd, false)
+		if err != nil {
+			return nil, err
+		}
+		out.State = st.state(id)
 	}
+	as := &AgentState{Agent: id, State: out.State}
 	stored := err == nil
 	for seq := from; seq < from+max; seq++ {
 		b, _, err := store.ReadAll(ctx, s.Store, layout.Chunk(cmd, as.Agent, seq))

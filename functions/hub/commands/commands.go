@@ -28,10 +28,10 @@ import (
 	"github.com/pulsehq/pulse/policy"
 )
 
-// Fleet is what commands need of the fleet room: the agents, their heartbeats (for catalogs) and names.
+// Fleet is what commands need of the fleet room: the agents, their catalogs and names.
 type Fleet interface {
 	Identities(ctx context.Context, withRetired bool) ([]fleet.Target, error)
-	WithHeartbeats(ctx context.Context, ts []fleet.Target) error
+	WithCatalogs(ctx context.Context, ts []fleet.Target) error
 	Name(ctx context.Context, id string) string
 }
 
@@ -152,7 +152,7 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Fleet.WithHeartbeats(ctx, targets); err != nil {
+	if err := s.Fleet.WithCatalogs(ctx, targets); err != nil {
 		return nil, err
 	}
 	// Every target must know the command and accept the parameters, or nothing is enqueued.

@@ -35,7 +35,8 @@ type Service struct {
 	Trail *trail.Recorder
 	// Keys are the hub's signing keys, handed to agents at enrollment so they can pin them.
 	Keys *hubkey.Keys
-	// HeartbeatInterval is what agents are configured with; three missed beats mean offline.
+	// HeartbeatInterval is how often agents send an unchanged heartbeat (their liveness interval);
+	// three missed beats mean offline. Zero: agents' default, offline after 5 minutes.
 	HeartbeatInterval time.Duration
 
 	identities store.Once[AgentIdentity]
@@ -44,6 +45,42 @@ type Service struct {
 	retired    retiredCache
 	hatchMu    sync.Mutex
 	hatch      map[string]bool // last hatch state seen per agent, to audit changes
+	beats      beatCache
+}
+
+// beatCache keeps the heartbeats this instance received or read, so creating a command for a thousand
+// agents does not read a thousand heartbeats for their catalogs. A catalog seen up to beatFresh ago is
+// good enough to check a command against: the agent enforces its own whitelist anyway.
+type beatCache struct {
+	mu sync.Mutex
+	m  map[string]beatEntry
+}
+
+type beatEntry struct {
+	hb      *HeartbeatRecord
+	fetched time.Time
+}
+
+// beatFresh is how long a heartbeat read from the store (written by another instance) is reused.
+const beatFresh = 30 * time.Second
+
+func (c *beatCache) get(id string) (*HeartbeatRecord, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || time.Since(e.fetched) > beatFresh {
+		return nil, false
+	}
+	return e.hb, true
+}
+
+func (c *beatCache) put(id string, hb *HeartbeatRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]beatEntry{}
+	}
+	c.m[id] = beatEntry{hb: hb, fetched: time.Now()}
 }
 
 // AgentIdentity is written once at enrollment and never changes, so hubs cache it forever.
@@ -524,6 +561,7 @@ func (s *Service) RecordHeartbeat(ctx context.Context, agent string, hb wire.Hea
 	if err := store.PutJSON(ctx, s.Store, layout.Heartbeat(agent), rec); err != nil {
 		return err
 	}
+	s.beats.put(agent, &rec)
 	s.noteHatch(ctx, agent, hb.Hatch)
 	return nil
 }

@@ -72,12 +72,13 @@ func (s *Service) View(t Target) AgentView {
 	return v
 }
 
-// OfflineAfter is how long after its last heartbeat an agent counts as offline.
+// OfflineAfter is how long after its last heartbeat an agent counts as offline: two missed liveness
+// heartbeats and a minute (an idle agent sends one every 2 minutes, kernel.DefaultLiveness).
 func (s *Service) OfflineAfter() time.Duration {
 	if s.HeartbeatInterval > 0 {
 		return 3 * s.HeartbeatInterval
 	}
-	return 90 * time.Second
+	return 5 * time.Minute
 }
 
 // List returns the agents a selector matches ("" for all), with their heartbeats. Retired agents are
@@ -220,13 +221,28 @@ func (s *Service) Identities(ctx context.Context, withRetired bool) ([]Target, e
 	return kept, nil
 }
 
-// WithHeartbeats fills in the latest heartbeat of each target.
-func (s *Service) WithHeartbeats(ctx context.Context, ts []Target) error {
+// WithHeartbeats fills in the latest heartbeat of each target, read from the store: the views that
+// show heartbeats (online, the hatch) show the newest.
+func (s *Service) WithHeartbeats(ctx context.Context, ts []Target) error { return s.withBeats(ctx, ts, false) }
+
+// WithCatalogs fills in each target's heartbeat for its catalog, from what this instance received or
+// read in the last beatFresh where it can: checking a command against a thousand catalogs then costs
+// no store request.
+func (s *Service) WithCatalogs(ctx context.Context, ts []Target) error { return s.withBeats(ctx, ts, true) }
+
+func (s *Service) withBeats(ctx context.Context, ts []Target, cached bool) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i := range ts {
+		if hb, ok := s.beats.get(ts[i].Ident.ID); ok && cached {
+			ts[i].HB = hb
+			continue
+		}
 		g.Go(func() error {
 			hb, err := s.Heartbeat(gctx, ts[i].Ident.ID)
+			if err == nil {
+				s.beats.put(ts[i].Ident.ID, hb)
+			}
 			ts[i].HB = hb
 			return err
 		})
@@ -250,7 +266,7 @@ func (s *Service) Catalog(ctx context.Context) (Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.WithHeartbeats(ctx, all); err != nil {
+	if err := s.WithCatalogs(ctx, all); err != nil {
 		return nil, err
 	}
 	cat := Catalog{}
