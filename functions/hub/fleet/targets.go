@@ -223,12 +223,16 @@ func (s *Service) Identities(ctx context.Context, withRetired bool) ([]Target, e
 
 // WithHeartbeats fills in the latest heartbeat of each target, read from the store: the views that
 // show heartbeats (online, the hatch) show the newest.
-func (s *Service) WithHeartbeats(ctx context.Context, ts []Target) error { return s.withBeats(ctx, ts, false) }
+func (s *Service) WithHeartbeats(ctx context.Context, ts []Target) error {
+	return s.withBeats(ctx, ts, false)
+}
 
 // WithCatalogs fills in each target's heartbeat for its catalog, from what this instance received or
 // read in the last beatFresh where it can: checking a command against a thousand catalogs then costs
 // no store request.
-func (s *Service) WithCatalogs(ctx context.Context, ts []Target) error { return s.withBeats(ctx, ts, true) }
+func (s *Service) WithCatalogs(ctx context.Context, ts []Target) error {
+	return s.withBeats(ctx, ts, true)
+}
 
 func (s *Service) withBeats(ctx context.Context, ts []Target, cached bool) error {
 	g, gctx := errgroup.WithContext(ctx)
