@@ -180,6 +180,7 @@ func BenchmarkFanout1000(b *testing.B) {
 		}()
 	}
 	time.Sleep(2 * time.Second)
+	b.ReportMetric(rawPutRate(b, bh.store), "store-PUT/s")
 	for b.Loop() {
 		start := time.Now()
 		var st commandStatus
@@ -204,6 +205,29 @@ func BenchmarkFanout1000(b *testing.B) {
 		}
 		b.ReportMetric(time.Since(start).Seconds(), "s-all-results")
 	}
+}
+
+// rawPutRate is what the store takes without the hub: 1 KiB create-only PUTs from 16 writers for two
+// seconds, the ceiling any fan-out on it runs into.
+func rawPutRate(b *testing.B, st store.Store) float64 {
+	b.Helper()
+	ctx := context.Background()
+	var n atomic.Int64
+	deadline := time.Now().Add(2 * time.Second)
+	body := strings.Repeat("x", 1024)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; time.Now().Before(deadline); i++ {
+				key := fmt.Sprintf("v1/_probe/rate-%d-%d.json", w, i)
+				if _, err := store.PutBytes(ctx, st, key, []byte(body), store.PutOptions{CreateOnly: true}); err == nil {
+					n.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return float64(n.Load()) / 2
 }
 
 // BenchmarkHubMemoryWaitingPolls: the hub's resident memory while N polls wait.
@@ -278,14 +302,16 @@ func cpuTicks(b *testing.B, pid int) int {
 	return ut + st
 }
 
-// countingStore counts store requests by kind, to measure what an idle fleet costs.
+// countingStore counts store requests by kind, to measure what an idle fleet and a command cost. The
+// bell feed, the resync of open deliveries and the refresh of the retired set (a LIST every few
+// seconds while requests come) are per hub instance, not per agent: counted apart.
 type countingStore struct {
 	store.Store
-	bells, other atomic.Int64
+	bells, other, writes atomic.Int64
 }
 
 func (c *countingStore) count(key string) {
-	if strings.HasPrefix(key, "v1/bells/") {
+	if strings.HasPrefix(key, "v1/bells/") || strings.HasPrefix(key, "v1/deliveries/") || strings.HasPrefix(key, "v1/retired-agents/") {
 		c.bells.Add(1)
 	} else {
 		c.other.Add(1)
@@ -297,6 +323,7 @@ func (c *countingStore) Get(ctx context.Context, k string, o store.GetOptions) (
 }
 func (c *countingStore) Put(ctx context.Context, k string, r io.Reader, n int64, o store.PutOptions) (store.ObjectInfo, error) {
 	c.count(k)
+	c.writes.Add(1)
 	return c.Store.Put(ctx, k, r, n, o)
 }
 func (c *countingStore) List(ctx context.Context, p, after string, limit int) (store.Page, error) {
@@ -305,33 +332,32 @@ func (c *countingStore) List(ctx context.Context, p, after string, limit int) (s
 }
 func (c *countingStore) Delete(ctx context.Context, k string) error {
 	c.count(k)
+	c.writes.Add(1)
 	return c.Store.Delete(ctx, k)
 }
 
-// BenchmarkStoreRequestsPerIdleAgent: store requests an idle agent causes per hour (polls held 30s,
-// heartbeats every 30s), measured on an in-process hub over MinIO with a counting store and scaled from
-// a short run with 2s holds and heartbeats. The bell feed's one LIST per second per hub instance is
-// reported separately: it does not grow with the number of agents.
-func BenchmarkStoreRequestsPerIdleAgent(b *testing.B) {
-	const n, period = 20, 2 * time.Second
+// inProcessHub is a hub on MinIO behind a counting store, served in-process, with n enrolled
+// simulated agents.
+func inProcessHub(b *testing.B, n int, hold time.Duration) (*hub.Hub, *countingStore, *hubProc, string, []*simagent.Agent) {
+	b.Helper()
 	inner, err := minio.Store(bucket)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cs := &countingStore{Store: inner}
 	_, priv, _ := ed25519.GenerateKey(crand.Reader)
-	h, err := hub.New(context.Background(), hub.Config{Store: cs, Keys: &hubkey.Keys{Current: priv}, PollHold: period,
+	h, err := hub.New(context.Background(), hub.Config{Store: cs, Keys: &hubkey.Keys{Current: priv}, PollHold: hold,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "bench"})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer h.Close()
+	b.Cleanup(func() { h.Close() })
 	mux := http.NewServeMux()
 	hub.NewAPI(mux, h)
 	srv := httptest.NewServer(hub.Handler(mux, h.Log))
-	defer srv.Close()
+	b.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	b.Cleanup(cancel)
 	go h.Delivery.WatchBells(ctx)
 	admin, err := hub.CreateAPIToken(ctx, h.Store, "bench", []string{"admin"}, 0, "bench")
 	if err != nil {
@@ -344,18 +370,33 @@ func BenchmarkStoreRequestsPerIdleAgent(b *testing.B) {
 	op(b, hp, admin, "POST", "/v1/enroll-tokens", map[string]any{"uses": n}, &tok)
 	var agents []*simagent.Agent
 	for i := range n {
-		a, err := simagent.Enroll(ctx, srv.URL, tok.Token, fmt.Sprintf("idle-%d", i), nil)
+		a, err := simagent.Enroll(ctx, srv.URL, tok.Token, fmt.Sprintf("sim-%d", i), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
 		agents = append(agents, a)
 	}
-	var polls, beats atomic.Int64
+	return h, cs, hp, admin, agents
+}
+
+// BenchmarkStoreRequestsPerIdleAgent: store requests an idle agent causes per hour with the
+// long-running hub's defaults (polls held 30 s, an unchanged heartbeat every 2 min), from the
+// requests one held poll and one heartbeat cost, measured on an in-process hub over MinIO with a
+// counting store (2 s holds, so the run is short). The bell feed's LIST per second and the resync of
+// open deliveries every 30 s (and the retired set's refresh) are per hub instance and reported apart: they do not grow with the
+// number of agents.
+func BenchmarkStoreRequestsPerIdleAgent(b *testing.B) {
+	const n, period = 20, 2 * time.Second
+	_, cs, _, _, agents := inProcessHub(b, n, period)
+	ctx := context.Background()
+	for _, a := range agents { // the first heartbeat is a change; the ones measured below are not
+		a.Heartbeat(ctx)
+	}
 	for b.Loop() {
+		// Polls alone, held.
 		cs.bells.Store(0)
 		cs.other.Store(0)
-		polls.Store(0)
-		beats.Store(0)
+		var polls atomic.Int64
 		rctx, stop := context.WithTimeout(ctx, 10*time.Second)
 		var wg sync.WaitGroup
 		for _, a := range agents {
@@ -366,27 +407,76 @@ func BenchmarkStoreRequestsPerIdleAgent(b *testing.B) {
 					}
 				}
 			})
-			wg.Go(func() {
-				t := time.NewTicker(period)
-				defer t.Stop()
-				for {
-					select {
-					case <-rctx.Done():
-						return
-					case <-t.C:
-						if a.Heartbeat(rctx) == nil {
-							beats.Add(1)
-						}
-					}
-				}
-			})
 		}
 		wg.Wait()
 		stop()
-		perPoll := float64(cs.other.Load()) / float64(polls.Load()+beats.Load()) // each is one request
-		perHour := perPoll * (3600/30 + 3600/30)
+		perPoll := float64(cs.other.Load()) / float64(max(polls.Load(), 1))
+		hubPerHour := float64(cs.bells.Load()) / 10 * 3600
+		// Heartbeats alone.
+		cs.other.Store(0)
+		for _, a := range agents {
+			a.Heartbeat(ctx)
+		}
+		perBeat := float64(cs.other.Load()) / float64(n)
+		perHour := perPoll*(3600/30) + perBeat*(3600/120)
+		b.ReportMetric(perPoll, "store-req/poll")
+		b.ReportMetric(perBeat, "store-req/heartbeat")
 		b.ReportMetric(perHour, "store-req/agent/h")
-		b.ReportMetric(float64(cs.bells.Load())/10*3600, "bell-req/hub/h")
+		b.ReportMetric(hubPerHour, "per-hub-req/h")
+	}
+}
+
+// BenchmarkWritesPerAgent: store writes (PUTs and DELETEs) of one command that every agent answers at
+// once with a little output, on an in-process hub over MinIO: the writes that grow with the number of
+// agents, from a command to 1 agent and one to 101 (per agent = the difference / 100), and what one
+// command costs besides.
+func BenchmarkWritesPerAgent(b *testing.B) {
+	const n = 101
+	_, cs, hp, admin, agents := inProcessHub(b, n, 30*time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, a := range agents {
+		go func() {
+			var ack []string
+			for ctx.Err() == nil {
+				works, _, err := a.Poll(ctx, ack)
+				ack = nil
+				if err != nil {
+					continue
+				}
+				for _, w := range works {
+					ack = append(ack, w.InboxKey)
+					a.Complete(ctx, w, wire.StatusSucceeded, 0, []byte("up 3 days\n"))
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	run := func(targets []string) int64 {
+		before := cs.writes.Load()
+		var st commandStatus
+		if code := op(b, hp, admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": targets}, &st); code != 202 {
+			b.Fatalf("create: %d", code)
+		}
+		for deadline := time.Now().Add(time.Minute); ; {
+			op(b, hp, admin, "GET", "/v1/commands/"+st.ID, nil, &st)
+			if st.Done || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !st.Done {
+			b.Fatalf("command %s not done", st.ID)
+		}
+		time.Sleep(200 * time.Millisecond) // late writes (the audit record) land
+		return cs.writes.Load() - before
+	}
+	for b.Loop() {
+		one := run([]string{agents[0].ID})
+		all := run([]string{"all"})
+		perAgent := float64(all-one) / float64(n-1)
+		b.ReportMetric(perAgent, "writes/agent")
+		b.ReportMetric(float64(one)-perAgent, "writes/command")
 	}
 }
 
