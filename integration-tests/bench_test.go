@@ -39,6 +39,17 @@ type benchHub struct {
 	token  string
 	agents []*simagent.Agent
 	store  store.Store // the hub's store, to count objects without going through the API
+	// dir, addr and args start the hub again where its agents expect it.
+	dir, addr string
+	args      []string
+}
+
+// restart kills the hub (SIGKILL: nothing is flushed) and starts it again on the same address.
+func (bh *benchHub) restart(b *testing.B) {
+	bh.h.cmd.Process.Kill()
+	<-bh.h.done
+	bh.h.done <- nil
+	bh.h = startHubAt(b, bh.dir, bh.addr, s3server.Env(), bh.args...)
 }
 
 func newBenchHub(b *testing.B, n int, hold string) *benchHub {
@@ -56,13 +67,15 @@ func newBenchHub(b *testing.B, n int, hold string) *benchHub {
 		AdminToken string `json:"adminToken"`
 	}
 	json.Unmarshal(out, &res)
-	h := startHub(b, dir, s3server.Env(), "--store", storeURL, "--poll-hold", hold, "--log-level", "warn")
+	args := []string{"--store", storeURL, "--poll-hold", hold, "--log-level", "warn"}
+	addr := freeAddr(b)
+	h := startHubAt(b, dir, addr, s3server.Env(), args...)
 	bs, err := s3.New(s3.Config{Bucket: bucket, Prefix: prefix + "/", Endpoint: minio.Endpoint, Region: "us-east-1",
 		Creds: credentials.NewStaticV4(s3server.AccessKey, s3server.SecretKey, "")})
 	if err != nil {
 		b.Fatal(err)
 	}
-	bh := &benchHub{h: h, token: res.AdminToken, store: bs}
+	bh := &benchHub{h: h, token: res.AdminToken, store: bs, dir: dir, addr: addr, args: args}
 	ctx := context.Background()
 	tokens := map[int]string{}
 	const perToken = 1000
@@ -84,6 +97,9 @@ func newBenchHub(b *testing.B, n int, hold string) *benchHub {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			a, err := simagent.Enroll(ctx, h.url, tokens[i/perToken], fmt.Sprintf("sim-%05d", i), nil)
+			if err == nil {
+				err = a.Heartbeat(ctx) // as a real agent does when it starts
+			}
 			if err != nil {
 				failed.Store(err)
 				return
@@ -180,26 +196,18 @@ func BenchmarkFanout1000(b *testing.B) {
 		}()
 	}
 	time.Sleep(2 * time.Second)
-	b.ReportMetric(rawPutRate(b, bh.store), "store-PUT/s")
+	putRate := rawPutRate(b, bh.store)
 	for b.Loop() {
 		start := time.Now()
 		var st commandStatus
 		if code := op(b, bh.h, bh.token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"all"}}, &st); code != 202 {
 			b.Fatalf("create: %d", code)
 		}
-		for {
-			done := 0
-			store.Walk(context.Background(), bh.store, "v1/results/"+st.ID+"/", "", 0, func(o store.ObjectInfo) error {
-				if strings.HasSuffix(o.Key, ".json") && strings.Count(strings.TrimPrefix(o.Key, "v1/results/"+st.ID+"/"), "/") == 0 {
-					done++
-				}
-				return nil
-			})
-			if done == n {
-				break
-			}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "create-ms")
+		b.ReportMetric(putRate, "store-PUT/s")
+		for resultsStored(bh.store, st.ID) < n {
 			if time.Since(start) > 5*time.Minute {
-				b.Fatalf("fan-out incomplete: %d of %d results", done, n)
+				b.Fatalf("fan-out incomplete: %d of %d results", resultsStored(bh.store, st.ID), n)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -228,6 +236,94 @@ func rawPutRate(b *testing.B, st store.Store) float64 {
 	}
 	wg.Wait()
 	return float64(n.Load()) / 2
+}
+
+// resultsStored counts the results of a command in the bucket.
+func resultsStored(st store.Store, cmd string) int {
+	done := 0
+	store.Walk(context.Background(), st, "v1/results/"+cmd+"/", "", 0, func(o store.ObjectInfo) error {
+		if strings.HasSuffix(o.Key, ".json") && strings.Count(strings.TrimPrefix(o.Key, "v1/results/"+cmd+"/"), "/") == 0 {
+			done++
+		}
+		return nil
+	})
+	return done
+}
+
+// BenchmarkFanoutHubKilled: the hub is killed (SIGKILL) right after it released a command to 1,000
+// agents, while they run it and upload their results, and started again. Like the real agent, each
+// simulated agent runs an envelope it already ran never again (acknowledging it) and retries its
+// result until the hub takes it. It fails unless every result is stored and no agent ran the command
+// twice; it reports the time until the last result.
+func BenchmarkFanoutHubKilled(b *testing.B) {
+	const n = 1000
+	bh := newBenchHub(b, n, "30s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runs := make([]map[string]int, n)
+	var mu sync.Mutex
+	for i, a := range bh.agents {
+		runs[i] = map[string]int{}
+		go func() {
+			var ack []string
+			for ctx.Err() == nil {
+				works, _, err := a.Poll(ctx, ack)
+				if err != nil {
+					time.Sleep(100 * time.Millisecond) // the hub is down: come back soon
+					continue
+				}
+				ack = nil
+				for _, w := range works {
+					ack = append(ack, w.InboxKey)
+					mu.Lock()
+					runs[i][w.Command.CommandID]++
+					again := runs[i][w.Command.CommandID] > 1
+					mu.Unlock()
+					if again {
+						continue // the agent's replay record: offered again, never run again
+					}
+					for ctx.Err() == nil && a.Complete(ctx, w, wire.StatusSucceeded, 0, nil) != nil {
+						time.Sleep(100 * time.Millisecond) // the outbox retries until the hub takes it
+					}
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	for b.Loop() {
+		start := time.Now()
+		var st commandStatus
+		if code := op(b, bh.h, bh.token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{"all"}}, &st); code != 202 {
+			b.Fatalf("create: %d", code)
+		}
+		atKill := resultsStored(bh.store, st.ID)
+		bh.restart(b)
+		for resultsStored(bh.store, st.ID) < n {
+			if time.Since(start) > 5*time.Minute {
+				b.Fatalf("after the restart: %d of %d results", resultsStored(bh.store, st.ID), n)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "s-all-results")
+		b.ReportMetric(float64(atKill), "results-when-killed")
+		mu.Lock()
+		again := 0
+		for i, r := range runs {
+			switch {
+			case r[st.ID] == 0:
+				b.Errorf("agent %d never received the command, yet a result of it is stored", i)
+			case r[st.ID] > 1:
+				again++ // offered again by the restarted hub; acknowledged, not run
+			}
+		}
+		mu.Unlock()
+		b.ReportMetric(float64(again), "offered-again")
+		var final commandStatus
+		op(b, bh.h, bh.token, "GET", "/v1/commands/"+st.ID, nil, &final)
+		if !final.Done || final.Counts["succeeded"] != n {
+			b.Fatalf("after the restart: %+v", final.Counts)
+		}
+	}
 }
 
 // BenchmarkHubMemoryWaitingPolls: the hub's resident memory while N polls wait.

@@ -228,13 +228,20 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 		s.settle(ctx, intent)
 		return s.Status(ctx, rec.ID, false)
 	}
-	s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
 	s.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer, "approvals_required", rec.Approval != nil)
+	// The audit record is written beside the release, not before it: the agents get their envelope one
+	// store write sooner, and the answer still waits for both.
+	audited := make(chan struct{})
+	go func() {
+		defer close(audited)
+		s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
+	}()
 	if err := s.advance(ctx, rec.ID, intent); err != nil {
 		// The command is recorded and its release written down: the tick finishes it.
 		s.Log.Error("release command; the tick retries it", "command", rec.ID, "err", err)
 	}
-	return s.Status(ctx, rec.ID, false)
+	<-audited
+	return s.fold(ctx, rec.ID, false, false)
 }
 
 // Get returns a command's record, read once per process (it never changes).

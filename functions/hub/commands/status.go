@@ -91,6 +91,13 @@ func FinalState(s string) bool {
 // a busy command costs the two listings and a read of what is new. With details it also reads every
 // result for exit codes, reasons and times, concurrently.
 func (s *Service) Status(ctx context.Context, id string, details bool) (*Status, error) {
+	return s.fold(ctx, id, details, true)
+}
+
+// fold is Status; without results it leaves the results unread (every released target queued), which
+// is the state a release answers with: reading the results that a thousand agents upload meanwhile
+// would make the answer wait for them.
+func (s *Service) fold(ctx context.Context, id string, details, withResults bool) (*Status, error) {
 	rec, err := s.Get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -162,7 +169,11 @@ func (s *Service) Status(ctx context.Context, id string, details bool) (*Status,
 		return byAgent[a]
 	}
 	prefix := layout.ResultsOf(id)
-	err = store.Walk(ctx, s.Store, prefix, "", 0, func(o store.ObjectInfo) error {
+	walk := store.Walk
+	if !withResults {
+		walk = func(context.Context, store.Store, string, string, int, func(store.ObjectInfo) error) error { return nil }
+	}
+	err = walk(ctx, s.Store, prefix, "", 0, func(o store.ObjectInfo) error {
 		rest := strings.TrimPrefix(o.Key, prefix)
 		agent, tail, nested := strings.Cut(rest, "/")
 		switch {

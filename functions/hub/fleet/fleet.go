@@ -57,30 +57,35 @@ type beatCache struct {
 }
 
 type beatEntry struct {
-	hb      *HeartbeatRecord
-	fetched time.Time
+	hb    *HeartbeatRecord
+	until time.Time
 }
 
-// beatFresh is how long a heartbeat read from the store (written by another instance) is reused.
-const beatFresh = 30 * time.Second
+const (
+	// beatFresh is how long a heartbeat read from the store (maybe written by another instance) is
+	// reused; beatReceived how long one this instance received is: the agent sends the next one when
+	// its catalog changes, most likely to the same instance.
+	beatFresh    = 30 * time.Second
+	beatReceived = 5 * time.Minute
+)
 
 func (c *beatCache) get(id string) (*HeartbeatRecord, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
-	if !ok || time.Since(e.fetched) > beatFresh {
+	if !ok || time.Now().After(e.until) {
 		return nil, false
 	}
 	return e.hb, true
 }
 
-func (c *beatCache) put(id string, hb *HeartbeatRecord) {
+func (c *beatCache) put(id string, hb *HeartbeatRecord, fresh time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[string]beatEntry{}
 	}
-	c.m[id] = beatEntry{hb: hb, fetched: time.Now()}
+	c.m[id] = beatEntry{hb: hb, until: time.Now().Add(fresh)}
 }
 
 // AgentIdentity is written once at enrollment and never changes, so hubs cache it forever.
@@ -561,7 +566,7 @@ func (s *Service) RecordHeartbeat(ctx context.Context, agent string, hb wire.Hea
 	if err := store.PutJSON(ctx, s.Store, layout.Heartbeat(agent), rec); err != nil {
 		return err
 	}
-	s.beats.put(agent, &rec)
+	s.beats.put(agent, &rec, beatReceived)
 	s.noteHatch(ctx, agent, hb.Hatch)
 	return nil
 }

@@ -245,7 +245,7 @@ func (s *Service) withBeats(ctx context.Context, ts []Target, cached bool) error
 		g.Go(func() error {
 			hb, err := s.Heartbeat(gctx, ts[i].Ident.ID)
 			if err == nil {
-				s.beats.put(ts[i].Ident.ID, hb)
+				s.beats.put(ts[i].Ident.ID, hb, beatFresh)
 			}
 			ts[i].HB = hb
 			return err
