@@ -236,7 +236,7 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 		defer close(audited)
 		s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
 	}()
-	if err := s.advance(ctx, rec.ID, intent); err != nil {
+	if err := s.advanceFrom(ctx, fresh(&rec), intent); err != nil {
 		// The command is recorded and its release written down: the tick finishes it.
 		s.Log.Error("release command; the tick retries it", "command", rec.ID, "err", err)
 	}
@@ -274,6 +274,24 @@ func (s *Service) advance(ctx context.Context, id, intent string) error {
 	if err != nil {
 		return err
 	}
+	return s.advanceFrom(ctx, st, intent)
+}
+
+// fresh is the state of a command just recorded: nothing released, nothing reported, no approval
+// given. A create releases from it without folding what it knows is not there.
+func fresh(rec *Record) *Status {
+	st := &Status{Record: *rec, Counts: map[string]int{}}
+	st.Awaiting = rec.Approval != nil && rec.Approval.Count > 0
+	for _, a := range rec.Targets {
+		st.Agents = append(st.Agents, AgentState{Agent: a, State: "pending"})
+	}
+	return st
+}
+
+// advanceFrom is advance from a fold already made.
+func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string) error {
+	id := st.ID
+	var err error
 	if st.Cancelled || st.Stopped || st.Denied || st.Awaiting || time.Now().After(st.NotAfter) {
 		s.settle(ctx, intent)
 		return nil

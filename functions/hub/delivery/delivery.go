@@ -144,11 +144,14 @@ func (s *Service) Post(ctx context.Context, id, ref string, agents []string, env
 		d.Batches = append(d.Batches, Batch{Agents: part, Envelope: se})
 	}
 	key := layout.Delivery(env.NotAfter, id)
+	// The agents polling here get it at once; the store write (for other instances and restarts) and
+	// the bell follow. The caller's release record stays until Post returns, so a delivery that fails
+	// to land is posted again by the release tick.
+	s.index.add(key, &d)
+	s.notify.wake(agents)
 	if _, err := store.CreateJSON(ctx, s.Store, key, d); err != nil {
 		return "", fmt.Errorf("store delivery %s: %w", id, err)
 	}
-	s.index.add(key, &d)
-	s.notify.wake(agents)
 	s.ring(ctx, key, agents)
 	return key, nil
 }

@@ -43,6 +43,7 @@ type Service struct {
 	labels     store.Once[LabelsVersion]
 	retiredAt  store.Once[Retirement]
 	retired    retiredCache
+	listing    listingCache
 	hatchMu    sync.Mutex
 	hatch      map[string]bool // last hatch state seen per agent, to audit changes
 	beats      beatCache
@@ -263,6 +264,7 @@ func (s *Service) SetLabels(ctx context.Context, id string, labels map[string]st
 	next := t.LabelsVersion + 1
 	v := LabelsVersion{Version: next, Labels: labels, ChangedBy: domain.PrincipalFrom(ctx).ID, ChangedAt: time.Now().UTC()}
 	created, err := store.CreateJSON(ctx, s.Store, layout.AgentLabelsVersion(t.Ident.ID, next), v)
+	s.listing.forget() // this hub selects by the new labels at once
 	if err != nil {
 		return AgentView{}, err
 	}
@@ -339,6 +341,7 @@ func (s *Service) Retire(ctx context.Context, id, reason string) (AgentView, err
 	}
 	s.retired.mu.Lock()
 	s.retired.set = nil // this hub refuses the agent at once; the next check lists again
+	s.listing.forget()
 	s.retired.mu.Unlock()
 	s.Log.Info("agent retired", "agent", t.Ident.ID, "name", t.Ident.Name, "by", r.By)
 	s.Trail.Record(ctx, "retire-agent", []string{t.Ident.ID}, nil, "ok", map[string]any{"name": t.Ident.Name, "reason": reason})
@@ -544,6 +547,7 @@ func (s *Service) Enroll(ctx context.Context, req wire.EnrollRequest) (wire.Enro
 		ID: id, Name: req.Hostname, PublicKey: req.PublicKey, Labels: tok.Labels, Facts: req.Facts, Version: req.Version,
 		Catalog: req.Catalog, Integrations: capStatuses(req.Integrations), EnrolledAt: time.Now().UTC(), TokenHash: hash,
 	}
+	defer s.listing.forget() // this hub can target the new agent at once
 	if _, err := store.CreateJSON(ctx, s.Store, layout.Agent(id), ident); err != nil {
 		return wire.EnrollResponse{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -170,15 +171,7 @@ func (s *Service) Get(ctx context.Context, idOrName string) (AgentView, error) {
 // (identities are cached, heartbeats are not), so a command can choose its targets before paying for
 // their heartbeats.
 func (s *Service) Identities(ctx context.Context, withRetired bool) ([]Target, error) {
-	var ids []string
-	err := store.Walk(ctx, s.Store, layout.Agents, "", 0, func(o store.ObjectInfo) error {
-		ids = append(ids, layout.Name(o.Key))
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	labelKeys, err := s.labelVersions(ctx)
+	ids, labelKeys, err := s.listAgents(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +212,60 @@ func (s *Service) Identities(ctx context.Context, withRetired bool) ([]Target, e
 	}
 	sort.Slice(kept, func(i, j int) bool { return kept[i].Ident.ID < kept[j].Ident.ID })
 	return kept, nil
+}
+
+// listingCache keeps the listing of the agents and their label versions for listingFresh, so a burst
+// of commands lists the fleet once, not once per command (ten pages with 10,000 agents). This
+// instance's own enrollments, label changes and retirements drop it at once; another instance's show
+// within listingFresh.
+type listingCache struct {
+	mu        sync.Mutex
+	ids       []string
+	labelKeys map[string][]string
+	at        time.Time
+	gen       int // bumped by forget, so a listing that started before a change is not kept
+}
+
+// listingFresh is how long a listing of the fleet is reused.
+const listingFresh = 2 * time.Second
+
+func (c *listingCache) forget() {
+	c.mu.Lock()
+	c.at = time.Time{}
+	c.gen++
+	c.mu.Unlock()
+}
+
+// listAgents returns every enrolled agent's id and its label versions' keys.
+func (s *Service) listAgents(ctx context.Context) ([]string, map[string][]string, error) {
+	c := &s.listing
+	c.mu.Lock()
+	if !c.at.IsZero() && time.Since(c.at) < listingFresh {
+		ids, keys := c.ids, c.labelKeys
+		c.mu.Unlock()
+		return ids, keys, nil
+	}
+	gen := c.gen
+	c.mu.Unlock()
+	started := time.Now()
+	var ids []string
+	err := store.Walk(ctx, s.Store, layout.Agents, "", 0, func(o store.ObjectInfo) error {
+		ids = append(ids, layout.Name(o.Key))
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	labelKeys, err := s.labelVersions(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		c.ids, c.labelKeys, c.at = ids, labelKeys, started
+	}
+	c.mu.Unlock()
+	return ids, labelKeys, nil
 }
 
 // WithHeartbeats fills in the latest heartbeat of each target, read from the store: the views that
