@@ -37,11 +37,13 @@ test-ts: ## check openapi/ts/pulse-api.d.ts against openapi/openapi.yaml and typ
 test-unit: ## quick tests that need no S3 server: every package but the S3 backend and the end-to-end suite (under a minute)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /integration-tests -e /functions/store/s3)
 
-bench: tools ## print the figures: store latency, command latency and fan-out, hub and agent footprint
-	export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw); \
-	$(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ ./policy/ && \
+# Every figure ends in a table beside its goal (integration-tests/tools/benchtable; docs/benchmarks.md).
+bench: tools ## print the figures beside their goals: store latency, command latency and fan-out, writes, hub and agent footprint
+	set -o pipefail; export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw); \
+	( $(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ ./policy/ && \
 	$(GO) test -run '^$$' -bench 'EnqueueToEnvelope' -benchtime 200x -count 1 -timeout 30m ./integration-tests/ && \
-	$(GO) test -run '^$$' -bench 'Fanout1000|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent|WorkflowSteps' -benchtime 1x -count 1 -timeout 30m ./integration-tests/
+	$(GO) test -run '^$$' -bench 'WritesPerAgent|Fanout1000|FanoutHubKilled|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent|WorkflowSteps' -benchtime 1x -count 1 -timeout 30m ./integration-tests/ ) 2>&1 | \
+	$(GO) run ./integration-tests/tools/benchtable
 
 # Pulse against a peer on the same machine in the same run: 50 real pulse-agent processes on MinIO
 # against Ansible ad hoc (connection=local, forks=50). Not part of `make test` or `make bench`: it needs
@@ -49,7 +51,8 @@ bench: tools ## print the figures: store latency, command latency and fan-out, h
 bench-peers: tools build ## time pulse run --wait on 50 real agents against Ansible ad hoc uptime (installs ansible if missing)
 	command -v ansible >/dev/null || apt-get install -y ansible
 	export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw); \
-	$(GO) test -run '^$$' -bench '^BenchmarkPeersAnsible$$' -benchtime 1x -count 1 -timeout 30m ./integration-tests/
+	set -o pipefail; $(GO) test -run '^$$' -bench '^BenchmarkPeersAnsible$$' -benchtime 1x -count 1 -timeout 30m ./integration-tests/ 2>&1 | \
+	$(GO) run ./integration-tests/tools/benchtable -ran
 
 # Every fuzz target, as package:Function. Their seed corpora (f.Add, and testdata/fuzz/ where a crash
 # was found) run as ordinary tests in `make test` and `make test-unit`; `make fuzz` mutates them.

@@ -341,6 +341,19 @@ func BenchmarkHubMemoryWaitingPolls(b *testing.B) {
 			}
 			b.ReportMetric(float64(rssKiB(b, bh.h.cmd.Process.Pid))/1024, "hub-RSS-MiB")
 			b.ReportMetric(float64(rssKiB(b, bh.h.cmd.Process.Pid))/float64(n), "KiB/poll")
+			// Creating a command with the whole fleet enrolled (and waiting): one target each time, so
+			// what is measured is what a create costs, not the release to many.
+			var lat []time.Duration
+			for range 20 {
+				start := time.Now()
+				var st commandStatus
+				if code := op(b, bh.h, bh.token, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{bh.agents[rand.IntN(n)].ID}}, &st); code != 202 {
+					b.Fatalf("create: %d", code)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "create-p50-ms")
 		})
 	}
 }

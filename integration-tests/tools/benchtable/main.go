@@ -1,0 +1,111 @@
+// Command benchtable passes `go test -bench` output through and ends it with a table of the project's
+// performance goals (issue #10): each figure measured beside its goal, and whether it was met. `make
+// bench` and `make bench-peers` pipe their benchmarks through it; a figure whose benchmark did not
+// run shows as "not run", or is left out with -ran.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// goal is one figure: the metric a benchmark reports and the bound it must meet.
+type goal struct {
+	figure  string
+	bench   string // benchmark name without the -GOMAXPROCS suffix
+	unit    string
+	bound   float64
+	atLeast bool   // the figure must reach bound, not stay under it
+	also    string // another metric of the same benchmark printed beside it (unit)
+}
+
+var goals = []goal{
+	{figure: "store writes per agent per command (done within 1 s, small output)", bench: "BenchmarkWritesPerAgent", unit: "writes/agent", bound: 2, also: "writes/command"},
+	{figure: "fan-out to 1,000 simulated agents on MinIO, all results stored (s)", bench: "BenchmarkFanout1000", unit: "s-all-results", bound: 2, also: "store-PUT/s"},
+	{figure: "the same with the hub killed and restarted mid fan-out (s; no result lost)", bench: "BenchmarkFanoutHubKilled", unit: "s-all-results", bound: 0, also: "offered-again"},
+	{figure: "command issued → agent holds the envelope, 10 agents, p50 (ms)", bench: "BenchmarkEnqueueToEnvelope/agents=10", unit: "p50-ms", bound: 10},
+	{figure: "the same, p99 (ms)", bench: "BenchmarkEnqueueToEnvelope/agents=10", unit: "p99-ms", bound: 50},
+	{figure: "the same with 1,000 agents in long polls, p50 (ms)", bench: "BenchmarkEnqueueToEnvelope/agents=1000", unit: "p50-ms", bound: 20},
+	{figure: "command creation with 10,000 enrolled agents, p50 (ms)", bench: "BenchmarkHubMemoryWaitingPolls/polls=10000", unit: "create-p50-ms", bound: 50},
+	{figure: "hub memory with 10,000 waiting polls (MiB)", bench: "BenchmarkHubMemoryWaitingPolls/polls=10000", unit: "hub-RSS-MiB", bound: 500},
+	{figure: "store requests per idle agent per hour, long-running hub defaults", bench: "BenchmarkStoreRequestsPerIdleAgent", unit: "store-req/agent/h", bound: 36, also: "per-hub-req/h"},
+	{figure: "workflow step to next step, p50 (ms)", bench: "BenchmarkWorkflowSteps", unit: "p50-ms", bound: 10},
+	{figure: "pulse run --wait, 50 real agents, times faster than Ansible ad hoc", bench: "BenchmarkPeersAnsible", unit: "x-faster", bound: 100, atLeast: true},
+}
+
+var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
+
+func main() {
+	ran := flag.Bool("ran", false, "list only the figures whose benchmark ran")
+	flag.Parse()
+	metrics := map[string]map[string]float64{}
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<20), 1<<20)
+	for in.Scan() {
+		text := in.Text()
+		fmt.Println(text)
+		m := line.FindStringSubmatch(text)
+		if m == nil {
+			continue
+		}
+		f := strings.Fields(m[3])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			if metrics[m[1]] == nil {
+				metrics[m[1]] = map[string]float64{}
+			}
+			metrics[m[1]][f[i+1]] = v
+		}
+	}
+	write(os.Stdout, metrics, *ran)
+}
+
+func write(w io.Writer, metrics map[string]map[string]float64, onlyRan bool) {
+	fmt.Fprintln(w, "\n| figure | measured | goal | met |\n| --- | --- | --- | --- |")
+	for _, g := range goals {
+		v, ok := metrics[g.bench][g.unit]
+		if !ok && onlyRan {
+			continue
+		}
+		measured, goalText, met := "not run", "", ""
+		switch {
+		case g.bound == 0:
+			goalText = "every result stored"
+		case g.atLeast:
+			goalText = "≥ " + num(g.bound)
+		default:
+			goalText = "≤ " + num(g.bound)
+		}
+		if ok {
+			measured = num(v)
+			if a, ok := metrics[g.bench][g.also]; ok && g.also != "" {
+				measured += fmt.Sprintf(" (%s %s)", num(a), g.also)
+			}
+			switch {
+			case g.bound == 0:
+				met = "yes"
+			case g.atLeast && v >= g.bound, !g.atLeast && v <= g.bound:
+				met = "yes"
+			default:
+				met = "**no**"
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", g.figure, measured, goalText, met)
+	}
+}
+
+func num(v float64) string {
+	if v == float64(int64(v)) {
+		return strconv.FormatInt(int64(v), 10)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
