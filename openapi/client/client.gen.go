@@ -194,11 +194,14 @@ type AgentState struct {
 	ChangedAt time.Time `json:"changedAt,omitempty"`
 
 	// Chunks Output chunks stored so far.
-	Chunks      int64     `json:"chunks"`
-	DurationMs  int64     `json:"durationMs,omitempty"`
-	ExitCode    *int64    `json:"exitCode,omitempty"`
-	FinishedAt  time.Time `json:"finishedAt,omitempty"`
-	Name        string    `json:"name"`
+	Chunks     int64     `json:"chunks"`
+	DurationMs int64     `json:"durationMs,omitempty"`
+	ExitCode   *int64    `json:"exitCode,omitempty"`
+	FinishedAt time.Time `json:"finishedAt,omitempty"`
+	Name       string    `json:"name"`
+
+	// Output The agent's whole output when its result carries it inline and it is at most 4 KiB (in GET /v1/commands/{id}); longer output: GET …/output.
+	Output      string    `json:"output,omitempty"`
 	OutputBytes int64     `json:"outputBytes"`
 	Reason      string    `json:"reason,omitempty"`
 	StartedAt   time.Time `json:"startedAt,omitempty"`

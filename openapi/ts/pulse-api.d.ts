@@ -738,6 +738,8 @@ export interface components {
             /** Format: date-time */
             finishedAt?: string;
             name: string;
+            /** @description The agent's whole output when its result carries it inline and it is at most 4 KiB (in GET /v1/commands/{id}); longer output: GET …/output. */
+            output?: string;
             /** Format: int64 */
             outputBytes: number;
             reason?: string;

@@ -30,6 +30,9 @@ type AgentState struct {
 	DurationMs  int64     `json:"durationMs,omitempty"`
 	OutputBytes int64     `json:"outputBytes"`
 	Chunks      int       `json:"chunks" doc:"Output chunks stored so far."`
+	// Output is a short output in full, from a result that carries it inline, so a client shows it with
+	// no request per agent.
+	Output []byte `json:"output,omitempty" doc:"The agent's whole output when its result carries it inline and it is at most 4 KiB (in GET /v1/commands/{id}); longer output: GET …/output."`
 	// ChangedAt is when the store received what put the agent in this state (zero for derived states:
 	// pending, awaiting approval, expired, cancelled before release).
 	ChangedAt time.Time    `json:"changedAt,omitzero"`
@@ -171,7 +174,9 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 	prefix := layout.ResultsOf(id)
 	walk := store.Walk
 	if !withResults {
-		walk = func(context.Context, store.Store, string, string, int, func(store.ObjectInfo) error) error { return nil }
+		walk = func(context.Context, store.Store, string, string, int, func(store.ObjectInfo) error) error {
+			return nil
+		}
 	}
 	err = walk(ctx, s.Store, prefix, "", 0, func(o store.ObjectInfo) error {
 		rest := strings.TrimPrefix(o.Key, prefix)
@@ -341,10 +346,16 @@ func (s *Service) lateReport(ctx context.Context, rec *Record, agent string) err
 		rec.ID, agent, rec.NotAfter.UTC().Format(time.RFC3339))
 }
 
+// maxShownInline is the most inline output a command's state carries per agent.
+const maxShownInline = 4 << 10
+
 // setResult copies what a result says about its run into the agent's state.
 func (as *AgentState) setResult(res *wire.Result) {
 	as.ExitCode, as.Reason, as.StartedAt, as.FinishedAt, as.OutputBytes = res.ExitCode, res.Reason, res.StartedAt, res.FinishedAt, res.OutputBytes
 	if !res.StartedAt.IsZero() {
 		as.DurationMs = res.FinishedAt.Sub(res.StartedAt).Milliseconds()
+	}
+	if len(res.Output) <= maxShownInline {
+		as.Output = res.Output
 	}
 }
