@@ -48,6 +48,8 @@ type Service struct {
 	executions store.Once[ExecutionRecord]
 	// versions are write-once; an execution's is read once per process, not on every fold.
 	versions store.Once[Version]
+	// mem keeps parsed definitions and executions' folds (fold.go).
+	mem caches
 }
 
 // Subscribe routes stored results of workflow commands into their executions. The event is recorded

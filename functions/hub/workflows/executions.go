@@ -68,36 +68,22 @@ func (s *Service) Record(ctx context.Context, id string) (*ExecutionRecord, erro
 	return rec, err
 }
 
-// Load reads an execution and folds its events.
+// Load reads an execution and folds its events. The definition is parsed once per process and the
+// fold is kept between calls, so a call reads only the events recorded since the last (fold.go).
 func (s *Service) Load(ctx context.Context, id string) (*Execution, error) {
 	rec, err := s.Record(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.versions.Get(ctx, s.Store, layout.WorkflowVersion(rec.Workflow, rec.Version))
-	if err != nil {
-		return nil, fmt.Errorf("workflow %s version %d: %w", rec.Workflow, rec.Version, err)
-	}
-	def, err := workflow.Parse([]byte(v.Source))
-	if err != nil {
-		return nil, fmt.Errorf("workflow %s version %d no longer parses: %w", rec.Workflow, rec.Version, err)
-	}
-	ex := &Execution{Rec: rec, Def: def}
-	err = store.Walk(ctx, s.Store, layout.EventsOf(id), "", 0, func(o store.ObjectInfo) error {
-		var e workflow.Event
-		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &e); errors.Is(err, store.ErrNotFound) {
-			return nil // refused by the integrity check: not an event of this execution
-		} else if err != nil {
-			return err
-		}
-		ex.Events = append(ex.Events, e)
-		return nil
-	})
+	def, err := s.definition(ctx, rec.Workflow, rec.Version)
 	if err != nil {
 		return nil, err
 	}
-	ex.State, err = workflow.Fold(def, id, ex.Events)
-	return ex, err
+	st, events, err := s.foldEvents(ctx, id, def)
+	if err != nil {
+		return nil, err
+	}
+	return &Execution{Rec: rec, Def: def, Events: events, State: st}, nil
 }
 
 // addEvent records one input of an execution.
