@@ -169,7 +169,7 @@ func (s *Service) start(ctx context.Context, name string, given map[string]any, 
 	if err != nil {
 		return nil, err
 	}
-	def, err := workflow.Parse([]byte(v.Source))
+	def, err := s.parsed(v)
 	if err != nil {
 		return nil, refused(v.Name, err)
 	}

@@ -39,7 +39,7 @@ const (
 	// maxFolds and maxFoldedEvents bound the executions kept and the events they hold in total.
 	maxFolds        = 1024
 	maxFoldedEvents = 200_000
-	// maxDefinitions bounds the parsed definitions kept.
+	// maxDefinitions bounds the parsed definitions kept, and the schedules' latest fires.
 	maxDefinitions = 256
 )
 
@@ -67,12 +67,14 @@ type caches struct {
 	once  sync.Once
 	folds *lru[*folded]
 	defs  *lru[*workflow.Definition]
+	fires *lru[time.Time] // the latest fired slot of a scheduled version (tick.go)
 }
 
 func (c *caches) get() *caches {
 	c.once.Do(func() {
 		c.folds = newLRU[*folded](maxFolds, maxFoldedEvents)
 		c.defs = newLRU[*workflow.Definition](maxDefinitions, maxDefinitions)
+		c.fires = newLRU[time.Time](maxDefinitions, maxDefinitions)
 	})
 	return c
 }
