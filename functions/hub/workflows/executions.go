@@ -304,14 +304,17 @@ func (s *Service) Executions(ctx context.Context, f ExecutionFilter) (*Execution
 }
 
 // StreamEvents sends an execution's events as they are recorded, until the execution ends or ctx ends.
-// The definition is read once; whether the execution has ended is folded from the events already
-// sent, so an idle stream costs one listing per round.
+// The definition is read once; whether the execution has ended is folded, a batch at a time, from the
+// events already sent, so an idle stream costs one listing per round.
 func (s *Service) StreamEvents(ctx context.Context, id string, send func(id string, e workflow.Event) error) error {
 	ex, err := s.Load(ctx, id)
 	if err != nil {
 		return err
 	}
-	var sent []workflow.Event
+	sent, err := workflow.NewFolder(ex.Def, id)
+	if err != nil {
+		return err
+	}
 	last := ""
 	for {
 		page, err := s.Store.List(ctx, layout.EventsOf(id), last, 1000)
@@ -329,10 +332,11 @@ func (s *Service) StreamEvents(ctx context.Context, id string, send func(id stri
 			if err := send(e.ID, e); err != nil {
 				return err
 			}
-			last, sent = o.Key, append(sent, e)
+			last = o.Key
+			sent.Add(e)
 		}
 		if len(page.Objects) == 0 {
-			if st, err := workflow.Fold(ex.Def, id, sent); err == nil && st.Status.Final() {
+			if sent.State().Status.Final() {
 				return nil
 			}
 			select {
