@@ -19,21 +19,31 @@ import (
 // Event keys are UUIDv7 ids, so they sort by the time the writing hub gave them; but an event written by
 // another hub can land with an id a little older than the newest one folded here (its clock runs
 // behind, its write was slow). So a round does not list from the newest key folded: it lists from
-// eventLookback before it (layout.EventsSince) and passes over the keys it has already handled, which
-// it remembers for that window (folded.seen). A key that turns up sorting before the newest folded one
-// is put in its place and the state is folded again from the events in memory, so the state is always
-// Fold of the events read, in key order: exactly what a full read would give.
+// eventLookback before it (layout.EventsSince), and every wideEvery from wideLookback before it, and
+// passes over the keys it has already handled, which it remembers for the wide window (fold.seen). A
+// key that turns up sorting before the newest folded one is put in its place and the state is folded
+// again from the events in memory, so the state is always Fold of the events read, in key order:
+// exactly what a full read of them would give.
+//
+// Two windows, because one costs what it lists on every round: a round lists every key of the window,
+// and in a busy execution two minutes hold hundreds of events, which made each round's listing grow
+// with the execution (measured: BenchmarkWorkflowEventCost, 77 ms an event at 1,000 events against 31 at
+// 100 with a two-minute window on every round). Ten seconds, the allowance the bell feed makes for the
+// same skew, covers hubs kept in time by NTP and ordinary writes on every round; the wide window, the
+// audit seals' allowance, catches a slower straggler within wideEvery.
 //
 // The cache is never the only thing standing between the driver and a correct state: a miss (another
 // process, a restart, an entry dropped by the bound) reads and folds every event, and so does a round
-// on an entry older than foldTrust, which bounds how long an event landing later than the lookback
+// on an entry older than foldTrust, which bounds how long an event landing later than the wide window
 // (a hub paused mid-write, a clock far behind) can go unseen by this process. Objects that fail the
 // hub's integrity check read as store.ErrNotFound through the signed store and are passed over, as in a
 // full read, and remembered so they are not read again within the window.
 const (
-	// eventLookback is how far before the newest folded event a round lists, the same allowance for
-	// skewed clocks and late writes that the audit seals make.
-	eventLookback = 2 * time.Minute
+	// eventLookback is how far before the newest folded event every round lists.
+	eventLookback = 10 * time.Second
+	// wideLookback is how far before it a round lists once every wideEvery.
+	wideLookback = 2 * time.Minute
+	wideEvery    = 30 * time.Second
 	// foldTrust is how long a kept fold is caught up incrementally before a full read checks it.
 	foldTrust = 10 * time.Minute
 	// maxFolds and maxFoldedEvents bound the executions kept and the events they hold in total.
@@ -56,8 +66,10 @@ type fold struct {
 	folder *workflow.Folder
 	keys   []string         // every event key folded, ascending
 	events []workflow.Event // the event of each key
-	seen   map[string]bool  // keys listed after floor and already handled (folded or refused)
+	seen   map[string]bool  // keys listed after wide and already handled (folded or refused)
 	floor  string           // where rounds list from; it never moves back
+	wide   string           // where a round lists from every wideEvery; it never moves back
+	wideAt time.Time        // when a round last listed from wide
 	fullAt time.Time        // when every event was last read
 	state  *workflow.State  // the fold of events, a copy the folder no longer changes
 }
@@ -164,16 +176,21 @@ func (s *Service) foldAll(ctx context.Context, f *folded, id string, def *workfl
 		return err
 	}
 	folder.Add(events...)
-	f.fold = fold{def: def, folder: folder, keys: keys, events: events, seen: seen, fullAt: time.Now(), state: folder.State()}
+	now := time.Now()
+	f.fold = fold{def: def, folder: folder, keys: keys, events: events, seen: seen, fullAt: now, wideAt: now, state: folder.State()}
 	f.raiseFloor(id)
 	return nil
 }
 
-// catchUp folds what was recorded since the last round: the keys from the floor on that it has not
-// handled yet.
+// catchUp folds what was recorded since the last round: the keys from the floor (or the wide floor,
+// when it is time) on that it has not handled yet.
 func (s *Service) catchUp(ctx context.Context, f *folded, id string) error {
+	from := f.floor
+	if now := time.Now(); now.Sub(f.wideAt) >= wideEvery {
+		from, f.wideAt = f.wide, now
+	}
 	late, changed := false, false
-	err := store.Walk(ctx, s.Store, layout.EventsOf(id), f.floor, 0, func(o store.ObjectInfo) error {
+	err := store.Walk(ctx, s.Store, layout.EventsOf(id), from, 0, func(o store.ObjectInfo) error {
 		if f.seen[o.Key] {
 			return nil
 		}
@@ -218,9 +235,9 @@ func (s *Service) catchUp(ctx context.Context, f *folded, id string) error {
 	return nil
 }
 
-// raiseFloor moves the listing start to eventLookback before the newest event folded, or before now
-// when that event's id is ahead of this hub's clock (so a hub whose clock runs ahead cannot push the
-// window past the events of the others), and forgets the keys it leaves behind.
+// raiseFloor moves the listing starts to eventLookback and wideLookback before the newest event
+// folded, or before now when that event's id is ahead of this hub's clock (so a hub whose clock runs
+// ahead cannot push the windows past the events of the others), and forgets the keys they leave behind.
 func (f *folded) raiseFloor(id string) {
 	if len(f.keys) == 0 {
 		return
@@ -232,13 +249,14 @@ func (f *folded) raiseFloor(id string) {
 	if now := time.Now(); now.Before(t) {
 		t = now
 	}
-	floor := layout.EventsSince(id, t.Add(-eventLookback))
-	if floor <= f.floor {
+	f.floor = max(f.floor, layout.EventsSince(id, t.Add(-eventLookback)))
+	wide := layout.EventsSince(id, t.Add(-wideLookback))
+	if wide <= f.wide {
 		return
 	}
-	f.floor = floor
+	f.wide = wide
 	for k := range f.seen {
-		if k <= floor {
+		if k <= wide {
 			delete(f.seen, k)
 		}
 	}

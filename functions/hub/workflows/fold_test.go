@@ -195,9 +195,20 @@ func TestIncrementalFoldIsTheFullFold(t *testing.T) {
 			b.add(now.Add(-50*time.Second), workflow.Event{Kind: workflow.EventCommandAccepted, CommandID: workflow.CommandID(b.id, "s0", 1), Agents: []string{"a1"}})
 			b.add(now, result(b, 0, "succeeded"))
 		}, func(b *bench, s *Service, now time.Time) *Service {
-			// Another hub's result for the same agent, with an id 30s older: in key order it came first,
+			// Another hub's result for the same agent, with an id 5s older: in key order it came first,
 			// so it is the one that counts and the step failed.
+			b.add(now.Add(-5*time.Second), result(b, 0, "failed"))
+			return nil
+		}},
+		{"an event older than the last folded, beyond the short lookback", func(b *bench, s *Service, now time.Time) {
+			b.add(now.Add(-time.Minute), workflow.Event{Kind: workflow.EventStarted, By: "alice"})
+			b.add(now.Add(-50*time.Second), workflow.Event{Kind: workflow.EventCommandAccepted, CommandID: workflow.CommandID(b.id, "s0", 1), Agents: []string{"a1"}})
+			b.add(now, result(b, 0, "succeeded"))
+		}, func(b *bench, s *Service, now time.Time) *Service {
+			// 30s older: found by the round that lists the wide window, wideEvery after the last one.
 			b.add(now.Add(-30*time.Second), result(b, 0, "failed"))
+			f, _ := s.mem.get().folds.get(b.id)
+			f.wideAt = f.wideAt.Add(-wideEvery)
 			return nil
 		}},
 		{"an object that fails the integrity check", func(b *bench, s *Service, now time.Time) {
