@@ -125,6 +125,7 @@ func (s *Service) parsed(v *Version) (*workflow.Definition, error) {
 func (s *Service) foldEvents(ctx context.Context, id string, def *workflow.Definition) (*workflow.State, []workflow.Event, error) {
 	folds := s.mem.get().folds
 	f := folds.getOrAdd(id, func() *folded { return &folded{} })
+	same := func(g *folded) bool { return g == f } // not dropped and replaced meanwhile
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var err error
@@ -135,10 +136,10 @@ func (s *Service) foldEvents(ctx context.Context, id string, def *workflow.Defin
 	}
 	if err != nil {
 		f.fold = fold{} // half caught up: trust none of it
-		folds.remove(id)
+		folds.remove(id, same)
 		return nil, nil, err
 	}
-	folds.weigh(id, func(g *folded) bool { return g == f }, len(f.keys))
+	folds.weigh(id, same, len(f.keys))
 	return f.state, slices.Clip(f.events), nil
 }
 

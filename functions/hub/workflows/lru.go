@@ -85,11 +85,11 @@ func (c *lru[V]) weigh(key string, same func(V) bool, weight int) {
 	c.evict()
 }
 
-// remove drops key.
-func (c *lru[V]) remove(key string) {
+// remove drops the entry under key if it still holds val.
+func (c *lru[V]) remove(key string, same func(V) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
+	if el, ok := c.items[key]; ok && same(el.Value.(*lruItem[V]).val) {
 		c.drop(el)
 	}
 }
