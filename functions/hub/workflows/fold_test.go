@@ -298,3 +298,48 @@ func TestRoundReadsOnlyNewEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentRounds: rounds on one execution from many goroutines while events are recorded share
+// the kept fold safely (run with -race), and end on the full fold.
+func TestConcurrentRounds(t *testing.T) {
+	b := newBench(t, 20)
+	s := &Service{Store: b.store}
+	now := time.Now()
+	b.add(now.Add(-time.Minute), workflow.Event{Kind: workflow.EventStarted, By: "alice"})
+	done := make(chan struct{})
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				ex, err := s.Load(b.ctx, b.id)
+				if err != nil {
+					errs <- err
+					return
+				}
+				_ = ex.View().State.Steps["s0"].Status // read what a client would
+				_ = workflow.Next(ex.Def, ex.State, time.Now())
+			}
+		}()
+	}
+	for i := range 20 {
+		cmd := workflow.CommandID(b.id, fmt.Sprintf("s%d", i), 1)
+		code := 0
+		b.add(now.Add(time.Duration(2*i)*time.Millisecond), workflow.Event{Kind: workflow.EventCommandAccepted, CommandID: cmd, Agents: []string{"a1"}})
+		b.add(now.Add(time.Duration(2*i+1)*time.Millisecond), workflow.Event{Kind: workflow.EventCommandResult, CommandID: cmd, Agent: "a1", Status: "succeeded", ExitCode: &code})
+	}
+	close(done)
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ex := b.load(s); !reflect.DeepEqual(ex.State, b.want()) {
+		t.Fatalf("after concurrent rounds:\n%+v\nwant\n%+v", ex.State, b.want())
+	}
+}
