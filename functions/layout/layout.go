@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // Prefix is a top-level family of keys. Prefixes lists them all, with what each holds, so the key
@@ -219,6 +221,26 @@ func EventsOf(id string) string { return Executions + id + "/events/" }
 
 // Event is one event of an execution; id is a UUIDv7.
 func Event(exec, id string) string { return EventsOf(exec) + id + ".json" }
+
+// EventsSince is a listing start (store.List's startAfter) for an execution's events whose UUIDv7
+// ids were made at or after t's millisecond: it sorts after every such id made earlier and before every
+// one made then or later. The workflow driver lists from a little before the last event it folded,
+// because another hub's events can land with slightly older ids.
+func EventsSince(exec string, t time.Time) string {
+	ms := uint64(max(t.UnixMilli(), 0))
+	return fmt.Sprintf("%s%08x-%04x", EventsOf(exec), ms>>16, ms&0xffff)
+}
+
+// EventTime is when an event key's UUIDv7 id was made (to the millisecond), and false for a key whose
+// name is not a UUIDv7.
+func EventTime(key string) (time.Time, bool) {
+	u, err := uuid.Parse(Name(key))
+	if err != nil || u.Version() != 7 {
+		return time.Time{}, false
+	}
+	ms := int64(u[0])<<40 | int64(u[1])<<32 | int64(u[2])<<24 | int64(u[3])<<16 | int64(u[4])<<8 | int64(u[5])
+	return time.UnixMilli(ms).UTC(), true
+}
 
 // ActiveExecution lists an execution for the tick.
 func ActiveExecution(id string) string { return ActiveExecutions + id + ".json" }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pulsehq/pulse/functions/layout"
 )
 
@@ -64,10 +66,42 @@ func TestKeysSortByTime(t *testing.T) {
 	}{
 		{"bell", layout.BellAt, layout.BellAt(now.Add(-time.Second)), layout.BellAt(now.Add(time.Second))},
 		{"audit", layout.AuditAt, layout.AuditAt(now.Add(-time.Second)), layout.AuditAt(now.Add(time.Second))},
+		{"event", func(t time.Time) string { return layout.EventsSince("x", t) }, layout.Event("x", eventID(now.Add(-time.Millisecond))), layout.Event("x", eventID(now))},
 	}
 	for _, c := range cases {
 		if k := c.at(now); !(c.before < k && k < c.after) {
 			t.Errorf("%s: %s not between %s and %s", c.name, k, c.before, c.after)
+		}
+	}
+}
+
+// eventID is a UUIDv7 made at t.
+func eventID(t time.Time) string {
+	u := uuid.Must(uuid.NewV7())
+	ms := t.UnixMilli()
+	for i := range 6 {
+		u[i] = byte(ms >> (40 - 8*i))
+	}
+	return u.String()
+}
+
+// TestEventTime: an event key's time is its UUIDv7's, to the millisecond; other names have none.
+func TestEventTime(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	cases := []struct {
+		key  string
+		want time.Time
+		ok   bool
+	}{
+		{layout.Event("x", eventID(now)), now, true},
+		{layout.Event("x", uuid.Must(uuid.NewV7()).String()), time.Time{}, true},
+		{layout.Event("x", uuid.NewString()), time.Time{}, false},
+		{layout.Event("x", "zzzz"), time.Time{}, false},
+	}
+	for _, c := range cases {
+		got, ok := layout.EventTime(c.key)
+		if ok != c.ok || (!c.want.IsZero() && !got.Equal(c.want)) {
+			t.Errorf("EventTime(%s) = %v %v, want %v %v", c.key, got, ok, c.want, c.ok)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package workflow
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -24,6 +25,28 @@ import (
 // The definition must be the version the execution started with. Fold errors only when the
 // definition cannot run (it did not come from Parse, or a condition does not compile).
 func Fold(def *Definition, execution string, events []Event) (*State, error) {
+	f, err := NewFolder(def, execution)
+	if err != nil {
+		return nil, err
+	}
+	f.Add(events...)
+	f.m.view()
+	return f.m.st, nil
+}
+
+// Folder is Fold taken a few events at a time, for a hub that keeps an execution's state in memory
+// and reads only the events recorded since: adding events one batch after another gives exactly the
+// state Fold gives for all of them in the same order. The caller keeps the order (the hub folds keys in
+// ascending order, and starts a new Folder when an event turns up that sorts before one already
+// added). A Folder is not safe for concurrent use; State hands out copies that are.
+type Folder struct {
+	m    machine
+	seen map[string]bool // event ids folded, to ignore repeats as Fold does
+}
+
+// NewFolder starts the fold of an execution: no event yet. It errors as Fold does, when the definition
+// cannot run.
+func NewFolder(def *Definition, execution string) (*Folder, error) {
 	if def == nil || def.byName == nil {
 		return nil, errors.New("workflow: the definition was not built by Parse")
 	}
@@ -55,21 +78,65 @@ func Fold(def *Definition, execution string, events []Event) (*State, error) {
 			}
 		}
 	}
-	m := &machine{d: def, st: st}
-	seen := make(map[string]bool, len(events))
+	return &Folder{m: machine{d: def, st: st}, seen: map[string]bool{}}, nil
+}
+
+// Add folds events after those already added, in the order given.
+func (f *Folder) Add(events ...Event) {
+	m, st := &f.m, f.m.st
 	for i := range events {
 		ev := &events[i]
-		if ev.ID != "" && seen[ev.ID] {
+		if ev.ID != "" && f.seen[ev.ID] {
 			st.Events++
 			m.ignore(ev, "event listed twice")
 			continue
 		}
-		seen[ev.ID] = true
+		f.seen[ev.ID] = true
 		m.apply(ev)
 		m.settle()
 	}
-	m.view()
-	return st, nil
+}
+
+// State is the fold of the events added so far: a copy that later Adds do not change, so the hub can
+// hand it out (to Next, to a client) while the Folder goes on.
+func (f *Folder) State() *State {
+	st := f.m.st.clone()
+	(&machine{d: f.m.d, st: st}).view()
+	return st
+}
+
+// clone copies everything the machine changes in place; what it only ever sets once (inputs, the
+// command index, prompts, targets and params of attempts) is shared, and the timeline, which it only
+// appends to, is shared up to its current length.
+func (st *State) clone() *State {
+	c := *st
+	c.Steps = make(map[string]*StepState, len(st.Steps))
+	for name, ss := range st.Steps {
+		cs := *ss
+		cs.Attempts = make([]*Attempt, len(ss.Attempts))
+		for i, a := range ss.Attempts {
+			ca := *a
+			ca.Results = maps.Clone(a.Results)
+			cs.Attempts[i] = &ca
+		}
+		if ss.Attempts == nil {
+			cs.Attempts = nil
+		}
+		c.Steps[name] = &cs
+	}
+	c.Answers = maps.Clone(st.Answers)
+	c.Timers = slices.Clone(st.Timers)
+	c.Timeline = slices.Clip(st.Timeline)
+	c.Ignored = slices.Clone(st.Ignored)
+	c.commands = make(map[string]*commandFacts, len(st.commands))
+	for id, f := range st.commands {
+		cf := *f
+		cf.results = maps.Clone(f.results)
+		c.commands[id] = &cf
+	}
+	c.answers = maps.Clone(st.answers)
+	c.fired = maps.Clone(st.fired)
+	return &c
 }
 
 // machine applies events to a state.
@@ -158,7 +225,8 @@ func (m *machine) apply(ev *Event) {
 			m.ignore(ev, "execution already %s", st.Status)
 			return
 		}
-		st.cancel = ev
+		c := *ev // the caller's slice may be reused once Add returns
+		st.cancel = &c
 	default:
 		m.ignore(ev, "unknown event kind %q", ev.Kind)
 	}

@@ -3,6 +3,7 @@ package workflow
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"testing"
@@ -58,6 +59,9 @@ type sim struct {
 	exec   string
 	events []Event
 	now    time.Time
+
+	folder *Folder // fed the events as they come, checked against Fold in state
+	folded int     // how many events folder has
 }
 
 func newSim(t testing.TB, def *Definition, inputs map[string]any) *sim {
@@ -83,6 +87,18 @@ func (s *sim) state() *State {
 	st, err := Fold(s.def, s.exec, s.events)
 	if err != nil {
 		s.t.Fatalf("fold: %v", err)
+	}
+	// Every scenario also checks the incremental fold the hub uses: the events since the last look,
+	// added to a Folder that has seen the earlier ones, give exactly Fold's state.
+	if s.folder == nil {
+		if s.folder, err = NewFolder(s.def, s.exec); err != nil {
+			s.t.Fatalf("new folder: %v", err)
+		}
+	}
+	s.folder.Add(s.events[s.folded:]...)
+	s.folded = len(s.events)
+	if inc := s.folder.State(); !reflect.DeepEqual(inc, st) {
+		s.t.Fatalf("after %d events the incremental fold differs from Fold:\n%+v\nwant\n%+v", len(s.events), inc, st)
 	}
 	return st
 }

@@ -48,6 +48,8 @@ type Service struct {
 	executions store.Once[ExecutionRecord]
 	// versions are write-once; an execution's is read once per process, not on every fold.
 	versions store.Once[Version]
+	// mem keeps parsed definitions and executions' folds (fold.go).
+	mem caches
 }
 
 // Subscribe routes stored results of workflow commands into their executions. The event is recorded
@@ -160,18 +162,57 @@ func (s *Service) latest(ctx context.Context, name string) (*Version, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.newest(ctx, keys)
+}
+
+// newest is the newest genuine version among a workflow's version keys (ascending). Versions are
+// written once, so each is read once per process; the caller gets its own copy.
+func (s *Service) newest(ctx context.Context, keys []string) (*Version, error) {
 	for i := len(keys) - 1; i >= 0; i-- {
-		var v Version
-		_, err := store.ReadJSON(ctx, s.Store, keys[i], &v)
+		v, err := s.versions.Get(ctx, s.Store, keys[i])
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		return &v, nil
+		c := *v
+		return &c, nil
 	}
 	return nil, store.ErrNotFound
+}
+
+// heads is the newest genuine version of every workflow, deleted ones included, in name order, from
+// one listing of every version.
+func (s *Service) heads(ctx context.Context) ([]*Version, error) {
+	var names []string
+	keys := map[string][]string{}
+	err := store.Walk(ctx, s.Store, layout.Workflows, "", 0, func(o store.ObjectInfo) error {
+		name, _, versioned := strings.Cut(strings.TrimPrefix(o.Key, layout.Workflows), "/")
+		if !versioned {
+			return nil // not under layout.WorkflowVersionsOf: no version of any workflow
+		}
+		if _, ok := keys[name]; !ok {
+			names = append(names, name)
+		}
+		keys[name] = append(keys[name], o.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []*Version
+	for _, name := range names {
+		v, err := s.newest(ctx, keys[name])
+		if errors.Is(err, store.ErrNotFound) {
+			continue // no genuine version
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // current is the newest version of a live workflow, or a NotFound domain error.
@@ -231,7 +272,7 @@ func (s *Service) Get(ctx context.Context, name string) (*Version, error) {
 	if err != nil {
 		return nil, err
 	}
-	if def, err := workflow.Parse([]byte(v.Source)); err == nil {
+	if def, err := s.parsed(v); err == nil {
 		v.Parsed = def
 	}
 	return v, nil
@@ -239,41 +280,30 @@ func (s *Service) Get(ctx context.Context, name string) (*Version, error) {
 
 // List returns the current version of every workflow.
 func (s *Service) List(ctx context.Context) ([]Summary, error) {
-	latest := map[string]string{}
-	var names []string
-	err := store.Walk(ctx, s.Store, layout.Workflows, "", 0, func(o store.ObjectInfo) error {
-		name, _, _ := strings.Cut(strings.TrimPrefix(o.Key, layout.Workflows), "/")
-		if _, ok := latest[name]; !ok {
-			names = append(names, name)
-		}
-		latest[name] = o.Key
-		return nil
-	})
+	heads, err := s.heads(ctx)
 	if err != nil {
 		return nil, err
 	}
 	out := []Summary{}
-	for _, name := range names {
-		v, err := s.latest(ctx, name)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // no genuine version
-		}
-		if err != nil {
-			return nil, err
-		}
+	for _, v := range heads {
 		if v.Deleted {
 			continue
 		}
-		sum := Summary{Name: v.Name, Version: v.Version, AppliedBy: v.AppliedBy, AppliedAt: v.AppliedAt}
-		if def, err := workflow.Parse([]byte(v.Source)); err == nil {
-			sum.Description, sum.Steps = def.Description, len(def.Steps)
-			if def.Schedule != nil {
-				sum.Schedule = def.Schedule.Cron
-			}
-		}
-		out = append(out, sum)
+		out = append(out, s.summary(v))
 	}
 	return out, nil
+}
+
+// summary is a version's line in the workflow list.
+func (s *Service) summary(v *Version) Summary {
+	sum := Summary{Name: v.Name, Version: v.Version, AppliedBy: v.AppliedBy, AppliedAt: v.AppliedAt}
+	if def, err := s.parsed(v); err == nil {
+		sum.Description, sum.Steps = def.Description, len(def.Steps)
+		if def.Schedule != nil {
+			sum.Schedule = def.Schedule.Cron
+		}
+	}
+	return sum
 }
 
 // Delete writes a deletion as a new version; earlier versions stay readable in the bucket.

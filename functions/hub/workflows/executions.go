@@ -68,36 +68,22 @@ func (s *Service) Record(ctx context.Context, id string) (*ExecutionRecord, erro
 	return rec, err
 }
 
-// Load reads an execution and folds its events.
+// Load reads an execution and folds its events. The definition is parsed once per process and the
+// fold is kept between calls, so a call reads only the events recorded since the last (fold.go).
 func (s *Service) Load(ctx context.Context, id string) (*Execution, error) {
 	rec, err := s.Record(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	v, err := s.versions.Get(ctx, s.Store, layout.WorkflowVersion(rec.Workflow, rec.Version))
-	if err != nil {
-		return nil, fmt.Errorf("workflow %s version %d: %w", rec.Workflow, rec.Version, err)
-	}
-	def, err := workflow.Parse([]byte(v.Source))
-	if err != nil {
-		return nil, fmt.Errorf("workflow %s version %d no longer parses: %w", rec.Workflow, rec.Version, err)
-	}
-	ex := &Execution{Rec: rec, Def: def}
-	err = store.Walk(ctx, s.Store, layout.EventsOf(id), "", 0, func(o store.ObjectInfo) error {
-		var e workflow.Event
-		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &e); errors.Is(err, store.ErrNotFound) {
-			return nil // refused by the integrity check: not an event of this execution
-		} else if err != nil {
-			return err
-		}
-		ex.Events = append(ex.Events, e)
-		return nil
-	})
+	def, err := s.definition(ctx, rec.Workflow, rec.Version)
 	if err != nil {
 		return nil, err
 	}
-	ex.State, err = workflow.Fold(def, id, ex.Events)
-	return ex, err
+	st, events, err := s.foldEvents(ctx, id, def)
+	if err != nil {
+		return nil, err
+	}
+	return &Execution{Rec: rec, Def: def, Events: events, State: st}, nil
 }
 
 // addEvent records one input of an execution.
@@ -183,7 +169,7 @@ func (s *Service) start(ctx context.Context, name string, given map[string]any, 
 	if err != nil {
 		return nil, err
 	}
-	def, err := workflow.Parse([]byte(v.Source))
+	def, err := s.parsed(v)
 	if err != nil {
 		return nil, refused(v.Name, err)
 	}
@@ -318,14 +304,17 @@ func (s *Service) Executions(ctx context.Context, f ExecutionFilter) (*Execution
 }
 
 // StreamEvents sends an execution's events as they are recorded, until the execution ends or ctx ends.
-// The definition is read once; whether the execution has ended is folded from the events already
-// sent, so an idle stream costs one listing per round.
+// The definition is read once; whether the execution has ended is folded, a batch at a time, from the
+// events already sent, so an idle stream costs one listing per round.
 func (s *Service) StreamEvents(ctx context.Context, id string, send func(id string, e workflow.Event) error) error {
 	ex, err := s.Load(ctx, id)
 	if err != nil {
 		return err
 	}
-	var sent []workflow.Event
+	sent, err := workflow.NewFolder(ex.Def, id)
+	if err != nil {
+		return err
+	}
 	last := ""
 	for {
 		page, err := s.Store.List(ctx, layout.EventsOf(id), last, 1000)
@@ -343,10 +332,11 @@ func (s *Service) StreamEvents(ctx context.Context, id string, send func(id stri
 			if err := send(e.ID, e); err != nil {
 				return err
 			}
-			last, sent = o.Key, append(sent, e)
+			last = o.Key
+			sent.Add(e)
 		}
 		if len(page.Objects) == 0 {
-			if st, err := workflow.Fold(ex.Def, id, sent); err == nil && st.Status.Final() {
+			if sent.State().Status.Final() {
 				return nil
 			}
 			select {
