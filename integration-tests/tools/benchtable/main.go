@@ -23,6 +23,9 @@ type goal struct {
 	bound   float64
 	atLeast bool   // the figure must reach bound, not stay under it
 	also    string // another metric of the same benchmark printed beside it (unit)
+	// per, when set, is a second benchmark with the same metric: the figure is bench's value over
+	// per's (growth: 1 is linear cost per event).
+	per string
 }
 
 var goals = []goal{
