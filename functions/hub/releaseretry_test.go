@@ -209,3 +209,60 @@ func TestPlantedReleaseSignsNothing(t *testing.T) {
 		})
 	}
 }
+
+// releaseFails fails writes of release records (releasing/…): the first failAt of them, or all when
+// failAt is 0.
+type releaseFails struct {
+	store.Store
+	failAt int64
+	puts   atomic.Int64
+}
+
+func (f *releaseFails) Put(ctx context.Context, k string, r io.Reader, n int64, o store.PutOptions) (store.ObjectInfo, error) {
+	if strings.HasPrefix(k, layout.Releasing) && (f.failAt == 0 || f.puts.Add(1) <= f.failAt) {
+		return store.ObjectInfo{}, errors.New("put " + k + ": 503 SlowDown")
+	}
+	return f.Store.Put(ctx, k, r, n, o)
+}
+
+// TestRecordNeverStandsWithoutItsRelease: a create writes its record and its release record at once.
+// When the release record's write fails once, it is written again and the command runs; when it
+// keeps failing, the create is refused and no record is left behind, so no command sits recorded with
+// nothing that would ever release it.
+func TestRecordNeverStandsWithoutItsRelease(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		failAt  int64
+		created bool
+	}{
+		{"the release record fails once", 1, true},
+		{"the release record keeps failing", 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			th := newTestHubOn(t, func(s store.Store) store.Store { return &releaseFails{Store: s, failAt: tc.failAt} })
+			a := th.agent("db-1", nil, nil)
+			var cmd commandView
+			st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a.ID}}, &cmd)
+			page, err := th.bucket().List(ctx, layout.Commands, "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.created {
+				if st != 202 || len(page.Objects) == 0 {
+					t.Fatalf("create: %d %s, %d objects under commands/", st, cmd.Detail, len(page.Objects))
+				}
+				if works, _, err := a.Poll(ctx, nil); err != nil || len(works) != 1 {
+					t.Fatalf("poll: %v %+v", err, works)
+				}
+				return
+			}
+			if st < 500 || !strings.Contains(cmd.Detail, "releasing") {
+				t.Errorf("create: %d %q, want a 5xx problem naming the failed write", st, cmd.Detail)
+			}
+			if len(page.Objects) != 0 {
+				t.Errorf("a refused create left %+v", page.Objects)
+			}
+		})
+	}
+}
