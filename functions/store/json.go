@@ -45,10 +45,19 @@ func PutJSON(ctx context.Context, s Store, key string, v any) error {
 }
 
 // Once keeps decoded objects that are written once and never change (identities, command records), so
-// hot paths such as signature checks read each from the store once per process.
+// hot paths such as signature checks read each from the store once per process. Concurrent first
+// reads of one key share one read: a thousand agents reporting on a new command at once read its
+// record once, not a thousand times.
 type Once[T any] struct {
-	mu sync.RWMutex
-	m  map[string]*T
+	mu       sync.RWMutex
+	m        map[string]*T
+	inflight map[string]*onceRead[T]
+}
+
+type onceRead[T any] struct {
+	done chan struct{}
+	v    *T
+	err  error
 }
 
 // Get returns the object under key, reading it from s the first time.
@@ -59,15 +68,53 @@ func (c *Once[T]) Get(ctx context.Context, s Store, key string) (*T, error) {
 	if v != nil {
 		return v, nil
 	}
-	v = new(T)
-	if _, err := ReadJSON(ctx, s, key, v); err != nil {
-		return nil, err
-	}
 	c.mu.Lock()
+	if v := c.m[key]; v != nil {
+		c.mu.Unlock()
+		return v, nil
+	}
+	if r, ok := c.inflight[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-r.done:
+			return r.v, r.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if c.inflight == nil {
+		c.inflight = map[string]*onceRead[T]{}
+	}
+	r := &onceRead[T]{done: make(chan struct{})}
+	c.inflight[key] = r
+	c.mu.Unlock()
+
+	v = new(T)
+	_, err := ReadJSON(context.WithoutCancel(ctx), s, key, v)
+	c.mu.Lock()
+	delete(c.inflight, key)
+	if err == nil {
+		c.put(key, v)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		v = nil
+	}
+	r.v, r.err = v, err
+	close(r.done)
+	return v, err
+}
+
+// Put keeps v as the object under key, for a writer that just stored it: its next Get reads nothing.
+func (c *Once[T]) Put(key string, v *T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.put(key, v)
+}
+
+func (c *Once[T]) put(key string, v *T) {
 	if c.m == nil {
 		c.m = map[string]*T{}
 	}
 	c.m[key] = v
-	c.mu.Unlock()
-	return v, nil
 }

@@ -222,6 +222,8 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 		s.settle(ctx, intent)
 		return s.Status(ctx, rec.ID, false)
 	}
+	stored := rec
+	s.records.Put(layout.Command(rec.ID), &stored)
 	s.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer, "approvals_required", rec.Approval != nil)
 	// The audit record is written beside the release, not before it: the agents get their envelope one
 	// store write sooner, and the answer still waits for both.

@@ -149,6 +149,10 @@ func New(cfg Config) (*Store, error) {
 	// Fail fast on a dead endpoint: the hub reports readiness and retries on its own schedule.
 	transport.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	transport.ResponseHeaderTimeout = 30 * time.Second
+	// A thousand agents reporting at once must not open a thousand connections to the store (and close
+	// all but 16 of them afterwards): requests beyond maxConns wait for a connection, which the store
+	// serves faster than it accepts new ones.
+	transport.MaxConnsPerHost, transport.MaxIdleConnsPerHost = maxConns, maxConns
 	client, err := minio.New(e.Host, &minio.Options{
 		Creds:        creds,
 		Secure:       e.Scheme == "https",
@@ -285,6 +289,9 @@ func (s *Store) landed(ctx context.Context, key string, body io.Seeker) (store.O
 	}
 	return s.info(key, st), true
 }
+
+// maxConns bounds the connections to the store's endpoint, busy and idle.
+const maxConns = 64
 
 func isTransportError(err error) bool {
 	var netErr net.Error
