@@ -74,13 +74,44 @@ func BenchmarkPeersAnsible(b *testing.B) {
 		return online == peersAgents
 	})
 
+	// phases keeps, per timed run, when (from the run's start) the first agent started the command, the
+	// last one finished it and the hub created it: where a run's time goes.
+	var phases [][3]time.Duration
 	pulseRun := func() error {
+		t0 := time.Now()
 		stdout, stderr, code := pulseCLI(b, h.url, token, "run", "host_uptime", "--target", "all", "--wait")
 		if code != 0 {
 			return fmt.Errorf("pulse run: exit %d: %s", code, stderr)
 		}
 		if n := strings.Count(stdout, " succeeded "); n != peersAgents {
 			return fmt.Errorf("pulse run: %d agents succeeded, want %d:\n%s", n, peersAgents, stdout)
+		}
+		out, _, _ := pulseCLI(b, h.url, token, "commands", "--limit", "1", "--json")
+		var list struct {
+			Commands []struct {
+				ID        string    `json:"id"`
+				CreatedAt time.Time `json:"createdAt"`
+			} `json:"commands"`
+		}
+		if json.Unmarshal([]byte(out), &list) == nil && len(list.Commands) == 1 {
+			cmdOut, _, _ := pulseCLI(b, h.url, token, "command", list.Commands[0].ID, "--json")
+			var st struct {
+				Agents []struct {
+					StartedAt, FinishedAt time.Time
+				} `json:"agents"`
+			}
+			if json.Unmarshal([]byte(cmdOut), &st) == nil && len(st.Agents) > 0 {
+				first, last := st.Agents[0].StartedAt, st.Agents[0].FinishedAt
+				for _, a := range st.Agents {
+					if a.StartedAt.Before(first) {
+						first = a.StartedAt
+					}
+					if a.FinishedAt.After(last) {
+						last = a.FinishedAt
+					}
+				}
+				phases = append(phases, [3]time.Duration{list.Commands[0].CreatedAt.Sub(t0), first.Sub(t0), last.Sub(t0)})
+			}
 		}
 		return nil
 	}
@@ -149,6 +180,9 @@ func BenchmarkPeersAnsible(b *testing.B) {
 		fmt.Fprintf(w, "%-44s %-40s %s\n", "pulse run --wait, median of 5", fmt.Sprintf("%.0f ms %s", ms(p), msList(pulseTimes)), "")
 		fmt.Fprintf(w, "%-44s %-40s %s\n", "ansible -f 50 connection=local, median of 3", fmt.Sprintf("%.0f ms %s", ms(a), msList(ansibleTimes)), "")
 		fmt.Fprintf(w, "%-44s %-40s %s\n", "Pulse faster by", fmt.Sprintf("%.1f×", ratio), fmt.Sprintf("≥ %.0f×", peersGoal))
+		for i, p := range phases {
+			fmt.Fprintf(w, "pulse run %d: created at %.0f ms, first agent started at %.0f ms, last finished at %.0f ms\n", i, ms(p[0]), ms(p[1]), ms(p[2]))
+		}
 	}
 }
 

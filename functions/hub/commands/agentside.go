@@ -77,13 +77,13 @@ func (s *Service) Result(ctx context.Context, agent string, res wire.Result) err
 	if err != nil {
 		return err
 	}
-	stored := res
+	stored := &res
 	if created {
 		s.Log.Info("result", "command", res.CommandID, "agent", agent, "status", res.Status, "exit", res.ExitCode)
-	} else if _, err := store.ReadJSON(ctx, s.Store, layout.Result(res.CommandID, agent), &stored); err != nil {
+		s.keepResult(res.CommandID, agent, stored)
+	} else if stored, err = s.result(ctx, res.CommandID, agent); err != nil {
 		return err // a repeat: what counts is the result stored first
 	}
-	s.finals.add(res.CommandID, agent, stored.Status)
 	s.changed(ctx, res.CommandID)
 	s.Bus.Results.Publish(ctx, events.ResultStored{Command: rec.ID, Agent: agent, Status: string(stored.Status), ExitCode: stored.ExitCode,
 		Execution: rec.Execution, Step: rec.Step, Attempt: rec.Attempt})
@@ -126,8 +126,7 @@ func (s *Service) Output(ctx context.Context, cmd, agent string, from, max int) 
 		max = 16
 	}
 	out := &Output{NextChunk: from}
-	var res wire.Result
-	_, err = store.ReadJSON(ctx, s.Store, layout.Result(cmd, id), &res)
+	res, err := s.readResult(ctx, cmd, id)
 	switch {
 	case errors.Is(err, signed.ErrTampered):
 		return nil, domain.Conflict("the result of %s for command %s was tampered with: it fails the hub's integrity check, so its output cannot be trusted (see pulse doctor)", id, cmd)

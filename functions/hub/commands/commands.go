@@ -72,6 +72,7 @@ type Service struct {
 	approvals store.Once[approvalRecord]
 	stops     store.Once[json.RawMessage]
 	finals    pairs[wire.Status]
+	kept      pairs[*wire.Result]
 }
 
 // Record is what was asked, of whom and by whom; written once when the command is accepted.

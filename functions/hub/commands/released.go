@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -82,6 +83,8 @@ func (s *Service) learnWaves(ctx context.Context, cmd, agent string) (bool, erro
 type pairs[V any] struct {
 	mu sync.Mutex
 	m  map[string]V
+	// max bounds the pairs kept (pairsMax if zero).
+	max int
 }
 
 const pairsMax = 1 << 17
@@ -101,10 +104,44 @@ func (r *pairs[V]) has(cmd, agent string) bool {
 func (r *pairs[V]) add(cmd, agent string, v V) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.m == nil || len(r.m) >= pairsMax {
+	if r.m == nil || len(r.m) >= cmp.Or(r.max, pairsMax) {
 		r.m = map[string]V{}
 	}
 	r.m[cmd+"/"+agent] = v
+}
+
+// The results this process stored or read, kept whole when small, so a watcher's final states cost no
+// read per agent. The views that must show an edit in the bucket as tampered (GET /v1/commands/{id},
+// an agent's output) read the stored result itself (readResult).
+const (
+	maxKeptResults    = 16384
+	maxKeptResultSize = 8 << 10
+)
+
+// keepResult remembers a genuine result if it is small.
+func (s *Service) keepResult(cmd, agent string, res *wire.Result) {
+	s.finals.add(cmd, agent, res.Status)
+	if len(res.Output)+len(res.Reason) <= maxKeptResultSize {
+		s.kept.add(cmd, agent, res)
+	}
+}
+
+// result is agent's result of cmd, from memory when it is kept, else read through the integrity check.
+func (s *Service) result(ctx context.Context, cmd, agent string) (*wire.Result, error) {
+	if r, ok := s.kept.get(cmd, agent); ok {
+		return r, nil
+	}
+	return s.readResult(ctx, cmd, agent)
+}
+
+// readResult reads agent's result of cmd from the store, through the integrity check, and keeps it.
+func (s *Service) readResult(ctx context.Context, cmd, agent string) (*wire.Result, error) {
+	var res wire.Result
+	if _, err := store.ReadJSON(ctx, s.Store, layout.Result(cmd, agent), &res); err != nil {
+		return nil, err
+	}
+	s.keepResult(cmd, agent, &res)
+	return &res, nil
 }
 
 // genuineFinal is the status of agent's result of cmd if the hub stored it (read through the
@@ -114,12 +151,11 @@ func (s *Service) genuineFinal(ctx context.Context, cmd, agent string) (wire.Sta
 	if st, ok := s.finals.get(cmd, agent); ok {
 		return st, true, nil
 	}
-	var res wire.Result
-	if _, err := store.ReadJSON(ctx, s.Store, layout.Result(cmd, agent), &res); isNotFound(err) {
+	res, err := s.result(ctx, cmd, agent)
+	if isNotFound(err) {
 		return "", false, nil
 	} else if err != nil {
 		return "", false, fmt.Errorf("read result of command %s on %s: %w", cmd, agent, err)
 	}
-	s.finals.add(cmd, agent, res.Status)
 	return res.Status, true, nil
 }

@@ -213,8 +213,8 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 		}
 		// Details asked for, or a result this process has not read yet.
 		g.Go(func() error {
-			var res wire.Result
-			if _, err := store.ReadJSON(gctx, s.Store, layout.Result(id, agentID), &res); errors.Is(err, signed.ErrTampered) {
+			res, err := s.readResult(gctx, id, agentID)
+			if errors.Is(err, signed.ErrTampered) {
 				tampered[i] = err
 				return nil
 			} else if isNotFound(err) {
@@ -222,8 +222,7 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 			} else if err != nil {
 				return err
 			}
-			s.finals.add(id, agentID, res.Status)
-			results[i] = &res
+			results[i] = res
 			return nil
 		})
 	}

@@ -8,10 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/events"
-	"github.com/pulsehq/pulse/functions/layout"
-	"github.com/pulsehq/pulse/functions/store"
 )
 
 // Update is one item of a command's live stream: an agent's new state, or the command's state as a
@@ -125,11 +122,11 @@ func (s *Service) Watch(ctx context.Context, id, lastEventID string, send func(U
 
 // fillResult adds exit code, reason and times from the stored result to a final agent state.
 func (s *Service) fillResult(ctx context.Context, id string, a *AgentState) {
-	var res wire.Result
-	if _, err := store.ReadJSON(ctx, s.Store, layout.Result(id, a.Agent), &res); err != nil {
+	res, err := s.result(ctx, id, a.Agent)
+	if err != nil {
 		return // expired or never released: no result
 	}
-	a.setResult(&res)
+	a.setResult(res)
 }
 
 func parseUpdateID(id string) (int64, string) {
