@@ -135,21 +135,7 @@ func BenchmarkEnqueueToEnvelope(b *testing.B) {
 			got := make([]chan time.Time, n)
 			for i, a := range bh.agents {
 				got[i] = make(chan time.Time, 16)
-				go func() {
-					var ack []string
-					for ctx.Err() == nil {
-						works, _, err := a.Poll(ctx, ack)
-						now := time.Now()
-						ack = nil
-						if err != nil {
-							continue
-						}
-						for _, w := range works {
-							ack = append(ack, w.InboxKey)
-							got[i] <- now
-						}
-					}
-				}()
+				go a.Serve(ctx, func(simagent.Work) { got[i] <- time.Now() })
 			}
 			time.Sleep(time.Second) // let every poll settle into its hold
 			var lat []time.Duration
@@ -180,20 +166,7 @@ func BenchmarkFanout1000(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, a := range bh.agents {
-		go func() {
-			var ack []string
-			for ctx.Err() == nil {
-				works, _, err := a.Poll(ctx, ack)
-				ack = nil
-				if err != nil {
-					continue
-				}
-				for _, w := range works {
-					ack = append(ack, w.InboxKey)
-					a.Complete(ctx, w, wire.StatusSucceeded, 0, nil)
-				}
-			}
-		}()
+		go a.Serve(ctx, func(w simagent.Work) { a.Complete(ctx, w, wire.StatusSucceeded, 0, nil) })
 	}
 	time.Sleep(2 * time.Second)
 	putRate := rawPutRate(b, bh.store)
@@ -284,30 +257,18 @@ func BenchmarkFanoutHubKilled(b *testing.B) {
 	var mu sync.Mutex
 	for i, a := range bh.agents {
 		runs[i] = map[string]int{}
-		go func() {
-			var ack []string
-			for ctx.Err() == nil {
-				works, _, err := a.Poll(ctx, ack)
-				if err != nil {
-					time.Sleep(100 * time.Millisecond) // the hub is down: come back soon
-					continue
-				}
-				ack = nil
-				for _, w := range works {
-					ack = append(ack, w.InboxKey)
-					mu.Lock()
-					runs[i][w.Command.CommandID]++
-					again := runs[i][w.Command.CommandID] > 1
-					mu.Unlock()
-					if again {
-						continue // the agent's replay record: offered again, never run again
-					}
-					for ctx.Err() == nil && a.Complete(ctx, w, wire.StatusSucceeded, 0, nil) != nil {
-						time.Sleep(100 * time.Millisecond) // the outbox retries until the hub takes it
-					}
-				}
+		go a.Serve(ctx, func(w simagent.Work) {
+			mu.Lock()
+			runs[i][w.Command.CommandID]++
+			again := runs[i][w.Command.CommandID] > 1
+			mu.Unlock()
+			if again {
+				return // the agent's replay record: offered again, never run again
 			}
-		}()
+			for ctx.Err() == nil && a.Complete(ctx, w, wire.StatusSucceeded, 0, nil) != nil {
+				time.Sleep(100 * time.Millisecond) // the outbox retries until the hub takes it
+			}
+		})
 	}
 	time.Sleep(2 * time.Second)
 	for b.Loop() {
@@ -438,9 +399,14 @@ func cpuTicks(b *testing.B, pid int) int {
 type countingStore struct {
 	store.Store
 	bells, other, writes atomic.Int64
+	// observe, when set, sees the key (or prefix) of every request, for counts of its own.
+	observe func(key string)
 }
 
 func (c *countingStore) count(key string) {
+	if c.observe != nil {
+		c.observe(key)
+	}
 	if strings.HasPrefix(key, "v1/bells/") || strings.HasPrefix(key, "v1/deliveries/") || strings.HasPrefix(key, "v1/retired-agents/") {
 		c.bells.Add(1)
 	} else {
@@ -466,15 +432,15 @@ func (c *countingStore) Delete(ctx context.Context, k string) error {
 	return c.Store.Delete(ctx, k)
 }
 
-// inProcessHub is a hub on MinIO behind a counting store, served in-process, with n enrolled
-// simulated agents.
-func inProcessHub(b *testing.B, n int, hold time.Duration) (*hub.Hub, *countingStore, *hubProc, string, []*simagent.Agent) {
+// inProcessHub is a hub on MinIO behind a counting store (observe, when set, sees every request's
+// key), served in-process, with n enrolled simulated agents offering catalog.
+func inProcessHub(b *testing.B, n int, hold time.Duration, catalog []wire.CommandSpec, observe func(string)) (*hub.Hub, *countingStore, *hubProc, string, []*simagent.Agent) {
 	b.Helper()
 	inner, err := minio.Store(bucket)
 	if err != nil {
 		b.Fatal(err)
 	}
-	cs := &countingStore{Store: inner}
+	cs := &countingStore{Store: inner, observe: observe}
 	_, priv, _ := ed25519.GenerateKey(crand.Reader)
 	h, err := hub.New(context.Background(), hub.Config{Store: cs, Keys: &hubkey.Keys{Current: priv}, PollHold: hold,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "bench"})
@@ -500,7 +466,7 @@ func inProcessHub(b *testing.B, n int, hold time.Duration) (*hub.Hub, *countingS
 	op(b, hp, admin, "POST", "/v1/enroll-tokens", map[string]any{"uses": n}, &tok)
 	var agents []*simagent.Agent
 	for i := range n {
-		a, err := simagent.Enroll(ctx, srv.URL, tok.Token, fmt.Sprintf("sim-%d", i), nil)
+		a, err := simagent.Enroll(ctx, srv.URL, tok.Token, fmt.Sprintf("sim-%d", i), catalog)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -517,7 +483,7 @@ func inProcessHub(b *testing.B, n int, hold time.Duration) (*hub.Hub, *countingS
 // number of agents.
 func BenchmarkStoreRequestsPerIdleAgent(b *testing.B) {
 	const n, period = 20, 2 * time.Second
-	_, cs, _, _, agents := inProcessHub(b, n, period)
+	_, cs, _, _, agents := inProcessHub(b, n, period, nil, nil)
 	ctx := context.Background()
 	for _, a := range agents { // the first heartbeat is a change; the ones measured below are not
 		a.Heartbeat(ctx)
@@ -562,24 +528,11 @@ func BenchmarkStoreRequestsPerIdleAgent(b *testing.B) {
 // command costs besides.
 func BenchmarkWritesPerAgent(b *testing.B) {
 	const n = 101
-	_, cs, hp, admin, agents := inProcessHub(b, n, 30*time.Second)
+	_, cs, hp, admin, agents := inProcessHub(b, n, 30*time.Second, nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, a := range agents {
-		go func() {
-			var ack []string
-			for ctx.Err() == nil {
-				works, _, err := a.Poll(ctx, ack)
-				ack = nil
-				if err != nil {
-					continue
-				}
-				for _, w := range works {
-					ack = append(ack, w.InboxKey)
-					a.Complete(ctx, w, wire.StatusSucceeded, 0, []byte("up 3 days\n"))
-				}
-			}
-		}()
+		go a.Serve(ctx, func(w simagent.Work) { a.Complete(ctx, w, wire.StatusSucceeded, 0, []byte("up 3 days\n")) })
 	}
 	time.Sleep(time.Second)
 	run := func(targets []string) int64 {

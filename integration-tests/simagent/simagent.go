@@ -185,3 +185,25 @@ func (a *Agent) Complete(ctx context.Context, w Work, status wire.Status, exit i
 func (a *Agent) Running(ctx context.Context, w Work) error {
 	return a.Signed(ctx, "POST", fmt.Sprintf("/v1/agents/%s/commands/%s/running", a.ID, w.Command.CommandID), wire.Running{EnvelopeID: w.Envelope.ID, At: time.Now()}, nil)
 }
+
+// Serve polls until ctx ends, handing every envelope to handle and acknowledging it with the next
+// poll, as the agent's poll loop does; acknowledgements a failed poll carried are sent again, and a
+// failed poll is retried after a short pause (the hub may be restarting).
+func (a *Agent) Serve(ctx context.Context, handle func(Work)) {
+	var ack []string
+	for ctx.Err() == nil {
+		works, _, err := a.Poll(ctx, ack)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		ack = nil
+		for _, w := range works {
+			ack = append(ack, w.InboxKey)
+			handle(w)
+		}
+	}
+}
