@@ -40,7 +40,7 @@ func (j *job) finish() {
 }
 
 // rememberCancel is how long a cancel for a command that has not arrived yet is kept: the command's
-// envelope may be behind the cancel in the inbox listing.
+// envelope may reach the agent after the cancel.
 const rememberCancel = time.Hour
 
 func commandPath(commandID, rest string) string {

@@ -12,7 +12,7 @@ import (
 
 const acksFile = "acks.json"
 
-// Acks returns the inbox keys of envelopes the agent has durably handled but the hub has not yet been
+// Acks returns the delivery names (inbox keys) of envelopes the agent has durably handled but the hub has not yet been
 // told about. They are kept on disk so a restart between handling and the next poll still acknowledges
 // them, instead of the hub delivering them again.
 func (s *State) Acks() ([]string, error) {

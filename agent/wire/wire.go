@@ -51,8 +51,9 @@ type SignedEnvelope struct {
 	Payload   []byte `json:"payload"`
 	KeyID     string `json:"keyId"`
 	Signature []byte `json:"signature"`
-	// InboxKey names the inbox object the envelope was read from, so the agent can acknowledge it and
-	// report a forged one. It is transport information and is not signed.
+	// InboxKey names the delivery the envelope came in, so the agent can acknowledge it and report a
+	// forged one (the name is kept from when deliveries were per-agent inboxes). It is transport
+	// information and is not signed.
 	InboxKey string `json:"inboxKey,omitempty"`
 }
 
@@ -336,8 +337,8 @@ type EnrollResponse struct {
 	HubKeys []HubKey          `json:"hubKeys"`
 }
 
-// PollRequest acknowledges envelopes the agent has durably recorded (by InboxKey), so the hub can drop
-// them from the inbox.
+// PollRequest acknowledges envelopes the agent has durably recorded (by InboxKey), so the hub stops
+// offering them.
 type PollRequest struct {
 	Ack []string `json:"ack,omitempty"`
 }

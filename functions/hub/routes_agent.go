@@ -81,7 +81,7 @@ func registerEnrollment(api huma.API, h *Hub) {
 // behind it: fleet (heartbeats), delivery (poll, rejections), commands (running, output, results).
 func registerAgentProtocol(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "agent-poll", Method: http.MethodPost, Path: "/v1/agents/{id}/poll",
-		Summary: "Long-poll for work", Description: "Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed."},
+		Summary: "Long-poll for work", Description: "Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record."},
 		func(ctx context.Context, in *PollInput) (*PollOutput, error) {
 			resp, err := h.Delivery.Poll(ctx, domain.AgentFrom(ctx), in.Body)
 			if err != nil {

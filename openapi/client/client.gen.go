@@ -1438,7 +1438,7 @@ type ClientInterface interface {
 
 	// AgentPollWithBody Long-poll for work
 	//
-	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1447,7 +1447,7 @@ type ClientInterface interface {
 
 	// AgentPoll Long-poll for work
 	//
-	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2005,7 +2005,7 @@ func (c *Client) SetAgentLabels(ctx context.Context, id string, body SetAgentLab
 
 // AgentPollWithBody Long-poll for work
 //
-// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2024,7 +2024,7 @@ func (c *Client) AgentPollWithBody(ctx context.Context, id string, contentType s
 
 // AgentPoll Long-poll for work
 //
-// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -5011,7 +5011,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentPollWithBodyWithResponse Long-poll for work
 	//
-	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -5020,7 +5020,7 @@ type ClientWithResponsesInterface interface {
 
 	// AgentPollWithResponse Long-poll for work
 	//
-	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -8092,7 +8092,7 @@ func (c *ClientWithResponses) SetAgentLabelsWithResponse(ctx context.Context, id
 
 // AgentPollWithBodyWithResponse Long-poll for work
 //
-// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -8107,7 +8107,7 @@ func (c *ClientWithResponses) AgentPollWithBodyWithResponse(ctx context.Context,
 
 // AgentPollWithResponse Long-poll for work
 //
-// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

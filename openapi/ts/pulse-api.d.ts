@@ -172,7 +172,7 @@ export interface paths {
         put?: never;
         /**
          * Long-poll for work
-         * @description Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged inbox keys are removed.
+         * @description Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
          */
         post: operations["agent-poll"];
         delete?: never;

@@ -2,7 +2,7 @@
 // derives where it stands on every target from write-once markers, the waves that release it, approvals,
 // cancel, and the agents' reports (started, output chunks, final results). A newcomer looking for where
 // a command is created, how its state is derived and how it reaches an agent reads Create, Status and
-// Advance, in that order; delivery (the inbox and the long-poll) is the delivery room's.
+// Advance, in that order; delivery (the stored deliveries, their index and the long-poll) is the delivery room's.
 package commands
 
 import (
