@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -133,5 +134,52 @@ func TestAgentReasonsAreCapped(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, tc.check)
+	}
+}
+
+// TestInlineOutputIsBounded: a result carries its output inline only up to wire.MaxInlineOutput bytes
+// and only without chunks; anything else is a 422 that says so, and nothing is stored. Within the
+// bound, the output is served as chunk 0 and shown with the command's state.
+func TestInlineOutputIsBounded(t *testing.T) {
+	th := newTestHub(t)
+	a := th.agent("web-1", nil, nil)
+	ctx := context.Background()
+	var cmd commandView
+	if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a.ID}}, &cmd); st != 202 {
+		t.Fatalf("create: %d %s", st, cmd.Detail)
+	}
+	exit := 0
+	for _, tc := range []struct {
+		name string
+		res  wire.Result
+	}{
+		{"too large", wire.Result{CommandID: cmd.ID, Status: wire.StatusSucceeded, ExitCode: &exit, Output: bytes.Repeat([]byte("x"), wire.MaxInlineOutput+1)}},
+		{"beside chunks", wire.Result{CommandID: cmd.ID, Status: wire.StatusSucceeded, ExitCode: &exit, Output: []byte("x"), OutputChunks: 1}},
+	} {
+		err := a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/results", tc.res, nil)
+		if err == nil || !strings.Contains(err.Error(), "422") || !strings.Contains(err.Error(), "inline output") {
+			t.Errorf("%s: %v, want a 422 about inline output", tc.name, err)
+		}
+		if got := th.reported(cmd.ID, a.ID); len(got) != 0 {
+			t.Errorf("%s: stored %v", tc.name, got)
+		}
+	}
+	out := []byte("up 3 days\n")
+	if err := a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/results", wire.Result{CommandID: cmd.ID, Status: wire.StatusSucceeded, ExitCode: &exit,
+		Output: out, OutputBytes: int64(len(out))}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Agents []struct {
+			Output []byte `json:"output"`
+		} `json:"agents"`
+	}
+	th.call(th.admin, "GET", "/v1/commands/"+cmd.ID, nil, &st)
+	if len(st.Agents) != 1 || !bytes.Equal(st.Agents[0].Output, out) {
+		t.Fatalf("the command's state: %+v, want the output inline", st.Agents)
+	}
+	o, err := th.h.Commands.Output(ctx, cmd.ID, a.ID, 0, 0)
+	if err != nil || !bytes.Equal(o.Bytes, out) || !o.Complete || o.NextChunk != 1 {
+		t.Fatalf("output: %+v %v", o, err)
 	}
 }
