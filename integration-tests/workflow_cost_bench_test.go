@@ -50,7 +50,7 @@ func workflowEventCost(b *testing.B, steps int) {
 	var src strings.Builder
 	src.WriteString("steps:\n")
 	for i := range steps {
-		fmt.Fprintf(&src, "  - {name: s%d, type: execute, targets: [cost-1], command: noop}\n", i)
+		fmt.Fprintf(&src, "  - {name: s%d, type: execute, targets: [%s], command: noop}\n", i, a.Name)
 	}
 	if code := op(b, hp, admin, "PUT", "/v1/workflows/cost", map[string]any{"source": src.String()}, nil); code != 200 {
 		b.Fatalf("apply: %d", code)

@@ -3,7 +3,13 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
 
 // TestListExecutions: executions newest first, filtered by workflow and status, in pages; a bad cursor
@@ -98,5 +104,56 @@ func TestExecutionStream(t *testing.T) {
 	rest(t, events) // the stream ends by itself now that the execution has
 	if st := th.call(th.admin, "GET", "/v1/executions/nope/events", nil, nil); st != 404 {
 		t.Errorf("stream of an unknown execution: %d, want 404", st)
+	}
+}
+
+// TestConcurrentDrivesIssueEachStepOnce: a result's drive and the tick's (several at once here) all
+// see the next step due; drives of one execution in one process take turns, so each step's command is
+// accepted once and the execution records two events a step (accepted, result), not one per drive.
+func TestConcurrentDrivesIssueEachStepOnce(t *testing.T) {
+	th := newTestHub(t)
+	a := th.agent("box", nil, []wire.CommandSpec{{Name: "host_uptime", Group: "host"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go a.Serve(ctx, func(w simagent.Work) {
+		if w.Envelope.Kind == wire.KindCommand {
+			a.Complete(ctx, w, wire.StatusSucceeded, 0, nil)
+		}
+	})
+	const steps = 6
+	var src strings.Builder
+	src.WriteString("name: chain\nsteps:\n")
+	for i := range steps {
+		fmt.Fprintf(&src, "  - {name: s%d, type: execute, targets: [box], command: host_uptime}\n", i)
+	}
+	if st := th.call(th.admin, "PUT", "/v1/workflows/chain", map[string]any{"source": src.String()}, nil); st != 200 {
+		t.Fatalf("apply: %d", st)
+	}
+	var ex struct{ ID, Detail string }
+	if st := th.call(th.admin, "POST", "/v1/executions", map[string]any{"workflow": "chain"}, &ex); st != 201 {
+		t.Fatalf("start: %d %s", st, ex.Detail)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 40 {
+				th.h.Tick(ctx)
+			}
+		})
+	}
+	wg.Wait()
+	var st struct {
+		State struct {
+			Status string `json:"status"`
+			Events int    `json:"events"`
+		} `json:"state"`
+	}
+	for deadline := time.Now().Add(20 * time.Second); st.State.Status != "succeeded" && time.Now().Before(deadline); {
+		th.h.Tick(ctx)
+		th.call(th.admin, "GET", "/v1/executions/"+ex.ID, nil, &st)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st.State.Status != "succeeded" || st.State.Events != 2*steps+1 {
+		t.Fatalf("execution %s with %d events, want succeeded with %d (started, then accepted and result per step)", st.State.Status, st.State.Events, 2*steps+1)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pulsehq/pulse/functions/hub/commands"
@@ -50,6 +51,10 @@ type Service struct {
 	versions store.Once[Version]
 	// mem keeps parsed definitions and executions' folds (fold.go).
 	mem caches
+	// driving serialises the drives of one execution in this process (striped by id): a result's
+	// drive and the tick's would otherwise both see the next step due and both issue it, recording it
+	// accepted twice. Drives on other hub instances stay safe as before: every action is keyed.
+	driving [driveStripes]sync.Mutex
 }
 
 // Subscribe routes stored results of workflow commands into their executions. The event is recorded

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"time"
 
@@ -96,12 +97,19 @@ func (s *Service) addEvent(ctx context.Context, exec string, e workflow.Event) e
 	return err
 }
 
-// drive performs what the execution's state calls for until nothing more can be done now. It is safe to
-// call from any hub, any number of times: every action is keyed, and its effect is an event.
+// drive performs what the execution's state calls for until nothing more can be done now, or for
+// maxRounds rounds: an execution whose agents answer as fast as it issues commands could keep one
+// drive going to its end, and holding its lock that long would keep everything else of it waiting; the
+// next result or tick drives the rest. It is safe to call from any hub, any number of times: every
+// action is keyed, and its effect is an event.
 func (s *Service) drive(ctx context.Context, id string) (*Execution, error) {
-	for range 50 {
-		ex, err := s.Load(ctx, id)
-		if err != nil {
+	mu := &s.driving[stripe(id)]
+	mu.Lock()
+	defer mu.Unlock()
+	var ex *Execution
+	for range maxRounds {
+		var err error
+		if ex, err = s.Load(ctx, id); err != nil {
 			return nil, err
 		}
 		progressed := false
@@ -116,7 +124,21 @@ func (s *Service) drive(ctx context.Context, id string) (*Execution, error) {
 			return ex, nil
 		}
 	}
-	return nil, fmt.Errorf("execution %s: still changing after 50 rounds", id)
+	s.Log.Debug("execution still changing; the next result or tick drives it on", "execution", id, "rounds", maxRounds)
+	return s.Load(ctx, id)
+}
+
+// maxRounds bounds one drive.
+const maxRounds = 50
+
+// driveStripes is how many drive locks there are.
+const driveStripes = 64
+
+// stripe picks an execution's drive lock.
+func stripe(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % driveStripes)
 }
 
 // perform does one action and records the event that proves it done. It reports whether it wrote an
