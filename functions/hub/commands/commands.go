@@ -292,11 +292,10 @@ func (s *Service) Get(ctx context.Context, id string) (*Record, error) {
 }
 
 // Advance releases the next wave of a command: as many unreleased targets as maxConcurrency allows,
-// unless it was cancelled, denied, is awaiting approval or stopped by maxErrors. Every write is
-// create-only under a key derived from the command and the agent, so two hubs advancing the same
-// command at once release each agent once. The release is written down before its first marker and
-// deleted after its last envelope, so one interrupted in between is finished by the tick
-// (release.go).
+// unless it was cancelled, denied, is awaiting approval or stopped by maxErrors. A wave is written
+// create-only under its number, so two hubs advancing the same command at once collide and the loser
+// folds again (release). The release is written down before its wave and deleted after its delivery,
+// so one interrupted in between is finished by the tick (release.go).
 func (s *Service) Advance(ctx context.Context, id string) error { return s.advance(ctx, id, "") }
 
 // advance is Advance under a release already written down by the caller (intent, "" for none), which
@@ -329,7 +328,7 @@ func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string) er
 		return nil
 	}
 	// A target counts as finished, freeing its slot of maxConcurrency or counting towards maxErrors,
-	// only on a result the hub stored: a planted final marker or result object frees nothing.
+	// only on a result the hub stored: a planted result object frees nothing.
 	inflight, failures := 0, 0
 	var pending []string
 	for _, a := range st.Agents {
@@ -391,7 +390,7 @@ type waveRecord struct {
 // is still due (nothing, most of the time).
 func (s *Service) release(ctx context.Context, st *Status, agents []string) error {
 	for range 3 {
-		seq := st.waves + 1
+		seq := len(st.waveKeys) + 1
 		w := waveRecord{Agents: agents, Delivery: waveDelivery(st.ID, seq), At: time.Now().UTC()}
 		created, err := store.CreateJSON(ctx, s.Store, layout.Wave(st.ID, seq), w)
 		if err != nil {

@@ -33,7 +33,8 @@ import (
 // per wave, a second fold to release the rest, and one DELETE per release object.
 const (
 	// releaseRetryAfter is how old a release must be before the tick finishes it: the request that
-	// started it is normally done within milliseconds, and finishing it twice costs a GET per target.
+	// started it is normally done within milliseconds, and finishing it twice costs a fold and a PUT
+	// per wave.
 	releaseRetryAfter = 10 * time.Second
 	// maxReleasesPerTick bounds one tick's listing (one page); the rest wait for the next ticks.
 	maxReleasesPerTick = 1000

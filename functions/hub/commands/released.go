@@ -21,7 +21,8 @@ import (
 //
 // A release never goes back (waves are write-once, and a released command is past its approvals), so
 // a positive answer is remembered for the process, and the hub that released a wave knows it at once:
-// on that hub reports cost nothing; elsewhere the first report of a target costs a fold.
+// on that hub reports cost nothing; elsewhere the first report of a command costs a listing of its
+// waves (learnWaves), which teaches the hub every target they name.
 func (s *Service) releasedTo(ctx context.Context, cmdID, agent string) (*Record, error) {
 	rec, err := s.target(ctx, cmdID, agent)
 	if err != nil {

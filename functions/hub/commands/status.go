@@ -51,8 +51,7 @@ type Status struct {
 	Counts    map[string]int `json:"counts"`
 	Agents    []AgentState   `json:"agents"`
 
-	waves    int      // genuine waves released so far; the next one is waves+1
-	waveKeys []string // their keys
+	waveKeys []string // the genuine waves released so far; the next one is len(waveKeys)+1
 }
 
 // state is agent's state in the fold ("" if it is no target).
@@ -148,7 +147,6 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 		} else if err != nil {
 			return nil, err
 		}
-		st.waves++
 		st.waveKeys = append(st.waveKeys, k)
 		for _, a := range w.Agents {
 			if _, ok := releasedAt[a]; !ok {
