@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/pulsehq/pulse/agent/wire"
 )
@@ -37,6 +38,14 @@ type Keys struct {
 	Current  ed25519.PrivateKey
 	Previous ed25519.PrivateKey // nil outside a rotation
 	Path     string             // where Current came from ("" for the environment)
+
+	// endorsed caches KeySetSignatures for the key set it was made for: every poll answer carries
+	// them, and signing them anew for each would cost two ed25519 signatures a poll.
+	endorsed struct {
+		sync.Mutex
+		set  string
+		sigs []wire.KeySignature
+	}
 }
 
 // CurrentID is the key id agents see on envelopes.
@@ -59,11 +68,17 @@ func (k *Keys) Public() []wire.HubKey {
 // KeySetSignatures endorses Public() with every private key held, so agents trusting either key adopt
 // the set (see wire.VerifyKeySet).
 func (k *Keys) KeySetSignatures() []wire.KeySignature {
-	privs := []ed25519.PrivateKey{k.Current}
-	if k.Previous != nil {
-		privs = append(privs, k.Previous)
+	public := k.Public()
+	var set strings.Builder
+	for _, p := range public {
+		set.Write(p.PublicKey)
 	}
-	return wire.SignKeySet(k.Public(), privs...)
+	k.endorsed.Lock()
+	defer k.endorsed.Unlock()
+	if k.endorsed.sigs == nil || k.endorsed.set != set.String() {
+		k.endorsed.set, k.endorsed.sigs = set.String(), wire.SignKeySet(public, k.Private()...)
+	}
+	return k.endorsed.sigs
 }
 
 // Private lists the private keys held, current first: the record MACs (functions/signed) and audit

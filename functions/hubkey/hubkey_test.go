@@ -1,11 +1,15 @@
 package hubkey
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pulsehq/pulse/agent/wire"
 )
 
 func TestCreateLoadRotate(t *testing.T) {
@@ -41,5 +45,27 @@ func TestCreateLoadRotate(t *testing.T) {
 	t.Setenv(EnvVar, string(pemBytes))
 	if env, err := Load("/nonexistent"); err != nil || env.CurrentID() != rot.CurrentID() {
 		t.Fatalf("env PEM: %v", err)
+	}
+}
+
+// TestKeySetSignaturesFollowTheKeys: the endorsement every poll answer carries is made once per key
+// set, and made again when the set changes (a previous key kept for a rotation), so what an agent
+// receives always verifies against the keys it is sent with.
+func TestKeySetSignaturesFollowTheKeys(t *testing.T) {
+	_, cur, _ := ed25519.GenerateKey(rand.Reader)
+	_, prev, _ := ed25519.GenerateKey(rand.Reader)
+	k := &Keys{Current: prev}
+	trusted := k.Public()
+	for _, step := range []string{"one key", "the same key again", "a rotation"} {
+		if step == "a rotation" {
+			k.Current, k.Previous = cur, prev
+		}
+		sigs := k.KeySetSignatures()
+		if len(sigs) != len(k.Public()) {
+			t.Fatalf("%s: %d signatures for %d keys", step, len(sigs), len(k.Public()))
+		}
+		if _, err := wire.VerifyKeySet(trusted, k.Public(), sigs); err != nil {
+			t.Fatalf("%s: the endorsement does not verify: %v", step, err)
+		}
 	}
 }
