@@ -33,19 +33,8 @@ func TestLocalActionsAreAudited(t *testing.T) {
 	}
 	var keys []struct{ KeyID string }
 	json.Unmarshal([]byte(r.stdout), &keys)
-	raw, err := local.New(data)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Read as the hub does, with the rotated key set: every record must pass the integrity check.
-	ks, err := hubkey.Load(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := signed.Wrap(raw, ks, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := hubView(t, data, keyFile)
 	recs, err := audit.List(context.Background(), st, audit.Query{Since: time.Now().Add(-time.Hour), Limit: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +86,22 @@ func TestTwoRotationsKeepEveryRecord(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "resealed ") {
 		t.Fatalf("second rotation: exit %d stderr %q, want it to say what it resealed", r.code, r.stderr)
 	}
+	st := hubView(t, data, keyFile)
+	ctx := context.Background()
+	checked, bad, err := st.Scan(ctx, signed.Prefixes(), 0)
+	if err != nil || checked < 4 || len(bad) != 0 {
+		t.Fatalf("after two rotations: %d objects checked, %v refused, %v", checked, bad, err)
+	}
+	recs, _ := audit.List(ctx, st, audit.Query{Since: time.Now().Add(-time.Hour)})
+	if len(recs) != 4 {
+		t.Fatalf("%d audit records, want create-signing-key, create-token and two rotate-key", len(recs))
+	}
+}
+
+// hubView opens the local store at data as the hub sees it: through the integrity check, with the key
+// set in keyFile.
+func hubView(t *testing.T, data, keyFile string) *signed.Store {
+	t.Helper()
 	raw, err := local.New(data)
 	if err != nil {
 		t.Fatal(err)
@@ -109,13 +114,5 @@ func TestTwoRotationsKeepEveryRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	checked, bad, err := st.Scan(ctx, signed.Prefixes(), 0)
-	if err != nil || checked < 4 || len(bad) != 0 {
-		t.Fatalf("after two rotations: %d objects checked, %v refused, %v", checked, bad, err)
-	}
-	recs, _ := audit.List(ctx, st, audit.Query{Since: time.Now().Add(-time.Hour)})
-	if len(recs) != 4 {
-		t.Fatalf("%d audit records, want create-signing-key, create-token and two rotate-key", len(recs))
-	}
+	return st
 }

@@ -276,11 +276,15 @@ func Name(key string) string {
 }
 
 // ValidID guards ids that become key segments: they come from URLs and must not smuggle a "/".
-func ValidID(id string) bool {
-	if id == "" || len(id) > 64 {
+func ValidID(id string) bool { return KeySafe(id, 64) }
+
+// KeySafe reports whether s is 1 to max letters, digits, '-' and '_': safe inside a key, and in what
+// agents send back (the delivery names they acknowledge).
+func KeySafe(s string, max int) bool {
+	if s == "" || len(s) > max {
 		return false
 	}
-	for _, c := range id {
+	for _, c := range s {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
 			return false
 		}

@@ -351,17 +351,7 @@ func (s *Service) Poll(ctx context.Context, agent string, req wire.PollRequest) 
 }
 
 // validAck accepts what the hub hands out as an envelope's InboxKey: a delivery's name.
-func validAck(name string) bool {
-	if name == "" || len(name) > 160 {
-		return false
-	}
-	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
+func validAck(name string) bool { return layout.KeySafe(name, 160) }
 
 // RejectionRecord is a stored rejection report.
 type RejectionRecord struct {
