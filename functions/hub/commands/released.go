@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -84,8 +83,6 @@ func (s *Service) learnWaves(ctx context.Context, cmd, agent string) (bool, erro
 type pairs[V any] struct {
 	mu sync.Mutex
 	m  map[string]V
-	// max bounds the pairs kept (pairsMax if zero).
-	max int
 }
 
 const pairsMax = 1 << 17
@@ -102,10 +99,13 @@ func (r *pairs[V]) has(cmd, agent string) bool {
 	return ok
 }
 
-func (r *pairs[V]) add(cmd, agent string, v V) {
+func (r *pairs[V]) add(cmd, agent string, v V) { r.addUpTo(cmd, agent, v, pairsMax) }
+
+// addUpTo is add for a cache bounded to max pairs.
+func (r *pairs[V]) addUpTo(cmd, agent string, v V, max int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.m == nil || len(r.m) >= cmp.Or(r.max, pairsMax) {
+	if r.m == nil || len(r.m) >= max {
 		r.m = map[string]V{}
 	}
 	r.m[cmd+"/"+agent] = v
@@ -123,7 +123,7 @@ const (
 func (s *Service) keepResult(cmd, agent string, res *wire.Result) {
 	s.finals.add(cmd, agent, res.Status)
 	if len(res.Output)+len(res.Reason) <= maxKeptResultSize {
-		s.kept.add(cmd, agent, res)
+		s.kept.addUpTo(cmd, agent, res, maxKeptResults)
 	}
 }
 
