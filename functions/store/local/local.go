@@ -309,14 +309,15 @@ func (s *Store) writeTemp(ctx context.Context, body io.Reader, size int64) (stri
 }
 
 // retryMissingDir runs op, creating the parent directory when it is missing. A concurrent Delete may
-// remove an empty parent between MkdirAll and op, so it tries a few times.
+// remove an empty parent between MkdirAll and op, or an ancestor while MkdirAll is creating its
+// children (MkdirAll then fails with ENOENT), so it tries a few times.
 func retryMissingDir(path string, op func() error) error {
 	var err error
-	for range 5 {
+	for range 8 {
 		if err = op(); err == nil || !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		if mkErr := os.MkdirAll(filepath.Dir(path), 0o700); mkErr != nil {
+		if mkErr := os.MkdirAll(filepath.Dir(path), 0o700); mkErr != nil && !errors.Is(mkErr, fs.ErrNotExist) {
 			return mkErr
 		}
 	}

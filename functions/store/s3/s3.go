@@ -234,16 +234,19 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 	seeker, canRewind := body.(io.Seeker)
 	for attempt := 0; ; attempt++ {
 		up, err = s.client.PutObject(ctx, s.bucket, s.prefix+key, body, size, popts)
-		if err == nil || !opts.CreateOnly || !canRewind || attempt == 4 || ctx.Err() != nil {
+		if err == nil || !canRewind || attempt == 4 || ctx.Err() != nil {
 			break
 		}
 		// Two failures of a create-only write are worth another try: AWS answers 409
 		// ConditionalRequestConflict while another conditional write of the key is in flight, and
 		// versitygw answers 412 before reading the body and resets the connection, so the client sees
-		// only "connection reset" (measured with 16 writers of 1 MiB).
+		// only "connection reset" (measured with 16 writers of 1 MiB). Any write is worth another try
+		// when versitygw, on a filesystem, lost the race with a delete pruning the key's empty parent
+		// directory (409 ExistingObjectIsDirectory, measured by the conformance suite's PutBesideDelete).
 		resp := minio.ToErrorResponse(err)
 		transport := resp.StatusCode == 0 && isTransportError(err)
-		if resp.StatusCode != http.StatusConflict && !transport {
+		prunedDir := resp.Code == "ExistingObjectIsDirectory"
+		if !prunedDir && (!opts.CreateOnly || resp.StatusCode != http.StatusConflict && !transport) {
 			break
 		}
 		ambiguous = ambiguous || transport

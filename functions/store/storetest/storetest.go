@@ -52,6 +52,7 @@ func Run(t *testing.T, caps Caps, newStore Factory) {
 		{"CreateOnly", testCreateOnly},
 		{"CreateOnlyConcurrent", testCreateOnlyConcurrent},
 		{"CreateOnlyTooLarge", testCreateOnlyTooLarge},
+		{"PutBesideDelete", testPutBesideDelete},
 		{"IfMatch", testIfMatch},
 		{"ShortBody", testShortBody},
 		{"FileAndDirectoryKeys", testFileAndDirectoryKeys},
@@ -242,6 +243,38 @@ func testCreateOnly(t *testing.T, caps Caps, s store.Store) {
 	// (deterministic keys, immutable content) is built to survive.
 	if err != nil || string(got) != "loser" {
 		t.Fatalf("last-writer-wins store: err %v, content %q; want nil and \"loser\"", err, got)
+	}
+}
+
+// testPutBesideDelete: a write never fails because another key under the same prefix is deleted at the
+// same moment (a backend with directories must not lose the race with pruning an empty parent).
+func testPutBesideDelete(t *testing.T, caps Caps, s store.Store) {
+	ctx := context.Background()
+	const rounds = 50
+	for i := range rounds {
+		gone := fmt.Sprintf("beside/%d/deep/gone", i)
+		put(t, s, gone, []byte("x"), store.PutOptions{})
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		wg.Go(func() {
+			if err := s.Delete(ctx, gone); err != nil {
+				errs <- err
+			}
+		})
+		wg.Go(func() {
+			opts := store.PutOptions{CreateOnly: caps.CreateOnly && i%2 == 0}
+			if _, err := store.PutBytes(ctx, s, fmt.Sprintf("beside/%d/deep/new", i), []byte("y"), opts); err != nil {
+				errs <- err
+			}
+		})
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if got, _ := get(t, s, fmt.Sprintf("beside/%d/deep/new", i)); string(got) != "y" {
+			t.Fatalf("round %d: read back %q", i, got)
+		}
 	}
 }
 
