@@ -266,3 +266,70 @@ func TestRecordNeverStandsWithoutItsRelease(t *testing.T) {
 		})
 	}
 }
+
+// deliveryGate holds every write of a command's delivery until open is closed, as a store busy with a
+// thousand agents' results holds a write that joins the queue behind them.
+type deliveryGate struct {
+	store.Store
+	open chan struct{}
+}
+
+func (g *deliveryGate) Put(ctx context.Context, k string, r io.Reader, n int64, o store.PutOptions) (store.ObjectInfo, error) {
+	if strings.HasPrefix(k, layout.Deliveries) {
+		<-g.open
+	}
+	return g.Store.Put(ctx, k, r, n, o)
+}
+
+// TestCreateAnswersBeforeItsDeliveryLands: a create answers, and the agents polling this instance run
+// the command, while the delivery's store write is still queued; the delivery lands after, and only
+// then is the release record deleted (a hub that died before would leave it for the tick).
+func TestCreateAnswersBeforeItsDeliveryLands(t *testing.T) {
+	gate := &deliveryGate{open: make(chan struct{})}
+	th := newTestHubOn(t, func(s store.Store) store.Store { gate.Store = s; return gate })
+	a1 := th.agent("db-1", nil, []wire.CommandSpec{{Name: "host_uptime", Group: "host"}})
+	ctx := context.Background()
+	answered := make(chan commandView, 1)
+	go func() {
+		var cmd commandView
+		if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a1.ID}}, &cmd); st != 202 {
+			t.Errorf("create: %d %s", st, cmd.Detail)
+		}
+		answered <- cmd
+	}()
+	var cmd commandView
+	select {
+	case cmd = <-answered:
+	case <-time.After(10 * time.Second):
+		close(gate.open)
+		t.Fatal("the create waited for its delivery's store write")
+	}
+	if len(cmd.Agents) != 1 || cmd.Agents[0].State != "queued" {
+		t.Fatalf("create answered %+v, want its target queued", cmd.Agents)
+	}
+	work, _, err := a1.Poll(ctx, nil)
+	if err != nil || len(work) != 1 || work[0].Command.CommandID != cmd.ID {
+		t.Fatalf("poll while the delivery is not stored: %v %+v", err, work)
+	}
+	releasing := func() int {
+		n := 0
+		store.Walk(ctx, th.h.Store, layout.Releasing, "", 0, func(store.ObjectInfo) error { n++; return nil })
+		return n
+	}
+	if n := releasing(); n != 1 {
+		t.Fatalf("%d release records while the delivery is not stored, want 1 (the tick's fallback)", n)
+	}
+	close(gate.open)
+	th.h.Bus.Wait()
+	if n := releasing(); n != 0 {
+		t.Errorf("%d release records after the delivery landed, want 0", n)
+	}
+	found := false
+	store.Walk(ctx, th.h.Store, layout.Deliveries, "", 0, func(o store.ObjectInfo) error {
+		found = found || strings.Contains(o.Key, cmd.ID)
+		return nil
+	})
+	if !found {
+		t.Error("the delivery never landed in the store")
+	}
+}

@@ -41,8 +41,10 @@ type Decider interface {
 }
 
 // Deliverer stores one signed envelope for many agents and wakes their polls (the delivery room).
+// Offer wakes the polls first and returns land, which stores it.
 type Deliverer interface {
 	Post(ctx context.Context, id, ref string, agents []string, env wire.Envelope) (string, error)
+	Offer(ctx context.Context, id, ref string, agents []string, env wire.Envelope) (string, func(context.Context) error, error)
 	Done(agent, ref string)
 }
 
@@ -227,13 +229,14 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 	s.records.Put(layout.Command(rec.ID), &stored)
 	s.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer, "approvals_required", rec.Approval != nil)
 	// The audit record is written beside the release, not before it: the agents get their envelope one
-	// store write sooner, and the answer still waits for both.
+	// store write sooner, and the answer still waits for both. The release's delivery lands in the
+	// store after the answer (advanceFrom), behind the results it set off.
 	audited := make(chan struct{})
 	go func() {
 		defer close(audited)
 		s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
 	}()
-	if err := s.advanceFrom(ctx, fresh(&rec), intent); err != nil {
+	if err := s.advanceFrom(ctx, fresh(&rec), intent, true); err != nil {
 		// The command is recorded and its release written down: the tick finishes it.
 		s.Log.Error("release command; the tick retries it", "command", rec.ID, "err", err)
 	}
@@ -305,7 +308,7 @@ func (s *Service) advance(ctx context.Context, id, intent string) error {
 	if err != nil {
 		return err
 	}
-	return s.advanceFrom(ctx, st, intent)
+	return s.advanceFrom(ctx, st, intent, false)
 }
 
 // fresh is the state of a command just recorded: nothing released, nothing reported, no approval
@@ -319,8 +322,12 @@ func fresh(rec *Record) *Status {
 	return st
 }
 
-// advanceFrom is advance from a fold already made.
-func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string) error {
+// advanceFrom is advance from a fold already made. With landLater it returns once the wave is
+// written and its agents' polls here have the envelope, and stores the delivery (then deletes the
+// release record) outside the request: a create answers in milliseconds, not after the store has
+// taken the results of the agents it just woke. A delivery that fails to land keeps its release
+// record, so the tick posts it again; until then this instance offers it.
+func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string, landLater bool) error {
 	id := st.ID
 	var err error
 	if st.Cancelled || st.Stopped || st.Denied || st.Awaiting || time.Now().After(st.NotAfter) {
@@ -367,10 +374,27 @@ func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string) er
 			return err
 		}
 	}
-	if err := s.release(ctx, st, pending[:n]); err != nil {
+	land, err := s.release(ctx, st, pending[:n])
+	if err != nil {
 		return err
 	}
-	s.settle(ctx, intent)
+	finish := func(ctx context.Context) error {
+		if land != nil {
+			if err := land(ctx); err != nil {
+				return fmt.Errorf("deliver command %s: %w", id, err)
+			}
+		}
+		s.settle(ctx, intent)
+		return nil
+	}
+	if !landLater {
+		return finish(ctx)
+	}
+	s.Bus.Later(ctx, func(ctx context.Context) {
+		if err := finish(ctx); err != nil {
+			s.Log.Error("store a released command's delivery; the tick posts it again", "command", id, "err", err)
+		}
+	})
 	return nil
 }
 
@@ -384,26 +408,27 @@ type waveRecord struct {
 	At       time.Time `json:"at"`
 }
 
-// release writes the next wave of a command and posts its one envelope for all the wave's agents: two
-// store writes however many agents the wave holds. The wave's number makes its key: a second hub
+// release writes the next wave of a command and offers its one envelope to all the wave's agents; the
+// returned land stores it (nil when another hub released them all): two store writes however many
+// agents the wave holds. The wave's number makes its key: a second hub
 // releasing the same command at the same moment finds the key taken, folds again and releases what
 // is still due (nothing, most of the time).
-func (s *Service) release(ctx context.Context, st *Status, agents []string) error {
+func (s *Service) release(ctx context.Context, st *Status, agents []string) (func(context.Context) error, error) {
 	for range 3 {
 		seq := len(st.waveKeys) + 1
 		w := waveRecord{Agents: agents, Delivery: waveDelivery(st.ID, seq), At: time.Now().UTC()}
 		created, err := store.CreateJSON(ctx, s.Store, layout.Wave(st.ID, seq), w)
 		if err != nil {
-			return fmt.Errorf("release wave %d of command %s: %w", seq, st.ID, err)
+			return nil, fmt.Errorf("release wave %d of command %s: %w", seq, st.ID, err)
 		}
 		if !created { // another hub released this wave: see what is left
 			next, err := s.Status(ctx, st.ID, false)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			agents = slices.DeleteFunc(agents, func(a string) bool { return next.state(a) != "pending" })
 			if len(agents) == 0 {
-				return nil
+				return nil, nil
 			}
 			st = next
 			continue
@@ -411,13 +436,14 @@ func (s *Service) release(ctx context.Context, st *Status, agents []string) erro
 		for _, a := range agents {
 			s.released.add(st.ID, a, struct{}{})
 		}
-		if _, err := s.Delivery.Post(ctx, w.Delivery, st.ID, agents, envelope(st)); err != nil {
-			return fmt.Errorf("deliver wave %d of command %s: %w", seq, st.ID, err)
+		_, land, err := s.Delivery.Offer(ctx, w.Delivery, st.ID, agents, envelope(st))
+		if err != nil {
+			return nil, fmt.Errorf("deliver wave %d of command %s: %w", seq, st.ID, err)
 		}
 		s.changed(ctx, st.ID)
-		return nil
+		return land, nil
 	}
-	return fmt.Errorf("release command %s: other hubs kept releasing it at the same time", st.ID)
+	return nil, fmt.Errorf("release command %s: other hubs kept releasing it at the same time", st.ID)
 }
 
 // waveDelivery is the delivery id of a command's wave.

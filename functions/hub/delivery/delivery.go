@@ -126,10 +126,25 @@ type Stored struct {
 // indexes it and wakes the agents' polls, here and through the bell feed. It returns the delivery's
 // key. ref groups deliveries for Done.
 func (s *Service) Post(ctx context.Context, id, ref string, agents []string, env wire.Envelope) (string, error) {
-	if len(agents) == 0 {
-		return "", nil
+	key, land, err := s.Offer(ctx, id, ref, agents, env)
+	if err != nil || land == nil {
+		return "", err
 	}
-	d := Stored{Ref: ref, NotAfter: env.NotAfter}
+	return key, land(ctx)
+}
+
+// Offer is Post without the store: it signs env, indexes the delivery and wakes the agents' polls on
+// this instance, and returns land, which stores the delivery (create-only) and rings the bell feed
+// for the other instances. A release answers its caller once its agents have the envelope, while
+// the store write, which a thousand agents' results are about to queue behind, lands after. Until
+// land returns nil only this instance offers the delivery and a restart forgets it, so the caller
+// keeps its own record of the release (commands' releasing/ object) until then. land is nil for no
+// agents.
+func (s *Service) Offer(ctx context.Context, id, ref string, agents []string, env wire.Envelope) (key string, land func(context.Context) error, err error) {
+	if len(agents) == 0 {
+		return "", nil, nil
+	}
+	d := &Stored{Ref: ref, NotAfter: env.NotAfter}
 	for i := 0; i < len(agents); i += wire.MaxAddressees {
 		part := agents[i:min(i+wire.MaxAddressees, len(agents))]
 		e := env
@@ -139,21 +154,20 @@ func (s *Service) Post(ctx context.Context, id, ref string, agents []string, env
 		}
 		se, err := s.Keys.Sign(e)
 		if err != nil {
-			return "", fmt.Errorf("sign delivery %s: %w", id, err)
+			return "", nil, fmt.Errorf("sign delivery %s: %w", id, err)
 		}
 		d.Batches = append(d.Batches, Batch{Agents: part, Envelope: se})
 	}
-	key := layout.Delivery(env.NotAfter, id)
-	// The agents polling here get it at once; the store write (for other instances and restarts) and
-	// the bell follow. The caller's release record stays until Post returns, so a delivery that fails
-	// to land is posted again by the release tick.
-	s.index.add(key, &d)
+	key = layout.Delivery(env.NotAfter, id)
+	s.index.add(key, d)
 	s.notify.wake(agents)
-	if _, err := store.CreateJSON(ctx, s.Store, key, d); err != nil {
-		return "", fmt.Errorf("store delivery %s: %w", id, err)
-	}
-	s.ring(ctx, key, agents)
-	return key, nil
+	return key, func(ctx context.Context) error {
+		if _, err := store.CreateJSON(ctx, s.Store, key, d); err != nil {
+			return fmt.Errorf("store delivery %s: %w", id, err)
+		}
+		s.ring(ctx, key, agents)
+		return nil
+	}, nil
 }
 
 // Done tells the index that agent has reported on ref (it started or finished the command), so this
