@@ -140,6 +140,7 @@ func TestCopiedDeliveryIsNeverOffered(t *testing.T) {
 	if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a1.ID}}, &cmd); st != 202 {
 		t.Fatalf("create: %d %s", st, cmd.Detail)
 	}
+	th.h.Bus.Wait() // the delivery lands in the store after the create's answer
 	page, err := th.bucket().List(ctx, layout.Deliveries, "", 0)
 	if err != nil || len(page.Objects) != 1 {
 		t.Fatalf("deliveries after one create: %v %+v", err, page.Objects)
