@@ -104,7 +104,7 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 	if err != nil {
 		return nil, err
 	}
-	st := &Status{Record: *rec, Counts: map[string]int{}}
+	f := newFacts(len(rec.Targets))
 	side := layout.CommandSide(id)
 	var approvals, stops, waves []string
 	err = store.Walk(ctx, s.Store, side, "", 0, func(o store.ObjectInfo) error {
@@ -129,17 +129,15 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 		} else if err != nil {
 			return nil, err
 		}
-		st.Cancelled = st.Cancelled || k == layout.Cancelled(id)
-		st.Denied = st.Denied || k == layout.Denied(id)
+		f.cancelled = f.cancelled || k == layout.Cancelled(id)
+		f.denied = f.denied || k == layout.Denied(id)
 	}
 	if rec.Approval != nil {
-		if st.Approvers, err = s.approvers(ctx, rec.Approval, approvals); err != nil {
+		if f.approvers, err = s.approvers(ctx, rec.Approval, approvals); err != nil {
 			return nil, err
 		}
 	}
-	st.Awaiting = rec.Approval != nil && !st.Denied && !st.Cancelled && len(st.Approvers) < rec.Approval.Count
 	// Released: named by a wave the hub wrote (a planted wave fails the integrity check).
-	releasedAt := map[string]time.Time{}
 	for _, k := range waves {
 		w, err := s.waves.Get(ctx, s.Store, k)
 		if isNotFound(err) {
@@ -147,27 +145,7 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 		} else if err != nil {
 			return nil, err
 		}
-		st.waveKeys = append(st.waveKeys, k)
-		for _, a := range w.Agents {
-			if _, ok := releasedAt[a]; !ok {
-				releasedAt[a] = w.At
-			}
-		}
-	}
-	type seen struct {
-		running   time.Time
-		chunks    int
-		result    bool
-		resultAt  time.Time
-		status    wire.Status // from the process's memory of genuine results
-		hasStatus bool
-	}
-	byAgent := map[string]*seen{}
-	get := func(a string) *seen {
-		if byAgent[a] == nil {
-			byAgent[a] = &seen{}
-		}
-		return byAgent[a]
+		f.wave(k, w)
 	}
 	prefix := layout.ResultsOf(id)
 	walk := store.Walk
@@ -181,26 +159,22 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 		agent, tail, nested := strings.Cut(rest, "/")
 		switch {
 		case !nested:
-			a := get(strings.TrimSuffix(agent, ".json"))
+			a := f.agent(strings.TrimSuffix(agent, ".json"))
 			a.result, a.resultAt = true, o.LastModified
 		case strings.HasPrefix(tail, "output/"):
-			get(agent).chunks++
+			f.agent(agent).chunks++
 		case o.Key == layout.Running(id, agent):
-			get(agent).running = o.LastModified
+			f.agent(agent).running = o.LastModified
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	failures := 0
-	results := make([]*wire.Result, len(rec.Targets))
-	tampered := make([]error, len(rec.Targets))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i, agentID := range rec.Targets {
-		a := get(agentID)
+		a := f.agent(agentID)
 		if !a.result {
 			continue
 		}
@@ -213,27 +187,80 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 		g.Go(func() error {
 			res, err := s.readResult(gctx, id, agentID)
 			if errors.Is(err, signed.ErrTampered) {
-				tampered[i] = err
+				f.tampered[i] = err
 				return nil
 			} else if isNotFound(err) {
 				return nil // deleted since the listing
 			} else if err != nil {
 				return err
 			}
-			results[i] = res
+			f.results[i] = res
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	return s.derive(ctx, rec, f), nil
+}
+
+// facts is what a fold reads from the store about one command, and all that derive needs.
+type facts struct {
+	cancelled, denied bool
+	approvers         []string
+	waveKeys          []string             // genuine waves, in key order
+	releasedAt        map[string]time.Time // when each released agent's first wave was written
+	byAgent           map[string]*agentFacts
+	results           []*wire.Result // by target index: results read for details or not yet known
+	tampered          []error        // by target index
+}
+
+// agentFacts is what the results listing says about one agent.
+type agentFacts struct {
+	running   time.Time
+	chunks    int
+	result    bool
+	resultAt  time.Time
+	status    wire.Status // from the process's memory of genuine results
+	hasStatus bool
+}
+
+func newFacts(targets int) *facts {
+	return &facts{releasedAt: map[string]time.Time{}, byAgent: map[string]*agentFacts{},
+		results: make([]*wire.Result, targets), tampered: make([]error, targets)}
+}
+
+func (f *facts) agent(a string) *agentFacts {
+	if f.byAgent[a] == nil {
+		f.byAgent[a] = &agentFacts{}
+	}
+	return f.byAgent[a]
+}
+
+// wave adds a genuine wave, stored under key.
+func (f *facts) wave(key string, w *waveRecord) {
+	f.waveKeys = append(f.waveKeys, key)
+	for _, a := range w.Agents {
+		if _, ok := f.releasedAt[a]; !ok {
+			f.releasedAt[a] = w.At
+		}
+	}
+}
+
+// derive is the state that facts imply: it reads nothing, so a create answers from what it wrote.
+func (s *Service) derive(ctx context.Context, rec *Record, f *facts) *Status {
+	st := &Status{Record: *rec, Counts: map[string]int{}, Cancelled: f.cancelled, Denied: f.denied,
+		Approvers: f.approvers, waveKeys: f.waveKeys}
+	st.Awaiting = rec.Approval != nil && !st.Denied && !st.Cancelled && len(st.Approvers) < rec.Approval.Count
+	now := time.Now()
+	failures := 0
 	expiresAt := rec.NotAfter.Add(s.lateGrace())
 	for i, agentID := range rec.Targets {
-		a := get(agentID)
+		a := f.agent(agentID)
 		as := AgentState{Agent: agentID, State: "pending", Chunks: a.chunks, Name: s.Fleet.Name(ctx, agentID)}
-		at, released := releasedAt[agentID]
-		switch res := results[i]; {
-		case tampered[i] != nil:
+		at, released := f.releasedAt[agentID]
+		switch res := f.results[i]; {
+		case f.tampered[i] != nil:
 			as.State, as.Reason, as.ChangedAt = "tampered", "the stored result failed the hub's integrity check: it was edited or forged in the bucket", a.resultAt
 		case res != nil:
 			as.State = string(res.Status)
@@ -276,7 +303,7 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 		}
 		st.Counts[as.State]++
 	}
-	return st, nil
+	return st
 }
 
 func (s *Service) lateGrace() time.Duration {
