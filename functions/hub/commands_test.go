@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/pulsehq/pulse/agent/wire"
@@ -178,5 +179,39 @@ func TestApprovalsInbox(t *testing.T) {
 	}
 	if got := inbox(second); len(got) != 0 {
 		t.Errorf("after approving, the inbox still holds %v", got)
+	}
+}
+
+// TestCreateAnswersWhatAFoldSays: a create answers from what it wrote, without folding the command
+// again; the answer is the same as the command read back at once, for every shape of a first release.
+func TestCreateAnswersWhatAFoldSays(t *testing.T) {
+	th := newTestHub(t)
+	catalog := []wire.CommandSpec{{Name: "host_uptime", Group: "host"}, {Name: "shell_run", Group: "shell", Dangerous: true,
+		Params: []wire.ParamSpec{{Name: "script", MaxBytes: 100}}}}
+	a1, a2 := th.agent("db-1", nil, catalog), th.agent("db-2", nil, catalog)
+	alice := th.token("alice", "admin")
+	for _, tc := range []struct {
+		name string
+		spec map[string]any
+	}{
+		{"every target released", map[string]any{"command": "host_uptime", "targets": []string{a1.ID, a2.ID}}},
+		{"one wave of two", map[string]any{"command": "host_uptime", "targets": []string{a1.ID, a2.ID}, "maxConcurrency": 1}},
+		{"awaiting approval", map[string]any{"command": "shell_run", "targets": []string{a1.ID}, "params": map[string]string{"script": "id"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var created, read commandView
+			if st := th.call(alice, "POST", "/v1/commands", tc.spec, &created); st != 202 {
+				t.Fatalf("create: %d %s", st, created.Detail)
+			}
+			if st := th.call(alice, "GET", "/v1/commands/"+created.ID, nil, &read); st != 200 {
+				t.Fatalf("get: %d %s", st, read.Detail)
+			}
+			if !reflect.DeepEqual(created, read) {
+				t.Errorf("create answered\n%+v\nthe command reads\n%+v", created, read)
+			}
+			if len(created.Counts) == 0 || created.Counts["pending"]+created.Counts["queued"]+created.Counts["awaiting_approval"] != len(created.Agents) {
+				t.Errorf("counts %v do not add up to %d targets", created.Counts, len(created.Agents))
+			}
+		})
 	}
 }

@@ -236,12 +236,22 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 		defer close(audited)
 		s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
 	}()
-	if err := s.advanceFrom(ctx, fresh(&rec), intent, true); err != nil {
+	w, err := s.advanceFrom(ctx, fresh(&rec), intent, true)
+	if err != nil {
 		// The command is recorded and its release written down: the tick finishes it.
 		s.Log.Error("release command; the tick retries it", "command", rec.ID, "err", err)
 	}
 	<-audited
-	return s.fold(ctx, rec.ID, false, false)
+	if err != nil || w != nil && !w.first {
+		return s.fold(ctx, rec.ID, false, false) // another hub released some of it, or the store failed
+	}
+	// The answer is what the create wrote: folding now would list the command behind the results of
+	// the agents it just woke.
+	f := newFacts(len(rec.Targets))
+	if w != nil {
+		f.wave(w.key, &w.rec)
+	}
+	return s.derive(ctx, &rec, f), nil
 }
 
 // record writes a command's record and, beside it, the release written down for the tick (release.go),
@@ -308,7 +318,8 @@ func (s *Service) advance(ctx context.Context, id, intent string) error {
 	if err != nil {
 		return err
 	}
-	return s.advanceFrom(ctx, st, intent, false)
+	_, err = s.advanceFrom(ctx, st, intent, false)
+	return err
 }
 
 // fresh is the state of a command just recorded: nothing released, nothing reported, no approval
@@ -326,13 +337,14 @@ func fresh(rec *Record) *Status {
 // written and its agents' polls here have the envelope, and stores the delivery (then deletes the
 // release record) outside the request: a create answers in milliseconds, not after the store has
 // taken the results of the agents it just woke. A delivery that fails to land keeps its release
-// record, so the tick posts it again; until then this instance offers it.
-func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string, landLater bool) error {
+// record, so the tick posts it again; until then this instance offers it. It returns the wave it
+// wrote (nil if none).
+func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string, landLater bool) (*wave, error) {
 	id := st.ID
 	var err error
 	if st.Cancelled || st.Stopped || st.Denied || st.Awaiting || time.Now().After(st.NotAfter) {
 		s.settle(ctx, intent)
-		return nil
+		return nil, nil
 	}
 	// A target counts as finished, freeing its slot of maxConcurrency or counting towards maxErrors,
 	// only on a result the hub stored: a planted result object frees nothing.
@@ -346,7 +358,7 @@ func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string, la
 		case FinalState(a.State) && (st.MaxConcurrency > 0 || st.MaxErrors > 0):
 			status, ok, err := s.genuineFinal(ctx, id, a.Agent)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if !ok {
 				inflight++
@@ -359,7 +371,7 @@ func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string, la
 	}
 	if st.MaxErrors > 0 && failures >= st.MaxErrors {
 		s.settle(ctx, intent)
-		return nil
+		return nil, nil
 	}
 	n := len(pending)
 	if st.MaxConcurrency > 0 {
@@ -367,20 +379,20 @@ func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string, la
 	}
 	if n <= 0 {
 		s.settle(ctx, intent)
-		return nil
+		return nil, nil
 	}
 	if intent == "" {
 		if intent, err = s.intend(ctx, id); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	land, err := s.release(ctx, st, pending[:n])
+	w, err := s.release(ctx, st, pending[:n])
 	if err != nil {
-		return err
+		return nil, err
 	}
 	finish := func(ctx context.Context) error {
-		if land != nil {
-			if err := land(ctx); err != nil {
+		if w != nil {
+			if err := w.land(ctx); err != nil {
 				return fmt.Errorf("deliver command %s: %w", id, err)
 			}
 		}
@@ -388,14 +400,23 @@ func (s *Service) advanceFrom(ctx context.Context, st *Status, intent string, la
 		return nil
 	}
 	if !landLater {
-		return finish(ctx)
+		return w, finish(ctx)
 	}
 	s.Bus.Later(ctx, func(ctx context.Context) {
 		if err := finish(ctx); err != nil {
 			s.Log.Error("store a released command's delivery; the tick posts it again", "command", id, "err", err)
 		}
 	})
-	return nil
+	return w, nil
+}
+
+// wave is one release as it was written.
+type wave struct {
+	key  string
+	rec  waveRecord
+	land func(context.Context) error // stores the wave's delivery
+	// first: written at the first try, so the fold it was released from holds every other wave.
+	first bool
 }
 
 // waveRecord says which agents one release of a command reached, and which delivery carries their
@@ -409,12 +430,12 @@ type waveRecord struct {
 }
 
 // release writes the next wave of a command and offers its one envelope to all the wave's agents; the
-// returned land stores it (nil when another hub released them all): two store writes however many
-// agents the wave holds. The wave's number makes its key: a second hub
+// returned wave's land stores it (no wave when another hub released them all): two store writes
+// however many agents the wave holds. The wave's number makes its key: a second hub
 // releasing the same command at the same moment finds the key taken, folds again and releases what
 // is still due (nothing, most of the time).
-func (s *Service) release(ctx context.Context, st *Status, agents []string) (func(context.Context) error, error) {
-	for range 3 {
+func (s *Service) release(ctx context.Context, st *Status, agents []string) (*wave, error) {
+	for try := range 3 {
 		seq := len(st.waveKeys) + 1
 		w := waveRecord{Agents: agents, Delivery: waveDelivery(st.ID, seq), At: time.Now().UTC()}
 		created, err := store.CreateJSON(ctx, s.Store, layout.Wave(st.ID, seq), w)
@@ -441,7 +462,7 @@ func (s *Service) release(ctx context.Context, st *Status, agents []string) (fun
 			return nil, fmt.Errorf("deliver wave %d of command %s: %w", seq, st.ID, err)
 		}
 		s.changed(ctx, st.ID)
-		return land, nil
+		return &wave{key: layout.Wave(st.ID, seq), rec: w, land: land, first: try == 0}, nil
 	}
 	return nil, fmt.Errorf("release command %s: other hubs kept releasing it at the same time", st.ID)
 }
