@@ -242,10 +242,12 @@ func (s *Store) Put(ctx context.Context, key string, body io.Reader, size int64,
 		// versitygw answers 412 before reading the body and resets the connection, so the client sees
 		// only "connection reset" (measured with 16 writers of 1 MiB). Any write is worth another try
 		// when versitygw, on a filesystem, lost the race with a delete pruning the key's empty parent
-		// directory (409 ExistingObjectIsDirectory, measured by the conformance suite's PutBesideDelete).
+		// directory (409 ExistingObjectIsDirectory, measured by the conformance suite's PutBesideDelete);
+		// MinIO loses the same race now and then with a 403 AccessDenied (minio/minio#15157 is its 404
+		// twin), so one such answer is tried once more: a real denial costs 50 ms more and then stands.
 		resp := minio.ToErrorResponse(err)
 		transport := resp.StatusCode == 0 && isTransportError(err)
-		prunedDir := resp.Code == "ExistingObjectIsDirectory"
+		prunedDir := resp.Code == "ExistingObjectIsDirectory" || resp.Code == "AccessDenied" && attempt == 0
 		if !prunedDir && (!opts.CreateOnly || resp.StatusCode != http.StatusConflict && !transport) {
 			break
 		}
