@@ -53,6 +53,8 @@ type Agent struct {
 	id            state.Identity
 	refusedKeySet string // the last unendorsed key set the hub offered, to warn once about it
 
+	acks pendingAcks // envelopes handled, to acknowledge with the next poll
+
 	wake    chan struct{} // nudges the uploader when the outbox grows
 	beatNow chan struct{} // asks for a heartbeat at once (the hatch opened or closed)
 

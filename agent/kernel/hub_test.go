@@ -49,6 +49,7 @@ type fakeHub struct {
 	events     map[string][]string // per command: "running", "output/N", "result", in arrival order
 	failUpload bool                // 503 for running/output/results/rejections
 	failAll    bool                // 503 for every agent request
+	failAcks   bool                // 503 for polls carrying acknowledgements
 	refused    int                 // requests answered 503
 	gone       map[string]bool     // command ids the hub answers 404 for
 	badSigs    []string
@@ -228,6 +229,12 @@ func (h *fakeHub) poll(w http.ResponseWriter, r *http.Request, body []byte) {
 	mustJSON(h.t, body, &req)
 	deadline := time.After(time.Duration(h.hold) * time.Second)
 	h.mu.Lock()
+	if h.failAcks && len(req.Ack) > 0 {
+		h.refused++
+		h.mu.Unlock()
+		problem(w, http.StatusServiceUnavailable, "acknowledgements refused by the test")
+		return
+	}
 	h.polls++
 	h.acks = append(h.acks, req.Ack...)
 	h.inbox = slices.DeleteFunc(h.inbox, func(e inboxEntry) bool { return slices.Contains(req.Ack, e.key) })

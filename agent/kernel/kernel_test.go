@@ -721,3 +721,41 @@ func TestUnchangedHeartbeatsWaitForLiveness(t *testing.T) {
 		}
 	})
 }
+
+// TestRestartBeforeAcknowledgement: acknowledgements live in memory, so an agent that restarts after
+// running a command and before its acknowledgement reached the hub is offered the envelope again. It
+// acknowledges it and runs nothing twice: its replay record knows the envelope.
+func TestRestartBeforeAcknowledgement(t *testing.T) {
+	h := newFakeHub(t)
+	dir := t.TempDir()
+	ra := startAgent(t, testConfig(t, h, dir))
+	agentID := ra.a.ID()
+	ran := filepath.Join(t.TempDir(), "ran")
+	h.with(func() { h.failAcks = true })
+	key := h.put(h.sign(h.envelope(agentID, "cmd-once", "test_kernel_touch", map[string]string{"path": ran})))
+	h.waitResult("cmd-once")
+	eventually(t, 10*time.Second, func() bool {
+		var refused int
+		h.with(func() { refused = h.refused })
+		return refused > 0
+	}, "a poll carrying the acknowledgement")
+	ra.stop()
+
+	h.with(func() { h.failAcks = false })
+	startAgent(t, testConfig(t, h, dir))
+	eventually(t, 10*time.Second, func() bool {
+		var acked bool
+		h.with(func() { acked = slices.Contains(h.acks, key) })
+		return acked
+	}, "the envelope offered again after the restart to be acknowledged")
+	if n := lines(t, ran); n != 1 {
+		t.Errorf("the command ran %d times, want once", n)
+	}
+	h.with(func() {
+		for _, r := range h.rejections {
+			if r.EnvelopeKey == key {
+				t.Errorf("the envelope offered again was reported: %+v", r)
+			}
+		}
+	})
+}

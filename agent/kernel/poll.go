@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pulsehq/pulse/agent/state"
@@ -33,13 +34,10 @@ func (a *Agent) pollLoop(ctx context.Context) {
 	hold := a.cfg.FirstHold
 	b := backoff{min: a.cfg.RetryMin, max: a.cfg.RetryMax}
 	for ctx.Err() == nil {
-		acks, err := a.st.Acks()
-		if err != nil {
-			a.log.Error("reading pending acknowledgements", "err", err)
-		}
+		acks := a.acks.list()
 		start := time.Now()
 		var resp wire.PollResponse
-		err = a.hub.postJSON(ctx, "poll", a.hub.agentURL("poll"), wire.PollRequest{Ack: acks}, &resp, hold+pollMargin, true)
+		err := a.hub.postJSON(ctx, "poll", a.hub.agentURL("poll"), wire.PollRequest{Ack: acks}, &resp, hold+pollMargin, true)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -54,11 +52,7 @@ func (a *Agent) pollLoop(ctx context.Context) {
 		}
 		a.pollHealth.ok()
 		b.reset()
-		if len(acks) > 0 {
-			if err := a.st.RemoveAcks(acks...); err != nil {
-				a.log.Warn("forgetting delivered acknowledgements", "err", err)
-			}
-		}
+		a.acks.remove(acks)
 		if resp.HoldSeconds > 0 {
 			hold = min(time.Duration(resp.HoldSeconds)*time.Second, maxHold)
 		}
@@ -124,7 +118,7 @@ func (a *Agent) handle(se wire.SignedEnvelope) {
 	log := a.log.With("inboxKey", se.InboxKey)
 	if se.InboxKey != "" {
 		// Handled already and only waiting for our acknowledgement to reach the hub: not a replay.
-		if pending, _ := a.st.Acks(); slices.Contains(pending, se.InboxKey) {
+		if a.acks.has(se.InboxKey) {
 			log.Debug("envelope delivered again before its acknowledgement arrived; skipped")
 			return
 		}
@@ -133,11 +127,47 @@ func (a *Agent) handle(se wire.SignedEnvelope) {
 		log.Error("envelope not secured; it will be delivered again", "err", err)
 		return
 	}
-	if se.InboxKey != "" {
-		if err := a.st.AddAcks(se.InboxKey); err != nil {
-			log.Error("queueing acknowledgement", "err", err)
-		}
+	a.acks.add(se.InboxKey)
+}
+
+// pendingAcks are the delivery names of envelopes handled (what they caused is on disk) and not yet
+// acknowledged to the hub. They live in memory, costing no disk write per envelope: an agent that
+// restarts before its next poll is offered them again and acknowledges them without acting, because
+// its replay record keeps each accepted envelope's digest.
+type pendingAcks struct {
+	mu   sync.Mutex
+	keys []string
+}
+
+func (p *pendingAcks) add(key string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if key != "" && !slices.Contains(p.keys, key) {
+		p.keys = append(p.keys, key)
 	}
+}
+
+func (p *pendingAcks) has(key string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Contains(p.keys, key)
+}
+
+// list is a copy of the pending keys, for a poll to carry.
+func (p *pendingAcks) list() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.keys)
+}
+
+// remove drops keys the hub has confirmed (the poll carrying them succeeded).
+func (p *pendingAcks) remove(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.keys = slices.DeleteFunc(p.keys, func(k string) bool { return slices.Contains(keys, k) })
 }
 
 func (a *Agent) decide(se wire.SignedEnvelope, log *slog.Logger) error {

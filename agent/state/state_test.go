@@ -255,25 +255,6 @@ func TestOutboxSurvivesRestartAndDeletesOnlyOnSuccess(t *testing.T) {
 	}
 }
 
-func TestAcksPersist(t *testing.T) {
-	dir := t.TempDir()
-	s := open(t, dir)
-	if err := s.AddAcks("k1", "k2", "k1"); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	s = open(t, dir)
-	got, _ := s.Acks()
-	if strings.Join(got, ",") != "k1,k2" {
-		t.Fatalf("acks %v", got)
-	}
-	s.RemoveAcks("k1")
-	got, _ = s.Acks()
-	if strings.Join(got, ",") != "k2" {
-		t.Fatalf("acks after remove %v", got)
-	}
-}
-
 func TestJobsMarkers(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, dir)
