@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -87,14 +88,23 @@ func (s *Service) Load(ctx context.Context, id string) (*Execution, error) {
 	return &Execution{Rec: rec, Def: def, Events: events, State: st}, nil
 }
 
-// addEvent records one input of an execution.
+// addEvent records one input of an execution, and hands it to the kept fold so the next round does
+// not read back what this process just wrote.
 func (s *Service) addEvent(ctx context.Context, exec string, e workflow.Event) error {
 	e.ID = uuid.Must(uuid.NewV7()).String()
 	if e.At.IsZero() {
 		e.At = time.Now().UTC()
 	}
-	_, err := store.CreateJSON(context.WithoutCancel(ctx), s.Store, layout.Event(exec, e.ID), e)
-	return err
+	b, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode an event of execution %s: %w", exec, err)
+	}
+	key := layout.Event(exec, e.ID)
+	if _, err := store.PutBytes(context.WithoutCancel(ctx), s.Store, key, b, store.PutOptions{CreateOnly: true, ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("record an event of execution %s: %w", exec, err)
+	}
+	s.wrote(exec, key, b)
+	return nil
 }
 
 // drive performs what the execution's state calls for until nothing more can be done now, or for

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -58,6 +59,60 @@ const (
 type folded struct {
 	mu sync.Mutex
 	fold
+
+	// own holds events this process stored and no round has listed yet, as the bytes it stored: a
+	// round folds them from here instead of reading them back (a drive after a result would otherwise
+	// read the result's event it just wrote). Its own mutex, so recording an event never waits for a
+	// round; taken after mu when both are held.
+	ownMu sync.Mutex
+	own   map[string][]byte
+}
+
+// wrote gives the kept fold of exec (if there is one) an event this process has just stored.
+func (s *Service) wrote(exec, key string, b []byte) {
+	f, ok := s.mem.get().folds.get(exec)
+	if !ok {
+		return // no fold kept: the next round reads everything anyway
+	}
+	f.ownMu.Lock()
+	defer f.ownMu.Unlock()
+	if f.own == nil {
+		f.own = map[string][]byte{}
+	}
+	f.own[key] = b
+}
+
+// take returns and forgets the stored bytes of an event this process wrote under key.
+func (f *folded) take(key string) ([]byte, bool) {
+	f.ownMu.Lock()
+	defer f.ownMu.Unlock()
+	b, ok := f.own[key]
+	delete(f.own, key)
+	return b, ok
+}
+
+// forgetOwnBelow drops events of own that no round will list again (a round listed and read them
+// itself, racing with wrote).
+func (f *folded) forgetOwnBelow(floor string) {
+	f.ownMu.Lock()
+	defer f.ownMu.Unlock()
+	for k := range f.own {
+		if k <= floor {
+			delete(f.own, k)
+		}
+	}
+}
+
+// event is one listed event: from own when this process wrote it, else read from the store.
+func (s *Service) event(ctx context.Context, f *folded, key string) (workflow.Event, bool, error) {
+	if b, ok := f.take(key); ok {
+		var e workflow.Event
+		if err := json.Unmarshal(b, &e); err != nil {
+			return e, false, fmt.Errorf("decode event %s: %w", key, err)
+		}
+		return e, true, nil
+	}
+	return s.readEvent(ctx, key)
 }
 
 // fold is what folded keeps; the zero value trusts nothing.
@@ -163,7 +218,7 @@ func (s *Service) foldAll(ctx context.Context, f *folded, id string, def *workfl
 	var events []workflow.Event
 	seen := map[string]bool{}
 	err = store.Walk(ctx, s.Store, layout.EventsOf(id), "", 0, func(o store.ObjectInfo) error {
-		e, ok, err := s.readEvent(ctx, o.Key)
+		e, ok, err := s.event(ctx, f, o.Key)
 		if err != nil {
 			return err
 		}
@@ -195,7 +250,7 @@ func (s *Service) catchUp(ctx context.Context, f *folded, id string) error {
 		if f.seen[o.Key] {
 			return nil
 		}
-		e, ok, err := s.readEvent(ctx, o.Key)
+		e, ok, err := s.event(ctx, f, o.Key)
 		if err != nil {
 			return err
 		}
@@ -251,6 +306,7 @@ func (f *folded) raiseFloor(id string) {
 		t = now
 	}
 	f.floor = max(f.floor, layout.EventsSince(id, t.Add(-eventLookback)))
+	f.forgetOwnBelow(f.floor)
 	wide := layout.EventsSince(id, t.Add(-wideLookback))
 	if wide <= f.wide {
 		return

@@ -299,6 +299,46 @@ func TestRoundReadsOnlyNewEvents(t *testing.T) {
 	}
 }
 
+// TestOwnEventsAreNotReadBack: events this process recorded are folded from the bytes it stored, so
+// the round after them costs one listing and no read, and gives exactly the full fold; an event
+// another hub recorded beside them is still read.
+func TestOwnEventsAreNotReadBack(t *testing.T) {
+	b := newBench(t, 5)
+	s := &Service{Store: b.store}
+	now := time.Now()
+	b.run(now.Add(-time.Hour))
+	b.load(s) // the fold is kept from here on
+	code := 0
+	own := []workflow.Event{
+		{Kind: workflow.EventTimerFired, Timer: "own-1"},
+		{Kind: workflow.EventCommandAccepted, CommandID: workflow.CommandID(b.id, "s9", 1), Agents: []string{"a1"}},
+		{Kind: workflow.EventCommandResult, CommandID: workflow.CommandID(b.id, "s9", 1), Agent: "a1", Status: "failed", ExitCode: &code},
+	}
+	for _, e := range own {
+		if err := s.addEvent(b.ctx, b.id, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.store.reset()
+	ex := b.load(s)
+	if g, l := b.store.gets.Load(), b.store.lists.Load(); g != 0 || l != 1 {
+		t.Errorf("round after %d events of its own: %d reads, %d listings; want 0, 1", len(own), g, l)
+	}
+	if want := b.want(); !reflect.DeepEqual(ex.State, want) {
+		t.Fatalf("state from own events:\n%+v\nwant\n%+v", ex.State, want)
+	}
+	b.add(time.Now(), workflow.Event{Kind: workflow.EventTimerFired, Timer: "another hub's"})
+	s.addEvent(b.ctx, b.id, workflow.Event{Kind: workflow.EventTimerFired, Timer: "own-2"})
+	b.store.reset()
+	ex = b.load(s)
+	if g := b.store.gets.Load(); g != 1 {
+		t.Errorf("round after one event of another hub and one of its own: %d reads, want 1", g)
+	}
+	if want := b.want(); !reflect.DeepEqual(ex.State, want) {
+		t.Fatalf("state:\n%+v\nwant\n%+v", ex.State, want)
+	}
+}
+
 // TestConcurrentRounds: rounds on one execution from many goroutines while events are recorded share
 // the kept fold safely (run with -race), and end on the full fold.
 func TestConcurrentRounds(t *testing.T) {
