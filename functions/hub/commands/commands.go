@@ -435,11 +435,14 @@ type waveRecord struct {
 // releasing the same command at the same moment finds the key taken, folds again and releases what
 // is still due (nothing, most of the time).
 func (s *Service) release(ctx context.Context, st *Status, agents []string) (*wave, error) {
+	var err error
 	for try := range 3 {
 		seq := len(st.waveKeys) + 1
 		w := waveRecord{Agents: agents, Delivery: waveDelivery(st.ID, seq), At: time.Now().UTC()}
-		created, err := store.CreateJSON(ctx, s.Store, layout.Wave(st.ID, seq), w)
-		if err != nil {
+		created := true
+		if seq == 1 && st.releasesAtOnce() {
+			w = *st.firstWave() // the record says it already
+		} else if created, err = store.CreateJSON(ctx, s.Store, layout.Wave(st.ID, seq), w); err != nil {
 			return nil, fmt.Errorf("release wave %d of command %s: %w", seq, st.ID, err)
 		}
 		if !created { // another hub released this wave: see what is left
@@ -465,6 +468,19 @@ func (s *Service) release(ctx context.Context, st *Status, agents []string) (*wa
 		return &wave{key: layout.Wave(st.ID, seq), rec: w, land: land, first: try == 0}, nil
 	}
 	return nil, fmt.Errorf("release command %s: other hubs kept releasing it at the same time", st.ID)
+}
+
+// releasesAtOnce reports whether a command releases every target the moment it is recorded: no
+// approval to wait for and no maxConcurrency below its targets. Such a record implies its only wave
+// (firstWave), so none is written: one store write fewer on the way to the agents, for most commands.
+func (r *Record) releasesAtOnce() bool {
+	return r.Approval == nil && (r.MaxConcurrency <= 0 || r.MaxConcurrency >= len(r.Targets))
+}
+
+// firstWave is the wave a command that releases at once implies, stored under no key of its own
+// (layout.Wave(id, 1) names it in folds).
+func (r *Record) firstWave() *waveRecord {
+	return &waveRecord{Agents: r.Targets, Delivery: waveDelivery(r.ID, 1), At: r.CreatedAt}
 }
 
 // waveDelivery is the delivery id of a command's wave.

@@ -134,10 +134,12 @@ func (s *Service) finishRelease(ctx context.Context, cmd string) error {
 	}
 	// Only waves the hub wrote are delivered: a planted one fails the integrity check and reads as
 	// missing, so it never makes the tick release work to an agent whose wave has not come.
-	for _, k := range st.waveKeys {
-		w, err := s.waves.Get(ctx, s.Store, k)
-		if err != nil {
-			return fmt.Errorf("read wave %s: %w", k, err)
+	for i, k := range st.waveKeys {
+		w := st.firstWave()
+		if i > 0 || !st.releasesAtOnce() {
+			if w, err = s.waves.Get(ctx, s.Store, k); err != nil {
+				return fmt.Errorf("read wave %s: %w", k, err)
+			}
 		}
 		if _, err := s.Delivery.Post(ctx, w.Delivery, cmd, w.Agents, envelope(st)); err != nil {
 			return fmt.Errorf("deliver wave %s: %w", k, err)

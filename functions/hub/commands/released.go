@@ -27,7 +27,7 @@ func (s *Service) releasedTo(ctx context.Context, cmdID, agent string) (*Record,
 	if err != nil {
 		return nil, err
 	}
-	if s.released.has(cmdID, agent) {
+	if s.released.has(cmdID, agent) || rec.releasesAtOnce() { // the record is its own first wave
 		return rec, nil
 	}
 	why := ""

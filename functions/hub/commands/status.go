@@ -137,7 +137,12 @@ func (s *Service) fold(ctx context.Context, id string, details, withResults bool
 			return nil, err
 		}
 	}
-	// Released: named by a wave the hub wrote (a planted wave fails the integrity check).
+	// Released: named by a wave the hub wrote (a planted wave fails the integrity check), or by the
+	// record itself when it releases every target at once (a wave 1 stored by an older hub says the same).
+	if rec.releasesAtOnce() {
+		f.wave(layout.Wave(id, 1), rec.firstWave())
+		waves = nil
+	}
 	for _, k := range waves {
 		w, err := s.waves.Get(ctx, s.Store, k)
 		if isNotFound(err) {
