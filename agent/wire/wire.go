@@ -136,7 +136,7 @@ func (e Envelope) validShape() error {
 		return fmt.Errorf("%w: %d addressees; at most %d", ErrMalformed, len(e.Agents), MaxAddressees)
 	case e.IssuedAt.IsZero() || e.NotAfter.IsZero() || !e.NotAfter.After(e.IssuedAt):
 		return fmt.Errorf("%w: issuedAt and notAfter must be set, notAfter after issuedAt", ErrMalformed)
-	case e.Kind != KindCommand && e.Kind != KindCancel:
+	case e.Kind != KindCommand && e.Kind != KindCancel && e.Kind != KindPlan:
 		return fmt.Errorf("%w: unknown kind %q", ErrMalformed, e.Kind)
 	}
 	return nil
