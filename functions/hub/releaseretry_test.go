@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/hub/delivery"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
@@ -262,6 +263,20 @@ func TestRecordNeverStandsWithoutItsRelease(t *testing.T) {
 			}
 			if len(page.Objects) != 0 {
 				t.Errorf("a refused create left %+v", page.Objects)
+			}
+			// Its audit record, written beside the record, is followed by one that says it failed.
+			recs, err := audit.List(ctx, th.h.Store, audit.Query{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var outcomes []string
+			for _, r := range recs {
+				if r.Action == "create-command" {
+					outcomes = append(outcomes, r.Outcome)
+				}
+			}
+			if len(outcomes) != 2 || outcomes[0] != "ok" || !strings.HasPrefix(outcomes[1], "failed: ") || !strings.Contains(outcomes[1], "releasing") {
+				t.Errorf("audit outcomes of the refused create: %q, want ok then failed naming the write", outcomes)
 			}
 		})
 	}

@@ -217,7 +217,26 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 		rec.Approval = &ApprovalRequirement{Count: a.Count, Groups: a.Groups, Reason: a.Reason, Requester: rec.Issuer,
 			RequesterPerson: domain.PrincipalFrom(ctx).Person}
 	}
+	// The audit record is written beside the command's record, not after it: no command stands without
+	// its audit record, and the agents get their envelope one store write sooner (before the results
+	// they send queue the audit write behind them). A create that then fails, or finds the command
+	// created by another hub, says so in a second record. The answer waits for the audit record; the
+	// release's delivery lands in the store after the answer (advanceFrom).
+	detail := map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution}
+	audited := make(chan struct{})
+	go func() {
+		defer close(audited)
+		s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", detail)
+	}()
 	created, intent, err := s.record(ctx, &rec)
+	if err != nil || !created {
+		<-audited
+		outcome := "not created: another hub created this command first"
+		if err != nil {
+			outcome = "failed: " + err.Error()
+		}
+		s.Trail.Record(ctx, "create-command", rec.Targets, &decision, outcome, detail)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -228,14 +247,6 @@ func (s *Service) Create(ctx context.Context, req Request) (*Status, error) {
 	stored := rec
 	s.records.Put(layout.Command(rec.ID), &stored)
 	s.Log.Info("command accepted", "command", rec.ID, "name", rec.Command, "targets", len(rec.Targets), "issuer", rec.Issuer, "approvals_required", rec.Approval != nil)
-	// The audit record is written beside the release, not before it: the agents get their envelope one
-	// store write sooner, and the answer still waits for both. The release's delivery lands in the
-	// store after the answer (advanceFrom), behind the results it set off.
-	audited := make(chan struct{})
-	go func() {
-		defer close(audited)
-		s.Trail.Record(ctx, "create-command", rec.Targets, &decision, "ok", map[string]any{"command": rec.Command, "commandId": rec.ID, "params": rec.Params, "execution": rec.Execution})
-	}()
 	w, err := s.advanceFrom(ctx, fresh(&rec), intent, true)
 	if err != nil {
 		// The command is recorded and its release written down: the tick finishes it.
