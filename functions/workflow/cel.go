@@ -134,7 +134,7 @@ func (d *Definition) compileConditions() ([]Problem, error) {
 				d.programs[s.Name] = prg
 			}
 		}
-		d.condProblems = ps.list
+		d.condProblems = ps.List
 	})
 	return d.condProblems, d.compileErr
 }

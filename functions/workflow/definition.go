@@ -2,12 +2,13 @@ package workflow
 
 import (
 	"encoding/json"
-	"fmt"
 	"sync"
 	"time"
 
 	"cel.dev/cel-go/cel"
 	"github.com/robfig/cron/v3"
+
+	"github.com/pulsehq/pulse/functions/yamlsrc"
 )
 
 // StepType says what a step does. The set is closed: a definition naming anything else is refused at
@@ -295,4 +296,4 @@ func lastSep(p string) int {
 	return -1
 }
 
-func stepPath(parent string, i int) string { return fmt.Sprintf("%s[%d]", parent, i) }
+func stepPath(parent string, i int) string { return yamlsrc.Index(parent, i) }

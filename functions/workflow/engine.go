@@ -58,7 +58,7 @@ func NewFolder(def *Definition, execution string) (*Folder, error) {
 		return nil, err
 	}
 	if len(probs) > 0 {
-		return nil, &ValidationError{Problems: probs}
+		return nil, &ValidationError{Subject: subject, Problems: probs}
 	}
 	st := &State{
 		Execution: execution,

@@ -2,8 +2,6 @@ package workflow
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -15,6 +13,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pulsehq/pulse/functions/yamlsrc"
 
 	// Time zones must resolve the same on every hub, including minimal images without /usr/share/zoneinfo.
 	_ "time/tzdata"
@@ -31,19 +31,19 @@ func Parse(src []byte) (*Definition, error) {
 		ps.add(loc{}, "", "definition is %d bytes, more than %d", len(src), MaxSourceBytes)
 		return nil, ps.err()
 	}
-	src = untabJSON(src)
-	var doc yaml.Node
-	if err := yaml.Unmarshal(src, &doc); err != nil {
-		ps.list = append(ps.list, syntaxProblem(src, err))
+	root, src, syntax := yamlsrc.Read(src)
+	if syntax != nil {
+		ps.List = append(ps.List, *syntax)
 		return nil, ps.err()
 	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+	if root == nil {
 		ps.add(loc{line: 1, col: 1}, "", "empty definition: want a mapping with steps")
 		return nil, ps.err()
 	}
 	p := &parser{ps: &ps, lines: bytes.Split(src, []byte("\n")), d: &Definition{locs: map[string]loc{}}}
-	p.definition(doc.Content[0])
-	if len(ps.list) == 0 {
+	p.Walker = yamlsrc.Walker{Problems: &ps.Problems, Record: p.record}
+	p.definition(root)
+	if len(ps.List) == 0 {
 		p.index()
 	}
 	if err := ps.err(); err != nil {
@@ -52,83 +52,14 @@ func Parse(src []byte) (*Definition, error) {
 	return p.d, nil
 }
 
-// untabJSON replaces tabs with spaces in a document that looks like JSON. YAML forbids tabs as
-// indentation and JSON is often tab-indented; JSON strings cannot hold a raw tab, so the replacement
-// changes no value, and one byte for one keeps every column.
-func untabJSON(src []byte) []byte {
-	if !looksJSON(src) || !bytes.ContainsRune(src, '\t') {
-		return src
-	}
-	return bytes.ReplaceAll(src, []byte("\t"), []byte(" "))
-}
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// syntaxProblem places a syntax error. JSON errors are placed exactly by encoding/json. The YAML parser
-// reports the line where the enclosing construct began, not where it broke, so the broken line is found
-// as the shortest prefix of the document that fails the same way; the column then points at the first
-// character of that line's content, which is where an editor should jump.
-func syntaxProblem(src []byte, err error) Problem {
-	if looksJSON(src) {
-		var v any
-		var se *json.SyntaxError
-		if jerr := json.Unmarshal(src, &v); errors.As(jerr, &se) {
-			line, col := lineCol(src, int(se.Offset)-1)
-			return Problem{Line: line, Column: col, Message: "syntax error: " + se.Error()}
-		}
-	}
-	msg := err.Error()
-	m := yamlLineRE.FindStringSubmatch(msg)
-	if m == nil {
-		return Problem{Message: "syntax error: " + strings.TrimPrefix(msg, "yaml: ")}
-	}
-	line, _ := strconv.Atoi(m[1])
-	lines := bytes.SplitAfter(src, []byte("\n"))
-	if len(src) <= 256<<10 {
-		prefix := bytes.Join(lines[:min(line, len(lines))], nil)
-		for n := line; n < len(lines) && n < line+2000; n++ {
-			var doc yaml.Node
-			perr := yaml.Unmarshal(prefix, &doc)
-			if pm := yamlLineRE.FindStringSubmatch(fmt.Sprint(perr)); pm != nil && pm[2] == m[2] {
-				line = n
-				break
-			}
-			prefix = append(prefix, lines[n]...)
-		}
-	}
-	col := 0
-	if line >= 1 && line <= len(lines) {
-		l := bytes.TrimRight(lines[line-1], "\r\n")
-		col = len(l) - len(bytes.TrimLeft(l, " \t")) + 1
-	}
-	return Problem{Line: line, Column: col, Message: "syntax error: " + m[2]}
-}
-
-func looksJSON(src []byte) bool {
-	t := bytes.TrimLeft(src, " \t\r\n\ufeff")
-	return len(t) > 0 && (t[0] == '{' || t[0] == '[')
-}
-
-// lineCol turns a byte offset into a 1-based line and column (in characters).
-func lineCol(src []byte, off int) (int, int) {
-	off = max(0, min(off, len(src)))
-	before := src[:off]
-	line := bytes.Count(before, []byte("\n")) + 1
-	start := bytes.LastIndexByte(before, '\n') + 1
-	return line, utf8.RuneCount(before[start:]) + 1
-}
-
 type parser struct {
+	yamlsrc.Walker
 	ps    *problems
 	lines [][]byte
 	d     *Definition
 }
 
 func nodeLoc(n *yaml.Node) loc { return loc{line: n.Line, col: n.Column} }
-
-func (p *parser) errf(n *yaml.Node, path, format string, args ...any) {
-	p.ps.add(nodeLoc(n), path, format, args...)
-}
 
 // record remembers where path is. For scalars it also finds where the text starts, so a position
 // inside a condition maps back onto the file.
@@ -152,142 +83,31 @@ func (p *parser) record(n *yaml.Node, path string) {
 	p.d.locs[path] = l
 }
 
-// pairs walks a mapping, refusing duplicate keys, non-scalar keys and keys outside known, and calls
-// fn for each known key with the path of its value.
-func (p *parser) pairs(n *yaml.Node, path string, known []string, fn func(key string, k, v *yaml.Node, path string)) {
-	if !p.kind(n, path, yaml.MappingNode, "a mapping") {
-		return
-	}
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			p.errf(k, path, "keys must be plain words")
-			continue
-		}
-		key := k.Value
-		sub := key
-		if path != "" {
-			sub = path + "." + key
-		}
-		if seen[key] {
-			p.errf(k, sub, "%q given twice", key)
-			continue
-		}
-		seen[key] = true
-		if known != nil && !slices.Contains(known, key) {
-			p.errf(k, sub, "unknown field %q (known: %s)", key, strings.Join(known, ", "))
-			continue
-		}
-		if v.Kind == yaml.AliasNode || v.Anchor != "" || key == "<<" {
-			p.errf(v, sub, "anchors, aliases and merge keys are not supported")
-			continue
-		}
-		p.record(v, sub)
-		fn(key, k, v, sub)
-	}
-}
-
-// kind refuses a node of the wrong shape.
-func (p *parser) kind(n *yaml.Node, path string, want yaml.Kind, what string) bool {
-	if n.Kind == want {
-		return true
-	}
-	if n.Kind == yaml.AliasNode {
-		p.errf(n, path, "anchors, aliases and merge keys are not supported")
-		return false
-	}
-	p.errf(n, path, "want %s, got %s", what, describe(n))
-	return false
-}
-
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		if n.ShortTag() == "!!null" {
-			return "nothing"
-		}
-		return fmt.Sprintf("%q", n.Value)
-	}
-	return "something else"
-}
-
-// str reads a scalar as text: a string, or a number or boolean written bare (params: {count: 3}).
-func (p *parser) str(n *yaml.Node, path string) (string, bool) {
-	if !p.kind(n, path, yaml.ScalarNode, "a string") {
-		return "", false
-	}
-	if n.ShortTag() == "!!null" {
-		p.errf(n, path, "want a string, got nothing")
-		return "", false
-	}
-	return n.Value, true
-}
-
-// intv reads a non-negative integer.
-func (p *parser) intv(n *yaml.Node, path string) int {
-	if !p.kind(n, path, yaml.ScalarNode, "a whole number") {
-		return 0
-	}
-	v, err := strconv.Atoi(n.Value)
-	if err != nil || n.ShortTag() != "!!int" || v < 0 {
-		p.errf(n, path, "want a whole number ≥ 0, got %q", n.Value)
-		return 0
-	}
-	return v
-}
-
 // duration reads "30s"-style text or an integer number of milliseconds (the original system's unit).
 func (p *parser) duration(n *yaml.Node, path string) Duration {
-	if !p.kind(n, path, yaml.ScalarNode, `a duration such as "30s" or "5m"`) {
+	if !p.Kind(n, path, yaml.ScalarNode, `a duration such as "30s" or "5m"`) {
 		return 0
 	}
 	var d time.Duration
 	if n.ShortTag() == "!!int" {
 		ms, err := strconv.ParseInt(n.Value, 10, 64)
 		if err != nil || ms > int64(MaxWait/time.Millisecond) {
-			p.errf(n, path, "%s milliseconds is out of range", n.Value)
+			p.Errf(n, path, "%s milliseconds is out of range", n.Value)
 			return 0
 		}
 		d = time.Duration(ms) * time.Millisecond
 	} else {
 		var err error
 		if d, err = time.ParseDuration(n.Value); err != nil {
-			p.errf(n, path, `want a duration such as "30s", "5m" or "1h30m" (or milliseconds as a number), got %q`, n.Value)
+			p.Errf(n, path, `want a duration such as "30s", "5m" or "1h30m" (or milliseconds as a number), got %q`, n.Value)
 			return 0
 		}
 	}
 	if d <= 0 {
-		p.errf(n, path, "must be more than zero, got %q", n.Value)
+		p.Errf(n, path, "must be more than zero, got %q", n.Value)
 		return 0
 	}
 	return Duration(d)
-}
-
-// strings reads a list of strings, or one string standing for a list of one (targets: all).
-func (p *parser) strs(n *yaml.Node, path string, single bool) []string {
-	if single && n.Kind == yaml.ScalarNode {
-		if s, ok := p.str(n, path); ok {
-			return []string{s}
-		}
-		return nil
-	}
-	if !p.kind(n, path, yaml.SequenceNode, "a list of strings") {
-		return nil
-	}
-	out := make([]string, 0, len(n.Content))
-	for i, e := range n.Content {
-		sub := stepPath(path, i)
-		p.record(e, sub)
-		if s, ok := p.str(e, sub); ok {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 var topFields = []string{"name", "description", "inputs", "schedule", "steps", "handlers"}
@@ -296,12 +116,12 @@ func (p *parser) definition(n *yaml.Node) {
 	d := p.d
 	p.record(n, "")
 	sawSteps := false
-	p.pairs(n, "", topFields, func(key string, k, v *yaml.Node, path string) {
+	p.Pairs(n, "", topFields, func(key string, k, v *yaml.Node, path string) {
 		switch key {
 		case "name":
-			d.Name, _ = p.str(v, path)
+			d.Name, _ = p.Str(v, path)
 		case "description":
-			d.Description, _ = p.str(v, path)
+			d.Description, _ = p.Str(v, path)
 		case "inputs":
 			p.inputs(v, path)
 		case "schedule":
@@ -310,14 +130,14 @@ func (p *parser) definition(n *yaml.Node) {
 			sawSteps = true
 			d.Steps = p.steps(v, path, 0)
 			if len(d.Steps) == 0 && v.Kind == yaml.SequenceNode {
-				p.errf(v, path, "a workflow needs at least one step")
+				p.Errf(v, path, "a workflow needs at least one step")
 			}
 		case "handlers":
 			d.Handlers = p.steps(v, path, 0)
 		}
 	})
 	if !sawSteps && n.Kind == yaml.MappingNode {
-		p.errf(n, "steps", "no steps: a workflow needs a list of steps")
+		p.Errf(n, "steps", "no steps: a workflow needs a list of steps")
 	}
 }
 
@@ -325,26 +145,26 @@ var identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
 func (p *parser) inputs(n *yaml.Node, path string) {
 	p.d.Inputs = map[string]*Input{}
-	p.pairs(n, path, nil, func(name string, k, v *yaml.Node, sub string) {
+	p.Pairs(n, path, nil, func(name string, k, v *yaml.Node, sub string) {
 		if !identRE.MatchString(name) {
-			p.errf(k, sub, "input name %q: want letters, digits and _, not starting with a digit", name)
+			p.Errf(k, sub, "input name %q: want letters, digits and _, not starting with a digit", name)
 			return
 		}
 		in := &Input{}
 		var def *yaml.Node
-		p.pairs(v, sub, []string{"type", "description", "required", "default"}, func(key string, _, fv *yaml.Node, fp string) {
+		p.Pairs(v, sub, []string{"type", "description", "required", "default"}, func(key string, _, fv *yaml.Node, fp string) {
 			switch key {
 			case "type":
-				t, _ := p.str(fv, fp)
+				t, _ := p.Str(fv, fp)
 				in.Type = InputType(t)
 				if !slices.Contains([]InputType{InputString, InputInt, InputBool}, in.Type) {
-					p.errf(fv, fp, "unknown input type %q (want string, int or bool)", t)
+					p.Errf(fv, fp, "unknown input type %q (want string, int or bool)", t)
 				}
 			case "description":
-				in.Description, _ = p.str(fv, fp)
+				in.Description, _ = p.Str(fv, fp)
 			case "required":
 				if fv.Kind != yaml.ScalarNode || fv.ShortTag() != "!!bool" {
-					p.errf(fv, fp, "want true or false")
+					p.Errf(fv, fp, "want true or false")
 					return
 				}
 				in.Required = fv.Value == "true"
@@ -353,12 +173,12 @@ func (p *parser) inputs(n *yaml.Node, path string) {
 			}
 		})
 		if v.Kind == yaml.MappingNode && in.Type == "" {
-			p.errf(v, sub, "input %s has no type (want string, int or bool)", name)
+			p.Errf(v, sub, "input %s has no type (want string, int or bool)", name)
 		}
 		if def != nil && in.Type != "" {
 			val, err := coerceInput(in.Type, scalarValue(def))
 			if err != nil || def.Kind != yaml.ScalarNode {
-				p.errf(def, sub+".default", "default does not fit type %s: %q", in.Type, def.Value)
+				p.Errf(def, sub+".default", "default does not fit type %s: %q", in.Type, def.Value)
 			} else {
 				in.Default = val
 			}
@@ -386,19 +206,19 @@ func scalarValue(n *yaml.Node) any {
 func (p *parser) schedule(n *yaml.Node, path string) *Schedule {
 	s := &Schedule{}
 	var cronNode, tzNode *yaml.Node
-	p.pairs(n, path, []string{"cron", "timezone", "overlap"}, func(key string, _, v *yaml.Node, sub string) {
+	p.Pairs(n, path, []string{"cron", "timezone", "overlap"}, func(key string, _, v *yaml.Node, sub string) {
 		switch key {
 		case "cron":
-			s.Cron, _ = p.str(v, sub)
+			s.Cron, _ = p.Str(v, sub)
 			cronNode = v
 		case "timezone":
-			s.Timezone, _ = p.str(v, sub)
+			s.Timezone, _ = p.Str(v, sub)
 			tzNode = v
 		case "overlap":
-			o, _ := p.str(v, sub)
+			o, _ := p.Str(v, sub)
 			s.Overlap = Overlap(o)
 			if s.Overlap != OverlapSkip && s.Overlap != OverlapQueue {
-				p.errf(v, sub, "unknown overlap %q (want skip or queue)", o)
+				p.Errf(v, sub, "unknown overlap %q (want skip or queue)", o)
 			}
 		}
 	})
@@ -409,12 +229,12 @@ func (p *parser) schedule(n *yaml.Node, path string) *Schedule {
 		s.Overlap = OverlapSkip
 	}
 	if cronNode == nil {
-		p.errf(n, path+".cron", "a schedule needs a cron expression")
+		p.Errf(n, path+".cron", "a schedule needs a cron expression")
 	} else if err := s.compile(); err != nil {
 		if tzNode != nil && strings.HasPrefix(err.Error(), "timezone") {
-			p.errf(tzNode, path+".timezone", "%v", err)
+			p.Errf(tzNode, path+".timezone", "%v", err)
 		} else {
-			p.errf(cronNode, path+".cron", "%v", err)
+			p.Errf(cronNode, path+".cron", "%v", err)
 		}
 	}
 	return s
@@ -467,7 +287,7 @@ var allStepFields = func() []string {
 }()
 
 func (p *parser) steps(n *yaml.Node, path string, depth int) []*Step {
-	if !p.kind(n, path, yaml.SequenceNode, "a list of steps") {
+	if !p.Kind(n, path, yaml.SequenceNode, "a list of steps") {
 		return nil
 	}
 	out := make([]*Step, 0, len(n.Content))
@@ -484,7 +304,7 @@ func (p *parser) steps(n *yaml.Node, path string, depth int) []*Step {
 // step reads one step. The type is read first so that a field the type does not use is reported as
 // such rather than as unknown.
 func (p *parser) step(n *yaml.Node, path string, depth int) *Step {
-	if !p.kind(n, path, yaml.MappingNode, "a step (a mapping with name and type)") {
+	if !p.Kind(n, path, yaml.MappingNode, "a step (a mapping with name and type)") {
 		return nil
 	}
 	s := &Step{path: path}
@@ -495,36 +315,36 @@ func (p *parser) step(n *yaml.Node, path string, depth int) *Step {
 		}
 	}
 	if typeNode == nil {
-		p.errf(n, path+".type", "step has no type (want execute, prompt, wait or parallel)")
+		p.Errf(n, path+".type", "step has no type (want execute, prompt, wait or parallel)")
 		return nil
 	}
-	t, ok := p.str(typeNode, path+".type")
+	t, ok := p.Str(typeNode, path+".type")
 	if !ok {
 		return nil
 	}
 	s.Type = StepType(t)
 	known, ok := stepFields[s.Type]
 	if !ok {
-		p.errf(typeNode, path+".type", "unknown step type %q (want execute, prompt, wait or parallel)", t)
+		p.Errf(typeNode, path+".type", "unknown step type %q (want execute, prompt, wait or parallel)", t)
 		return nil
 	}
 	hasName := false
-	p.pairs(n, path, allStepFields, func(key string, k, v *yaml.Node, sub string) {
+	p.Pairs(n, path, allStepFields, func(key string, k, v *yaml.Node, sub string) {
 		if !slices.Contains(known, key) {
-			p.errf(k, sub, "%s step has no field %q (its fields: %s)", article(string(s.Type)), key, strings.Join(known, ", "))
+			p.Errf(k, sub, "%s step has no field %q (its fields: %s)", article(string(s.Type)), key, strings.Join(known, ", "))
 			return
 		}
 		switch key {
 		case "name":
 			hasName = true
-			s.Name, _ = p.str(v, sub)
+			s.Name, _ = p.Str(v, sub)
 			if msg := checkStepName(s.Name); msg != "" {
-				p.errf(v, sub, "%s", msg)
+				p.Errf(v, sub, "%s", msg)
 			}
 		case "type":
 		case "condition":
-			if s.Condition, _ = p.str(v, sub); strings.TrimSpace(s.Condition) == "" {
-				p.errf(v, sub, "empty condition: remove the field or write an expression")
+			if s.Condition, _ = p.Str(v, sub); strings.TrimSpace(s.Condition) == "" {
+				p.Errf(v, sub, "empty condition: remove the field or write an expression")
 			}
 		case "timeout":
 			s.Timeout = p.duration(v, sub)
@@ -533,28 +353,28 @@ func (p *parser) step(n *yaml.Node, path string, depth int) *Step {
 		case "on_failure":
 			s.OnFailure = p.onFailure(v, sub)
 		case "targets":
-			if s.Targets = p.strs(v, sub, true); len(s.Targets) == 0 && v.Kind == yaml.SequenceNode {
-				p.errf(v, sub, "no targets: give all, agent ids or names, or label selectors k=v")
+			if s.Targets = p.Strings(v, sub, true); len(s.Targets) == 0 && v.Kind == yaml.SequenceNode {
+				p.Errf(v, sub, "no targets: give all, agent ids or names, or label selectors k=v")
 			}
 		case "command":
-			s.Command, _ = p.str(v, sub)
+			s.Command, _ = p.Str(v, sub)
 		case "params":
 			s.Params = map[string]string{}
-			p.pairs(v, sub, nil, func(name string, _, pv *yaml.Node, pp string) {
-				if val, ok := p.str(pv, pp); ok {
+			p.Pairs(v, sub, nil, func(name string, _, pv *yaml.Node, pp string) {
+				if val, ok := p.Str(pv, pp); ok {
 					s.Params[name] = val
 				}
 			})
 		case "max_concurrency":
-			s.MaxConcurrency = p.intv(v, sub)
+			s.MaxConcurrency = p.Int(v, sub)
 		case "max_errors":
-			s.MaxErrors = p.intv(v, sub)
+			s.MaxErrors = p.Int(v, sub)
 		case "message":
-			s.Message, _ = p.str(v, sub)
+			s.Message, _ = p.Str(v, sub)
 		case "options":
-			s.Options = p.strs(v, sub, false)
+			s.Options = p.Strings(v, sub, false)
 		case "default":
-			if d, ok := p.str(v, sub); ok {
+			if d, ok := p.Str(v, sub); ok {
 				s.Default = &d
 			}
 		case "duration":
@@ -564,7 +384,7 @@ func (p *parser) step(n *yaml.Node, path string, depth int) *Step {
 		}
 	})
 	if !hasName {
-		p.errf(n, path+".name", "step has no name")
+		p.Errf(n, path+".name", "step has no name")
 	}
 	p.required(n, s, path)
 	return s
@@ -584,7 +404,7 @@ func checkStepName(name string) string {
 
 // required reports what a step of its type cannot do without.
 func (p *parser) required(n *yaml.Node, s *Step, path string) {
-	miss := func(field, why string) { p.errf(n, path+"."+field, "%s step needs %s", article(string(s.Type)), why) }
+	miss := func(field, why string) { p.Errf(n, path+"."+field, "%s step needs %s", article(string(s.Type)), why) }
 	switch s.Type {
 	case TypeExecute:
 		if s.Command == "" {
@@ -594,7 +414,7 @@ func (p *parser) required(n *yaml.Node, s *Step, path string) {
 			miss("targets", "targets (all, agent ids or names, or label selectors k=v)")
 		}
 		if s.Timeout.Std() > MaxExecuteTimeout {
-			p.errf(n, path+".timeout", "an execute step's timeout is at most %s", MaxExecuteTimeout)
+			p.Errf(n, path+".timeout", "an execute step's timeout is at most %s", MaxExecuteTimeout)
 		}
 	case TypePrompt:
 		if strings.TrimSpace(s.Message) == "" {
@@ -614,7 +434,7 @@ func (p *parser) required(n *yaml.Node, s *Step, path string) {
 		name string
 	}{{s.Timeout, "timeout"}, {s.Duration, "duration"}} {
 		if f.d.Std() > MaxWait {
-			p.errf(n, path+"."+f.name, "at most %s", MaxWait)
+			p.Errf(n, path+"."+f.name, "at most %s", MaxWait)
 		}
 	}
 }
@@ -622,13 +442,13 @@ func (p *parser) required(n *yaml.Node, s *Step, path string) {
 func (p *parser) retry(n *yaml.Node, path string) *Retry {
 	r := &Retry{}
 	sawAttempts := false
-	p.pairs(n, path, []string{"attempts", "backoff", "max_backoff"}, func(key string, _, v *yaml.Node, sub string) {
+	p.Pairs(n, path, []string{"attempts", "backoff", "max_backoff"}, func(key string, _, v *yaml.Node, sub string) {
 		switch key {
 		case "attempts":
 			sawAttempts = true
-			r.Attempts = p.intv(v, sub)
+			r.Attempts = p.Int(v, sub)
 			if r.Attempts < 1 || r.Attempts > MaxAttempts {
-				p.errf(v, sub, "attempts counts every run, the first included: want 1 to %d, got %s", MaxAttempts, v.Value)
+				p.Errf(v, sub, "attempts counts every run, the first included: want 1 to %d, got %s", MaxAttempts, v.Value)
 			}
 		case "backoff":
 			r.Backoff = p.duration(v, sub)
@@ -637,13 +457,13 @@ func (p *parser) retry(n *yaml.Node, path string) *Retry {
 		}
 	})
 	if n.Kind == yaml.MappingNode && !sawAttempts {
-		p.errf(n, path+".attempts", "retry needs attempts (every run, the first included)")
+		p.Errf(n, path+".attempts", "retry needs attempts (every run, the first included)")
 	}
 	if r.MaxBackoff > 0 && r.Backoff > r.MaxBackoff {
-		p.errf(n, path+".backoff", "backoff %s is more than max_backoff %s", r.Backoff.Std(), r.MaxBackoff.Std())
+		p.Errf(n, path+".backoff", "backoff %s is more than max_backoff %s", r.Backoff.Std(), r.MaxBackoff.Std())
 	}
 	if r.Backoff.Std() > MaxWait || r.MaxBackoff.Std() > MaxWait {
-		p.errf(n, path, "backoffs are at most %s", MaxWait)
+		p.Errf(n, path, "backoffs are at most %s", MaxWait)
 	}
 	return r
 }
@@ -655,16 +475,16 @@ func (p *parser) onFailure(n *yaml.Node, path string) *OnFailure {
 		case FailStop, FailContinue:
 			return &OnFailure{Action: a}
 		default:
-			p.errf(n, path, "on_failure is stop, continue, or a list of handler step names; got %q", n.Value)
+			p.Errf(n, path, "on_failure is stop, continue, or a list of handler step names; got %q", n.Value)
 		}
 	case yaml.SequenceNode:
-		names := p.strs(n, path, false)
+		names := p.Strings(n, path, false)
 		if len(names) == 0 {
-			p.errf(n, path, "empty list: name the handler steps to run, or use stop or continue")
+			p.Errf(n, path, "empty list: name the handler steps to run, or use stop or continue")
 		}
 		return &OnFailure{Action: FailRun, Steps: names}
 	default:
-		p.errf(n, path, "on_failure is stop, continue, or a list of handler step names; got %s", describe(n))
+		p.Errf(n, path, "on_failure is stop, continue, or a list of handler step names; got %s", yamlsrc.Describe(n))
 	}
 	return nil
 }
@@ -673,10 +493,10 @@ func (p *parser) onFailure(n *yaml.Node, path string) *OnFailure {
 // {name, steps}, or a single step (a branch of one step), whichever reads best.
 func (p *parser) branches(n *yaml.Node, path string, depth int) []*Branch {
 	if depth > MaxNesting {
-		p.errf(n, path, "parallel steps nest at most %d deep", MaxNesting)
+		p.Errf(n, path, "parallel steps nest at most %d deep", MaxNesting)
 		return nil
 	}
-	if !p.kind(n, path, yaml.SequenceNode, "a list of branches") {
+	if !p.Kind(n, path, yaml.SequenceNode, "a list of branches") {
 		return nil
 	}
 	var out []*Branch
@@ -688,9 +508,9 @@ func (p *parser) branches(n *yaml.Node, path string, depth int) []*Branch {
 		case e.Kind == yaml.SequenceNode:
 			b.Steps = p.steps(e, sub, depth)
 		case e.Kind == yaml.MappingNode && hasKey(e, "steps") && !hasKey(e, "type"):
-			p.pairs(e, sub, []string{"name", "steps"}, func(key string, _, v *yaml.Node, bp string) {
+			p.Pairs(e, sub, []string{"name", "steps"}, func(key string, _, v *yaml.Node, bp string) {
 				if key == "name" {
-					b.Name, _ = p.str(v, bp)
+					b.Name, _ = p.Str(v, bp)
 				} else {
 					b.Steps = p.steps(v, bp, depth)
 				}
@@ -701,7 +521,7 @@ func (p *parser) branches(n *yaml.Node, path string, depth int) []*Branch {
 			}
 		}
 		if len(b.Steps) == 0 && (e.Kind == yaml.SequenceNode || e.Kind == yaml.MappingNode) {
-			p.errf(e, sub, "empty branch")
+			p.Errf(e, sub, "empty branch")
 		}
 		out = append(out, b)
 	}

@@ -74,7 +74,7 @@ func (d *Definition) Validate(cat Catalog) error {
 	if err != nil {
 		return err
 	}
-	ps.list = append(ps.list, condProblems...)
+	ps.List = append(ps.List, condProblems...)
 	return ps.err()
 }
 

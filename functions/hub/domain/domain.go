@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/pulsehq/pulse/functions/yamlsrc"
 )
 
 // Kind is what went wrong, in terms a caller can act on.
@@ -86,6 +88,33 @@ func TooLarge(format string, args ...any) *Error {
 // Internal says the hub failed in a way that is not the store's.
 func Internal(format string, args ...any) *Error {
 	return &Error{Kind: KindInternal, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Refused is the refusal of a source an operator applied (a workflow, a plan), what naming it
+// ("workflow nightly"): one message with every problem, "line:column: path: message", and each problem
+// as a detail located in body.source ("body.source:4:11 units[1].type"), so a client can point at
+// each. An err that is not a *yamlsrc.Error is one problem without a place.
+func Refused(what string, err error) *Error {
+	var ye *yamlsrc.Error
+	if !errors.As(err, &ye) {
+		return &Error{Kind: KindInvalid, Msg: what + " refused: " + err.Error(), Err: err,
+			Details: []Detail{{Location: "body.source", Message: err.Error()}}}
+	}
+	parts := make([]string, len(ye.Problems))
+	de := &Error{Kind: KindInvalid, Err: err}
+	for i, p := range ye.Problems {
+		parts[i] = p.String()
+		loc := "body.source"
+		if p.Line > 0 {
+			loc = fmt.Sprintf("body.source:%d:%d", p.Line, p.Column)
+		}
+		if p.Path != "" {
+			loc += " " + p.Path
+		}
+		de.Details = append(de.Details, Detail{Location: loc, Message: p.Message})
+	}
+	de.Msg = what + " refused: " + strings.Join(parts, "; ")
+	return de
 }
 
 // Refusal reports whether err is a refusal of the request (anything but an infrastructure or internal

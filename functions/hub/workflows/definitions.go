@@ -131,30 +131,8 @@ type Summary struct {
 	AppliedAt   time.Time `json:"appliedAt"`
 }
 
-// refused is the domain error of a refused workflow: one line with every problem,
-// "line:column: path: message", and each problem located in the source.
-func refused(name string, err error) error {
-	var ve *workflow.ValidationError
-	if !errors.As(err, &ve) {
-		return &domain.Error{Kind: domain.KindInvalid, Msg: "workflow " + name + " refused: " + err.Error(),
-			Details: []domain.Detail{{Location: "body.source", Message: err.Error()}}}
-	}
-	parts := make([]string, len(ve.Problems))
-	de := &domain.Error{Kind: domain.KindInvalid, Err: err}
-	for i, p := range ve.Problems {
-		parts[i] = p.String()
-		loc := "body.source"
-		if p.Line > 0 {
-			loc = fmt.Sprintf("body.source:%d:%d", p.Line, p.Column)
-		}
-		if p.Path != "" {
-			loc += " " + p.Path
-		}
-		de.Details = append(de.Details, domain.Detail{Location: loc, Message: p.Message})
-	}
-	de.Msg = "workflow " + name + " refused: " + strings.Join(parts, "; ")
-	return de
-}
+// refused is the domain error of a refused workflow: every problem, each located in the source.
+func refused(name string, err error) error { return domain.Refused("workflow "+name, err) }
 
 // latest is the newest version the hub wrote: a version planted in the bucket above it fails the
 // integrity check and is passed over, so it can neither run nor hide the genuine one.
