@@ -43,6 +43,7 @@ const (
 	Executions          = "v1/executions/"
 	ActiveExecutions    = "v1/executions-active/"
 	ScheduleFires       = "v1/schedule-fires/"
+	Plans               = "v1/plans/"
 	Audit               = "v1/audit/"
 	AuditSeals          = "v1/audit-seals/"
 	Probe               = "v1/_probe/"
@@ -69,6 +70,7 @@ func Prefixes() []Prefix {
 		{Executions, "workflow executions and their events"},
 		{ActiveExecutions, "executions the tick still drives"},
 		{ScheduleFires, "cron slots that fired, one per workflow and slot"},
+		{Plans, "plan versions (write-once) and each agent's last reported status of a plan"},
 		{Audit, "audit records, one per mutation, by day"},
 		{AuditSeals, "the hash chain sealing the audit records"},
 		{Probe, "throw-away objects of the start-up store probe"},
@@ -252,6 +254,27 @@ func ScheduleFiresOf(name string) string { return ScheduleFires + name + "/" }
 func ScheduleFire(name string, t time.Time) string {
 	return fmt.Sprintf("%s%012d.json", ScheduleFiresOf(name), t.Unix())
 }
+
+// --- plans ---
+
+// PlanOf is where everything of a plan is listed: its versions and the agents' statuses.
+func PlanOf(name string) string { return Plans + name + "/" }
+
+// PlanVersionsOf is where a plan's versions are listed.
+func PlanVersionsOf(name string) string { return PlanOf(name) + "versions/" }
+
+// PlanVersion is one version of a plan (versions count from 1), written once: the number makes two
+// hubs applying at once collide.
+func PlanVersion(name string, version int) string {
+	return fmt.Sprintf("%s%06d.json", PlanVersionsOf(name), version)
+}
+
+// PlanStatusesOf is where the agents' statuses of a plan are listed.
+func PlanStatusesOf(name string) string { return PlanOf(name) + "status/" }
+
+// PlanStatus is an agent's last reported status of a plan, overwritten when it changes (by the
+// hub that received the report, for that one agent).
+func PlanStatus(name, agent string) string { return PlanStatusesOf(name) + agent + ".json" }
 
 // --- audit ---
 

@@ -111,6 +111,8 @@ func TestName(t *testing.T) {
 		layout.Agent("ag-1"):                "ag-1",
 		layout.Chunk("c", "a", 7):           "0000000007",
 		layout.WorkflowVersion("w", 3):      "000003",
+		layout.PlanVersion("web", 12):       "000012",
+		layout.PlanStatus("web", "ag-1"):    "ag-1",
 		layout.AuditRecord(time.Now(), "x"): "x",
 	} {
 		if got := layout.Name(key); got != want {
