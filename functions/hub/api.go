@@ -23,6 +23,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/delivery"
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/plans"
 	"github.com/pulsehq/pulse/functions/hub/workflows"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/policy"
@@ -45,11 +46,13 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerHealth(api, h)
 	registerEnrollment(h.enrollGroup(api), h)
 	registerAgentProtocol(h.agentGroup(api), h)
+	registerAgentPlans(h.agentGroup(api), h)
 	registerFleet(h.operatorGroup(api, "Agents"), h)
 	registerCommands(h.operatorGroup(api, "Commands"), h)
 	registerAccess(h.operatorGroup(api, "Access"), h)
 	registerAudit(h.operatorGroup(api, "Audit"), h)
 	registerWorkflows(h.operatorGroup(api, "Workflows"), h)
+	registerPlans(h.operatorGroup(api, "Plans"), h)
 	return api
 }
 
@@ -68,6 +71,12 @@ var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[workflows.ExecutionPage]():  "ExecutionPage",
 	reflect.TypeFor[fleet.Retirement]():         "AgentRetirement",
 	reflect.TypeFor[delivery.RejectionRecord](): "RejectionRecord",
+	reflect.TypeFor[plans.Version]():            "PlanVersion",
+	reflect.TypeFor[plans.Applied]():            "PlanApplied",
+	reflect.TypeFor[plans.Summary]():            "PlanSummary",
+	reflect.TypeFor[plans.View]():               "PlanStatusView",
+	reflect.TypeFor[plans.AgentStatus]():        "PlanAgentStatus",
+	reflect.TypeFor[plans.UnitState]():          "PlanUnitState",
 }
 
 func schemaName(t reflect.Type, hint string) string {

@@ -11,8 +11,8 @@ const base = "github.com/pulsehq/pulse/functions/hub"
 
 // mayImport says which of the hub's packages each may import, with the reason. Anything not listed
 // is forbidden, so a new edge between rooms is a decision made here, not an accident; and since the
-// rules follow one order (domain, events → paging, trail → access → fleet → delivery → commands → workflows
-// → the edge), there can be no cycle.
+// rules follow one order (domain, events → paging, trail → access → fleet → delivery → commands → workflows,
+// plans → the edge), there can be no cycle.
 var mayImport = map[string]map[string]string{
 	"domain": {},
 	"events": {},
@@ -49,6 +49,12 @@ var mayImport = map[string]map[string]string{
 		"commands": "steps issue commands (through the Commands interface; the request types are commands')",
 		"fleet":    "definitions are checked against the fleet's catalog",
 		"paging":   "the execution list pages like every list",
+	},
+	"plans": {
+		"domain": "domain errors, who acted",
+		"events": "the view of the plans is refreshed outside the request that found it stale",
+		"trail":  "applies are audited",
+		"fleet":  "targets are selected over the fleet's agents and labels (through the Fleet interface; the types are fleet's)",
 	},
 }
 

@@ -101,9 +101,7 @@ func Parse(src []byte) (*Spec, error) {
 	p := &parser{ps: &ps, s: &Spec{locs: map[string]pos{}}}
 	p.w = yamlsrc.Walker{Problems: &ps, Record: func(n *yaml.Node, path string) { p.s.locs[path] = pos{n.Line, n.Column} }}
 	p.plan(root)
-	if len(ps.List) == 0 {
-		p.references()
-	}
+	p.references()
 	if len(ps.List) == 0 {
 		p.cycles()
 	}

@@ -126,11 +126,36 @@ func (a *Agent) Heartbeat(ctx context.Context) error {
 	return a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/heartbeat", wire.Heartbeat{Version: "sim", Time: time.Now()}, nil)
 }
 
-// Work is a verified envelope with its inbox key.
+// Work is a verified envelope with its inbox key, and its body decoded: the command of a KindCommand
+// envelope, the plan of a KindPlan one.
 type Work struct {
 	InboxKey string
 	Envelope wire.Envelope
 	Command  wire.Command
+	Plan     wire.Plan
+}
+
+// verify checks a signed envelope as the real agent does (the hub's signature, addressed to this
+// agent, valid now) and decodes its body.
+func (a *Agent) verify(se wire.SignedEnvelope) (Work, error) {
+	env, err := se.Verify(a.HubKeys)
+	if err != nil {
+		return Work{}, fmt.Errorf("envelope %s: %w", se.InboxKey, err)
+	}
+	if err := env.Check(a.ID, time.Now(), time.Minute); err != nil {
+		return Work{}, fmt.Errorf("envelope %s: %w", se.InboxKey, err)
+	}
+	w := Work{InboxKey: se.InboxKey, Envelope: env}
+	switch env.Kind {
+	case wire.KindCommand:
+		err = json.Unmarshal(env.Body, &w.Command)
+	case wire.KindPlan:
+		err = json.Unmarshal(env.Body, &w.Plan)
+	}
+	if err != nil {
+		return Work{}, fmt.Errorf("envelope %s: body: %w", env.ID, err)
+	}
+	return w, nil
 }
 
 // Poll polls once, acknowledging ack, and verifies every envelope as the real agent does.
@@ -141,22 +166,43 @@ func (a *Agent) Poll(ctx context.Context, ack []string) ([]Work, wire.PollRespon
 	}
 	var out []Work
 	for _, se := range resp.Envelopes {
-		env, err := se.Verify(a.HubKeys)
+		w, err := a.verify(se)
 		if err != nil {
-			return nil, resp, fmt.Errorf("envelope %s: %w", se.InboxKey, err)
-		}
-		if err := env.Check(a.ID, time.Now(), time.Minute); err != nil {
-			return nil, resp, fmt.Errorf("envelope %s: %w", se.InboxKey, err)
-		}
-		w := Work{InboxKey: se.InboxKey, Envelope: env}
-		if env.Kind == wire.KindCommand {
-			if err := json.Unmarshal(env.Body, &w.Command); err != nil {
-				return nil, resp, err
-			}
+			return nil, resp, err
 		}
 		out = append(out, w)
 	}
 	return out, resp, nil
+}
+
+// Plans fetches the newest version of every plan that targets this agent, each verified as a polled
+// envelope is (a plan signed for another agent, or by another key, is an error).
+func (a *Agent) Plans(ctx context.Context) ([]Work, error) {
+	var resp wire.AgentPlans
+	if err := a.Signed(ctx, "GET", "/v1/agents/"+a.ID+"/plans", nil, &resp); err != nil {
+		return nil, err
+	}
+	out := make([]Work, 0, len(resp.Plans))
+	for _, se := range resp.Plans {
+		w, err := a.verify(se)
+		if err != nil {
+			return nil, err
+		}
+		if w.Envelope.Kind != wire.KindPlan {
+			return nil, fmt.Errorf("envelope %s: kind %s among the agent's plans", w.Envelope.ID, w.Envelope.Kind)
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// ReportPlan reports where this agent stands on a plan (st.Plan names it), as the agent does after
+// every reconcile that changed something.
+func (a *Agent) ReportPlan(ctx context.Context, st wire.PlanStatus) error {
+	if st.At.IsZero() {
+		st.At = time.Now().UTC()
+	}
+	return a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/plans/"+st.Plan+"/status", st, nil)
 }
 
 // Complete reports a command as the real agent reports one that finished within a second: output of

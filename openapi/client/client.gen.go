@@ -92,6 +92,36 @@ func (e CommandSummaryState) Valid() bool {
 	}
 }
 
+// Defines values for PlanUnitStateState.
+const (
+	PlanUnitStateStateApplying  PlanUnitStateState = "applying"
+	PlanUnitStateStateConverged PlanUnitStateState = "converged"
+	PlanUnitStateStateDrifted   PlanUnitStateState = "drifted"
+	PlanUnitStateStateFailed    PlanUnitStateState = "failed"
+	PlanUnitStateStatePending   PlanUnitStateState = "pending"
+	PlanUnitStateStateUnknown   PlanUnitStateState = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the PlanUnitStateState enum.
+func (e PlanUnitStateState) Valid() bool {
+	switch e {
+	case PlanUnitStateStateApplying:
+		return true
+	case PlanUnitStateStateConverged:
+		return true
+	case PlanUnitStateStateDrifted:
+		return true
+	case PlanUnitStateStateFailed:
+		return true
+	case PlanUnitStateStatePending:
+		return true
+	case PlanUnitStateStateUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReadyStatusMode.
 const (
 	Conditional    ReadyStatusMode = "conditional"
@@ -104,6 +134,33 @@ func (e ReadyStatusMode) Valid() bool {
 	case Conditional:
 		return true
 	case LastWriterWins:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UnitStatusState.
+const (
+	UnitStatusStateApplying  UnitStatusState = "applying"
+	UnitStatusStateConverged UnitStatusState = "converged"
+	UnitStatusStateDrifted   UnitStatusState = "drifted"
+	UnitStatusStateFailed    UnitStatusState = "failed"
+	UnitStatusStatePending   UnitStatusState = "pending"
+)
+
+// Valid indicates whether the value is a known member of the UnitStatusState enum.
+func (e UnitStatusState) Valid() bool {
+	switch e {
+	case UnitStatusStateApplying:
+		return true
+	case UnitStatusStateConverged:
+		return true
+	case UnitStatusStateDrifted:
+		return true
+	case UnitStatusStateFailed:
+		return true
+	case UnitStatusStatePending:
 		return true
 	default:
 		return false
@@ -172,6 +229,15 @@ type Actor struct {
 	Via    string   `json:"via"`
 }
 
+// AgentPlans defines model for AgentPlans.
+type AgentPlans struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/AgentPlans.json
+	Schema string           `json:"$schema,omitempty"`
+	Plans  []SignedEnvelope `json:"plans"`
+}
+
 // AgentResult defines model for AgentResult.
 type AgentResult struct {
 	Agent    string    `json:"agent"`
@@ -234,6 +300,17 @@ type AgentView struct {
 	Online       bool                `json:"online"`
 	Retired      AgentRetirement     `json:"retired,omitempty"`
 	Version      string              `json:"version"`
+}
+
+// ApplyPlanInputBody defines model for ApplyPlanInputBody.
+type ApplyPlanInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ApplyPlanInputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Source The plan in YAML or JSON: targets, mode, units.
+	Source string `json:"source"`
 }
 
 // ApplyWorkflowInputBody defines model for ApplyWorkflowInputBody.
@@ -748,6 +825,150 @@ type ParamSpec struct {
 	Required bool   `json:"required,omitempty"`
 }
 
+// Plan defines model for Plan.
+type Plan struct {
+	Mode    string `json:"mode,omitempty"`
+	Name    string `json:"name"`
+	Units   []Unit `json:"units"`
+	Version int64  `json:"version"`
+}
+
+// PlanAgentStatus defines model for PlanAgentStatus.
+type PlanAgentStatus struct {
+	Agent   string `json:"agent"`
+	Name    string `json:"name"`
+	Online  bool   `json:"online"`
+	Refused string `json:"refused,omitempty"`
+
+	// RefusedVersion A version the agent refused, with the reason in refused.
+	RefusedVersion int64 `json:"refusedVersion,omitempty"`
+
+	// ReportedAt When the agent last reported a change.
+	ReportedAt time.Time       `json:"reportedAt,omitempty"`
+	Units      []PlanUnitState `json:"units"`
+
+	// Version The version the agent holds and reconciles (0: none yet, or no report).
+	Version int64 `json:"version"`
+}
+
+// PlanApplied defines model for PlanApplied.
+type PlanApplied struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/PlanApplied.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Agents The agents the version was sent to: the ones its targets select now.
+	Agents    []string  `json:"agents"`
+	AppliedAt time.Time `json:"appliedAt"`
+	AppliedBy string    `json:"appliedBy"`
+	Name      string    `json:"name"`
+	Plan      Plan      `json:"plan"`
+	Rules     []string  `json:"rules,omitempty"`
+
+	// Source The YAML or JSON as applied.
+	Source string `json:"source"`
+
+	// Targets Agent ids, agent names or label selectors k=v (union), as commands take them.
+	Targets []string `json:"targets"`
+
+	// Unchanged The source is the newest version's: no version was written and nothing was sent.
+	Unchanged bool  `json:"unchanged,omitempty"`
+	Version   int64 `json:"version"`
+}
+
+// PlanStatus defines model for PlanStatus.
+type PlanStatus struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/PlanStatus.json
+	Schema         string       `json:"$schema,omitempty"`
+	At             time.Time    `json:"at"`
+	Plan           string       `json:"plan"`
+	Refused        string       `json:"refused,omitempty"`
+	RefusedVersion int64        `json:"refusedVersion,omitempty"`
+	Units          []UnitStatus `json:"units,omitempty"`
+	Version        int64        `json:"version"`
+}
+
+// PlanStatusView defines model for PlanStatusView.
+type PlanStatusView struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/PlanStatusView.json
+	Schema    string            `json:"$schema,omitempty"`
+	Agents    []PlanAgentStatus `json:"agents"`
+	AppliedAt time.Time         `json:"appliedAt"`
+	AppliedBy string            `json:"appliedBy"`
+
+	// Converged Agents that hold the newest version with every unit converged.
+	Converged int64    `json:"converged"`
+	Mode      string   `json:"mode"`
+	Name      string   `json:"name"`
+	Targets   []string `json:"targets"`
+
+	// Version The plan's newest version.
+	Version int64 `json:"version"`
+}
+
+// PlanSummary defines model for PlanSummary.
+type PlanSummary struct {
+	AppliedAt time.Time `json:"appliedAt"`
+	AppliedBy string    `json:"appliedBy"`
+	Mode      string    `json:"mode"`
+	Name      string    `json:"name"`
+	Targets   []string  `json:"targets"`
+	Units     int64     `json:"units"`
+	Version   int64     `json:"version"`
+}
+
+// PlanUnitState defines model for PlanUnitState.
+type PlanUnitState struct {
+	ChangedAt   time.Time `json:"changedAt,omitempty"`
+	Corrections int64     `json:"corrections,omitempty"`
+	Desired     string    `json:"desired"`
+	Observed    string    `json:"observed,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+
+	// State As the agent reported it; unknown before its first report.
+	State     PlanUnitStateState `json:"state"`
+	Type      string             `json:"type"`
+	Unit      string             `json:"unit"`
+	WaitingOn string             `json:"waitingOn,omitempty"`
+}
+
+// PlanUnitStateState As the agent reported it; unknown before its first report.
+type PlanUnitStateState string
+
+// PlanVersion defines model for PlanVersion.
+type PlanVersion struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/PlanVersion.json
+	Schema    string    `json:"$schema,omitempty"`
+	AppliedAt time.Time `json:"appliedAt"`
+	AppliedBy string    `json:"appliedBy"`
+	Name      string    `json:"name"`
+	Plan      Plan      `json:"plan"`
+	Rules     []string  `json:"rules,omitempty"`
+
+	// Source The YAML or JSON as applied.
+	Source string `json:"source"`
+
+	// Targets Agent ids, agent names or label selectors k=v (union), as commands take them.
+	Targets []string `json:"targets"`
+	Version int64    `json:"version"`
+}
+
+// PlansOutputBody defines model for PlansOutputBody.
+type PlansOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/PlansOutputBody.json
+	Schema string        `json:"$schema,omitempty"`
+	Plans  []PlanSummary `json:"plans"`
+}
+
 // PollRequest defines model for PollRequest.
 type PollRequest struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -1083,6 +1304,32 @@ type TokensOutputBody struct {
 	Tokens []TokenView `json:"tokens"`
 }
 
+// Unit defines model for Unit.
+type Unit struct {
+	DeadlineSeconds int64       `json:"deadlineSeconds,omitempty"`
+	Name            string      `json:"name"`
+	Notify          []string    `json:"notify,omitempty"`
+	Requires        []string    `json:"requires,omitempty"`
+	Spec            interface{} `json:"spec"`
+	Type            string      `json:"type"`
+}
+
+// UnitStatus defines model for UnitStatus.
+type UnitStatus struct {
+	ChangedAt   time.Time       `json:"changedAt"`
+	Corrections int64           `json:"corrections,omitempty"`
+	Desired     string          `json:"desired"`
+	Observed    string          `json:"observed,omitempty"`
+	Reason      string          `json:"reason,omitempty"`
+	State       UnitStatusState `json:"state"`
+	Type        string          `json:"type"`
+	Unit        string          `json:"unit"`
+	WaitingOn   string          `json:"waitingOn,omitempty"`
+}
+
+// UnitStatusState defines model for UnitStatus.State.
+type UnitStatusState string
+
 // WorkflowSummary defines model for WorkflowSummary.
 type WorkflowSummary struct {
 	AppliedAt   time.Time `json:"appliedAt"`
@@ -1233,6 +1480,9 @@ type AgentHeartbeatJSONRequestBody = Heartbeat
 // SetAgentLabelsJSONRequestBody defines body for SetAgentLabels for application/json ContentType.
 type SetAgentLabelsJSONRequestBody = SetLabelsInputBody
 
+// AgentPlanStatusJSONRequestBody defines body for AgentPlanStatus for application/json ContentType.
+type AgentPlanStatusJSONRequestBody = PlanStatus
+
 // AgentPollJSONRequestBody defines body for AgentPoll for application/json ContentType.
 type AgentPollJSONRequestBody = PollRequest
 
@@ -1265,6 +1515,9 @@ type StartExecutionJSONRequestBody = StartExecutionInputBody
 
 // RespondPromptJSONRequestBody defines body for RespondPrompt for application/json ContentType.
 type RespondPromptJSONRequestBody = RespondInputBody
+
+// ApplyPlanJSONRequestBody defines body for ApplyPlan for application/json ContentType.
+type ApplyPlanJSONRequestBody = ApplyPlanInputBody
 
 // CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
 type CreateTokenJSONRequestBody = TokenInputBody
@@ -1435,6 +1688,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/agents/{id}/labels (the `SetAgentLabels` operationId).
 	SetAgentLabels(ctx context.Context, id string, body SetAgentLabelsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentPlans Fetch the agent's plans
+	//
+	// The newest version of every plan whose targets select the agent, each in an envelope signed for it alone: an agent that was offline, or enrolled after a plan was applied, gets its plans. Answered from the hub's memory, without a store request.
+	//
+	// Corresponds with GET /v1/agents/{id}/plans (the `AgentPlans` operationId).
+	AgentPlans(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentPlanStatusWithBody Report where the agent stands on a plan
+	//
+	// The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/agents/{id}/plans/{name}/status (the `AgentPlanStatus` operationId).
+	AgentPlanStatusWithBody(ctx context.Context, id string, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentPlanStatus Report where the agent stands on a plan
+	//
+	// The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/agents/{id}/plans/{name}/status (the `AgentPlanStatus` operationId).
+	AgentPlanStatus(ctx context.Context, id string, name string, body AgentPlanStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AgentPollWithBody Long-poll for work
 	//
@@ -1722,6 +2000,43 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
 	GetIntegrity(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListPlans List plans
+	//
+	// The newest version of every plan, by name.
+	//
+	// Corresponds with GET /v1/plans (the `ListPlans` operationId).
+	ListPlans(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPlan A plan's newest version
+	//
+	// Corresponds with GET /v1/plans/{name} (the `GetPlan` operationId).
+	GetPlan(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApplyPlanWithBody Apply a plan
+	//
+	// Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
+	ApplyPlanWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApplyPlan Apply a plan
+	//
+	// Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
+	ApplyPlan(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPlanStatus Where a plan stands on each agent
+	//
+	// For every agent the plan's targets select now: online or not, the version it holds, a version it refused and why, and every unit's state as it last reported it (unknown, "no report yet", before its first report).
+	//
+	// Corresponds with GET /v1/plans/{name}/status (the `GetPlanStatus` operationId).
+	GetPlanStatus(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTokens List operator tokens (without secrets)
 	//
 	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
@@ -1993,6 +2308,61 @@ func (c *Client) SetAgentLabelsWithBody(ctx context.Context, id string, contentT
 // Corresponds with PUT /v1/agents/{id}/labels (the `SetAgentLabels` operationId).
 func (c *Client) SetAgentLabels(ctx context.Context, id string, body SetAgentLabelsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSetAgentLabelsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentPlans Fetch the agent's plans
+//
+// The newest version of every plan whose targets select the agent, each in an envelope signed for it alone: an agent that was offline, or enrolled after a plan was applied, gets its plans. Answered from the hub's memory, without a store request.
+//
+// Corresponds with GET /v1/agents/{id}/plans (the `AgentPlans` operationId).
+func (c *Client) AgentPlans(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentPlansRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentPlanStatusWithBody Report where the agent stands on a plan
+//
+// The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/agents/{id}/plans/{name}/status (the `AgentPlanStatus` operationId).
+func (c *Client) AgentPlanStatusWithBody(ctx context.Context, id string, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentPlanStatusRequestWithBody(c.Server, id, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentPlanStatus Report where the agent stands on a plan
+//
+// The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/agents/{id}/plans/{name}/status (the `AgentPlanStatus` operationId).
+func (c *Client) AgentPlanStatus(ctx context.Context, id string, name string, body AgentPlanStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentPlanStatusRequest(c.Server, id, name, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2669,6 +3039,93 @@ func (c *Client) GetIntegrity(ctx context.Context, params *GetIntegrityParams, r
 	return c.Client.Do(req)
 }
 
+// ListPlans List plans
+//
+// The newest version of every plan, by name.
+//
+// Corresponds with GET /v1/plans (the `ListPlans` operationId).
+func (c *Client) ListPlans(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPlansRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPlan A plan's newest version
+//
+// Corresponds with GET /v1/plans/{name} (the `GetPlan` operationId).
+func (c *Client) GetPlan(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPlanRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApplyPlanWithBody Apply a plan
+//
+// Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
+func (c *Client) ApplyPlanWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApplyPlanRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApplyPlan Apply a plan
+//
+// Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
+func (c *Client) ApplyPlan(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApplyPlanRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPlanStatus Where a plan stands on each agent
+//
+// For every agent the plan's targets select now: online or not, the version it holds, a version it refused and why, and every unit's state as it last reported it (unknown, "no report yet", before its first report).
+//
+// Corresponds with GET /v1/plans/{name}/status (the `GetPlanStatus` operationId).
+func (c *Client) GetPlanStatus(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPlanStatusRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListTokens List operator tokens (without secrets)
 //
 // Corresponds with GET /v1/tokens (the `ListTokens` operationId).
@@ -3205,6 +3662,94 @@ func NewSetAgentLabelsRequestWithBody(server string, id string, contentType stri
 	}
 
 	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAgentPlansRequest constructs an http.Request for the AgentPlans method
+func NewAgentPlansRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/plans", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAgentPlanStatusRequest calls the generic AgentPlanStatus builder with application/json body
+func NewAgentPlanStatusRequest(server string, id string, name string, body AgentPlanStatusJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAgentPlanStatusRequestWithBody(server, id, name, "application/json", bodyReader)
+}
+
+// NewAgentPlanStatusRequestWithBody constructs an http.Request for the AgentPlanStatus method, with any body, and a specified content type
+func NewAgentPlanStatusRequestWithBody(server string, id string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/plans/%s/status", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -4587,6 +5132,148 @@ func NewGetIntegrityRequest(server string, params *GetIntegrityParams) (*http.Re
 	return req, nil
 }
 
+// NewListPlansRequest constructs an http.Request for the ListPlans method
+func NewListPlansRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetPlanRequest constructs an http.Request for the GetPlan method
+func NewGetPlanRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApplyPlanRequest calls the generic ApplyPlan builder with application/json body
+func NewApplyPlanRequest(server string, name string, body ApplyPlanJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewApplyPlanRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewApplyPlanRequestWithBody constructs an http.Request for the ApplyPlan method, with any body, and a specified content type
+func NewApplyPlanRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetPlanStatusRequest constructs an http.Request for the GetPlanStatus method
+func NewGetPlanStatusRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/status", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTokensRequest constructs an http.Request for the ListTokens method
 func NewListTokensRequest(server string) (*http.Request, error) {
 	var err error
@@ -5009,6 +5696,33 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /v1/agents/{id}/labels (the `SetAgentLabels` operationId).
 	SetAgentLabelsWithResponse(ctx context.Context, id string, body SetAgentLabelsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetAgentLabelsResponse, error)
 
+	// AgentPlansWithResponse Fetch the agent's plans
+	//
+	// The newest version of every plan whose targets select the agent, each in an envelope signed for it alone: an agent that was offline, or enrolled after a plan was applied, gets its plans. Answered from the hub's memory, without a store request.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/agents/{id}/plans (the `AgentPlans` operationId).
+	AgentPlansWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AgentPlansResponse, error)
+
+	// AgentPlanStatusWithBodyWithResponse Report where the agent stands on a plan
+	//
+	// The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/agents/{id}/plans/{name}/status (the `AgentPlanStatus` operationId).
+	AgentPlanStatusWithBodyWithResponse(ctx context.Context, id string, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AgentPlanStatusResponse, error)
+
+	// AgentPlanStatusWithResponse Report where the agent stands on a plan
+	//
+	// The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/agents/{id}/plans/{name}/status (the `AgentPlanStatus` operationId).
+	AgentPlanStatusWithResponse(ctx context.Context, id string, name string, body AgentPlanStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*AgentPlanStatusResponse, error)
+
 	// AgentPollWithBodyWithResponse Long-poll for work
 	//
 	// Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
@@ -5326,6 +6040,49 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
 	GetIntegrityWithResponse(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*GetIntegrityResponse, error)
+
+	// ListPlansWithResponse List plans
+	//
+	// The newest version of every plan, by name.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/plans (the `ListPlans` operationId).
+	ListPlansWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPlansResponse, error)
+
+	// GetPlanWithResponse A plan's newest version
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/plans/{name} (the `GetPlan` operationId).
+	GetPlanWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetPlanResponse, error)
+
+	// ApplyPlanWithBodyWithResponse Apply a plan
+	//
+	// Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
+	ApplyPlanWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApplyPlanResponse, error)
+
+	// ApplyPlanWithResponse Apply a plan
+	//
+	// Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
+	ApplyPlanWithResponse(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyPlanResponse, error)
+
+	// GetPlanStatusWithResponse Where a plan stands on each agent
+	//
+	// For every agent the plan's targets select now: online or not, the version it holds, a version it refused and why, and every unit's state as it last reported it (unknown, "no report yet", before its first report).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/plans/{name}/status (the `GetPlanStatus` operationId).
+	GetPlanStatusWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetPlanStatusResponse, error)
 
 	// ListTokensWithResponse List operator tokens (without secrets)
 	//
@@ -5883,6 +6640,116 @@ func (r SetAgentLabelsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r SetAgentLabelsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AgentPlansResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentPlans
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AgentPlansResponse) GetJSON200() *AgentPlans {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r AgentPlansResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r AgentPlansResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AgentPlansResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AgentPlansResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AgentPlansResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AgentPlanStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AgentPlanStatusResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AgentPlanStatusResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AgentPlanStatusResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AgentPlanStatusResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AgentPlanStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AgentPlanStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AgentPlanStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AgentPlanStatusResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7482,6 +8349,240 @@ func (r GetIntegrityResponse) ContentType() string {
 	return ""
 }
 
+type ListPlansResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlansOutputBody
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPlansResponse) GetJSON200() *PlansOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListPlansResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPlansResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPlansResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPlansResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPlansResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPlanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlanVersion
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPlanResponse) GetJSON200() *PlanVersion {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetPlanResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetPlanResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPlanResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPlanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPlanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPlanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPlanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ApplyPlanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlanApplied
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApplyPlanResponse) GetJSON200() *PlanApplied {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ApplyPlanResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ApplyPlanResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ApplyPlanResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ApplyPlanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApplyPlanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApplyPlanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApplyPlanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetPlanStatusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlanStatusView
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPlanStatusResponse) GetJSON200() *PlanStatusView {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetPlanStatusResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetPlanStatusResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPlanStatusResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPlanStatusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPlanStatusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPlanStatusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPlanStatusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8090,6 +9191,51 @@ func (c *ClientWithResponses) SetAgentLabelsWithResponse(ctx context.Context, id
 	return ParseSetAgentLabelsResponse(rsp)
 }
 
+// AgentPlansWithResponse Fetch the agent's plans
+//
+// The newest version of every plan whose targets select the agent, each in an envelope signed for it alone: an agent that was offline, or enrolled after a plan was applied, gets its plans. Answered from the hub's memory, without a store request.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/agents/{id}/plans (the `AgentPlans` operationId).
+func (c *ClientWithResponses) AgentPlansWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AgentPlansResponse, error) {
+	rsp, err := c.AgentPlans(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentPlansResponse(rsp)
+}
+
+// AgentPlanStatusWithBodyWithResponse Report where the agent stands on a plan
+//
+// The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/agents/{id}/plans/{name}/status (the `AgentPlanStatus` operationId).
+func (c *ClientWithResponses) AgentPlanStatusWithBodyWithResponse(ctx context.Context, id string, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AgentPlanStatusResponse, error) {
+	rsp, err := c.AgentPlanStatusWithBody(ctx, id, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentPlanStatusResponse(rsp)
+}
+
+// AgentPlanStatusWithResponse Report where the agent stands on a plan
+//
+// The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/agents/{id}/plans/{name}/status (the `AgentPlanStatus` operationId).
+func (c *ClientWithResponses) AgentPlanStatusWithResponse(ctx context.Context, id string, name string, body AgentPlanStatusJSONRequestBody, reqEditors ...RequestEditorFn) (*AgentPlanStatusResponse, error) {
+	rsp, err := c.AgentPlanStatus(ctx, id, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentPlanStatusResponse(rsp)
+}
+
 // AgentPollWithBodyWithResponse Long-poll for work
 //
 // Returns waiting envelopes at once, else holds until work arrives or holdSeconds pass. Acknowledged envelopes (by the inboxKey the hub gave them) are not offered again by this hub instance; one that offers an envelope again is answered by the agent's replay record.
@@ -8636,6 +9782,79 @@ func (c *ClientWithResponses) GetIntegrityWithResponse(ctx context.Context, para
 	return ParseGetIntegrityResponse(rsp)
 }
 
+// ListPlansWithResponse List plans
+//
+// The newest version of every plan, by name.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/plans (the `ListPlans` operationId).
+func (c *ClientWithResponses) ListPlansWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPlansResponse, error) {
+	rsp, err := c.ListPlans(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPlansResponse(rsp)
+}
+
+// GetPlanWithResponse A plan's newest version
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/plans/{name} (the `GetPlan` operationId).
+func (c *ClientWithResponses) GetPlanWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetPlanResponse, error) {
+	rsp, err := c.GetPlan(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPlanResponse(rsp)
+}
+
+// ApplyPlanWithBodyWithResponse Apply a plan
+//
+// Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
+func (c *ClientWithResponses) ApplyPlanWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApplyPlanResponse, error) {
+	rsp, err := c.ApplyPlanWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApplyPlanResponse(rsp)
+}
+
+// ApplyPlanWithResponse Apply a plan
+//
+// Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
+func (c *ClientWithResponses) ApplyPlanWithResponse(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyPlanResponse, error) {
+	rsp, err := c.ApplyPlan(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApplyPlanResponse(rsp)
+}
+
+// GetPlanStatusWithResponse Where a plan stands on each agent
+//
+// For every agent the plan's targets select now: online or not, the version it holds, a version it refused and why, and every unit's state as it last reported it (unknown, "no report yet", before its first report).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/plans/{name}/status (the `GetPlanStatus` operationId).
+func (c *ClientWithResponses) GetPlanStatusWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetPlanStatusResponse, error) {
+	rsp, err := c.GetPlanStatus(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPlanStatusResponse(rsp)
+}
+
 // ListTokensWithResponse List operator tokens (without secrets)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -9118,6 +10337,89 @@ func ParseSetAgentLabelsResponse(rsp *http.Response) (*SetAgentLabelsResponse, e
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAgentPlansResponse parses an HTTP response from a AgentPlansWithResponse call
+func ParseAgentPlansResponse(rsp *http.Response) (*AgentPlansResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AgentPlansResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentPlans
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAgentPlanStatusResponse parses an HTTP response from a AgentPlanStatusWithResponse call
+func ParseAgentPlanStatusResponse(rsp *http.Response) (*AgentPlanStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AgentPlanStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
 		var dest ErrorModel
@@ -10373,6 +11675,180 @@ func ParseGetIntegrityResponse(rsp *http.Response) (*GetIntegrityResponse, error
 			return nil, err
 		}
 		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListPlansResponse parses an HTTP response from a ListPlansWithResponse call
+func ParseListPlansResponse(rsp *http.Response) (*ListPlansResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPlansResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlansOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetPlanResponse parses an HTTP response from a GetPlanWithResponse call
+func ParseGetPlanResponse(rsp *http.Response) (*GetPlanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPlanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlanVersion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseApplyPlanResponse parses an HTTP response from a ApplyPlanWithResponse call
+func ParseApplyPlanResponse(rsp *http.Response) (*ApplyPlanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApplyPlanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlanApplied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetPlanStatusResponse parses an HTTP response from a GetPlanStatusWithResponse call
+func ParseGetPlanStatusResponse(rsp *http.Response) (*GetPlanStatusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPlanStatusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlanStatusView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
 
 	}
 

@@ -161,6 +161,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/{id}/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Fetch the agent's plans
+         * @description The newest version of every plan whose targets select the agent, each in an envelope signed for it alone: an agent that was offline, or enrolled after a plan was applied, gets its plans. Answered from the hub's memory, without a store request.
+         */
+        get: operations["agent-plans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{id}/plans/{name}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Report where the agent stands on a plan
+         * @description The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. 404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.
+         */
+        post: operations["agent-plan-status"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{id}/poll": {
         parameters: {
             query?: never;
@@ -610,6 +650,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List plans
+         * @description The newest version of every plan, by name.
+         */
+        get: operations["list-plans"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A plan's newest version */
+        get: operations["get-plan"];
+        /**
+         * Apply a plan
+         * @description Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. A source identical to the newest version's stores nothing and answers that version with unchanged: true.
+         */
+        put: operations["apply-plan"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where a plan stands on each agent
+         * @description For every agent the plan's targets select now: online or not, the version it holds, a version it refused and why, and every unit's state as it last reported it (unknown, "no report yet", before its first report).
+         */
+        get: operations["get-plan-status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tokens": {
         parameters: {
             query?: never;
@@ -707,6 +808,15 @@ export interface components {
             person?: string;
             via: string;
         };
+        AgentPlans: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/AgentPlans.json
+             */
+            readonly $schema?: string;
+            plans: components["schemas"]["SignedEnvelope"][] | null;
+        };
         AgentResult: {
             agent: string;
             /** Format: date-time */
@@ -780,6 +890,16 @@ export interface components {
             /** @description Set when the agent was retired: its requests are refused. */
             retired?: components["schemas"]["AgentRetirement"];
             version: string;
+        };
+        ApplyPlanInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ApplyPlanInputBody.json
+             */
+            readonly $schema?: string;
+            /** @description The plan in YAML or JSON: targets, mode, units. */
+            source: string;
         };
         ApplyWorkflowInputBody: {
             /**
@@ -1321,6 +1441,161 @@ export interface components {
             pattern?: string;
             required?: boolean;
         };
+        Plan: {
+            mode?: string;
+            name: string;
+            units: components["schemas"]["Unit"][] | null;
+            /** Format: int64 */
+            version: number;
+        };
+        PlanAgentStatus: {
+            agent: string;
+            name: string;
+            online: boolean;
+            refused?: string;
+            /**
+             * Format: int64
+             * @description A version the agent refused, with the reason in refused.
+             */
+            refusedVersion?: number;
+            /**
+             * Format: date-time
+             * @description When the agent last reported a change.
+             */
+            reportedAt?: string;
+            units: components["schemas"]["PlanUnitState"][] | null;
+            /**
+             * Format: int64
+             * @description The version the agent holds and reconciles (0: none yet, or no report).
+             */
+            version: number;
+        };
+        PlanApplied: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/PlanApplied.json
+             */
+            readonly $schema?: string;
+            /** @description The agents the version was sent to: the ones its targets select now. */
+            agents: string[] | null;
+            /** Format: date-time */
+            appliedAt: string;
+            appliedBy: string;
+            name: string;
+            /** @description The plan as agents receive it (the body of its KindPlan envelopes). */
+            plan: components["schemas"]["Plan"];
+            rules?: string[] | null;
+            /** @description The YAML or JSON as applied. */
+            source: string;
+            /** @description Agent ids, agent names or label selectors k=v (union), as commands take them. */
+            targets: string[] | null;
+            /** @description The source is the newest version's: no version was written and nothing was sent. */
+            unchanged?: boolean;
+            /** Format: int64 */
+            version: number;
+        };
+        PlanStatus: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/PlanStatus.json
+             */
+            readonly $schema?: string;
+            /** Format: date-time */
+            at: string;
+            plan: string;
+            refused?: string;
+            /** Format: int64 */
+            refusedVersion?: number;
+            units?: components["schemas"]["UnitStatus"][] | null;
+            /** Format: int64 */
+            version: number;
+        };
+        PlanStatusView: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/PlanStatusView.json
+             */
+            readonly $schema?: string;
+            agents: components["schemas"]["PlanAgentStatus"][] | null;
+            /** Format: date-time */
+            appliedAt: string;
+            appliedBy: string;
+            /**
+             * Format: int64
+             * @description Agents that hold the newest version with every unit converged.
+             */
+            converged: number;
+            mode: string;
+            name: string;
+            targets: string[] | null;
+            /**
+             * Format: int64
+             * @description The plan's newest version.
+             */
+            version: number;
+        };
+        PlanSummary: {
+            /** Format: date-time */
+            appliedAt: string;
+            appliedBy: string;
+            mode: string;
+            name: string;
+            targets: string[] | null;
+            /** Format: int64 */
+            units: number;
+            /** Format: int64 */
+            version: number;
+        };
+        PlanUnitState: {
+            /** Format: date-time */
+            changedAt?: string;
+            /** Format: int64 */
+            corrections?: number;
+            desired: string;
+            observed?: string;
+            reason?: string;
+            /**
+             * @description As the agent reported it; unknown before its first report.
+             * @enum {string}
+             */
+            state: "pending" | "applying" | "converged" | "failed" | "drifted" | "unknown";
+            type: string;
+            unit: string;
+            waitingOn?: string;
+        };
+        PlanVersion: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/PlanVersion.json
+             */
+            readonly $schema?: string;
+            /** Format: date-time */
+            appliedAt: string;
+            appliedBy: string;
+            name: string;
+            /** @description The plan as agents receive it (the body of its KindPlan envelopes). */
+            plan: components["schemas"]["Plan"];
+            rules?: string[] | null;
+            /** @description The YAML or JSON as applied. */
+            source: string;
+            /** @description Agent ids, agent names or label selectors k=v (union), as commands take them. */
+            targets: string[] | null;
+            /** Format: int64 */
+            version: number;
+        };
+        PlansOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/PlansOutputBody.json
+             */
+            readonly $schema?: string;
+            plans: components["schemas"]["PlanSummary"][] | null;
+        };
         PollRequest: {
             /**
              * Format: uri
@@ -1669,6 +1944,29 @@ export interface components {
              */
             readonly $schema?: string;
             tokens: components["schemas"]["TokenView"][] | null;
+        };
+        Unit: {
+            /** Format: int64 */
+            deadlineSeconds?: number;
+            name: string;
+            notify?: string[] | null;
+            requires?: string[] | null;
+            spec: unknown;
+            type: string;
+        };
+        UnitStatus: {
+            /** Format: date-time */
+            changedAt: string;
+            /** Format: int64 */
+            corrections?: number;
+            desired: string;
+            observed?: string;
+            reason?: string;
+            /** @enum {string} */
+            state: "pending" | "applying" | "converged" | "failed" | "drifted";
+            type: string;
+            unit: string;
+            waitingOn?: string;
         };
         WorkflowSummary: {
             /** Format: date-time */
@@ -2076,6 +2374,99 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["AgentView"];
                 };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "agent-plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentPlans"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "agent-plan-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlanStatus"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Not Found */
             404: {
@@ -3424,6 +3815,189 @@ export interface operations {
             };
             /** @description Error */
             default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlansOutputBody"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanVersion"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "apply-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApplyPlanInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanApplied"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-plan-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanStatusView"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -65,6 +65,9 @@ read_actions := {
 	"list-commands",
 	"list-approvals",
 	"get-agent",
+	"list-plans",
+	"get-plan",
+	"get-plan-status",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the
@@ -82,7 +85,8 @@ operator_actions := {
 }
 
 # Actions on who may do what, on the audit trail, on someone else's command awaiting approval,
-# on retiring an agent, and on workflow definitions (a scheduled run acts for whoever applied it).
+# on retiring an agent, on workflow definitions (a scheduled run acts for whoever applied it) and on
+# plans (a plan is what every agent it targets enforces, for as long as it stands).
 # They are named here only to explain their denial (admins get them through admin_all); add the
 # policy operations here when the hub grows them (TestEveryActionIsNamedInThePolicy checks).
 admin_actions := {
@@ -97,6 +101,7 @@ admin_actions := {
 	"retire-agent",
 	"apply-workflow",
 	"delete-workflow",
+	"apply-plan",
 }
 
 # The raw-shell hatch: a command that runs whatever it is given on the agent.

@@ -109,12 +109,46 @@ test_admin_only_actions_explained_to_viewers_and_operators if {
 	every groups in [["viewer"], ["operator"], ["viewer", "operator"]] {
 		every action in [
 			"get-audit", "verify-audit", "get-integrity", "create-token", "list-tokens", "revoke-token",
-			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow",
+			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow", "apply-plan",
 		] {
 			denied_by(req(groups, action), "admin_only")
 			decide(req(groups, action)).reasons == [sprintf("%s is reserved to admins (rule: admin_only)", [action])]
 		}
 	}
+}
+
+# ---------------------------------------------------------------------------------------------
+# plans: read like the fleet, applied by whoever may apply workflows (admins by default)
+# ---------------------------------------------------------------------------------------------
+
+# apply-plan as the plans room asks it: with the agents the plan's targets select.
+apply_plan(groups) := object.union(req(groups, "apply-plan"), {"targets": [
+	{"id": "a-1", "name": "web-1", "labels": {"env": "staging", "role": "web"}},
+]})
+
+test_plans_are_read_by_viewers_and_operators if {
+	every action in ["list-plans", "get-plan", "get-plan-status"] {
+		allowed_plainly(req(["viewer"], action))
+		decide(req(["viewer"], action)).rules == ["viewer_read"]
+		allowed_plainly(req(["operator"], action))
+		decide(req(["operator"], action)).rules == ["operator_read"]
+	}
+}
+
+test_admin_applies_plans if {
+	allowed_plainly(apply_plan(["admin"]))
+	allowed_plainly(on_prod(apply_plan(["admin"])))
+	decide(apply_plan(["admin"])).rules == ["admin_all"]
+}
+
+test_plans_are_applied_by_those_who_apply_workflows if {
+	every groups in [["viewer"], ["operator"], ["admin"], ["guests"]] {
+		decide(apply_plan(groups)).allow == decide(req(groups, "apply-workflow")).allow
+	}
+	denied_by(apply_plan(["operator"]), "admin_only")
+	decide(apply_plan(["operator"])).reasons == ["apply-plan is reserved to admins (rule: admin_only)"]
+	denied_by(apply_plan(["viewer"]), "admin_only")
+	denied_by(apply_plan(["guests"]), "default_deny")
 }
 
 # ---------------------------------------------------------------------------------------------

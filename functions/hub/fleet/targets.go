@@ -363,6 +363,18 @@ func Select(all []Target, exprs []string) ([]Target, error) {
 	return out, nil
 }
 
+// Matches reports whether any of the target expressions selects t, as Select would (a union), without
+// Select's refusal of an expression that matches no agent: what was applied to a selector (a plan)
+// keeps it while the fleet changes, and is checked one agent at a time.
+func Matches(t Target, exprs []string) bool {
+	for _, raw := range exprs {
+		if expr := strings.TrimSpace(raw); expr != "" && matchTarget(t, expr) {
+			return true
+		}
+	}
+	return false
+}
+
 func matchTarget(t Target, expr string) bool {
 	a := t.Ident
 	if expr == "all" || expr == a.ID || expr == a.Name {

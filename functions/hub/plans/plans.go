@@ -1,0 +1,309 @@
+// Package plans is the room of plans: the desired state of the agents a plan's targets select, kept as
+// write-once versions (functions/plan reads the source, the agents' integrations own the unit types),
+// delivered as signed KindPlan envelopes, and the status each agent reports of it. A newcomer reads
+// Apply (parse, decide, store, deliver), ForAgent (what an agent fetching its plans gets, from memory)
+// and Report and Status (what agents say, and the view of it operators get), in that order.
+package plans
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/events"
+	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/trail"
+	"github.com/pulsehq/pulse/functions/hubkey"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/plan"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/functions/yamlsrc"
+	"github.com/pulsehq/pulse/policy"
+)
+
+// Fleet is what plans need of the fleet room: the agents with their labels, to select targets, and
+// their heartbeats, to say which are online.
+type Fleet interface {
+	Identities(ctx context.Context, withRetired bool) ([]fleet.Target, error)
+	WithCatalogs(ctx context.Context, ts []fleet.Target) error
+	View(t fleet.Target) fleet.AgentView
+}
+
+// Decider asks the policy; a denial is a domain error naming the rules (the access room).
+type Decider interface {
+	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+}
+
+// Deliverer stores one signed envelope for many agents and wakes their polls (the delivery room);
+// Done stops offering an agent a delivery it has acted on.
+type Deliverer interface {
+	Post(ctx context.Context, id, ref string, agents []string, env wire.Envelope) (string, error)
+	Done(agent, ref string)
+}
+
+// Service keeps plans.
+type Service struct {
+	Store    store.Store
+	Log      *slog.Logger
+	Trail    *trail.Recorder
+	Bus      *events.Bus
+	Fleet    Fleet
+	Policy   Decider
+	Delivery Deliverer
+	// Keys sign every envelope an agent gets, delivered or fetched.
+	Keys *hubkey.Keys
+
+	// versions are write-once: each is read once per process.
+	versions store.Once[Version]
+	mem      memory
+	statuses statusCache
+}
+
+// Version is one stored version of a plan, written once.
+type Version struct {
+	Name    string `json:"name"`
+	Version int    `json:"version"`
+	Source  string `json:"source" doc:"The YAML or JSON as applied."`
+	// Targets are the target expressions as applied; which agents they select is decided again
+	// whenever an agent asks, so an agent enrolled or labelled later gets the plan.
+	Targets   []string  `json:"targets" doc:"Agent ids, agent names or label selectors k=v (union), as commands take them."`
+	Plan      wire.Plan `json:"plan" doc:"The plan as agents receive it (the body of its KindPlan envelopes)."`
+	AppliedBy string    `json:"appliedBy"`
+	AppliedAt time.Time `json:"appliedAt"`
+	// Rules are the policy rules that allowed the apply, for the record.
+	Rules []string `json:"rules,omitempty"`
+}
+
+// Applied is the answer to an apply: the newest version, and what the apply did.
+type Applied struct {
+	Version
+	Unchanged bool `json:"unchanged,omitempty" doc:"The source is the newest version's: no version was written and nothing was sent."`
+	// Agents are the targets the version was sent to (its targets now).
+	Agents []string `json:"agents" doc:"The agents the version was sent to: the ones its targets select now."`
+}
+
+// Summary is a line of the plan list.
+type Summary struct {
+	Name      string    `json:"name"`
+	Version   int       `json:"version"`
+	Mode      string    `json:"mode"`
+	Units     int       `json:"units"`
+	Targets   []string  `json:"targets"`
+	AppliedBy string    `json:"appliedBy"`
+	AppliedAt time.Time `json:"appliedAt"`
+}
+
+// CheckName refuses what cannot be a plan's name as invalid input at field: a plan's name is the name
+// the agent keeps it under (wire.ValidName) and a segment of its store keys.
+func CheckName(field, name string) error {
+	if wire.ValidName(name) {
+		return nil
+	}
+	q := fmt.Sprintf("%q", name)
+	if len(name) > 64 {
+		q = fmt.Sprintf("%q… (%d bytes)", name[:40], len(name))
+	}
+	return &domain.Error{Kind: domain.KindInvalid, Field: field, Msg: "plan name " + q +
+		": lower-case letters, digits and _, starting with a letter, at most 63 characters"}
+}
+
+const (
+	// envelopeLife is how long a plan envelope is valid for: an agent that was offline longer
+	// fetches its plans again (ForAgent signs them anew).
+	envelopeLife = 7 * 24 * time.Hour
+	// applyTries bounds how many version numbers an apply tries when other hubs take them first.
+	applyTries = 5
+)
+
+// deliveryID names version v of a plan's envelope and delivery (and the delivery's ref, for Done).
+func deliveryID(name string, v int) string { return fmt.Sprintf("plan-%s-v%d", name, v) }
+
+// Apply parses a plan's source, selects its targets, asks the policy (action apply-plan, with the
+// targets), writes the next version create-only, audits it and sends it to the targets it selects
+// now. A source identical to the newest version's writes nothing and says so (Unchanged). A
+// refusal is a domain error saying why, and nothing is stored then.
+func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, error) {
+	if err := CheckName("path.name", name); err != nil {
+		return nil, err
+	}
+	spec, err := plan.Parse([]byte(source))
+	if err != nil {
+		return nil, domain.Refused("plan "+name, err)
+	}
+	all, err := s.Fleet.Identities(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := selectTargets(name, spec, all)
+	if err != nil {
+		return nil, err
+	}
+	pin := policy.Input{Action: "apply-plan"}
+	var ids []string
+	for _, t := range targets {
+		pin.Targets = append(pin.Targets, policy.Target{ID: t.Ident.ID, Name: t.Ident.Name, Labels: t.Labels})
+		ids = append(ids, t.Ident.ID)
+	}
+	decision, err := s.Policy.Decide(ctx, pin)
+	if err != nil {
+		return nil, err
+	}
+	if a := decision.Approvals; a != nil && a.Count > 0 {
+		s.Trail.Record(ctx, "apply-plan", ids, &decision, "denied", map[string]any{"name": name, "reason": "approvals required; plans cannot be approved yet"})
+		return nil, &domain.Error{Kind: domain.KindDenied, Rules: decision.Rules, Msg: fmt.Sprintf(
+			"the policy requires %d approval(s) from %s to apply plan %s (%s); plans cannot be approved yet, so nothing was applied: ask an admin to change the targets or the policy",
+			a.Count, strings.Join(a.Groups, ", "), name, a.Reason)}
+	}
+	prev, err := s.latest(ctx, name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if prev != nil && prev.Source == source {
+		s.remember(prev)
+		return &Applied{Version: *prev, Unchanged: true, Agents: ids}, nil
+	}
+	next := 1
+	if prev != nil {
+		next = prev.Version + 1
+	}
+	p := domain.PrincipalFrom(ctx)
+	for range applyTries {
+		v := &Version{Name: name, Version: next, Source: source, Targets: spec.Targets, Plan: spec.Plan,
+			AppliedBy: p.ID, AppliedAt: time.Now().UTC(), Rules: decision.Rules}
+		v.Plan.Name, v.Plan.Version = name, next
+		if err := v.Plan.Validate(); err != nil { // Parse checked it; this guards the agent's contract
+			return nil, domain.Refused("plan "+name, err)
+		}
+		key := layout.PlanVersion(name, next)
+		created, err := store.CreateJSON(ctx, s.Store, key, v)
+		if err != nil {
+			return nil, fmt.Errorf("store plan %s version %d: %w", name, next, err)
+		}
+		if !created { // another hub wrote this number first
+			other, err := s.versions.Get(ctx, s.Store, key)
+			if err == nil && other.Source == source {
+				s.remember(other)
+				return &Applied{Version: *other, Unchanged: true, Agents: ids}, nil
+			}
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			next++
+			continue
+		}
+		s.versions.Put(key, v)
+		s.remember(v)
+		s.Log.Info("plan applied", "plan", name, "version", next, "units", len(v.Plan.Units), "agents", len(ids), "by", p.ID)
+		s.Trail.Record(ctx, "apply-plan", ids, &decision, "ok", map[string]any{"name": name, "version": next, "mode": v.Plan.Mode, "units": len(v.Plan.Units), "targets": v.Targets})
+		s.deliver(ctx, v, ids)
+		return &Applied{Version: *v, Agents: ids}, nil
+	}
+	return nil, domain.Conflict("plan %s: other hubs kept applying versions of it at the same time; apply again", name)
+}
+
+// selectTargets is the agents a plan's targets select now. A target expression that matches no agent
+// is refused at its place in the source, as a command's is: a typo must not address nobody.
+func selectTargets(name string, spec *plan.Spec, all []fleet.Target) ([]fleet.Target, error) {
+	var ps yamlsrc.Problems
+	for i, expr := range spec.Targets {
+		if !slices.ContainsFunc(all, func(t fleet.Target) bool { return fleet.Matches(t, []string{expr}) }) {
+			path := plan.TargetPath(i)
+			line, col := spec.At(path)
+			ps.Add(line, col, path, "target %q matches no agent (see pulse agents)", expr)
+		}
+	}
+	if err := ps.Err("plan"); err != nil {
+		return nil, domain.Refused("plan "+name, err)
+	}
+	var out []fleet.Target
+	for _, t := range all {
+		if fleet.Matches(t, spec.Targets) {
+			out = append(out, t)
+		}
+	}
+	return out, nil
+}
+
+// deliver sends a new version to the agents its targets select now, as one delivery. The version is
+// stored already, so a delivery that fails is logged, not the apply's failure: this instance offers
+// it to the polls it holds, and every target gets it when it next fetches its plans (ForAgent).
+func (s *Service) deliver(ctx context.Context, v *Version, agents []string) {
+	body, err := json.Marshal(v.Plan)
+	if err != nil {
+		s.Log.Error("encode plan", "plan", v.Name, "version", v.Version, "err", err)
+		return
+	}
+	now := time.Now().UTC()
+	id := deliveryID(v.Name, v.Version)
+	env := wire.Envelope{ID: id, IssuedAt: now, NotAfter: now.Add(envelopeLife), Issuer: v.AppliedBy, Kind: wire.KindPlan, Body: body}
+	if _, err := s.Delivery.Post(ctx, id, id, agents, env); err != nil {
+		s.Log.Warn("deliver plan; its targets get it when they next fetch their plans", "plan", v.Name, "version", v.Version, "err", err)
+	}
+}
+
+// Get returns a plan's newest version.
+func (s *Service) Get(ctx context.Context, name string) (*Version, error) {
+	if err := CheckName("path.name", name); err != nil {
+		return nil, err
+	}
+	v, err := s.latest(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, domain.NotFound("no plan %q (see pulse plans)", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.remember(v)
+	return v, nil
+}
+
+// List returns the newest version of every plan, by name, from one listing of the plans.
+func (s *Service) List(ctx context.Context) ([]Summary, error) {
+	if err := s.refreshPlans(ctx); err != nil {
+		return nil, err
+	}
+	out := []Summary{}
+	for _, v := range s.mem.heads() {
+		out = append(out, Summary{Name: v.Name, Version: v.Version, Mode: v.Plan.Mode, Units: len(v.Plan.Units),
+			Targets: v.Targets, AppliedBy: v.AppliedBy, AppliedAt: v.AppliedAt})
+	}
+	return out, nil
+}
+
+// latest is the newest version the hub wrote: a version planted in the bucket fails the integrity
+// check and is passed over, so it can neither reach an agent nor hide the genuine one.
+func (s *Service) latest(ctx context.Context, name string) (*Version, error) {
+	var keys []string
+	err := store.Walk(ctx, s.Store, layout.PlanVersionsOf(name), "", 0, func(o store.ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.newest(ctx, keys)
+}
+
+// newest is the newest genuine version among a plan's version keys (ascending); the caller gets its
+// own copy.
+func (s *Service) newest(ctx context.Context, keys []string) (*Version, error) {
+	for i := len(keys) - 1; i >= 0; i-- {
+		v, err := s.versions.Get(ctx, s.Store, keys[i])
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		c := *v
+		return &c, nil
+	}
+	return nil, store.ErrNotFound
+}

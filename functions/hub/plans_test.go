@@ -1,0 +1,495 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/audit"
+	"github.com/pulsehq/pulse/functions/hub/plans"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
+)
+
+// webPlan is a plan for the agents labelled role=web whose one file holds content.
+func webPlan(content string) string {
+	return "targets: [role=web]\nunits:\n  - name: conf\n    type: file\n    notify: [app]\n    spec: {path: /etc/app.conf, content: \"" + content + "\"}\n" +
+		"  - name: app\n    type: process\n    requires: [conf]\n    deadline: 30s\n    spec: {command: /usr/bin/sleep, args: [\"1000\"]}\n"
+}
+
+// applied is the answer to PUT /v1/plans/{name}, or its problem.
+type applied struct {
+	Name, Source string
+	Version      int
+	Targets      []string
+	Plan         wire.Plan
+	Unchanged    bool
+	Agents       []string
+	Detail       string
+	Errors       []struct{ Location, Message string }
+}
+
+func (th *testHub) applyPlan(token, name, src string) (int, applied) {
+	th.t.Helper()
+	var out applied
+	st := th.call(token, "PUT", "/v1/plans/"+name, map[string]any{"source": src}, &out)
+	return st, out
+}
+
+// stored lists what the bucket holds under prefix, as the hub wrote it or not.
+func (th *testHub) stored(prefix string) []string {
+	th.t.Helper()
+	var keys []string
+	if err := store.Walk(context.Background(), th.bucket(), prefix, "", 0, func(o store.ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	}); err != nil {
+		th.t.Fatal(err)
+	}
+	return keys
+}
+
+// fleetOfThree is two web servers and a database server.
+func fleetOfThree(th *testHub) (web1, web2, db1 *simagent.Agent) {
+	return th.agent("web-1", map[string]string{"role": "web"}, nil), th.agent("web-2", map[string]string{"role": "web"}, nil),
+		th.agent("db-1", map[string]string{"role": "db"}, nil)
+}
+
+// planVersions returns the versions of the plans an agent fetches, by plan name.
+func planVersions(t *testing.T, a *simagent.Agent) map[string]int {
+	t.Helper()
+	works, err := a.Plans(context.Background())
+	if err != nil {
+		t.Fatalf("%s fetches its plans: %v", a.Name, err)
+	}
+	out := map[string]int{}
+	for _, w := range works {
+		if w.Envelope.Agent != a.ID || w.Plan.Name == "" {
+			t.Fatalf("%s got a plan envelope addressed to %q for %q", a.Name, w.Envelope.Addressees(), w.Plan.Name)
+		}
+		out[w.Plan.Name] = w.Plan.Version
+	}
+	return out
+}
+
+// TestPlanApplyRefusedWithPlaces: a broken plan is a 422 problem that places every problem at its
+// line and column, and nothing is stored.
+func TestPlanApplyRefusedWithPlaces(t *testing.T) {
+	th := newTestHub(t)
+	fleetOfThree(th)
+	cases := []struct {
+		name, src string
+		want      []string // "location: message" prefixes, in order
+	}{
+		{"syntax", "targets: [role=web]\nunits:\n  - name: a\n   type: file\n", []string{"body.source:4:4: syntax error"}},
+		{"undefined unit and unknown field", "targets: [role=web]\nunits:\n  - name: a\n    type: file\n    requires: [b]\n    spec: {}\n    color: red\n",
+			[]string{`body.source:5:16 units[0].requires[0]: no unit named "b"`, `body.source:7:5 units[0].color: unknown field "color"`}},
+		{"a target that matches no agent", "targets: [role=web, role=wbe]\nunits:\n  - {name: a, type: file, spec: {}}\n",
+			[]string{`body.source:1:21 targets[1]: target "role=wbe" matches no agent`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st, out := th.applyPlan(th.admin, "web", c.src)
+			if st != 422 || !strings.HasPrefix(out.Detail, "plan web refused: ") {
+				t.Fatalf("apply: %d %q, want a 422 saying plan web was refused", st, out.Detail)
+			}
+			var got []string
+			for _, e := range out.Errors {
+				got = append(got, e.Location+": "+e.Message)
+			}
+			if len(got) != len(c.want) {
+				t.Fatalf("problems %q, want %d", got, len(c.want))
+			}
+			for i, w := range c.want {
+				if !strings.HasPrefix(got[i], w) {
+					t.Errorf("problem %d: %q, want it to start with %q", i, got[i], w)
+				}
+			}
+		})
+	}
+	if st, out := th.applyPlan(th.admin, "Web-Plan", webPlan("x")); st != 422 || !strings.Contains(out.Detail, "plan name") {
+		t.Errorf("a bad name: %d %q, want a 422 saying what a plan name may be", st, out.Detail)
+	}
+	if keys := th.stored(layout.Plans); len(keys) != 0 {
+		t.Errorf("refused applies stored %v", keys)
+	}
+}
+
+// TestPlanReachesItsTargets: a version goes, signed, to the agents its targets select (their poll
+// and their fetch), never to another; the same source again writes nothing, a changed one is version
+// 2, and an agent fetching its plans gets only the newest.
+func TestPlanReachesItsTargets(t *testing.T) {
+	th := newTestHub(t)
+	web1, web2, db1 := fleetOfThree(th)
+	ctx := context.Background()
+
+	st, v1 := th.applyPlan(th.admin, "web", webPlan("port=8080"))
+	if st != 200 || v1.Version != 1 || v1.Unchanged || v1.Plan.Name != "web" || v1.Plan.Version != 1 || len(v1.Plan.Units) != 2 {
+		t.Fatalf("apply: %d %+v", st, v1)
+	}
+	if want := []string{web1.ID, web2.ID}; !sameSet(v1.Agents, want) {
+		t.Errorf("sent to %v, want %v", v1.Agents, want)
+	}
+	works, _, err := web1.Poll(ctx, nil)
+	if err != nil || len(works) != 1 {
+		t.Fatalf("web-1 polls: %v %+v", err, works)
+	}
+	if w := works[0]; w.Envelope.Kind != wire.KindPlan || w.Envelope.ID != "plan-web-v1" || w.Plan.Version != 1 || w.Plan.Units[1].DeadlineSeconds != 30 {
+		t.Errorf("web-1 got %+v", w)
+	}
+	if works, _, err := db1.Poll(ctx, nil); err != nil || len(works) != 0 {
+		t.Errorf("db-1, not a target, polls: %v %+v", err, works)
+	}
+	for _, a := range []*simagent.Agent{web1, web2} {
+		if got := planVersions(t, a); len(got) != 1 || got["web"] != 1 {
+			t.Errorf("%s fetches %v, want web version 1", a.Name, got)
+		}
+	}
+	if got := planVersions(t, db1); len(got) != 0 {
+		t.Errorf("db-1, not a target, fetches %v", got)
+	}
+
+	st, again := th.applyPlan(th.admin, "web", webPlan("port=8080"))
+	if st != 200 || !again.Unchanged || again.Version != 1 {
+		t.Errorf("the same source again: %d %+v, want version 1 unchanged", st, again)
+	}
+	if keys := th.stored(layout.PlanVersionsOf("web")); len(keys) != 1 {
+		t.Errorf("the same source again stored a version: %v", keys)
+	}
+	st, v2 := th.applyPlan(th.admin, "web", webPlan("port=9090"))
+	if st != 200 || v2.Version != 2 || v2.Unchanged {
+		t.Fatalf("a changed source: %d %+v, want version 2", st, v2)
+	}
+	if got := planVersions(t, web1); len(got) != 1 || got["web"] != 2 {
+		t.Errorf("web-1 fetches %v after version 2, want only version 2", got)
+	}
+	var get struct {
+		Version int
+		Source  string
+	}
+	if st := th.call(th.admin, "GET", "/v1/plans/web", nil, &get); st != 200 || get.Version != 2 || !strings.Contains(get.Source, "port=9090") {
+		t.Errorf("GET the plan: %d %+v", st, get)
+	}
+	var list struct {
+		Plans []struct {
+			Name           string
+			Version, Units int
+			Mode           string
+		}
+	}
+	if st := th.call(th.token("eve", "viewer"), "GET", "/v1/plans", nil, &list); st != 200 || len(list.Plans) != 1 ||
+		list.Plans[0].Version != 2 || list.Plans[0].Units != 2 || list.Plans[0].Mode != wire.ModeEnforce {
+		t.Errorf("a viewer lists the plans: %d %+v", st, list)
+	}
+	if st := th.call(th.admin, "GET", "/v1/plans/nothing", nil, nil); st != 404 {
+		t.Errorf("GET an unknown plan: %d, want 404", st)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// planStatusView is GET /v1/plans/{name}/status.
+type planStatusView struct {
+	Version   int
+	Converged int
+	Agents    []struct {
+		Agent, Name, Refused    string
+		Online                  bool
+		Version, RefusedVersion int
+		Units                   []struct{ Unit, State, Reason, Desired string }
+	}
+	Detail string
+}
+
+// TestPlanStatus: what a target reports shows in the plan's status beside the targets that have not
+// reported; the same status again writes nothing; a status from an agent the plan does not target, or
+// of a version the plan does not have, is refused and nothing is stored.
+func TestPlanStatus(t *testing.T) {
+	counted := &countingStore{}
+	th := newTestHubOn(t, func(s store.Store) store.Store { counted.Store = s; return counted })
+	web1, web2, db1 := fleetOfThree(th)
+	ctx := context.Background()
+	if st, out := th.applyPlan(th.admin, "web", webPlan("port=8080")); st != 200 {
+		t.Fatalf("apply: %d %s", st, out.Detail)
+	}
+	works, err := web1.Plans(ctx)
+	if err != nil || len(works) != 1 {
+		t.Fatalf("fetch: %v %d", err, len(works))
+	}
+	p := works[0].Plan
+	report := wire.PlanStatus{Plan: "web", Version: 1}
+	for _, u := range p.Units {
+		report.Units = append(report.Units, wire.UnitStatus{Unit: u.Name, Type: u.Type, State: wire.UnitConverged, Desired: u.Digest(), Observed: u.Digest(), ChangedAt: time.Now().UTC()})
+	}
+	statusKey := layout.PlanStatus("web", web1.ID)
+	counted.reset()
+	if err := web1.ReportPlan(ctx, report); err != nil {
+		t.Fatalf("web-1 reports: %v", err)
+	}
+	if n := counted.puts(statusKey); n != 1 {
+		t.Errorf("the first report wrote %d times, want 1", n)
+	}
+	report.At = time.Now().Add(time.Minute) // the same state, reported again later
+	if err := web1.ReportPlan(ctx, report); err != nil {
+		t.Fatalf("web-1 reports again: %v", err)
+	}
+	if n := counted.puts(statusKey); n != 1 {
+		t.Errorf("an unchanged report was written again (%d writes)", n)
+	}
+
+	var view planStatusView
+	if st := th.call(th.token("eve", "viewer"), "GET", "/v1/plans/web/status", nil, &view); st != 200 || view.Version != 1 || len(view.Agents) != 2 {
+		t.Fatalf("status: %d %+v", st, view)
+	}
+	for _, a := range view.Agents {
+		switch a.Agent {
+		case web1.ID:
+			if a.Name != "web-1" || a.Version != 1 || len(a.Units) != 2 || a.Units[0].State != wire.UnitConverged || a.Units[1].Unit != "app" {
+				t.Errorf("web-1: %+v", a)
+			}
+		case web2.ID:
+			if a.Version != 0 || len(a.Units) != 2 || a.Units[0].State != plans.UnitUnknown || a.Units[0].Reason != "no report yet" || a.Units[0].Desired != p.Units[0].Digest() {
+				t.Errorf("web-2, which never reported: %+v", a)
+			}
+		default:
+			t.Errorf("status shows %s, not a target", a.Agent)
+		}
+	}
+	if view.Converged != 1 {
+		t.Errorf("converged %d, want 1", view.Converged)
+	}
+
+	// A refusal shows too, and replaces what the agent said before.
+	if err := web2.ReportPlan(ctx, wire.PlanStatus{Plan: "web", RefusedVersion: 1, Refused: "unit type process is not allowed here" + strings.Repeat("!", 2000)}); err != nil {
+		t.Fatalf("web-2 reports a refusal: %v", err)
+	}
+	th.call(th.admin, "GET", "/v1/plans/web/status", nil, &view)
+	for _, a := range view.Agents {
+		if a.Agent == web2.ID && (a.RefusedVersion != 1 || !strings.HasPrefix(a.Refused, "unit type process") || len(a.Refused) > wire.MaxReasonBytes) {
+			t.Errorf("web-2's refusal: %+v", a)
+		}
+	}
+
+	var hErr *simagent.HTTPError
+	err = db1.ReportPlan(ctx, wire.PlanStatus{Plan: "web", Version: 1})
+	if !errors.As(err, &hErr) || hErr.Status != 409 || !strings.Contains(hErr.Body, "plan web does not target agent "+db1.ID) {
+		t.Errorf("db-1, not a target, reports: %v, want a 409 naming the plan and the agent", err)
+	}
+	err = web1.ReportPlan(ctx, wire.PlanStatus{Plan: "web", Version: 7})
+	if !errors.As(err, &hErr) || hErr.Status != 409 || !strings.Contains(hErr.Body, "reports version 7 of plan web") {
+		t.Errorf("a version the plan does not have: %v, want a 409", err)
+	}
+	if err := web1.ReportPlan(ctx, wire.PlanStatus{Plan: "nothing", Version: 1}); !errors.As(err, &hErr) || hErr.Status != 404 {
+		t.Errorf("a status of no plan: %v, want a 404", err)
+	}
+	if keys := th.stored(layout.PlanStatusesOf("web")); !sameSet(keys, []string{statusKey, layout.PlanStatus("web", web2.ID)}) {
+		t.Errorf("statuses stored: %v", keys)
+	}
+	if keys := th.stored(layout.PlanOf("nothing")); len(keys) != 0 {
+		t.Errorf("a status of no plan stored %v", keys)
+	}
+}
+
+// TestPlantedPlanIsNeverServed: a plan version planted in the bucket (it fails the integrity check)
+// reaches no agent, hides no genuine version and blocks no next version; the integrity view names it.
+func TestPlantedPlanIsNeverServed(t *testing.T) {
+	th := newTestHub(t)
+	web1, _, db1 := fleetOfThree(th)
+	everywhere := func(v int) plans.Version {
+		return plans.Version{Name: "web", Version: v, Source: "targets: all", Targets: []string{"all"}, AppliedBy: "admin", AppliedAt: time.Now(),
+			Plan: wire.Plan{Name: "web", Version: v, Units: []wire.Unit{{Name: "evil", Type: "file", Spec: json.RawMessage(`{"path":"/etc/sudoers"}`)}}}}
+	}
+	planted := layout.PlanVersion("web", 2)
+	th.plant(planted, everywhere(2))
+	th.plant(layout.PlanVersion("evil", 1), everywhere(1))
+	if st, out := th.applyPlan(th.admin, "web", webPlan("port=8080")); st != 200 || out.Version != 1 {
+		t.Fatalf("apply over a planted version 2: %d %+v, want version 1", st, out)
+	}
+	if got := planVersions(t, web1); len(got) != 1 || got["web"] != 1 {
+		t.Errorf("web-1 fetches %v, want web version 1 only", got)
+	}
+	if got := planVersions(t, db1); len(got) != 0 {
+		t.Errorf("db-1 fetches %v: the planted versions target all", got)
+	}
+	var get struct{ Version int }
+	if st := th.call(th.admin, "GET", "/v1/plans/web", nil, &get); st != 200 || get.Version != 1 {
+		t.Errorf("GET web: %d version %d, want version 1", st, get.Version)
+	}
+	if st := th.call(th.admin, "GET", "/v1/plans/evil", nil, nil); st != 404 {
+		t.Errorf("GET the planted plan: %d, want 404", st)
+	}
+	th.refused(planted)
+	if st, out := th.applyPlan(th.admin, "web", webPlan("port=9090")); st != 200 || out.Version != 2 {
+		t.Fatalf("the next version, where one was planted: %d %+v", st, out)
+	}
+	works, err := web1.Plans(context.Background())
+	if err != nil || len(works) != 1 || works[0].Plan.Version != 2 || works[0].Plan.Units[0].Name != "conf" {
+		t.Errorf("web-1 fetches %+v (%v), want the genuine version 2", works, err)
+	}
+}
+
+// TestPlanApplyNeedsThePolicy: a principal the policy does not let apply plans gets a 403 problem
+// saying so, nothing is written and nothing delivered; an apply that is allowed is in the audit trail
+// with its targets and the rule that allowed it.
+func TestPlanApplyNeedsThePolicy(t *testing.T) {
+	th := newTestHub(t)
+	web1, web2, _ := fleetOfThree(th)
+	for _, groups := range []string{"operator", "viewer"} {
+		var p struct{ Detail string }
+		if st := th.call(th.token("op-"+groups, groups), "PUT", "/v1/plans/web", map[string]any{"source": webPlan("x")}, &p); st != 403 || !strings.Contains(p.Detail, "apply-plan is reserved to admins") {
+			t.Errorf("%s applies: %d %q, want a 403 naming apply-plan", groups, st, p.Detail)
+		}
+	}
+	if keys := th.stored(layout.Plans); len(keys) != 0 {
+		t.Errorf("denied applies stored %v", keys)
+	}
+	if got := planVersions(t, web1); len(got) != 0 {
+		t.Errorf("web-1 fetches %v after denied applies", got)
+	}
+	if st, out := th.applyPlan(th.admin, "web", webPlan("x")); st != 200 {
+		t.Fatalf("admin applies: %d %s", st, out.Detail)
+	}
+	recs, err := audit.List(context.Background(), th.h.Store, audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var denied, ok int
+	for _, r := range recs {
+		if r.Action != "apply-plan" {
+			continue
+		}
+		switch r.Outcome {
+		case "denied":
+			denied++
+		case "ok":
+			ok++
+			if r.Principal.ID == "" || !sameSet(r.Targets, []string{web1.ID, web2.ID}) || r.Decision == nil || !slices.Contains(r.Decision.Rules, "admin_all") ||
+				r.Detail["name"] != "web" || r.Detail["version"] != float64(1) {
+				t.Errorf("the apply's audit record: %+v", r)
+			}
+		}
+	}
+	if denied != 2 || ok != 1 {
+		t.Errorf("audit: %d denied, %d ok apply-plan records; want 2 and 1", denied, ok)
+	}
+}
+
+// TestAgentPlansCostNoStoreRequest: once this hub has its view of the plans and the fleet, an agent
+// fetching its plans (every minute, by a thousand agents) costs no store request, and signs nothing
+// twice.
+func TestAgentPlansCostNoStoreRequest(t *testing.T) {
+	counted := &countingStore{}
+	th := newTestHubOn(t, func(s store.Store) store.Store { counted.Store = s; return counted })
+	web1, web2, db1 := fleetOfThree(th)
+	if st, out := th.applyPlan(th.admin, "web", webPlan("port=8080")); st != 200 {
+		t.Fatalf("apply: %d %s", st, out.Detail)
+	}
+	ctx := context.Background()
+	for _, a := range []*simagent.Agent{web1, web2, db1} { // warm-up: the first fetch of each agent
+		planVersions(t, a)
+	}
+	first, err := th.h.Plans.ForAgent(ctx, web1.ID)
+	if err != nil || len(first.Plans) != 1 {
+		t.Fatalf("ForAgent: %v %+v", err, first)
+	}
+	counted.reset()
+	var wg sync.WaitGroup
+	for range 20 {
+		for _, a := range []*simagent.Agent{web1, web2, db1} {
+			wg.Go(func() {
+				got, err := th.h.Plans.ForAgent(ctx, a.ID)
+				if err != nil {
+					t.Error(err)
+				}
+				if a == web1 && (len(got.Plans) != 1 || string(got.Plans[0].Signature) != string(first.Plans[0].Signature)) {
+					t.Errorf("web-1 got %+v, want the envelope signed for it before", got)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if n := counted.under(layout.Plans, layout.Agents, layout.AgentLabels, layout.RetiredAgents, layout.Heartbeats); n != 0 {
+		t.Errorf("60 fetches of agents' plans cost %d store requests on plans and agents, want 0: %v", n, counted.keys())
+	}
+}
+
+// countingStore counts the requests that reach the store, by key (a listing by its prefix).
+type countingStore struct {
+	store.Store
+	mu  sync.Mutex
+	req []string // "GET key", "PUT key", "LIST prefix", "DELETE key"
+}
+
+func (c *countingStore) note(op, key string) {
+	c.mu.Lock()
+	c.req = append(c.req, op+" "+key)
+	c.mu.Unlock()
+}
+
+func (c *countingStore) Get(ctx context.Context, k string, o store.GetOptions) (*store.Object, error) {
+	c.note("GET", k)
+	return c.Store.Get(ctx, k, o)
+}
+
+func (c *countingStore) Put(ctx context.Context, k string, r io.Reader, n int64, o store.PutOptions) (store.ObjectInfo, error) {
+	c.note("PUT", k)
+	return c.Store.Put(ctx, k, r, n, o)
+}
+
+func (c *countingStore) List(ctx context.Context, p, after string, limit int) (store.Page, error) {
+	c.note("LIST", p)
+	return c.Store.List(ctx, p, after, limit)
+}
+
+func (c *countingStore) Delete(ctx context.Context, k string) error {
+	c.note("DELETE", k)
+	return c.Store.Delete(ctx, k)
+}
+
+func (c *countingStore) reset() {
+	c.mu.Lock()
+	c.req = nil
+	c.mu.Unlock()
+}
+
+func (c *countingStore) keys() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.req)
+}
+
+// puts counts the writes of key.
+func (c *countingStore) puts(key string) int {
+	n := 0
+	for _, r := range c.keys() {
+		if r == "PUT "+key {
+			n++
+		}
+	}
+	return n
+}
+
+// under counts the requests on keys (or listings of prefixes) under any of prefixes.
+func (c *countingStore) under(prefixes ...string) int {
+	n := 0
+	for _, r := range c.keys() {
+		_, key, _ := strings.Cut(r, " ")
+		if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(key, p) }) {
+			n++
+		}
+	}
+	return n
+}

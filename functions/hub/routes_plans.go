@@ -1,0 +1,134 @@
+package hub
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/plans"
+)
+
+// ApplyPlanInput creates a plan or a new version of it.
+type ApplyPlanInput struct {
+	Name string `path:"name" doc:"Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under)."`
+	Body struct {
+		Source string `json:"source" minLength:"1" maxLength:"1048576" doc:"The plan in YAML or JSON: targets, mode, units."`
+	}
+}
+
+// PlanAppliedOutput is the version an apply wrote, or the newest one when nothing changed.
+type PlanAppliedOutput struct {
+	Body *plans.Applied
+}
+
+// PlanNameInput names a plan.
+type PlanNameInput struct {
+	Name string `path:"name" doc:"Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under)."`
+}
+
+// PlanOutput is a plan's newest version.
+type PlanOutput struct {
+	Body *plans.Version
+}
+
+// PlansOutput lists the newest version of every plan.
+type PlansOutput struct {
+	Body struct {
+		Plans []plans.Summary `json:"plans"`
+	}
+}
+
+// PlanStatusOutput is where a plan stands on every agent it targets.
+type PlanStatusOutput struct {
+	Body *plans.View
+}
+
+// AgentPlansInput is an agent fetching its plans.
+type AgentPlansInput struct {
+	ID string `path:"id"`
+}
+
+// AgentPlansOutput carries the newest version of every plan that targets the agent, signed for it.
+type AgentPlansOutput struct {
+	Body wire.AgentPlans
+}
+
+// AgentPlanStatusInput is an agent's status of one plan.
+type AgentPlanStatusInput struct {
+	ID   string `path:"id"`
+	Name string `path:"name" doc:"Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under)."`
+	Body wire.PlanStatus
+}
+
+// registerPlans is the plans room's operator side.
+func registerPlans(api huma.API, h *Hub) {
+	register(api, h, huma.Operation{OperationID: "apply-plan", Method: http.MethodPut, Path: "/v1/plans/{name}",
+		Summary: "Apply a plan",
+		Description: "Parses the YAML or JSON (problems are reported with line:column in the source), selects the targets (each expression must match an agent), " +
+			"asks the policy (action apply-plan, with the targets), stores the next version and sends it, signed, to the agents its targets select now. " +
+			"A source identical to the newest version's stores nothing and answers that version with unchanged: true.",
+		Metadata: map[string]any{"decide": "service"}, Errors: []int{409, 422}},
+		func(ctx context.Context, in *ApplyPlanInput) (*PlanAppliedOutput, error) {
+			a, err := h.Plans.Apply(ctx, in.Name, in.Body.Source)
+			if err != nil {
+				return nil, err
+			}
+			return &PlanAppliedOutput{Body: a}, nil
+		})
+	register(api, h, huma.Operation{OperationID: "list-plans", Method: http.MethodGet, Path: "/v1/plans",
+		Summary: "List plans", Description: "The newest version of every plan, by name."},
+		func(ctx context.Context, _ *struct{}) (*PlansOutput, error) {
+			list, err := h.Plans.List(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out := &PlansOutput{}
+			out.Body.Plans = list
+			return out, nil
+		})
+	register(api, h, huma.Operation{OperationID: "get-plan", Method: http.MethodGet, Path: "/v1/plans/{name}",
+		Summary: "A plan's newest version", Errors: []int{404, 422}},
+		func(ctx context.Context, in *PlanNameInput) (*PlanOutput, error) {
+			v, err := h.Plans.Get(ctx, in.Name)
+			if err != nil {
+				return nil, err
+			}
+			return &PlanOutput{Body: v}, nil
+		})
+	register(api, h, huma.Operation{OperationID: "get-plan-status", Method: http.MethodGet, Path: "/v1/plans/{name}/status",
+		Summary:     "Where a plan stands on each agent",
+		Description: "For every agent the plan's targets select now: online or not, the version it holds, a version it refused and why, and every unit's state as it last reported it (unknown, \"no report yet\", before its first report).",
+		Errors:      []int{404, 422}},
+		func(ctx context.Context, in *PlanNameInput) (*PlanStatusOutput, error) {
+			v, err := h.Plans.Status(ctx, in.Name)
+			if err != nil {
+				return nil, err
+			}
+			return &PlanStatusOutput{Body: v}, nil
+		})
+}
+
+// registerAgentPlans is what an agent asks of the plans room: its plans, and where it stands on one.
+func registerAgentPlans(api huma.API, h *Hub) {
+	register(api, h, huma.Operation{OperationID: "agent-plans", Method: http.MethodGet, Path: "/v1/agents/{id}/plans",
+		Summary:     "Fetch the agent's plans",
+		Description: "The newest version of every plan whose targets select the agent, each in an envelope signed for it alone: an agent that was offline, or enrolled after a plan was applied, gets its plans. Answered from the hub's memory, without a store request.",
+	}, func(ctx context.Context, _ *AgentPlansInput) (*AgentPlansOutput, error) {
+		p, err := h.Plans.ForAgent(ctx, domain.AgentFrom(ctx))
+		if err != nil {
+			return nil, err
+		}
+		return &AgentPlansOutput{Body: p}, nil
+	})
+	register(api, h, huma.Operation{OperationID: "agent-plan-status", Method: http.MethodPost, Path: "/v1/agents/{id}/plans/{name}/status",
+		Summary: "Report where the agent stands on a plan",
+		Description: "The version the agent holds and every unit's state, or a version it refused and why. Stored only when it changed; every text is cut to 1 KiB. " +
+			"404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.",
+		DefaultStatus: http.StatusNoContent, Errors: []int{404, 409, 422}},
+		func(ctx context.Context, in *AgentPlanStatusInput) (*struct{}, error) {
+			return nil, h.Plans.Report(ctx, domain.AgentFrom(ctx), in.Name, in.Body)
+		})
+}
