@@ -62,6 +62,8 @@ func commands() map[string]command {
 		"doctor":       {"list objects in the bucket the hub did not write (forged or edited)", runDoctor},
 		"workflow":     {"apply, list, show, delete, run and watch workflows", runWorkflow},
 		"execution":    {"show or cancel a workflow execution", runExecution},
+		"plan":         {"apply a plan (desired state on agents), show it, see where it stands per agent and unit", runPlan},
+		"plans":        {"list plans with their newest version", runPlans},
 		"respond":      {"answer a prompt step of an execution", runRespond},
 		"tick":         {"run the hub's periodic work once (for cloud-function deployments)", runTick},
 		"openapi":      {"print or write the OpenAPI documents of the API", runOpenAPI},

@@ -1,0 +1,240 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	api "github.com/pulsehq/pulse/openapi/client"
+)
+
+// planHelp is what `pulse plan --help` says plans are, before the subcommands' flags.
+const planHelp = `A plan is what must be true on some agents: files, processes, containers, … (units), each kept in its
+desired state by the agent's integration for its type. The agents its targets select (agent ids or
+names, label selectors k=v) fetch its newest version, reconcile it continuously and report every
+unit's state; mode enforce repairs what drifted, mode report only says what differs.
+
+  targets: [role=web]
+  mode: enforce
+  units:
+    - name: conf
+      type: file
+      notify: [app]                 # restart app when conf changed
+      spec: {path: /etc/app/app.conf, content: "port=8080\n", mode: "0644"}
+    - name: app
+      type: process
+      requires: [conf]              # apply conf first
+      deadline: 30s                 # then app is failed, with the reason, not "applying" for ever
+      spec: {command: /usr/bin/sleep, args: ["1000"], restart: always}`
+
+func runPlan(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		return usagef("want `pulse plan apply|status|show NAME` (see pulse plan --help)")
+	}
+	if args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintf(env.Stdout, "Usage: pulse plan apply|status|show NAME …\n\n%s\n\nRun 'pulse plan SUBCOMMAND --help' for its flags; 'pulse plans' lists the plans.\n", planHelp)
+		return nil
+	}
+	sub, args := args[0], args[1:]
+	switch sub {
+	case "apply":
+		return runPlanApply(ctx, env, args)
+	case "status":
+		return runPlanStatus(ctx, env, args)
+	case "show":
+		return runPlanShow(ctx, env, args)
+	}
+	return usagef("unknown `pulse plan %s`; want apply, status or show (or `pulse plans`)", sub)
+}
+
+func runPlanApply(ctx context.Context, env *Env, args []string) error {
+	name, rest := splitID(args)
+	fs := newFlags(env, "plan apply", "NAME -f FILE [--json]",
+		"Applies a plan from a YAML or JSON file as plan NAME (lower-case letters, digits and _). The hub checks it\n"+
+			"first — syntax, fields, unit names, requires and notify, cycles, that every target matches an agent — and\n"+
+			"refuses it with each problem as FILE:line:column: message. Otherwise it stores the next version and sends it to\n"+
+			"the agents its targets select; the same file again changes nothing.\n\n"+planHelp)
+	file := fs.String("f", "", "the plan file")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" || *file == "" {
+		return usagef("want `pulse plan apply NAME -f FILE`")
+	}
+	src, err := os.ReadFile(*file)
+	if err != nil {
+		return usageError{err}
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.ApplyPlanWithResponse(ctx, name, api.ApplyPlanInputBody{Source: string(src)})
+	v, err := answer(c, resp, err, (*api.ApplyPlanResponse).GetJSON200)
+	if err != nil {
+		return sourceProblems(env.Stderr, *file, err)
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	if v.Unchanged {
+		fmt.Fprintf(env.Stdout, "plan %s unchanged at version %d\n", v.Name, v.Version)
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "plan %s version %d applied: sent to %d agent(s)\n", v.Name, v.Version, len(v.Agents))
+	return nil
+}
+
+// sourceProblems prints each problem the hub located in a refused source as FILE:line:column: path:
+// message, the form editors jump to, and returns a short error in their place; other errors are
+// returned as they are.
+func sourceProblems(w io.Writer, file string, err error) error {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != 422 {
+		return err
+	}
+	n := 0
+	for _, d := range ae.Errors {
+		at, ok := strings.CutPrefix(d.Location, "body.source")
+		if !ok {
+			continue
+		}
+		pos, path, _ := strings.Cut(strings.TrimPrefix(at, ":"), " ")
+		where := file
+		if pos != "" {
+			where += ":" + pos
+		}
+		if path != "" {
+			where += ": " + path
+		}
+		fmt.Fprintf(w, "%s: %s\n", where, d.Message)
+		n++
+	}
+	if n == 0 {
+		return err
+	}
+	what, _, _ := strings.Cut(ae.Detail, ":")
+	return fmt.Errorf("%s: %d problem(s) in %s (HTTP %d)", what, n, file, ae.Status)
+}
+
+func runPlanStatus(ctx context.Context, env *Env, args []string) error {
+	name, rest := splitID(args)
+	fs := newFlags(env, "plan status", "NAME [--json]",
+		"Shows where a plan stands on every agent its targets select now: online or not, the version the agent\n"+
+			"holds (- before its first report), then each unit's state (pending, applying, converged, failed,\n"+
+			"drifted; unknown before the agent reported) and the reason the agent gave, or the version it refused and why.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" {
+		return usagef("want `pulse plan status NAME`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.GetPlanStatusWithResponse(ctx, name)
+	v, err := answer(c, resp, err, (*api.GetPlanStatusResponse).GetJSON200)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	fmt.Fprintf(env.Stdout, "plan %s version %d (%s): %d of %d agent(s) converged\n", v.Name, v.Version, v.Mode, v.Converged, len(v.Agents))
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tNAME\tONLINE\tVERSION\tUNIT\tSTATE\tREASON")
+	for _, a := range v.Agents {
+		version := "-"
+		if a.Version > 0 {
+			version = fmt.Sprint(a.Version)
+		}
+		online := "no"
+		if a.Online {
+			online = "yes"
+		}
+		lead := fmt.Sprintf("%s\t%s\t%s\t%s", a.Agent, a.Name, online, version)
+		if a.RefusedVersion > 0 {
+			fmt.Fprintf(tw, "%s\t-\trefused\tversion %d: %s\n", lead, a.RefusedVersion, oneLineText(a.Refused))
+			lead = "\t\t\t"
+		}
+		for _, u := range a.Units {
+			why := u.Reason
+			if u.WaitingOn != "" {
+				why = strings.TrimSpace(why + " (waiting on " + u.WaitingOn + ")")
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", lead, u.Unit, u.State, oneLineText(why))
+			lead = "\t\t\t"
+		}
+		if len(a.Units) == 0 && a.RefusedVersion == 0 {
+			fmt.Fprintf(tw, "%s\t-\t-\t\n", lead)
+		}
+	}
+	return tw.Flush()
+}
+
+// oneLineText keeps a reason an agent gave on one line of a table.
+func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func runPlanShow(ctx context.Context, env *Env, args []string) error {
+	name, rest := splitID(args)
+	fs := newFlags(env, "plan show", "NAME [--json]", "Prints a plan's newest version as it was applied (its source), or with --json the stored version:\nsource, targets, the plan as agents receive it, who applied it and when.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" {
+		return usagef("want `pulse plan show NAME`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.GetPlanWithResponse(ctx, name)
+	v, err := answer(c, resp, err, (*api.GetPlanResponse).GetJSON200)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	fmt.Fprintf(env.Stderr, "# plan %s version %d, applied by %s at %s\n", v.Name, v.Version, v.AppliedBy, v.AppliedAt.Local().Format(time.RFC3339))
+	fmt.Fprint(env.Stdout, v.Source)
+	return nil
+}
+
+func runPlans(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "plans", "[--json]", "Lists the plans with their newest version: mode, units, targets, who applied it and when.\nSee `pulse plan --help` for what a plan is.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	c, err := clientCommand(fs, args)
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.ListPlansWithResponse(ctx)
+	out, err := answer(c, resp, err, (*api.ListPlansResponse).GetJSON200)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tMODE\tUNITS\tTARGETS\tAPPLIED\tBY")
+	for _, p := range out.Plans {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\t%s\t%s\n", p.Name, p.Version, p.Mode, p.Units, strings.Join(p.Targets, " "), p.AppliedAt.Local().Format(time.RFC3339), p.AppliedBy)
+	}
+	if len(out.Plans) == 0 {
+		fmt.Fprintln(env.Stderr, "no plans yet: `pulse plan apply NAME -f FILE` applies one")
+	}
+	return tw.Flush()
+}
