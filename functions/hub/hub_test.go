@@ -37,8 +37,15 @@ func newTestHub(t testing.TB) *testHub { return newTestHubOn(t, nil) }
 func newTestHubOn(t testing.TB, wrap func(store.Store) store.Store) *testHub {
 	t.Helper()
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	return startTestHub(t, "file:"+t.TempDir(), priv, wrap)
+}
+
+// startTestHub serves a hub on the store at url with the signing key priv: two of them on one url
+// and key are two instances of one hub, as replicas behind a load balancer are.
+func startTestHub(t testing.TB, url string, priv ed25519.PrivateKey, wrap func(store.Store) store.Store) *testHub {
+	t.Helper()
 	settings := config.Defaults()
-	settings.Store = "file:" + t.TempDir()
+	settings.Store = url
 	ctx, cancel := context.WithCancel(context.Background())
 	var st store.Store
 	if wrap != nil {

@@ -2,6 +2,8 @@ package hub_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -423,6 +425,39 @@ func TestAgentPlansCostNoStoreRequest(t *testing.T) {
 	wg.Wait()
 	if n := counted.under(layout.Plans, layout.Agents, layout.AgentLabels, layout.RetiredAgents, layout.Heartbeats); n != 0 {
 		t.Errorf("60 fetches of agents' plans cost %d store requests on plans and agents, want 0: %v", n, counted.keys())
+	}
+}
+
+// TestPlanAcrossHubs: on two instances of one hub, a plan applied on one reaches the agents fetching
+// from the other within its refresh interval, and their reports there are accepted at once.
+func TestPlanAcrossHubs(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	url := "file:" + t.TempDir()
+	one, other := startTestHub(t, url, priv, nil), startTestHub(t, url, priv, nil)
+	other.h.Plans.RefreshEvery = 100 * time.Millisecond
+	ctx := context.Background()
+	web1 := one.agent("web-1", map[string]string{"role": "web"}, nil)
+	there := *web1
+	there.Hub = other.url // the same agent, its requests balanced to the other instance
+	if got := planVersions(t, &there); len(got) != 0 {
+		t.Fatalf("before any plan: %v", got)
+	}
+	if st, out := one.applyPlan(one.admin, "web", webPlan("port=8080")); st != 200 || out.Version != 1 {
+		t.Fatalf("apply on one: %d %+v", st, out)
+	}
+	if err := there.ReportPlan(ctx, wire.PlanStatus{Plan: "web", Version: 1}); err != nil {
+		t.Errorf("a report to the other instance, before it refreshed: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for planVersions(t, &there)["web"] != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the other instance never served version 1")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var view planStatusView
+	if st := other.call(other.admin, "GET", "/v1/plans/web/status", nil, &view); st != 200 || len(view.Agents) != 1 || view.Agents[0].Version != 1 {
+		t.Errorf("status on the other instance: %d %+v", st, view)
 	}
 }
 

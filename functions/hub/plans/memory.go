@@ -17,13 +17,10 @@ import (
 )
 
 const (
-	// refreshEvery is how old this instance's view of the plans and the fleet may grow before the
-	// next agent that asks starts a refresh in the background: another hub's apply, or a label
-	// change, reaches the agents fetching here within it.
-	refreshEvery = 30 * time.Second
-	// missRefresh is how often, at most, a report about a plan or an agent this instance does not know
-	// makes it look again at once (another hub applied the plan, the agent just enrolled).
-	missRefresh = time.Second
+	// DefaultRefresh is how old this instance's view of the plans and the fleet may grow (unless
+	// Service.RefreshEvery says otherwise) before the next agent that asks starts a refresh in the
+	// background: another hub's apply, or a label change, reaches the agents fetching here within it.
+	DefaultRefresh = 30 * time.Second
 	// resignAfter is how long an envelope signed for an agent is handed out again: it stays valid for
 	// envelopeLife, so an agent always gets one with six days or more to run.
 	resignAfter = 24 * time.Hour
@@ -31,7 +28,7 @@ const (
 
 // memory is this instance's view of the plans: the newest version of each with the envelopes signed
 // for each agent, and the fleet as last listed. It is a cache of the store, refreshed by one listing
-// of the plans (and the fleet's listing) every refreshEvery while agents ask, and at once by this
+// of the plans (and the fleet's listing) every Service.RefreshEvery while agents ask, and at once by this
 // instance's applies, so an agent fetching its plans costs no store request.
 type memory struct {
 	mu         sync.Mutex
@@ -184,13 +181,13 @@ func (s *Service) refresh(ctx context.Context) error {
 }
 
 // current makes sure this instance's view is loaded: the first request loads it (and waits for it);
-// after refreshEvery, the next request starts a refresh outside itself and is answered from the view
+// after RefreshEvery, the next request starts a refresh outside itself and is answered from the view
 // it has.
 func (s *Service) current(ctx context.Context) error {
 	m := &s.mem
 	m.mu.Lock()
 	loaded := !m.plansAt.IsZero() && !m.fleetAt.IsZero()
-	start := loaded && !m.refreshing && time.Since(m.oldest()) > refreshEvery
+	start := loaded && !m.refreshing && time.Since(m.oldest()) > s.refreshEvery()
 	if start {
 		m.refreshing = true
 	}
@@ -219,28 +216,22 @@ func (s *Service) current(ctx context.Context) error {
 	return s.refresh(ctx)
 }
 
-// lookAgain refreshes the view at once, unless it was refreshed within missRefresh: what a request
-// names and the view does not know (a plan another hub applied, an agent that just enrolled) is
-// looked for once, and a stream of unknown names costs one listing a second at most.
-func (s *Service) lookAgain(ctx context.Context) error {
-	s.mem.mu.Lock()
-	recent := time.Since(s.mem.oldest()) < missRefresh
-	s.mem.mu.Unlock()
-	if recent {
-		return nil
+func (s *Service) refreshEvery() time.Duration {
+	if s.RefreshEvery > 0 {
+		return s.RefreshEvery
 	}
-	return s.refresh(ctx)
+	return DefaultRefresh
 }
 
-// target returns an agent as the view knows it; an agent it does not know makes it list the fleet
-// again (within missRefresh), since a signed request comes from an enrolled agent.
+// target returns an agent as the view knows it. One it does not know (enrolled since, perhaps on
+// another hub) makes it list the fleet again: a signed request comes from an enrolled agent, so
+// this happens once per new agent, and the fleet room's own listing cache bounds a burst of them.
 func (s *Service) target(ctx context.Context, agent string) (fleet.Target, bool, error) {
 	s.mem.mu.Lock()
 	t, ok := s.mem.agents[agent]
-	recent := time.Since(s.mem.fleetAt) < missRefresh
 	s.mem.mu.Unlock()
-	if ok || recent {
-		return t, ok, nil
+	if ok {
+		return t, true, nil
 	}
 	if err := s.refreshFleet(ctx); err != nil {
 		return fleet.Target{}, false, err

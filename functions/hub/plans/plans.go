@@ -59,6 +59,9 @@ type Service struct {
 	Delivery Deliverer
 	// Keys sign every envelope an agent gets, delivered or fetched.
 	Keys *hubkey.Keys
+	// RefreshEvery is how often, while agents ask, this instance lists the plans and the fleet again
+	// to see what other hubs did (0: DefaultRefresh).
+	RefreshEvery time.Duration
 
 	// versions are write-once: each is read once per process.
 	versions store.Once[Version]

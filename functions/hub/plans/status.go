@@ -112,38 +112,42 @@ func statusDigest(st wire.PlanStatus) (string, error) {
 }
 
 // targets returns the newest version of a plan whose targets select the agent and that has the
-// versions the status names, from this instance's view, looked at again once when the view does not
-// say so (another hub applied the plan, or changed the agent's labels).
+// versions the status names. It asks this instance's view first; when the view does not say so (it
+// lags another hub's apply, or a label change, by up to RefreshEvery) it asks the store: one listing
+// of the plan's versions and the fleet's listing, for a report the view would refuse.
 func (s *Service) targets(ctx context.Context, agent, name string, st wire.PlanStatus) (*Version, error) {
 	if err := s.current(ctx); err != nil {
 		return nil, err
 	}
-	check := func() (*Version, error) {
-		v := s.mem.head(name)
-		if v == nil {
-			return nil, domain.NotFound("no plan %q; the status was not stored", name)
-		}
+	check := func(v *Version) error {
 		s.mem.mu.Lock()
 		t, ok := s.mem.agents[agent]
 		s.mem.mu.Unlock()
 		if !ok || !fleet.Matches(t, v.Targets) {
-			return v, domain.Conflict("plan %s does not target agent %s (its targets: %s); the status was not stored",
+			return domain.Conflict("plan %s does not target agent %s (its targets: %s); the status was not stored",
 				name, agent, strings.Join(v.Targets, ", "))
 		}
 		if n := max(st.Version, st.RefusedVersion); n > v.Version {
-			return v, domain.Conflict("agent %s reports version %d of plan %s, whose newest version is %d; the status was not stored",
+			return domain.Conflict("agent %s reports version %d of plan %s, whose newest version is %d; the status was not stored",
 				agent, n, name, v.Version)
 		}
+		return nil
+	}
+	if v := s.mem.head(name); v != nil && check(v) == nil {
 		return v, nil
 	}
-	v, err := check()
-	if err == nil {
-		return v, nil
+	v, err := s.latest(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, domain.NotFound("no plan %q; the status was not stored", name)
 	}
-	if lerr := s.lookAgain(ctx); lerr != nil {
-		return nil, lerr
+	if err != nil {
+		return nil, err
 	}
-	return check()
+	s.remember(v)
+	if err := s.refreshFleet(ctx); err != nil {
+		return nil, err
+	}
+	return v, check(v)
 }
 
 // View is where a plan stands: its newest version, and every agent its targets select now.
