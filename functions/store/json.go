@@ -105,6 +105,35 @@ func (c *Once[T]) Get(ctx context.Context, s Store, key string) (*T, error) {
 	return v, err
 }
 
+// Newest returns the object under the last of keys (ascending, as a listing gives them) that reads,
+// passing over keys whose object reads as missing: through the hub's integrity check a planted or
+// edited object does, so a forged newer version of something (a workflow, a plan, an agent's labels)
+// can neither act nor hide the genuine one. ErrNotFound when none reads.
+func (c *Once[T]) Newest(ctx context.Context, s Store, keys []string) (*T, error) {
+	for i := len(keys) - 1; i >= 0; i-- {
+		v, err := c.Get(ctx, s, keys[i])
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		return v, err
+	}
+	return nil, ErrNotFound
+}
+
+// Latest is Newest among every key under prefix: the newest genuine version of something whose
+// versions are numbered keys under it.
+func (c *Once[T]) Latest(ctx context.Context, s Store, prefix string) (*T, error) {
+	var keys []string
+	err := Walk(ctx, s, prefix, "", 0, func(o ObjectInfo) error {
+		keys = append(keys, o.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.Newest(ctx, s, keys)
+}
+
 // Put keeps v as the object under key, for a writer that just stored it: its next Get reads nothing.
 func (c *Once[T]) Put(key string, v *T) {
 	c.mu.Lock()

@@ -858,7 +858,7 @@ type PlanApplied struct {
 	// Example: https://example.com/schemas/PlanApplied.json
 	Schema string `json:"$schema,omitempty"`
 
-	// Agents The agents the version was sent to: the ones its targets select now.
+	// Agents The agents the plan's targets select now: a new version was sent to each.
 	Agents    []string  `json:"agents"`
 	AppliedAt time.Time `json:"appliedAt"`
 	AppliedBy string    `json:"appliedBy"`

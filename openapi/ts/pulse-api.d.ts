@@ -1477,7 +1477,7 @@ export interface components {
              * @example https://example.com/schemas/PlanApplied.json
              */
             readonly $schema?: string;
-            /** @description The agents the version was sent to: the ones its targets select now. */
+            /** @description The agents the plan's targets select now: a new version was sent to each. */
             agents: string[] | null;
             /** Format: date-time */
             appliedAt: string;

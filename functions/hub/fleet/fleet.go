@@ -235,17 +235,14 @@ func (s *Service) labelVersions(ctx context.Context) (map[string][]string, error
 // newest version the hub wrote. A planted version fails the integrity check and is passed over, so it
 // can neither move the agent into a selector's targets nor hide its real labels.
 func (s *Service) agentLabels(ctx context.Context, a *AgentIdentity, keys []string) (map[string]string, int, error) {
-	for i := len(keys) - 1; i >= 0; i-- {
-		v, err := s.labels.Get(ctx, s.Store, keys[i])
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		return v.Labels, v.Version, nil
+	v, err := s.labels.Newest(ctx, s.Store, keys)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return a.Labels, 0, nil
+	case err != nil:
+		return nil, 0, err
 	}
-	return a.Labels, 0, nil
+	return v.Labels, v.Version, nil
 }
 
 // SetLabels replaces an agent's labels. The change is a new write-once version; the enrollment labels

@@ -88,8 +88,8 @@ type Version struct {
 type Applied struct {
 	Version
 	Unchanged bool `json:"unchanged,omitempty" doc:"The source is the newest version's: no version was written and nothing was sent."`
-	// Agents are the targets the version was sent to (its targets now).
-	Agents []string `json:"agents" doc:"The agents the version was sent to: the ones its targets select now."`
+	// Agents are the agents the targets select now: those a new version was sent to.
+	Agents []string `json:"agents" doc:"The agents the plan's targets select now: a new version was sent to each."`
 }
 
 // Summary is a line of the plan list.
@@ -281,32 +281,23 @@ func (s *Service) List(ctx context.Context) ([]Summary, error) {
 }
 
 // latest is the newest version the hub wrote: a version planted in the bucket fails the integrity
-// check and is passed over, so it can neither reach an agent nor hide the genuine one.
+// check and is passed over, so it can neither reach an agent nor hide the genuine one. The caller
+// gets its own copy.
 func (s *Service) latest(ctx context.Context, name string) (*Version, error) {
-	var keys []string
-	err := store.Walk(ctx, s.Store, layout.PlanVersionsOf(name), "", 0, func(o store.ObjectInfo) error {
-		keys = append(keys, o.Key)
-		return nil
-	})
+	v, err := s.versions.Latest(ctx, s.Store, layout.PlanVersionsOf(name))
 	if err != nil {
 		return nil, err
 	}
-	return s.newest(ctx, keys)
+	c := *v
+	return &c, nil
 }
 
-// newest is the newest genuine version among a plan's version keys (ascending); the caller gets its
-// own copy.
+// newest is the newest genuine version among a plan's version keys (ascending), as latest.
 func (s *Service) newest(ctx context.Context, keys []string) (*Version, error) {
-	for i := len(keys) - 1; i >= 0; i-- {
-		v, err := s.versions.Get(ctx, s.Store, keys[i])
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		c := *v
-		return &c, nil
+	v, err := s.versions.Newest(ctx, s.Store, keys)
+	if err != nil {
+		return nil, err
 	}
-	return nil, store.ErrNotFound
+	c := *v
+	return &c, nil
 }

@@ -137,32 +137,23 @@ func refused(name string, err error) error { return domain.Refused("workflow "+n
 // latest is the newest version the hub wrote: a version planted in the bucket above it fails the
 // integrity check and is passed over, so it can neither run nor hide the genuine one.
 func (s *Service) latest(ctx context.Context, name string) (*Version, error) {
-	var keys []string
-	err := store.Walk(ctx, s.Store, layout.WorkflowVersionsOf(name), "", 0, func(o store.ObjectInfo) error {
-		keys = append(keys, o.Key)
-		return nil
-	})
+	v, err := s.versions.Latest(ctx, s.Store, layout.WorkflowVersionsOf(name))
 	if err != nil {
 		return nil, err
 	}
-	return s.newest(ctx, keys)
+	c := *v
+	return &c, nil
 }
 
 // newest is the newest genuine version among a workflow's version keys (ascending). Versions are
 // written once, so each is read once per process; the caller gets its own copy.
 func (s *Service) newest(ctx context.Context, keys []string) (*Version, error) {
-	for i := len(keys) - 1; i >= 0; i-- {
-		v, err := s.versions.Get(ctx, s.Store, keys[i])
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		c := *v
-		return &c, nil
+	v, err := s.versions.Newest(ctx, s.Store, keys)
+	if err != nil {
+		return nil, err
 	}
-	return nil, store.ErrNotFound
+	c := *v
+	return &c, nil
 }
 
 // heads is the newest genuine version of every workflow, deleted ones included, in name order, from
