@@ -461,6 +461,66 @@ func TestPlanAcrossHubs(t *testing.T) {
 	}
 }
 
+// firstWriter writes another hub's version under key just before this hub's create-only write of
+// it, as a hub applying at the same moment would.
+type firstWriter struct {
+	store.Store
+	key   string
+	other func() []byte // the bytes the other hub stores (MACed as the hub's)
+	once  sync.Once
+}
+
+func (f *firstWriter) Put(ctx context.Context, k string, r io.Reader, n int64, o store.PutOptions) (store.ObjectInfo, error) {
+	if k == f.key && o.CreateOnly {
+		f.once.Do(func() {
+			if _, err := store.PutBytes(ctx, f.Store, k, f.other(), store.PutOptions{}); err != nil {
+				panic(err)
+			}
+		})
+	}
+	return f.Store.Put(ctx, k, r, n, o)
+}
+
+// TestPlanApplyCollision: when another hub writes the version number an apply is about to take, the
+// apply takes the next one; when the other hub applied the very same source, that version is the
+// answer and nothing more is written.
+func TestPlanApplyCollision(t *testing.T) {
+	for _, tc := range []struct {
+		name, theirs string
+		want         int
+		unchanged    bool
+	}{
+		{"another source: the next number", webPlan("port=7070"), 3, false},
+		{"the same source: theirs is the answer", webPlan("port=9090"), 2, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key := layout.PlanVersion("web", 2)
+			fw := &firstWriter{key: key}
+			th := newTestHubOn(t, func(s store.Store) store.Store { fw.Store = s; return fw })
+			web1, _, _ := fleetOfThree(th)
+			if st, out := th.applyPlan(th.admin, "web", webPlan("port=8080")); st != 200 || out.Version != 1 {
+				t.Fatalf("version 1: %d %+v", st, out)
+			}
+			fw.other = func() []byte {
+				v := plans.Version{Name: "web", Version: 2, Source: tc.theirs, Targets: []string{"role=web"}, AppliedBy: "person:bob", AppliedAt: time.Now().UTC(),
+					Plan: wire.Plan{Name: "web", Version: 2, Mode: wire.ModeEnforce, Units: []wire.Unit{{Name: "conf", Type: "file", Spec: json.RawMessage(`{}`)}}}}
+				b, _ := json.Marshal(v)
+				return th.h.Signed.Seal(key, b)
+			}
+			st, out := th.applyPlan(th.admin, "web", webPlan("port=9090"))
+			if st != 200 || out.Version != tc.want || out.Unchanged != tc.unchanged {
+				t.Fatalf("apply beside another hub: %d %+v, want version %d unchanged %v", st, out, tc.want, tc.unchanged)
+			}
+			if keys := th.stored(layout.PlanVersionsOf("web")); len(keys) != tc.want {
+				t.Errorf("versions stored: %v", keys)
+			}
+			if got := planVersions(t, web1); got["web"] != tc.want {
+				t.Errorf("web-1 fetches %v, want version %d", got, tc.want)
+			}
+		})
+	}
+}
+
 // countingStore counts the requests that reach the store, by key (a listing by its prefix).
 type countingStore struct {
 	store.Store
