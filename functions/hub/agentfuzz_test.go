@@ -24,6 +24,7 @@ var agentRoutes = []struct {
 	{"rejection", "agents/{id}/rejections", true},
 	{"poll", "agents/{id}/poll", true},
 	{"enroll", "enroll", false},
+	{"plan status", "agents/{id}/plans/web/status", true},
 }
 
 // FuzzAgentBodies posts arbitrary JSON bodies, signed by an enrolled agent, to every route of the agent
@@ -37,6 +38,9 @@ func FuzzAgentBodies(f *testing.F) {
 	var cmd commandView
 	if st := th.call(th.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a.ID}, "timeoutSeconds": 3600}, &cmd); st != 202 {
 		f.Fatalf("create command: %d %s", st, cmd.Detail)
+	}
+	if st, out := th.applyPlan(th.admin, "web", "targets: "+a.ID+"\nunits:\n  - {name: conf, type: file, spec: {path: /etc/x}}\n"); st != 200 {
+		f.Fatalf("apply a plan: %d %s", st, out.Detail)
 	}
 	signer, err := httpsig.NewSigner(a.Key, a.ID, nil)
 	if err != nil {
@@ -53,6 +57,9 @@ func FuzzAgentBodies(f *testing.F) {
 		3: {wire.Rejection{EnvelopeKey: "k.json", CommandID: cmd.ID, Reason: "bad signature", At: now}, wire.Rejection{}},
 		4: {wire.PollRequest{Ack: []string{cmd.ID + ".json", "../../x", ""}}},
 		5: {wire.EnrollRequest{Token: "pet_nope", PublicKey: make([]byte, 32), Hostname: "h", Catalog: []wire.CommandSpec{{Name: "a", Group: "b"}}}},
+		6: {wire.PlanStatus{Plan: "web", Version: 1, At: now, Units: []wire.UnitStatus{{Unit: "conf", Type: "file", State: wire.UnitFailed, Reason: "disk full", ChangedAt: now}}},
+			wire.PlanStatus{Plan: "other", Version: 1, At: now}, wire.PlanStatus{Plan: "web", Version: -1, RefusedVersion: 99, At: now},
+			wire.PlanStatus{Plan: "web", Version: 1, At: now, Units: []wire.UnitStatus{{Unit: "conf", State: "exploded", ChangedAt: now}}}},
 	}
 	for route, bodies := range seeds {
 		for _, b := range bodies {
