@@ -149,7 +149,7 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 		return nil, err
 	}
 	pin := policy.Input{Action: "apply-plan"}
-	var ids []string
+	ids := make([]string, 0, len(targets))
 	for _, t := range targets {
 		pin.Targets = append(pin.Targets, policy.Target{ID: t.Ident.ID, Name: t.Ident.Name, Labels: t.Labels})
 		ids = append(ids, t.Ident.ID)
