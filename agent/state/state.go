@@ -17,8 +17,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
+
+	"github.com/pulsehq/pulse/agent/atomicfile"
 )
 
 // DefaultDir is where a system-wide agent keeps its state; the systemd unit grants it this directory.
@@ -94,57 +95,11 @@ func hashName(id string) string {
 // writeFileAtomic replaces path with data so that readers (and a machine that loses power) see either
 // the old or the new content. sync=false skips the fsyncs for data that is cheap to lose.
 func writeFileAtomic(path string, data []byte, sync bool) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(fileMode); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("write %s: sync: %w", path, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	if sync {
-		if err := syncDir(dir); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-	}
-	return nil
+	return atomicfile.Write(path, data, atomicfile.Options{Perm: fileMode, NoSync: !sync})
 }
 
 // syncDir makes a rename or removal in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // isTemp reports whether name is a half-written file left by writeFileAtomic.
-func isTemp(name string) bool { return strings.HasPrefix(name, ".tmp-") }
+func isTemp(name string) bool { return atomicfile.IsTemp(name) }
