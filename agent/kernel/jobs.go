@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/agent/integration"
+	"github.com/pulsehq/pulse/agent/proc"
 	"github.com/pulsehq/pulse/agent/state"
 	"github.com/pulsehq/pulse/agent/wire"
 )
@@ -230,22 +231,22 @@ func (a *Agent) recoverJobs() {
 func reapLeftover(j state.Job) (reason string, killed bool) {
 	const incomplete = "; its output may be incomplete"
 	pg := j.ProcessGroup
-	if pg <= 1 || pg == ownGroup() { // no subprocess recorded (in-process job, or killed before it started)
+	if pg <= 1 || pg == proc.OwnGroup() { // no subprocess recorded (in-process job, or killed before it started)
 		return "the agent stopped while the command was running (crash, kill or power loss)" + incomplete, false
 	}
 	if j.Leader != "" {
 		boot, _, _ := strings.Cut(j.Leader, "/")
-		if cur := currentBoot(); cur != "" && cur != boot {
+		if cur := proc.Boot(); cur != "" && cur != boot {
 			return fmt.Sprintf("the host restarted while this ran; its process group %d ended with it", pg) + incomplete, false
 		}
-		if now, ok := leaderIdentity(pg); ok && now != j.Leader {
+		if now, ok := proc.Identity(pg); ok && now != j.Leader {
 			return fmt.Sprintf("the agent restarted while this ran; its process group %d had already ended (the number now belongs to another process, left alone)", pg) + incomplete, false
 		}
 	}
-	if !groupExists(pg) {
+	if !proc.GroupExists(pg) {
 		return fmt.Sprintf("the agent restarted while this ran; its process group %d had already ended, how is not known", pg) + incomplete, false
 	}
-	if err := killGroup(pg); err != nil {
+	if err := proc.KillGroup(pg); err != nil {
 		return fmt.Sprintf("the agent restarted while this ran; its process group %d could not be killed: %v", pg, err), false
 	}
 	return fmt.Sprintf("the agent restarted while this ran; its process group %d was killed", pg), true
@@ -350,7 +351,7 @@ func (c *chunker) recordGroup(pgid int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.marker.ProcessGroup = pgid
-	c.marker.Leader, _ = leaderIdentity(pgid)
+	c.marker.Leader, _ = proc.Identity(pgid)
 	return c.a.st.SaveJob(c.marker)
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/agent/proc"
 	"github.com/pulsehq/pulse/agent/state"
 	"github.com/pulsehq/pulse/agent/wire"
 )
@@ -48,7 +49,7 @@ func waitGroupGone(t *testing.T, pgid int, within time.Duration) {
 func TestLeftoverProcessGroupOnStart(t *testing.T) {
 	ended := func(t *testing.T) (int, string) { // a group that existed and is gone
 		pg := sleepGroup(t)
-		leader, _ := leaderIdentity(pg)
+		leader, _ := proc.Identity(pg)
 		syscall.Kill(-pg, syscall.SIGKILL)
 		waitGroupGone(t, pg, 5*time.Second)
 		return pg, leader
@@ -61,7 +62,7 @@ func TestLeftoverProcessGroupOnStart(t *testing.T) {
 	}{
 		{"a live group is killed", func(t *testing.T) (int, string) {
 			pg := sleepGroup(t)
-			leader, ok := leaderIdentity(pg)
+			leader, ok := proc.Identity(pg)
 			if !ok {
 				t.Fatal("no identity for a live process")
 			}
@@ -73,7 +74,7 @@ func TestLeftoverProcessGroupOnStart(t *testing.T) {
 		{"a group that ended is left alone", ended, "its process group %d had already ended", false},
 		{"a reused group number is left alone", func(t *testing.T) (int, string) {
 			pg := sleepGroup(t)
-			return pg, currentBoot() + "/1" // the same number, started at another time
+			return pg, proc.Boot() + "/1" // the same number, started at another time
 		}, "its process group %d had already ended (the number now belongs to another process", false},
 		{"a group of another boot is left alone", func(t *testing.T) (int, string) {
 			return sleepGroup(t), "another-boot/12345"
