@@ -272,6 +272,11 @@ func exited(code int) RunResult {
 	return RunResult{Status: wire.StatusSucceeded, ExitCode: &code}
 }
 
+// MinimalEnv is the environment of every program the agent starts, a command or a process a plan
+// supervises: PATH, HOME, LANG, LC_ALL, TZ, USER, LOGNAME and TMPDIR copied from the agent, then
+// extra ("KEY=value", a later key wins), so credentials in the agent's environment reach nobody.
+func MinimalEnv(extra ...string) []string { return commandEnv(extra) }
+
 func commandEnv(extra []string) []string {
 	env := make([]string, 0, len(minimalEnvKeys)+len(extra))
 	for _, k := range minimalEnvKeys {

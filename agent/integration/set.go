@@ -22,6 +22,18 @@ type Set struct {
 	unknown    []string
 	log        *slog.Logger
 	hatch      func() error // nil: the hatch never opens
+	stateDir   string       // "": no integration may keep records (WithStateDir)
+
+	units     map[string]unitOwner // unit type -> the enabled integration that owns it
+	offTypes  map[string]string    // unit type -> why the integration declaring it is not running
+	recs      []Reconciler         // every enabled Reconciler, in id order
+	typeNames []string             // the keys of units, sorted, for messages
+}
+
+// unitOwner is the integration that owns a unit type.
+type unitOwner struct {
+	id string
+	r  Reconciler
 }
 
 // Option adjusts Load.
@@ -32,6 +44,13 @@ type Option func(*Set)
 // so a Set built without a hatch (a test, a tool) fails closed.
 func WithHatch(open func() error) Option {
 	return func(s *Set) { s.hatch = open }
+}
+
+// WithStateDir gives Load the directory under which integrations that keep records across restarts
+// (Stateful) get a directory each, named by their id. Without it such an integration is disabled: a
+// Set built without a state directory (a test, a tool) must not scatter records.
+func WithStateDir(dir string) Option {
+	return func(s *Set) { s.stateDir = dir }
 }
 
 type collectorEntry struct {
@@ -48,7 +67,7 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Set{commands: map[string]Command{}, log: log}
+	s := &Set{commands: map[string]Command{}, log: log, units: map[string]unitOwner{}, offTypes: map[string]string{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -59,17 +78,22 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 	for _, m := range modules {
 		known[m.ID] = true
 		st := wire.IntegrationStatus{ID: m.ID}
-		l, err := loadOne(ctx, m, tables[m.ID], log)
+		l, err := loadOne(ctx, m, tables[m.ID], s.stateDir, log)
 		if err == nil {
 			err = claim(l, owner)
+		}
+		if err == nil {
+			err = s.claimUnits(l)
 		}
 		switch {
 		case err != nil:
 			st.Reason = err.Error()
 			log.Warn("integration disabled", "integration", m.ID, "reason", st.Reason)
+			s.noteOff(m.ID, l.unitTypes, st.Reason)
 		case !l.enabled:
 			st.Reason = "not enabled by its configuration"
 			log.Info("integration not enabled", "integration", m.ID)
+			s.noteOff(m.ID, l.unitTypes, st.Reason)
 		default:
 			st.Enabled = true
 			for _, c := range l.commands {
@@ -80,11 +104,22 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 			if l.collector != nil {
 				s.collectors = append(s.collectors, collectorEntry{id: m.ID, c: l.collector})
 			}
-			log.Info("integration enabled", "integration", m.ID, "commands", len(l.commands))
+			if l.reconciler != nil {
+				s.recs = append(s.recs, l.reconciler)
+				for _, t := range l.unitTypes {
+					s.units[t] = unitOwner{id: m.ID, r: l.reconciler}
+					s.typeNames = append(s.typeNames, t)
+				}
+			}
+			log.Info("integration enabled", "integration", m.ID, "commands", len(l.commands), "unitTypes", l.unitTypes)
 		}
 		s.statuses = append(s.statuses, st)
 	}
 	sort.Slice(s.catalog, func(i, j int) bool { return s.catalog[i].Name < s.catalog[j].Name })
+	sort.Strings(s.typeNames)
+	for t := range s.units {
+		delete(s.offTypes, t) // declared by a disabled integration, owned by an enabled one
+	}
 
 	for id := range tables {
 		if !known[id] {
@@ -100,14 +135,16 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 
 // loaded is one integration brought up by loadOne, not yet merged into the Set.
 type loaded struct {
-	enabled   bool
-	commands  []Command
-	collector Collector
+	enabled    bool
+	commands   []Command
+	collector  Collector
+	reconciler Reconciler
+	unitTypes  []string // what reconciler declares; also known for a disabled integration, for messages
 }
 
 // loadOne runs one integration through its lifecycle. Every call into integration code is behind a
 // recover, so a panic becomes a reason naming the step.
-func loadOne(ctx context.Context, m Module, table any, log *slog.Logger) (l loaded, err error) {
+func loadOne(ctx context.Context, m Module, table any, stateDir string, log *slog.Logger) (l loaded, err error) {
 	step := "New"
 	defer func() {
 		if r := recover(); r != nil {
@@ -133,12 +170,25 @@ func loadOne(ctx context.Context, m Module, table any, log *slog.Logger) (l load
 	if err := inst.Configure(raw); err != nil {
 		return l, fmt.Errorf("configuration: %w", err)
 	}
+	if r, ok := inst.(Reconciler); ok {
+		step = "UnitTypes"
+		if l.unitTypes, err = unitTypes(r); err != nil {
+			return l, err
+		}
+		l.reconciler = r
+	}
 	step = "Enabled"
 	if !inst.Enabled() {
 		return l, nil
 	}
 	l.enabled = true
 
+	if st, ok := inst.(Stateful); ok {
+		step = "UseStateDir"
+		if err := useStateDir(st, stateDir, m.ID); err != nil {
+			return l, err
+		}
+	}
 	if p, ok := inst.(Preconditioner); ok {
 		step = "Precondition"
 		if err := p.Precondition(ctx); err != nil {
