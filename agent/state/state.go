@@ -1,7 +1,7 @@
 // Package state keeps everything the agent must not forget across restarts in one directory: its
 // private key, its identity (agent id, hub, trusted hub keys), the replay record of envelope ids it
-// has accepted, the outbox of reports not yet uploaded, the commands that were running, and the
-// acknowledgements owed to the hub.
+// has accepted, the outbox of reports not yet uploaded, the commands that were running, and the signed
+// plan versions it enforces.
 //
 // Why files and not a database: the agent is the most privileged program on the machine and must stay
 // small enough to audit. Every record is a small file written with the same discipline (temporary file,
@@ -51,7 +51,7 @@ func Open(dir string) (*State, error) {
 		return nil, fmt.Errorf("state: %s: %w", dir, err)
 	}
 	for _, d := range []string{abs, filepath.Join(abs, replayDir), filepath.Join(abs, outboxDir),
-		filepath.Join(abs, outboxDir, parkedDir), filepath.Join(abs, jobsDir)} {
+		filepath.Join(abs, outboxDir, parkedDir), filepath.Join(abs, jobsDir), filepath.Join(abs, plansDir)} {
 		if err := os.MkdirAll(d, dirMode); err != nil {
 			return nil, fmt.Errorf("state: create %s: %w", d, err)
 		}

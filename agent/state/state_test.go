@@ -277,3 +277,46 @@ func TestJobsMarkers(t *testing.T) {
 		t.Fatalf("after EndJob: %+v", jobs)
 	}
 }
+
+func TestPlanCache(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir)
+	v1 := wire.SignedEnvelope{Payload: []byte(`{"v":1}`), KeyID: "k", Signature: []byte("s1"), InboxKey: "delivery/1"}
+	v2 := wire.SignedEnvelope{Payload: []byte(`{"v":2}`), KeyID: "k", Signature: []byte("s2")}
+	for _, step := range []struct {
+		name string
+		se   wire.SignedEnvelope
+	}{{"web", v1}, {"web", v2}, {"db", v1}} {
+		if err := s.SavePlan(step.name, step.se); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SavePlan("../escape", v1); err == nil {
+		t.Fatal("a plan name that is a path was accepted")
+	}
+	os.WriteFile(filepath.Join(dir, "plans", "junk.json"), []byte("{not json"), 0o600)
+	os.WriteFile(filepath.Join(dir, "plans", ".tmp-web.json-123"), []byte("half"), 0o600)
+
+	got, err := s.Plans()
+	if err == nil || !strings.Contains(err.Error(), "plan junk is corrupt") {
+		t.Fatalf("Plans error = %v, want the corrupt file named", err)
+	}
+	if len(got) != 2 || got[0].Name != "db" || got[1].Name != "web" || string(got[1].Envelope.Payload) != `{"v":2}` {
+		t.Fatalf("Plans = %+v", got)
+	}
+	if got[0].Envelope.InboxKey != "" {
+		t.Fatal("the delivery name was cached with the envelope")
+	}
+
+	if err := s.DropPlan("web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DropPlan("web"); err != nil {
+		t.Fatalf("dropping a dropped plan: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "plans", "junk.json"))
+	got, err = s.Plans()
+	if err != nil || len(got) != 1 || got[0].Name != "db" {
+		t.Fatalf("after the drop: %+v, %v", got, err)
+	}
+}
