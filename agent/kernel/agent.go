@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +55,8 @@ type Agent struct {
 	refusedKeySet string // the last unendorsed key set the hub offered, to warn once about it
 
 	acks pendingAcks // envelopes handled, to acknowledge with the next poll
+
+	plans *plans // the plan versions held and their reconciliation
 
 	wake    chan struct{} // nudges the uploader when the outbox grows
 	beatNow chan struct{} // asks for a heartbeat at once (the hatch opened or closed)
@@ -131,7 +134,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := a.resealAtStart(); err != nil {
 		return nil, err
 	}
-	a.set = integration.Load(ctx, cfg.Integrations, a.log.With("component", "integration"), integration.WithHatch(a.hatchGate))
+	a.set = integration.Load(ctx, cfg.Integrations, a.log.With("component", "integration"),
+		integration.WithHatch(a.hatchGate), integration.WithStateDir(filepath.Join(st.Dir(), integrationsDir)))
 	if cfg.Facts != nil {
 		a.facts = cfg.Facts(ctx)
 	}
@@ -161,9 +165,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.pollHealth = &health{log: a.log}
 	a.beatHealth = &health{log: a.log}
 	a.uploadHealth = &health{log: a.log}
+	a.plans = newPlans(a)
 	ok = true
 	return a, nil
 }
+
+// integrationsDir is where, inside the state directory, integrations that keep records across
+// restarts get a directory each (integration.Stateful).
+const integrationsDir = "integrations"
 
 // ID is the agent id the hub assigned at enrollment.
 func (a *Agent) ID() string { return a.identity().AgentID }
@@ -260,9 +269,10 @@ func usableKeys(keys []wire.HubKey) []wire.HubKey {
 	return out
 }
 
-// Run runs the agent until ctx ends: polls, heartbeats, uploads. On the way out it stops polling,
-// cancels running commands (they end "cancelled"), flushes the outbox for at most ShutdownGrace and
-// closes the state directory. What could not be uploaded stays on disk for the next start. It returns
+// Run runs the agent until ctx ends: polls, heartbeats, uploads, reconciles plans. On the way out it
+// stops polling, cancels running commands (they end "cancelled") and reconciliation (what plans
+// started, such as supervised processes, keeps running), flushes the outbox for at most ShutdownGrace
+// and closes the state directory. What could not be uploaded stays on disk for the next start. It returns
 // nil after a requested shutdown.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.st.Close()
@@ -274,6 +284,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.recoverJobs()
+	a.plans.start(ctx) // before any envelope is handled: a polled plan meets the cached ones
 	close(a.recovered)
 	a.purgeReplay()
 
@@ -296,6 +307,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	case <-time.After(a.cfg.ShutdownGrace):
 		a.log.Warn("some commands did not stop in time; the next start reports them as failed", "grace", a.cfg.ShutdownGrace)
 	}
+	a.plans.wait()
 	stopUploader()
 	bg.Wait()
 	a.finalFlush()

@@ -29,6 +29,10 @@ const DefaultRunningAfter = time.Second
 // integration's state, the hatch) when the config says nothing; a change is sent at once.
 const DefaultHeartbeat = 30 * time.Second
 
+// DefaultPlanPeriod is how often the agent asks the hub for its plans and reconciles every plan it
+// holds when nothing else made it look sooner (a new version, a unit an integration saw change).
+const DefaultPlanPeriod = 60 * time.Second
+
 // DefaultLiveness is how often the agent says it is alive when nothing changed: an idle agent costs
 // the hub one store write per liveness interval, not one per heartbeat.
 const DefaultLiveness = 2 * time.Minute
@@ -47,6 +51,8 @@ type Config struct {
 	// Liveness is how often an unchanged heartbeat is sent all the same (DefaultLiveness if zero,
 	// never less than Heartbeat).
 	Liveness time.Duration
+	// PlanPeriod is how often plans are fetched and reconciled (DefaultPlanPeriod if zero).
+	PlanPeriod time.Duration
 	// LogLevel is what [agent] log_level said ("debug", "info", "warn", "error"); the binary applies it.
 	LogLevel string
 	// Integrations are the top-level tables of agent.toml other than [agent], handed to integration.Load.
@@ -107,6 +113,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClockSkew <= 0 {
 		c.ClockSkew = 2 * time.Minute
+	}
+	if c.PlanPeriod <= 0 {
+		c.PlanPeriod = DefaultPlanPeriod
 	}
 	if c.Liveness <= 0 {
 		c.Liveness = DefaultLiveness
@@ -212,7 +221,7 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 		s, isString := v.(string)
 		if !isString {
 			switch k {
-			case "hub", "state_dir", "heartbeat", "log_level":
+			case "hub", "state_dir", "heartbeat", "plan_period", "log_level":
 				bad("want a string, got %v", v)
 				continue
 			}
@@ -237,6 +246,13 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 				continue
 			}
 			cfg.Heartbeat = d
+		case "plan_period":
+			d, err := time.ParseDuration(s)
+			if err != nil || d < time.Second {
+				bad("%q is not a duration of at least a second such as \"60s\"", s)
+				continue
+			}
+			cfg.PlanPeriod = d
 		case "log_level":
 			if _, err := ParseLevel(s); err != nil {
 				bad("%v", err)
@@ -244,7 +260,7 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 			}
 			cfg.LogLevel = s
 		default:
-			bad("unknown key (known: hub, state_dir, heartbeat, log_level)")
+			bad("unknown key (known: hub, state_dir, heartbeat, plan_period, log_level)")
 		}
 	}
 }

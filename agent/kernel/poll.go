@@ -182,6 +182,11 @@ func (a *Agent) decide(se wire.SignedEnvelope, log *slog.Logger) error {
 		log.Warn("envelope refused", "envelope", env.ID, "err", err)
 		return a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, EnvelopeID: env.ID, Reason: err.Error()})
 	}
+	if env.Kind == wire.KindPlan {
+		// A plan is not run once but held and reconciled; its version, not the replay record, keeps
+		// an older one from coming back.
+		return a.plans.receive(se, env, log)
+	}
 	cmdID := commandIDOf(env)
 	digest := payloadDigest(se.Payload)
 	if was, seen := a.st.Seen(env.ID); seen && was == digest {
