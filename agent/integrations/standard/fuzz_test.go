@@ -32,6 +32,9 @@ func FuzzAgentConfig(f *testing.F) {
 		"[shell]\nenabled = true\n[host]\nx = [1, {a = 2}]\n",
 		"[nosuchintegration]\nk = 1\n",
 		"[agent]\nheartbeat = \"0s\"\n[[exec.commands]]\n",
+		"[agent]\nplan_period = \"90s\"\n[files]\nroots = [\"/etc/app\", \"/\", \"rel\"]\n",
+		"[process]\nallow = [\"/usr/bin/sleep\", \"/opt/[x\"]\nstop_grace = \"-1s\"\n",
+		"[files]\nroots = 3\n[process]\nallow = [\"/bin/*\"]\n",
 	} {
 		f.Add([]byte(seed))
 	}
