@@ -53,6 +53,11 @@ type fakeHub struct {
 	refused    int                 // requests answered 503
 	gone       map[string]bool     // command ids the hub answers 404 for
 	badSigs    []string
+
+	servePlans   bool                  // answer GET plans (an older hub answers 404)
+	plans        []wire.SignedEnvelope // what GET plans answers
+	planFetches  int
+	planStatuses []wire.PlanStatus // every status posted, in arrival order
 }
 
 type inboxEntry struct {
@@ -179,6 +184,28 @@ func newFakeHub(t *testing.T) *fakeHub {
 		h.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	agentRoute("GET /v1/agents/{id}/plans", func(w http.ResponseWriter, r *http.Request, body []byte) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !h.servePlans {
+			problem(w, http.StatusNotFound, "no such route")
+			return
+		}
+		h.planFetches++
+		writeJSON(w, wire.AgentPlans{Plans: append([]wire.SignedEnvelope{}, h.plans...)})
+	})
+	agentRoute("POST /v1/agents/{id}/plans/{name}/status", func(w http.ResponseWriter, r *http.Request, body []byte) {
+		var st wire.PlanStatus
+		mustJSON(t, body, &st)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if st.Plan != r.PathValue("name") {
+			problem(w, http.StatusBadRequest, "plan name differs from the path")
+			return
+		}
+		h.planStatuses = append(h.planStatuses, st)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)
 	return h
@@ -283,6 +310,37 @@ func (h *fakeHub) envelope(agent, cmdID, name string, params map[string]string) 
 	now := time.Now()
 	return wire.Envelope{ID: uuid.NewString(), Agent: agent, IssuedAt: now, NotAfter: now.Add(time.Minute),
 		Issuer: "alice", Kind: wire.KindCommand, Body: body}
+}
+
+// planEnvelope signs a plan version for agent, as the hub delivers it and lists it.
+func (h *fakeHub) planEnvelope(agent string, p wire.Plan) wire.SignedEnvelope {
+	body, err := json.Marshal(p)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	now := time.Now()
+	return h.sign(wire.Envelope{ID: fmt.Sprintf("plan-%s-v%d-%s", p.Name, p.Version, uuid.NewString()[:8]), Agent: agent,
+		IssuedAt: now, NotAfter: now.Add(time.Hour), Issuer: "alice", Kind: wire.KindPlan, Body: body})
+}
+
+// setPlans makes GET plans answer these envelopes (and answer at all).
+func (h *fakeHub) setPlans(envs ...wire.SignedEnvelope) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.servePlans = true
+	h.plans = envs
+}
+
+// planStatus is the last status the agent reported for a plan.
+func (h *fakeHub) planStatus(name string) (wire.PlanStatus, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := len(h.planStatuses) - 1; i >= 0; i-- {
+		if h.planStatuses[i].Plan == name {
+			return h.planStatuses[i], true
+		}
+	}
+	return wire.PlanStatus{}, false
 }
 
 func (h *fakeHub) sign(env wire.Envelope) wire.SignedEnvelope {

@@ -617,6 +617,21 @@ binary = "/bin/df"
 	if c.Hub != "https://hub.example" || len(c.Problems) != 3 {
 		t.Fatalf("bad values must cost only themselves: %+v", c)
 	}
+	for _, tc := range []struct {
+		value   string
+		want    time.Duration
+		problem string
+	}{
+		{`"90s"`, 90 * time.Second, ""},
+		{`"500ms"`, 0, "at least a second"},
+		{`"soon"`, 0, "at least a second"},
+		{`60`, 0, "want a string"},
+	} {
+		c := ParseConfig([]byte("[agent]\nplan_period = " + tc.value + "\n"))
+		if c.PlanPeriod != tc.want || (tc.problem == "") != (len(c.Problems) == 0) || (tc.problem != "" && !strings.Contains(c.Problems[0], tc.problem)) {
+			t.Errorf("plan_period = %s: period %v, problems %v", tc.value, c.PlanPeriod, c.Problems)
+		}
+	}
 	c = ParseConfig([]byte("[agent]\nhub = \"ftp://x\"\n"))
 	if c.Hub != "" || len(c.Problems) != 1 {
 		t.Fatalf("bad hub URL: %+v", c)

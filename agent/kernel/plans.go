@@ -48,10 +48,14 @@ type plans struct {
 	reportNow chan struct{}
 	health    *health
 	notServed bool // the hub answered 404 to GET plans: an older hub
+	// missingSince is when the hub's list first omitted a plan held (fetch loop only): a plan is
+	// dropped only once lists have omitted it for a whole plan period, since a hub instance that has
+	// not yet seen a plan applied on another one lists it late.
+	missingSince map[string]time.Time
 }
 
 // planEntry is what the agent knows of one plan name: the version it holds (run, nil when none) and the
-// last version it refused.
+// last version it refused, which its status carries until a newer version is accepted.
 type planEntry struct {
 	run     *planRun
 	refusal *planRefusal
@@ -78,6 +82,8 @@ func newPlans(a *Agent) *plans {
 		fetchNow:  make(chan struct{}, 1),
 		reportNow: make(chan struct{}, 1),
 		health:    &health{log: a.log.With("component", "plans")},
+
+		missingSince: map[string]time.Time{},
 	}
 }
 
@@ -204,17 +210,7 @@ func (m *plans) offer(se wire.SignedEnvelope, env wire.Envelope, src offerSource
 			m.refuse(p.Name, p.Version, fmt.Sprintf("version %d differs from the version %d this agent holds, and a version never changes: apply the change as a new version", p.Version, v))
 			return false, nil
 		case p.Version == v:
-			// The version held. When the hub's list offers it, that is the hub's newest: a refusal of
-			// another version is stale.
-			if src == offerList {
-				m.mu.Lock()
-				if e.refusal != nil {
-					e.refusal = nil
-					m.kickReport()
-				}
-				m.mu.Unlock()
-			}
-			return true, nil
+			return true, nil // the version held, offered again: nothing to do
 		}
 	}
 	recs, err := m.check(p)
@@ -407,9 +403,10 @@ func (m *plans) fetchLoop(ctx context.Context) {
 }
 
 // fetch reads the hub's list of the newest version of every plan that names this agent and offers each
-// entry. A plan the list no longer holds is dropped, but only when every entry of the list verified: an
-// entry signed with a key this agent does not trust yet (a rotation under way) names no plan, and must
-// not make the agent let go of one. A 404 is an older hub without plans: it costs one debug line.
+// entry. A plan the lists have omitted for a whole plan period is dropped, but only lists whose every
+// entry verified count: an entry signed with a key this agent does not trust yet (a rotation under
+// way) names no plan, and must not make the agent let go of one. A 404 is an older hub without plans:
+// it is said once, and the plans held are kept.
 func (m *plans) fetch(ctx context.Context) {
 	data, _, err := m.a.hub.do(ctx, "plans", http.MethodGet, m.a.hub.agentURL("plans"), "", nil, 30*time.Second, true, false)
 	if hasStatus(err, http.StatusNotFound) {
@@ -444,11 +441,27 @@ func (m *plans) fetch(ctx context.Context) {
 	if !complete {
 		return
 	}
+	now := time.Now()
 	m.mu.Lock()
 	var gone []string
 	for name := range m.entries {
-		if !listed[name] {
+		if listed[name] {
+			delete(m.missingSince, name)
+			continue
+		}
+		since, ok := m.missingSince[name]
+		if !ok {
+			m.missingSince[name] = now
+			continue
+		}
+		if now.Sub(since) >= m.a.cfg.PlanPeriod {
 			gone = append(gone, name)
+			delete(m.missingSince, name)
+		}
+	}
+	for name := range m.missingSince {
+		if _, ok := m.entries[name]; !ok {
+			delete(m.missingSince, name)
 		}
 	}
 	m.mu.Unlock()

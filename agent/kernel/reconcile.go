@@ -211,7 +211,7 @@ func (r *planRun) unit(u wire.Unit) {
 			r.restart(u, ur, rec, log)
 			return
 		}
-		r.convergedNow(u, ur, obs, false, log)
+		r.convergedNow(u, ur, obs, false, "", log)
 		return
 	}
 	if planMode(r.plan) == wire.ModeReport {
@@ -268,7 +268,7 @@ func (r *planRun) unit(u wire.Unit) {
 		return
 	}
 	ur.restartDue = false // applied just now: it runs what it must already
-	r.convergedNow(u, ur, obs, true, log)
+	r.convergedNow(u, ur, obs, true, "", log)
 	for _, target := range u.Notify {
 		if _, ok := r.recs[target].(integration.Restarter); ok {
 			r.units[target].restartDue = true
@@ -311,8 +311,7 @@ func (r *planRun) restart(u wire.Unit, ur *unitRun, rec integration.Reconciler, 
 		return
 	}
 	ur.restartDue = false
-	log.Info("unit restarted: a unit it depends on changed")
-	r.convergedNow(u, ur, obs, false, log)
+	r.convergedNow(u, ur, obs, false, "unit restarted: a unit it depends on changed", log)
 }
 
 func (r *planRun) observe(rec integration.Reconciler, u wire.Unit) (integration.Observation, error) {
@@ -328,12 +327,14 @@ func (r *planRun) observe(rec integration.Reconciler, u wire.Unit) (integration.
 }
 
 // convergedNow records a unit in its state; applied says the agent just brought it there, which is a
-// correction if it had been converged under this version before.
-func (r *planRun) convergedNow(u wire.Unit, ur *unitRun, obs integration.Observation, applied bool, log *slog.Logger) {
+// correction if it had been converged under this version before. note, if set, is what the log says.
+func (r *planRun) convergedNow(u wire.Unit, ur *unitRun, obs integration.Observation, applied bool, note string, log *slog.Logger) {
 	correction := applied && ur.converged
 	if r.state(u.Name) != wire.UnitConverged {
 		ur.stableSince = time.Now()
 		switch {
+		case note != "":
+			log.Info(note)
 		case correction:
 			log.Info("unit repaired", "corrections", ur.status.Corrections+1)
 		case applied:

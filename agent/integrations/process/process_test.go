@@ -39,7 +39,7 @@ type sup struct {
 func load(t *testing.T, dir string) *sup {
 	t.Helper()
 	if dir == "" {
-		dir = t.TempDir()
+		dir = stateDir(t)
 	}
 	s := integration.Load(context.Background(), map[string]any{"process": map[string]any{"allow": allowed, "stop_grace": "2s"}}, nil,
 		integration.WithStateDir(dir))
@@ -53,12 +53,29 @@ func load(t *testing.T, dir string) *sup {
 		sp.changes = append(sp.changes, unit)
 		sp.mu.Unlock()
 	})
+	return sp
+}
+
+// stateDir is a state directory whose processes are killed when the test ends, before the directory
+// is removed (which is retried while their supervisors record how they ended).
+func stateDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "pulse-process-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		for _, pid := range proc.WithEnv("PULSE_AGENT_SUPERVISOR=" + sp.dir) {
+		for _, pid := range proc.WithEnv("PULSE_AGENT_SUPERVISOR=" + filepath.Join(dir, process.ID)) {
 			proc.KillGroup(pid)
 		}
+		for range 100 {
+			if os.RemoveAll(dir) == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Errorf("could not remove %s", dir)
 	})
-	return sp
+	return dir
 }
 
 func (s *sup) changed(unit string) bool {
