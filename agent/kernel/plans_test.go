@@ -382,14 +382,29 @@ func TestHealthThatNeverPassesFailsAfterItsDeadline(t *testing.T) {
 	dir, root := stateDir(t), t.TempDir()
 	h.setPlans()
 	ra := startAgent(t, planConfig(t, h, dir, root))
-	p := wire.Plan{Name: "web", Version: 1, Units: []wire.Unit{{Name: "app", Type: "process", DeadlineSeconds: 1,
+	ready := fileUnit("ready", filepath.Join(root, "ready"), "yes\n")
+	ready.Requires = []string{"app"}
+	p := wire.Plan{Name: "web", Version: 1, Units: []wire.Unit{ready, {Name: "app", Type: "process", DeadlineSeconds: 1,
 		Spec: spec(map[string]any{"command": "/bin/sleep", "args": []string{"300"}, "health": map[string]any{"command": []string{"/bin/false"}}})}}}
 	h.setPlans(h.planEnvelope(ra.a.ID(), p))
-	st := h.waitPlan(t, "web", 1, map[string]string{"app": wire.UnitFailed})
+	st := h.waitPlan(t, "web", 1, map[string]string{"app": wire.UnitFailed, "ready": wire.UnitPending})
 	want := "did not reach its state within 1s: health check: command /bin/false: exit status 1"
 	if us := unitStatus(st, "app"); us.Reason != want {
 		t.Fatalf("reason %q, want %q", us.Reason, want)
 	}
+	// What requires it waits, and is not applied.
+	if us := unitStatus(st, "ready"); us.WaitingOn != "unit app" {
+		t.Fatalf("the unit that requires it: %+v", us)
+	}
+	if _, err := os.Stat(filepath.Join(root, "ready")); !os.IsNotExist(err) {
+		t.Fatalf("a unit whose requirement failed was applied: %v", err)
+	}
+	// The failed unit is tried again, with backoff: its process is started anew each time.
+	first := processes(dir, "app")
+	eventually(t, 10*time.Second, func() bool {
+		pids := processes(dir, "app")
+		return len(pids) == 1 && !slices.Equal(pids, first)
+	}, "the failed unit to be retried")
 }
 
 func TestCachedPlanIsEnforcedWithTheHubDown(t *testing.T) {
