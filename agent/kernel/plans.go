@@ -125,7 +125,7 @@ func (m *plans) loadCache() {
 		}
 		if err == nil {
 			var accepted bool
-			if accepted, err = m.offer(c.Envelope, env, offerCache); err == nil && !accepted {
+			if accepted, err = m.offer(c.Envelope, env, fromCache); err == nil && !accepted {
 				err = errors.New("this agent refuses it now (see the plan's status)")
 			}
 		}
@@ -142,9 +142,9 @@ func (m *plans) loadCache() {
 type offerSource int
 
 const (
-	offerPoll  offerSource = iota // a KindPlan envelope in a poll answer
-	offerList                     // the hub's answer to GET plans: the newest version of each plan
-	offerCache                    // the state directory, at start
+	fromPoll  offerSource = iota // a KindPlan envelope in a poll answer
+	fromList                     // the hub's answer to GET plans
+	fromCache                    // the state directory, at start
 )
 
 // receive handles a KindPlan envelope from a poll answer whose signature and addressee were verified.
@@ -156,7 +156,7 @@ func (m *plans) receive(se wire.SignedEnvelope, env wire.Envelope, log *slog.Log
 		log.Warn("plan envelope refused", "envelope", env.ID, "err", err)
 		return m.a.reject(wire.Rejection{EnvelopeKey: se.InboxKey, EnvelopeID: env.ID, Reason: err.Error()})
 	}
-	_, err := m.offer(se, env, offerPoll)
+	_, err := m.offer(se, env, fromPoll)
 	var bad *badPlanBody
 	if errors.As(err, &bad) {
 		log.Warn("plan envelope refused", "envelope", env.ID, "err", err)
@@ -180,7 +180,9 @@ func (b *badPlanBody) Error() string { return "malformed plan body: " + b.err.Er
 
 // offer decides about one verified plan version and reports whether the agent holds it now. A refused
 // version is recorded and reported under its plan's name and is not an error; the errors are a body
-// that names no plan (badPlanBody) and a version accepted but not cached.
+// that names no plan (badPlanBody) and a version accepted but not cached. A version from the cache is
+// not written there again, and an older version in the hub's list is no refusal: a hub instance that
+// has not yet seen a newer version applied on another one lists the version before it for a while.
 func (m *plans) offer(se wire.SignedEnvelope, env wire.Envelope, src offerSource) (held bool, _ error) {
 	var p wire.Plan
 	if err := json.Unmarshal(env.Body, &p); err != nil {
@@ -197,12 +199,17 @@ func (m *plans) offer(se wire.SignedEnvelope, env wire.Envelope, src offerSource
 	}
 	digest := planDigest(p)
 
+	var cur *planRun
 	m.mu.Lock()
-	e := m.entry(p.Name)
-	cur := e.run
+	if e, ok := m.entries[p.Name]; ok {
+		cur = e.run
+	}
 	m.mu.Unlock()
 	if cur != nil {
 		switch v := cur.plan.Version; {
+		case p.Version < v && src == fromList:
+			m.log.Debug("the hub's list offers an older version than the one held; it is behind", "plan", p.Name, "listed", p.Version, "held", v)
+			return false, nil
 		case p.Version < v:
 			m.refuse(p.Name, p.Version, fmt.Sprintf("version %d is older than version %d, which this agent holds: an agent never goes back to an older version (to roll back, apply the old content as a new version)", p.Version, v))
 			return false, nil
@@ -218,12 +225,12 @@ func (m *plans) offer(se wire.SignedEnvelope, env wire.Envelope, src offerSource
 		m.refuse(p.Name, p.Version, err.Error())
 		return false, nil
 	}
-	if src != offerCache {
+	if src != fromCache {
 		if err := m.a.st.SavePlan(p.Name, se); err != nil {
 			return false, fmt.Errorf("accept plan %s version %d: %w", p.Name, p.Version, err)
 		}
 	}
-	m.install(e, p, digest, recs)
+	m.install(p, digest, recs)
 	m.log.Info("plan version accepted", "plan", p.Name, "version", p.Version, "mode", planMode(p), "units", len(p.Units), "envelope", env.ID)
 	return true, nil
 }
@@ -275,9 +282,10 @@ func (m *plans) entry(name string) *planEntry {
 // install makes p the version held for its name: the run of the version it replaces is cancelled at
 // once (a failing version is superseded without waiting for its retries), and the new run starts
 // applying once the old one has stopped.
-func (m *plans) install(e *planEntry, p wire.Plan, digest string, recs map[string]integration.Reconciler) {
+func (m *plans) install(p wire.Plan, digest string, recs map[string]integration.Reconciler) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	e := m.entry(p.Name)
 	var gone []wire.Unit // units of the previous version this one no longer has
 	if prev := e.run; prev != nil {
 		prev.cancel()
@@ -485,7 +493,7 @@ func (m *plans) fromList(se wire.SignedEnvelope) (name string, ok bool) {
 		err = env.Check(id.AgentID, time.Now(), m.a.cfg.ClockSkew)
 	}
 	if err == nil {
-		_, err = m.offer(se, env, offerList)
+		_, err = m.offer(se, env, fromList)
 		if err == nil || !errors.As(err, new(*badPlanBody)) {
 			var p struct {
 				Name string `json:"name"`

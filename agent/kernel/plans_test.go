@@ -300,7 +300,9 @@ func TestRefusedPlansChangeNothing(t *testing.T) {
 			if tc.rejection != "" {
 				eventually(t, 10*time.Second, func() bool {
 					var ok bool
-					h.with(func() { ok = len(h.rejections) > rejections && strings.Contains(h.rejections[len(h.rejections)-1].Reason, tc.rejection) })
+					h.with(func() {
+						ok = len(h.rejections) > rejections && strings.Contains(h.rejections[len(h.rejections)-1].Reason, tc.rejection)
+					})
 					return ok
 				}, "the rejection")
 			} else {
@@ -494,5 +496,26 @@ func TestDroppedPlanReleasesItsUnits(t *testing.T) {
 	}, "the cache file to go")
 	if _, err := os.Stat(filepath.Join(root, "app", "app.conf")); err != nil {
 		t.Fatalf("a released file is left as it is, but: %v", err)
+	}
+}
+
+// A process that exits at once after every start is retried with backoff, not in a tight loop, and is
+// reported failed saying how it ended.
+func TestCrashLoopBacksOff(t *testing.T) {
+	h := newFakeHub(t)
+	dir, root := stateDir(t), t.TempDir()
+	h.setPlans()
+	ra := startAgent(t, planConfig(t, h, dir, root))
+	p := wire.Plan{Name: "web", Version: 1, Units: []wire.Unit{{Name: "crash", Type: "process",
+		Spec: spec(map[string]any{"command": "/bin/false", "restart": "always"})}}}
+	h.setPlans(h.planEnvelope(ra.a.ID(), p))
+	st := h.waitPlan(t, "web", 1, map[string]string{"crash": wire.UnitFailed})
+	if us := unitStatus(st, "crash"); !strings.Contains(us.Reason, "not running (exit status 1)") {
+		t.Fatalf("reason %q", us.Reason)
+	}
+	h.waitPeriods(t, 10) // three seconds of rounds and exits
+	log, _ := os.ReadFile(filepath.Join(dir, integrationsDir, "process", "logs", "crash.log"))
+	if n := strings.Count(string(log), "starting /bin/false"); n < 2 || n > 6 {
+		t.Fatalf("started %d times in about three seconds; with backoff (1 s, 2 s, ...) it is 2 to 4", n)
 	}
 }

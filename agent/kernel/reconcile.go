@@ -226,10 +226,11 @@ func (r *planRun) unit(u wire.Unit) {
 
 	now := time.Now()
 	if ur.converged && ur.status.State == wire.UnitConverged {
-		// It was in its state and left it: drift. Repaired at once, unless it keeps relapsing.
+		// It was in its state and left it: drift. Repaired at once, unless it keeps relapsing: the
+		// second quick relapse waits a second, the next two, and so on.
 		if now.Sub(ur.stableSince) < stableFor {
 			ur.streak++
-			ur.notBefore = ur.stableSince.Add(backoffAfter(ur.streak))
+			ur.notBefore = ur.stableSince.Add(backoffAfter(ur.streak - 1))
 		} else {
 			ur.streak, ur.notBefore = 0, time.Time{}
 		}

@@ -226,11 +226,21 @@ func (p *Process) Observe(ctx context.Context, u wire.Unit) (integration.Observa
 	return integration.Observation{Digest: want, InState: true}, nil
 }
 
-// withExit completes the record of a process that ended with how it ended, when this agent reaped it
-// and the record has not been updated yet.
+// withExit completes the record of a process that ended with how it ended, when this agent is its
+// parent and the record has not been updated yet (waiting a moment for a child that exited just now
+// to be reaped).
 func (p *Process) withExit(unit string, r *record) *record {
 	if r.Exited != "" {
 		return r
+	}
+	p.mu.Lock()
+	c := p.children[unit]
+	p.mu.Unlock()
+	if c != nil && c.pid == r.PID {
+		select {
+		case <-c.done:
+		case <-time.After(time.Second):
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -557,7 +567,6 @@ func (p *Process) waitHealthy(ctx context.Context, unit string, s spec, r *recor
 	pause := 100 * time.Millisecond
 	for {
 		if !proc.Running(r.PID, r.Identity) {
-			waitFor(func() bool { return p.withExit(unit, r).Exited != "" }, time.Second) // being reaped
 			return fmt.Errorf("exited before its health check passed (%s)", exitDesc(p.withExit(unit, r)))
 		}
 		err := s.Health.probe(ctx, p.http)
