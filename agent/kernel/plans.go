@@ -46,8 +46,9 @@ type plans struct {
 	wg        sync.WaitGroup
 	fetchNow  chan struct{}
 	reportNow chan struct{}
-	health    *health
-	notServed bool // the hub answered 404 to GET plans: an older hub
+	// One outage tracker per activity, as for polls, heartbeats and uploads.
+	fetchHealth, reportHealth *health
+	notServed                 bool // the hub answered 404 to GET plans: an older hub
 	// missingSince is when the hub's list first omitted a plan held (fetch loop only): a plan is
 	// dropped only once lists have omitted it for a whole plan period, since a hub instance that has
 	// not yet seen a plan applied on another one lists it late.
@@ -74,14 +75,15 @@ type planRefusal struct {
 
 func newPlans(a *Agent) *plans {
 	return &plans{
-		a:         a,
-		log:       a.log.With("component", "plans"),
-		entries:   map[string]*planEntry{},
-		releasing: map[string]chan struct{}{},
-		rejected:  map[string]bool{},
-		fetchNow:  make(chan struct{}, 1),
-		reportNow: make(chan struct{}, 1),
-		health:    &health{log: a.log.With("component", "plans")},
+		a:            a,
+		log:          a.log.With("component", "plans"),
+		entries:      map[string]*planEntry{},
+		releasing:    map[string]chan struct{}{},
+		rejected:     map[string]bool{},
+		fetchNow:     make(chan struct{}, 1),
+		reportNow:    make(chan struct{}, 1),
+		fetchHealth:  &health{log: a.log.With("component", "plans")},
+		reportHealth: &health{log: a.log.With("component", "plans")},
 
 		missingSince: map[string]time.Time{},
 	}
@@ -418,7 +420,7 @@ func (m *plans) fetchLoop(ctx context.Context) {
 func (m *plans) fetch(ctx context.Context) {
 	data, _, err := m.a.hub.do(ctx, "plans", http.MethodGet, m.a.hub.agentURL("plans"), "", nil, 30*time.Second, true, false)
 	if hasStatus(err, http.StatusNotFound) {
-		m.health.ok()
+		m.fetchHealth.ok()
 		if !m.notServed {
 			m.notServed = true
 			m.log.Info("the hub does not serve plans (an older hub); the agent keeps the plans it has and asks again every period", "period", m.a.cfg.PlanPeriod)
@@ -427,11 +429,11 @@ func (m *plans) fetch(ctx context.Context) {
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			m.health.fail("plans", err)
+			m.fetchHealth.fail("plans", err)
 		}
 		return
 	}
-	m.health.ok()
+	m.fetchHealth.ok()
 	m.notServed = false
 	var resp wire.AgentPlans
 	if err := json.Unmarshal(data, &resp); err != nil {

@@ -90,14 +90,14 @@ func (m *plans) reporter(ctx context.Context) {
 			err := m.a.hub.postJSON(ctx, "plan status", m.a.hub.agentURL("plans/"+url.PathEscape(name)+"/status"), st, nil, 30*time.Second, true)
 			switch {
 			case err == nil:
-				m.health.ok()
+				m.reportHealth.ok()
 				sent[name] = key
 				delete(refusedLogged, name)
 				m.log.Debug("plan status reported", "plan", name, "version", st.Version)
 			case ctx.Err() != nil:
 				return
 			case retryable(err) && !hasStatus(err, http.StatusNotFound):
-				m.health.fail("plan status", err)
+				m.reportHealth.fail("plan status", err)
 				failed = true
 			default:
 				sent[name] = key

@@ -436,7 +436,9 @@ func (p *Process) start(u wire.Unit, s spec) (*record, error) {
 // (unless the agent stopped it on purpose).
 func (p *Process) reap(unit string, cmd *exec.Cmd, c *child, started *record) {
 	err := cmd.Wait()
-	proc.KillGroup(c.pid) // what it started dies with it, as under a service manager
+	// What it started dies with it, as under a service manager. While any member is left the group's
+	// number cannot be handed to a new process; with none left this is a no-op (ESRCH).
+	proc.KillGroup(c.pid)
 	ended := *started
 	ended.ExitedAt = time.Now().UTC()
 	var exitErr *exec.ExitError
