@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Info is what /proc says about one process.
@@ -74,19 +75,25 @@ func Running(pid int, identity string) bool {
 	return ok && info.Identity == identity && !info.Zombie()
 }
 
-// WithEnv lists the live process group leaders whose environment holds every one of entries
-// ("KEY=value"), for finding a process the caller started and lost track of (it was killed between
-// starting it and writing its pid down). Only processes whose environment the caller may read are
-// considered: its own, or all of them for root.
+// WithEnv lists the live process group leaders of the caller's own user whose environment holds every
+// one of entries ("KEY=value"), for finding a process the caller started and lost track of (it was
+// killed between starting it and writing its pid down). Processes of other users are never named,
+// even to root: anyone can put any variable in their own environment.
 func WithEnv(entries ...string) []int {
 	dirs, err := filepath.Glob("/proc/[0-9]*")
 	if err != nil {
 		return nil
 	}
+	uid := uint32(os.Getuid())
 	var out []int
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err != nil {
+			continue
+		}
+		if fi, err := os.Stat(d); err != nil {
+			continue
+		} else if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Uid != uid {
 			continue
 		}
 		env, err := os.ReadFile(filepath.Join(d, "environ"))

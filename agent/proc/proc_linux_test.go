@@ -12,10 +12,14 @@ import (
 )
 
 func startSleep(t *testing.T, env ...string) (*exec.Cmd, <-chan struct{}) {
+	return startSleepAs(t, nil, env...)
+}
+
+func startSleepAs(t *testing.T, cred *syscall.Credential, env ...string) (*exec.Cmd, <-chan struct{}) {
 	t.Helper()
 	cmd := exec.Command("/bin/sleep", "300")
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -84,5 +88,17 @@ func TestWithEnvFindsTheLeaderOnly(t *testing.T) {
 	}
 	if got := proc.WithEnv("PULSE_PROC_TEST=" + os.Args[0]); len(got) != 0 {
 		t.Fatalf("WithEnv found %v for a value nobody has", got)
+	}
+}
+
+// Anyone can set any variable in their own environment: a process of another user is never named.
+func TestWithEnvIgnoresOtherUsers(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("starting a process as another user needs root")
+	}
+	marker := "PULSE_PROC_TEST=other-user-" + time.Now().Format(time.RFC3339Nano)
+	startSleepAs(t, &syscall.Credential{Uid: 65534, Gid: 65534}, marker)
+	if got := proc.WithEnv(marker); len(got) != 0 {
+		t.Fatalf("WithEnv named %v, a process of another user", got)
 	}
 }
