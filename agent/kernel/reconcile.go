@@ -174,7 +174,8 @@ func (r *planRun) set(unit string, change func(*wire.UnitStatus)) {
 	ur := r.units[unit]
 	next := ur.status
 	change(&next)
-	next.Reason = wire.CapReason(next.Reason)
+	// What an integration says is stored by the hub: bounded like every reason an agent reports.
+	next.Reason, next.WaitingOn, next.Observed = wire.CapReason(next.Reason), wire.CapReason(next.WaitingOn), wire.CapReason(next.Observed)
 	next.ChangedAt = ur.status.ChangedAt
 	if next == ur.status {
 		return
