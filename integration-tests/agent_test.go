@@ -243,17 +243,7 @@ func TestCoreLoopEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	storeURL := srv.URL("core", "")
-	initCmd := exec.Command(pulseBin, "init", "--json", "--store", storeURL)
-	initCmd.Dir, initCmd.Env = dir, append(os.Environ(), s3server.Env()...)
-	out, err := initCmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var initRes struct {
-		AdminToken string `json:"adminToken"`
-	}
-	json.Unmarshal(out, &initRes)
-	token := initRes.AdminToken
+	token := initAt(t, dir, storeURL)
 	hubArgs := []string{"--store", storeURL, "--poll-hold", "5s"}
 	h := startHub(t, dir, s3server.Env(), hubArgs...)
 	hubAddr := strings.TrimPrefix(h.url, "http://")

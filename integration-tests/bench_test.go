@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	crand "crypto/rand"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -57,16 +56,7 @@ func newBenchHub(b *testing.B, n int, hold string) *benchHub {
 	dir := b.TempDir()
 	prefix := fmt.Sprintf("bench-%d-%d", n, time.Now().UnixNano())
 	storeURL := minio.URL(bucket, prefix)
-	cmd := exec.Command(pulseBin, "init", "--json", "--store", storeURL)
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), s3server.Env()...)
-	out, err := cmd.Output()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var res struct {
-		AdminToken string `json:"adminToken"`
-	}
-	json.Unmarshal(out, &res)
+	adminToken := initAt(b, dir, storeURL)
 	args := []string{"--store", storeURL, "--poll-hold", hold, "--log-level", "warn"}
 	addr := freeAddr(b)
 	h := startHubAt(b, dir, addr, s3server.Env(), args...)
@@ -75,7 +65,7 @@ func newBenchHub(b *testing.B, n int, hold string) *benchHub {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bh := &benchHub{h: h, token: res.AdminToken, store: bs, dir: dir, addr: addr, args: args}
+	bh := &benchHub{h: h, token: adminToken, store: bs, dir: dir, addr: addr, args: args}
 	ctx := context.Background()
 	tokens := map[int]string{}
 	const perToken = 1000

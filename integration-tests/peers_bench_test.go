@@ -36,19 +36,7 @@ func BenchmarkPeersAnsible(b *testing.B) {
 
 	// One hub on the shared MinIO, in its own prefix, and 50 agents enrolled with one token.
 	storeURL := minio.URL(bucket, fmt.Sprintf("peers-%d", time.Now().UnixNano()))
-	initCmd := exec.Command(pulseBin, "init", "--json", "--store", storeURL)
-	initCmd.Dir, initCmd.Env = dir, append(os.Environ(), s3server.Env()...)
-	out, err := initCmd.Output()
-	if err != nil {
-		b.Fatalf("pulse init: %v", err)
-	}
-	var initRes struct {
-		AdminToken string `json:"adminToken"`
-	}
-	if err := json.Unmarshal(out, &initRes); err != nil || initRes.AdminToken == "" {
-		b.Fatalf("pulse init --json: %v %s", err, out)
-	}
-	token := initRes.AdminToken
+	token := initAt(b, dir, storeURL)
 	h := startHub(b, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "30s", "--log-level", "warn")
 	tokOut, tokErr, code := pulseCLI(b, h.url, token, "enroll-token", "create", "--uses", fmt.Sprint(peersAgents))
 	if code != 0 {

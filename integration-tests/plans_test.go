@@ -12,12 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7/pkg/credentials"
-
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
-	"github.com/pulsehq/pulse/functions/store/s3"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 )
 
@@ -102,26 +99,7 @@ func applyPlan(t *testing.T, hubURL, token, name, dir, source string) (string, i
 func TestPlansEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	srv, err := s3server.Start(ctx, s3server.MinIO, s3server.Options{Dir: filepath.Join(dir, "minio")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Stop() }()
-	if err := srv.CreateBucket(ctx, "plans"); err != nil {
-		t.Fatal(err)
-	}
-	storeURL := srv.URL("plans", "")
-	initCmd := exec.Command(pulseBin, "init", "--json", "--store", storeURL)
-	initCmd.Dir, initCmd.Env = dir, append(os.Environ(), s3server.Env()...)
-	out, err := initCmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var initRes struct {
-		AdminToken string `json:"adminToken"`
-	}
-	json.Unmarshal(out, &initRes)
-	token := initRes.AdminToken
+	storeURL, token := initStore(t, dir)
 	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
 
 	// The three agents share this machine, so the plan's one file is the same path for all of them:
@@ -151,10 +129,7 @@ stop_grace = "2s"
 	for _, a := range agents {
 		a.id()
 	}
-	s3store, err := s3.New(s3.Config{Bucket: "plans", Endpoint: srv.Endpoint, Region: "us-east-1", Creds: credentials.NewStaticV4(s3server.AccessKey, s3server.SecretKey, "")})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bucket := bucketStore(t, storeURL)
 
 	conf := filepath.Join(root, "app", "app.conf")
 	arg := fmt.Sprint(100000 + time.Now().UnixNano()%100000) // this run's sleep, told apart from any other
@@ -319,7 +294,7 @@ units:
 			Spec: json.RawMessage(fmt.Sprintf(`{"path": %q, "content": "owned\n", "mode": "0644"}`, marker))}}}
 		b, _ := json.Marshal(map[string]any{"name": "web", "version": 9, "source": "planted", "targets": []string{"all"}, "plan": plan,
 			"appliedBy": "admin", "appliedAt": time.Now().UTC()})
-		if _, err := store.PutBytes(ctx, s3store, layout.PlanVersion("web", 9), b, store.PutOptions{}); err != nil {
+		if _, err := store.PutBytes(ctx, bucket, layout.PlanVersion("web", 9), b, store.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Second) // five plan periods

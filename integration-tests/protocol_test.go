@@ -30,6 +30,12 @@ import (
 func initStore(t *testing.T, dir string) (storeURL, token string) {
 	t.Helper()
 	storeURL = minio.URL(bucket, "t"+strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
+	return storeURL, initAt(t, dir, storeURL)
+}
+
+// initAt runs `pulse init --json` in dir for storeURL and returns the admin token.
+func initAt(t testing.TB, dir, storeURL string) string {
+	t.Helper()
 	cmd := exec.Command(pulseBin, "init", "--json", "--store", storeURL)
 	cmd.Dir = dir
 	cmd.Env = append(cmd.Environ(), s3server.Env()...)
@@ -43,7 +49,7 @@ func initStore(t *testing.T, dir string) (storeURL, token string) {
 	if err := json.Unmarshal(out, &res); err != nil || res.AdminToken == "" {
 		t.Fatalf("pulse init --json printed %s (%v)", out, err)
 	}
-	return storeURL, res.AdminToken
+	return res.AdminToken
 }
 
 // bucketStore opens, in the test process, the store a hub under test uses (a store URL on the shared
