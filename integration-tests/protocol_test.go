@@ -156,6 +156,12 @@ var operations = []struct {
 	{"POST", "/v1/executions/{}/respond", func(ctx context.Context, c *client.Client, args []string, body io.Reader) (*http.Response, error) {
 		return c.RespondPromptWithBody(ctx, args[0], jsonType, body)
 	}},
+	{"PUT", "/v1/plans/{}", func(ctx context.Context, c *client.Client, args []string, body io.Reader) (*http.Response, error) {
+		return c.ApplyPlanWithBody(ctx, args[0], jsonType, body)
+	}},
+	{"GET", "/v1/plans/{}/status", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
+		return c.GetPlanStatus(ctx, args[0])
+	}},
 }
 
 const jsonType = "application/json"
