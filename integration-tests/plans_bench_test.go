@@ -3,6 +3,9 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -105,5 +108,56 @@ func BenchmarkPlanConverge(b *testing.B) {
 		perFetch := float64(reqs) / float64(max(fetches, 1))
 		b.ReportMetric(perFetch*60, "store-req/agent/h")
 		b.ReportMetric(float64(fetches), "fetches")
+	}
+}
+
+// BenchmarkPlanIdleAgentCPU: one real pulse-agent holding a converged plan of 20 file units, fetching
+// and reconciling it every second (60 times its default period) for 20 s: the CPU of one round, and
+// what that is as a share of a core at the default 60 s period.
+func BenchmarkPlanIdleAgentCPU(b *testing.B) {
+	const units, window = 20, 20 * time.Second
+	bh := newBenchHub(b, 0, "30s")
+	var tok struct {
+		Token string `json:"token"`
+	}
+	op(b, bh.h, bh.token, "POST", "/v1/enroll-tokens", map[string]any{}, &tok)
+	root := b.TempDir()
+	stateDir := b.TempDir()
+	cfg := filepath.Join(b.TempDir(), "agent.toml")
+	conf := strings.Replace(agentConfig, "heartbeat = \"1s\"", "heartbeat = \"30s\"\nplan_period = \"1s\"", 1) + fmt.Sprintf("\n[files]\nroots = [%q]\n", root)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(agentBin, "run", "--hub", bh.h.url, "--state-dir", stateDir, "--config", cfg, "--enroll-token", tok.Token)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var src strings.Builder
+	src.WriteString("targets: [all]\nunits:\n")
+	for i := range units {
+		fmt.Fprintf(&src, "  - {name: f%d, type: file, spec: {path: %q, content: \"x=%d\\n\", mode: \"0644\"}}\n", i, filepath.Join(root, fmt.Sprintf("f%d.conf", i)), i)
+	}
+	waitFor(b, "the agent online", time.Minute, func() bool {
+		l := listAgents(b, bh.h.url, bh.token)
+		return len(l.Agents) == 1 && l.Agents[0].Online
+	})
+	if code := op(b, bh.h, bh.token, "PUT", "/v1/plans/idle", map[string]any{"source": src.String()}, nil); code != 200 {
+		b.Fatalf("apply: %d", code)
+	}
+	waitFor(b, "the plan converged", time.Minute, func() bool {
+		var v struct {
+			Converged int `json:"converged"`
+		}
+		op(b, bh.h, bh.token, "GET", "/v1/plans/idle/status", nil, &v)
+		return v.Converged == 1
+	})
+	for b.Loop() {
+		t0 := cpuTicks(b, cmd.Process.Pid)
+		time.Sleep(window)
+		ticks := cpuTicks(b, cmd.Process.Pid) - t0
+		perRound := float64(ticks) * 10 / window.Seconds() // ms of CPU per round (one round a second)
+		b.ReportMetric(perRound, "cpu-ms/round")
+		b.ReportMetric(perRound/60000*100, "cpu-%-at-60s")
 	}
 }

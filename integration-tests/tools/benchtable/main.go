@@ -47,6 +47,7 @@ var goals = []goal{
 	{figure: "pulse run --wait, 50 real agents, times faster than Ansible ad hoc", bench: "BenchmarkPeersAnsible", unit: "x-faster", bound: 100, atLeast: true},
 	{figure: "plans: 100 simulated agents × 10 file units, apply → all converged (s)", bench: "BenchmarkPlanConverge", unit: "s-converged", measured: true},
 	{figure: "plans: store requests per agent per hour, converged idle plan, 60 s period", bench: "BenchmarkPlanConverge", unit: "store-req/agent/h", measured: true},
+	{figure: "plans: CPU of a real idle agent reconciling 20 units every 60 s (% of a core)", bench: "BenchmarkPlanIdleAgentCPU", unit: "cpu-%-at-60s", measured: true, also: "cpu-ms/round"},
 }
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
