@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pulsehq/pulse/agent/atomicfile"
 	"github.com/pulsehq/pulse/agent/integration"
 	"github.com/pulsehq/pulse/agent/wire"
 )
@@ -77,42 +78,15 @@ func OpenHatch(stateDir string, d time.Duration, by string) (wire.HatchStatus, e
 	return wire.HatchStatus{Open: true, OpenedAt: rec.OpenedAt, ExpiresAt: rec.ExpiresAt, By: rec.By}, nil
 }
 
-// writeHatch replaces the hatch file atomically: a temporary file in the same directory, fsync, rename,
-// fsync of the directory. A reader sees the old hatch or the new one, never half of one.
+// writeHatch replaces the hatch file atomically (the agent's one atomic writer): a reader sees the old
+// hatch or the new one, never half of one. Written by root (`sudo pulse-agent unseal`), it is given to
+// the state directory's owner, the agent's own account, before it appears.
 func writeHatch(stateDir string, data []byte) error {
-	path := hatchPath(stateDir)
-	f, err := os.CreateTemp(stateDir, ".tmp-"+HatchFile+"-*")
+	uid, gid, chown, err := dirOwner(stateDir)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", hatchPath(stateDir), err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := giveToDirOwner(f, stateDir); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	return syncHatchDir(stateDir)
+	return atomicfile.Write(hatchPath(stateDir), data, atomicfile.Options{Perm: 0o600, Owner: chown, UID: uid, GID: gid})
 }
 
 // SealHatch closes the hatch in stateDir, reporting whether it had a hatch file at all (open or
@@ -125,19 +99,7 @@ func SealHatch(stateDir string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("seal the hatch: %w", err)
 	}
-	return true, syncHatchDir(stateDir)
-}
-
-func syncHatchDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, os.ErrInvalid) {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
+	return true, atomicfile.SyncDir(stateDir)
 }
 
 // ReadHatch reports the hatch in stateDir as of now. It is open only while OpenedAt <= now < ExpiresAt.
