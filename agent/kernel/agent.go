@@ -360,6 +360,7 @@ func (a *Agent) heartbeats(ctx context.Context) {
 			Catalog:      a.set.Catalog(),
 			Facts:        a.facts,
 			Hatch:        a.hatchStatus(),
+			UnitTypes:    append([]string{}, a.set.UnitTypes()...),
 		}
 		content, _ := json.Marshal(hb)
 		if !bytes.Equal(content, lastSent) || time.Since(sentAt) >= a.cfg.Liveness {

@@ -412,6 +412,10 @@ type Heartbeat struct {
 	// Hatch is the state of the agent's sealed shell hatch, so the hub can warn while it is open. Agents
 	// that predate the hatch omit it.
 	Hatch *HatchStatus `json:"hatch,omitempty"`
+	// UnitTypes are the plan unit types this agent applies (its enabled integrations own them), so the
+	// hub refuses at apply a plan with a unit its targets would all refuse. Never null from an agent
+	// that knows plans (empty: none); null from one that predates them, whose types are unknown.
+	UnitTypes []string `json:"unitTypes" required:"false"`
 }
 
 // HatchStatus reports the sealed hatch: the one built-in command that runs opaque shell, which an

@@ -588,3 +588,44 @@ func (c *countingStore) under(prefixes ...string) int {
 	}
 	return n
 }
+
+// TestPlanApplyRefusesUnitTypesItsTargetsRefuse: agents say in their heartbeat which unit types they
+// apply; a plan with a unit of a type some selected agent does not apply is refused at that unit's
+// type, naming the agents and what they apply, and nothing is stored. An agent whose types are unknown
+// (it predates plans) is sent the plan and decides itself.
+func TestPlanApplyRefusesUnitTypesItsTargetsRefuse(t *testing.T) {
+	th := newTestHub(t)
+	web1, web2, db1 := fleetOfThree(th)
+	ctx := context.Background()
+	beat := func(a *simagent.Agent, types []string) {
+		t.Helper()
+		if err := a.Signed(ctx, "POST", "/v1/agents/"+a.ID+"/heartbeat", wire.Heartbeat{Version: "sim", Time: time.Now(), UnitTypes: types}, nil); err != nil {
+			t.Fatalf("heartbeat of %s: %v", a.Name, err)
+		}
+	}
+	beat(web1, []string{"file", "process"})
+	beat(web2, []string{"file"})
+	// An agent that predates plans sends no unitTypes at all: its heartbeat is taken as ever.
+	if err := db1.Signed(ctx, "POST", "/v1/agents/"+db1.ID+"/heartbeat", map[string]any{"version": "old", "time": time.Now()}, nil); err != nil {
+		t.Fatalf("a heartbeat without unitTypes: %v", err)
+	}
+	src := "targets: [role=web]\nunits:\n  - {name: conf, type: file, spec: {}}\n  - name: app\n    type: process\n    spec: {}\n"
+	st, out := th.applyPlan(th.admin, "web", src)
+	if st != 422 || len(out.Errors) != 1 {
+		t.Fatalf("apply: %d %+v, want a 422 with one problem", st, out)
+	}
+	if e := out.Errors[0]; !strings.HasPrefix(e.Location, "body.source:5:11 units[1].type") || !strings.Contains(e.Message, "web-2") ||
+		strings.Contains(e.Message, "web-1") || !strings.Contains(e.Message, "they apply: file") {
+		t.Errorf("problem %q: %q, want it at units[1].type (5:11), naming web-2 only and what it applies", e.Location, e.Message)
+	}
+	if keys := th.stored(layout.Plans); len(keys) != 0 {
+		t.Errorf("a refused apply stored %v", keys)
+	}
+	// A type every selected agent applies, or agents whose types are unknown, are no refusal.
+	if st, out := th.applyPlan(th.admin, "web", "targets: [role=web]\nunits:\n  - {name: conf, type: file, spec: {}}\n"); st != 200 {
+		t.Errorf("a plan of files: %d %q", st, out.Detail)
+	}
+	if st, out := th.applyPlan(th.admin, "db", "targets: [role=db]\nunits:\n  - {name: c, type: container, spec: {}}\n"); st != 200 {
+		t.Errorf("a plan for an agent whose unit types are unknown: %d %q", st, out.Detail)
+	}
+}

@@ -750,6 +750,7 @@ type Heartbeat struct {
 	Hatch        HatchStatus         `json:"hatch,omitempty"`
 	Integrations []IntegrationStatus `json:"integrations,omitempty"`
 	Time         time.Time           `json:"time"`
+	UnitTypes    []string            `json:"unitTypes,omitempty"`
 	Version      string              `json:"version"`
 }
 

@@ -1378,6 +1378,7 @@ export interface components {
             integrations?: components["schemas"]["IntegrationStatus"][] | null;
             /** Format: date-time */
             time: string;
+            unitTypes?: string[] | null;
             version: string;
         };
         HubKey: {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -148,6 +149,12 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 	if err != nil {
 		return nil, err
 	}
+	if err := s.Fleet.WithCatalogs(ctx, targets); err != nil {
+		return nil, err
+	}
+	if err := checkUnitTypes(name, spec, targets); err != nil {
+		return nil, err
+	}
 	pin := policy.Input{Action: "apply-plan"}
 	ids := make([]string, 0, len(targets))
 	for _, t := range targets {
@@ -232,6 +239,46 @@ func selectTargets(name string, spec *plan.Spec, all []fleet.Target) ([]fleet.Ta
 		}
 	}
 	return out, nil
+}
+
+// checkUnitTypes refuses, at the unit's type, a unit that a selected agent would refuse for its type:
+// its heartbeat says which unit types it applies. An agent whose types are unknown (no heartbeat yet,
+// or a version that predates plans) is given the plan and decides itself, as every agent does anyway.
+func checkUnitTypes(name string, spec *plan.Spec, targets []fleet.Target) error {
+	var ps yamlsrc.Problems
+	for i, u := range spec.Plan.Units {
+		var refusing []string
+		allowed := map[string]bool{}
+		for _, t := range targets {
+			if t.HB == nil || t.HB.UnitTypes == nil {
+				continue
+			}
+			if !slices.Contains(t.HB.UnitTypes, u.Type) {
+				refusing = append(refusing, t.Ident.Name)
+				for _, ty := range t.HB.UnitTypes {
+					allowed[ty] = true
+				}
+			}
+		}
+		if len(refusing) == 0 {
+			continue
+		}
+		path := yamlsrc.Index("units", i) + ".type"
+		line, col := spec.At(path)
+		kinds := "none"
+		if len(allowed) > 0 {
+			kinds = strings.Join(slices.Sorted(maps.Keys(allowed)), ", ")
+		}
+		who := strings.Join(refusing[:min(len(refusing), 5)], ", ")
+		if len(refusing) > 5 {
+			who += fmt.Sprintf(" and %d more", len(refusing)-5)
+		}
+		ps.Add(line, col, path, "unit %s: type %q is not applied by agents %s (they apply: %s); enable the integration that owns it in their config, or narrow the targets", u.Name, u.Type, who, kinds)
+	}
+	if err := ps.Err("plan"); err != nil {
+		return domain.Refused("plan "+name, err)
+	}
+	return nil
 }
 
 // deliver sends a new version to the agents its targets select now, as one delivery. The version is
