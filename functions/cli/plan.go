@@ -34,10 +34,10 @@ unit's state; mode enforce repairs what drifted, mode report only says what diff
 
 func runPlan(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want `pulse plan apply|status|show NAME` (see pulse plan --help)")
+		return usagef("want `pulse plan apply|status|show|delete NAME` (see pulse plan --help)")
 	}
 	if args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(env.Stdout, "Usage: pulse plan apply|status|show NAME …\n\n%s\n\nRun 'pulse plan SUBCOMMAND --help' for its flags; 'pulse plans' lists the plans.\n", planHelp)
+		fmt.Fprintf(env.Stdout, "Usage: pulse plan apply|status|show|delete NAME …\n\n%s\n\nRun 'pulse plan SUBCOMMAND --help' for its flags; 'pulse plans' lists the plans.\n", planHelp)
 		return nil
 	}
 	sub, args := args[0], args[1:]
@@ -48,8 +48,10 @@ func runPlan(ctx context.Context, env *Env, args []string) error {
 		return runPlanStatus(ctx, env, args)
 	case "show":
 		return runPlanShow(ctx, env, args)
+	case "delete":
+		return runPlanDelete(ctx, env, args)
 	}
-	return usagef("unknown `pulse plan %s`; want apply, status or show (or `pulse plans`)", sub)
+	return usagef("unknown `pulse plan %s`; want apply, status, show or delete (or `pulse plans`)", sub)
 }
 
 func runPlanApply(ctx context.Context, env *Env, args []string) error {
@@ -210,6 +212,33 @@ func runPlanShow(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stderr, "# plan %s version %d, applied by %s at %s\n", v.Name, v.Version, v.AppliedBy, v.AppliedAt.Local().Format(time.RFC3339))
 	fmt.Fprint(env.Stdout, v.Source)
+	return nil
+}
+
+func runPlanDelete(ctx context.Context, env *Env, args []string) error {
+	name, rest := splitID(args)
+	fs := newFlags(env, "plan delete", "NAME [--json]", "Deletes a plan: its agents stop getting it and, once their fetches have not listed it for a plan\nperiod, release its units (a supervised process is stopped; a file is left where it is). The history\nof its versions stays; applying it again starts at the next version.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" {
+		return usagef("want `pulse plan delete NAME`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.DeletePlanWithResponse(ctx, name)
+	a, err := answer(c, resp, err, (*api.DeletePlanResponse).GetJSON200)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	fmt.Fprintf(env.Stdout, "plan %s deleted (version %d); %d agent(s) release its units within a plan period\n", a.Name, a.Version, len(a.Agents))
 	return nil
 }
 

@@ -135,6 +135,20 @@ func TestPlanCommands(t *testing.T) {
 			t.Errorf("status of no plan: exit %d stderr %q", r.code, r.stderr)
 		}
 	})
+
+	t.Run("delete", func(t *testing.T) {
+		r := pulse("plan", "delete", "web")
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "plan web deleted (version 2); ") {
+			t.Errorf("delete: exit %d stdout %q stderr %q", r.code, r.stdout, r.stderr)
+		}
+		r = pulse("plan", "show", "web")
+		if r.code != cli.ExitError || !strings.Contains(r.stderr, "was deleted (version 2)") {
+			t.Errorf("show after delete: exit %d stderr %q", r.code, r.stderr)
+		}
+		if r = pulse("plan", "delete", "web"); r.code != cli.ExitError || !strings.Contains(r.stderr, "HTTP 404") {
+			t.Errorf("delete again: exit %d stderr %q", r.code, r.stderr)
+		}
+	})
 }
 
 // TestPlanUsage: mistakes on the command line are one line and exit 2; --help explains what a plan is.
@@ -144,7 +158,7 @@ func TestPlanUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"plan"}, "pulse plan: want `pulse plan apply|status|show NAME`"},
+		{[]string{"plan"}, "pulse plan: want `pulse plan apply|status|show|delete NAME`"},
 		{[]string{"plan", "teleport"}, "pulse plan: unknown `pulse plan teleport`"},
 		{[]string{"plan", "apply", "web", "--token", "x"}, "pulse plan: want `pulse plan apply NAME -f FILE`"},
 		{[]string{"plan", "apply", "-f", "web.yaml", "--token", "x"}, "pulse plan: want `pulse plan apply NAME -f FILE`"},
@@ -167,8 +181,8 @@ func TestPlanUsage(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"plan", "--help"}, []string{"Usage: pulse plan apply|status|show NAME", "requires: [conf]", "mode report only says what differs"}},
-		{[]string{"help", "plan"}, []string{"Usage: pulse plan apply|status|show NAME"}},
+		{[]string{"plan", "--help"}, []string{"Usage: pulse plan apply|status|show|delete NAME", "requires: [conf]", "mode report only says what differs"}},
+		{[]string{"help", "plan"}, []string{"Usage: pulse plan apply|status|show|delete NAME"}},
 		{[]string{"plan", "apply", "--help"}, []string{"Usage: pulse plan apply NAME -f FILE [--json]", "FILE:line:column", "-hub"}},
 		{[]string{"plan", "status", "-h"}, []string{"Usage: pulse plan status NAME [--json]", "unknown before the agent reported"}},
 		{[]string{"plans", "--help"}, []string{"Usage: pulse plans [--json]"}},

@@ -629,3 +629,68 @@ func TestPlanApplyRefusesUnitTypesItsTargetsRefuse(t *testing.T) {
 		t.Errorf("a plan for an agent whose unit types are unknown: %d %q", st, out.Detail)
 	}
 }
+
+// TestPlanDelete: deleting a plan takes the admins' right (delete-plan), stores a version that deletes
+// it and audits it; its agents no longer fetch it, it is gone from the list, its view and its status
+// (a status an agent still sends is refused, not stored), and applying it again starts at the next
+// version.
+func TestPlanDelete(t *testing.T) {
+	th := newTestHub(t)
+	web1, _, _ := fleetOfThree(th)
+	ctx := context.Background()
+	if st, out := th.applyPlan(th.admin, "web", webPlan("x")); st != 200 || out.Version != 1 {
+		t.Fatalf("apply: %d %+v", st, out)
+	}
+	var p struct{ Detail string }
+	if st := th.call(th.token("op", "operator"), "DELETE", "/v1/plans/web", nil, &p); st != 403 || !strings.Contains(p.Detail, "delete-plan is reserved to admins") {
+		t.Errorf("an operator deletes: %d %q, want a 403 naming delete-plan", st, p.Detail)
+	}
+	if got := planVersions(t, web1); got["web"] != 1 {
+		t.Fatalf("web-1 fetches %v after a refused delete, want web at version 1", got)
+	}
+	var del applied
+	if st := th.call(th.admin, "DELETE", "/v1/plans/web", nil, &del); st != 200 || del.Version != 2 {
+		t.Fatalf("delete: %d %+v, want version 2 (the one that deletes it)", st, del)
+	}
+	if got := planVersions(t, web1); len(got) != 0 {
+		t.Errorf("web-1 fetches %v after the delete, want nothing", got)
+	}
+	var list struct{ Plans []struct{ Name string } }
+	th.call(th.admin, "GET", "/v1/plans", nil, &list)
+	if len(list.Plans) != 0 {
+		t.Errorf("the list after the delete: %+v", list.Plans)
+	}
+	for _, path := range []string{"/v1/plans/web", "/v1/plans/web/status"} {
+		if st := th.call(th.admin, "GET", path, nil, &p); st != 404 || !strings.Contains(p.Detail, "was deleted") {
+			t.Errorf("GET %s after the delete: %d %q, want a 404 saying it was deleted", path, st, p.Detail)
+		}
+	}
+	if err := web1.ReportPlan(ctx, wire.PlanStatus{Plan: "web", Version: 1}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a status for the deleted plan: %v, want a 404", err)
+	}
+	if keys := th.stored(layout.PlanStatusesOf("web")); len(keys) != 0 {
+		t.Errorf("statuses stored for a deleted plan: %v", keys)
+	}
+	if st := th.call(th.admin, "DELETE", "/v1/plans/web", nil, &p); st != 404 {
+		t.Errorf("deleting it again: %d %q, want 404", st, p.Detail)
+	}
+	if st, out := th.applyPlan(th.admin, "web", webPlan("x")); st != 200 || out.Version != 3 || out.Unchanged {
+		t.Fatalf("apply after the delete: %d %+v, want version 3", st, out)
+	}
+	if got := planVersions(t, web1); got["web"] != 3 {
+		t.Errorf("web-1 fetches %v after the new apply, want web at version 3", got)
+	}
+	recs, err := audit.List(ctx, th.h.Store, audit.Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deletes := 0
+	for _, r := range recs {
+		if r.Action == "delete-plan" && r.Outcome == "ok" {
+			deletes++
+		}
+	}
+	if deletes != 1 {
+		t.Errorf("%d delete-plan audit records, want 1", deletes)
+	}
+}

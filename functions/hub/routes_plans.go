@@ -78,6 +78,19 @@ func registerPlans(api huma.API, h *Hub) {
 			}
 			return &PlanAppliedOutput{Body: a}, nil
 		})
+	register(api, h, huma.Operation{OperationID: "delete-plan", Method: http.MethodDelete, Path: "/v1/plans/{name}",
+		Summary: "Delete a plan",
+		Description: "Asks the policy (action delete-plan, with the agents the plan selects now) and stores a version that deletes the plan: " +
+			"agents stop getting it and, once their fetches have not listed it for a plan period, release its units (a process is stopped, a file is left). " +
+			"Applying the plan again starts at the next version.",
+		Metadata: map[string]any{"decide": "service"}, Errors: []int{404, 409, 422}},
+		func(ctx context.Context, in *PlanNameInput) (*PlanAppliedOutput, error) {
+			a, err := h.Plans.Delete(ctx, in.Name)
+			if err != nil {
+				return nil, err
+			}
+			return &PlanAppliedOutput{Body: a}, nil
+		})
 	register(api, h, huma.Operation{OperationID: "list-plans", Method: http.MethodGet, Path: "/v1/plans",
 		Summary: "List plans", Description: "The newest version of every plan, by name."},
 		func(ctx context.Context, _ *struct{}) (*PlansOutput, error) {

@@ -863,9 +863,12 @@ type PlanApplied struct {
 	Agents    []string  `json:"agents"`
 	AppliedAt time.Time `json:"appliedAt"`
 	AppliedBy string    `json:"appliedBy"`
-	Name      string    `json:"name"`
-	Plan      Plan      `json:"plan"`
-	Rules     []string  `json:"rules,omitempty"`
+
+	// Deleted This version deleted the plan.
+	Deleted bool     `json:"deleted,omitempty"`
+	Name    string   `json:"name"`
+	Plan    Plan     `json:"plan"`
+	Rules   []string `json:"rules,omitempty"`
 
 	// Source The YAML or JSON as applied.
 	Source string `json:"source"`
@@ -949,9 +952,12 @@ type PlanVersion struct {
 	Schema    string    `json:"$schema,omitempty"`
 	AppliedAt time.Time `json:"appliedAt"`
 	AppliedBy string    `json:"appliedBy"`
-	Name      string    `json:"name"`
-	Plan      Plan      `json:"plan"`
-	Rules     []string  `json:"rules,omitempty"`
+
+	// Deleted This version deleted the plan.
+	Deleted bool     `json:"deleted,omitempty"`
+	Name    string   `json:"name"`
+	Plan    Plan     `json:"plan"`
+	Rules   []string `json:"rules,omitempty"`
 
 	// Source The YAML or JSON as applied.
 	Source string `json:"source"`
@@ -2008,6 +2014,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/plans (the `ListPlans` operationId).
 	ListPlans(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// DeletePlan Delete a plan
+	//
+	// Asks the policy (action delete-plan, with the agents the plan selects now) and stores a version that deletes the plan: agents stop getting it and, once their fetches have not listed it for a plan period, release its units (a process is stopped, a file is left). Applying the plan again starts at the next version.
+	//
+	// Corresponds with DELETE /v1/plans/{name} (the `DeletePlan` operationId).
+	DeletePlan(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// GetPlan A plan's newest version
 	//
 	// Corresponds with GET /v1/plans/{name} (the `GetPlan` operationId).
@@ -3047,6 +3060,23 @@ func (c *Client) GetIntegrity(ctx context.Context, params *GetIntegrityParams, r
 // Corresponds with GET /v1/plans (the `ListPlans` operationId).
 func (c *Client) ListPlans(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListPlansRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeletePlan Delete a plan
+//
+// Asks the policy (action delete-plan, with the agents the plan selects now) and stores a version that deletes the plan: agents stop getting it and, once their fetches have not listed it for a plan period, release its units (a process is stopped, a file is left). Applying the plan again starts at the next version.
+//
+// Corresponds with DELETE /v1/plans/{name} (the `DeletePlan` operationId).
+func (c *Client) DeletePlan(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeletePlanRequest(c.Server, name)
 	if err != nil {
 		return nil, err
 	}
@@ -5160,6 +5190,40 @@ func NewListPlansRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewDeletePlanRequest constructs an http.Request for the DeletePlan method
+func NewDeletePlanRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetPlanRequest constructs an http.Request for the GetPlan method
 func NewGetPlanRequest(server string, name string) (*http.Request, error) {
 	var err error
@@ -6050,6 +6114,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/plans (the `ListPlans` operationId).
 	ListPlansWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListPlansResponse, error)
+
+	// DeletePlanWithResponse Delete a plan
+	//
+	// Asks the policy (action delete-plan, with the agents the plan selects now) and stores a version that deletes the plan: agents stop getting it and, once their fetches have not listed it for a plan period, release its units (a process is stopped, a file is left). Applying the plan again starts at the next version.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/plans/{name} (the `DeletePlan` operationId).
+	DeletePlanWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeletePlanResponse, error)
 
 	// GetPlanWithResponse A plan's newest version
 	//
@@ -8398,6 +8471,75 @@ func (r ListPlansResponse) ContentType() string {
 	return ""
 }
 
+type DeletePlanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlanApplied
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeletePlanResponse) GetJSON200() *PlanApplied {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeletePlanResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DeletePlanResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeletePlanResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeletePlanResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeletePlanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeletePlanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeletePlanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeletePlanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetPlanResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9796,6 +9938,21 @@ func (c *ClientWithResponses) ListPlansWithResponse(ctx context.Context, reqEdit
 		return nil, err
 	}
 	return ParseListPlansResponse(rsp)
+}
+
+// DeletePlanWithResponse Delete a plan
+//
+// Asks the policy (action delete-plan, with the agents the plan selects now) and stores a version that deletes the plan: agents stop getting it and, once their fetches have not listed it for a plan period, release its units (a process is stopped, a file is left). Applying the plan again starts at the next version.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/plans/{name} (the `DeletePlan` operationId).
+func (c *ClientWithResponses) DeletePlanWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeletePlanResponse, error) {
+	rsp, err := c.DeletePlan(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeletePlanResponse(rsp)
 }
 
 // GetPlanWithResponse A plan's newest version
@@ -11709,6 +11866,60 @@ func ParseListPlansResponse(rsp *http.Response) (*ListPlansResponse, error) {
 			return nil, err
 		}
 		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeletePlanResponse parses an HTTP response from a DeletePlanWithResponse call
+func ParseDeletePlanResponse(rsp *http.Response) (*DeletePlanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeletePlanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlanApplied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
 
 	}
 

@@ -685,7 +685,11 @@ export interface paths {
          */
         put: operations["apply-plan"];
         post?: never;
-        delete?: never;
+        /**
+         * Delete a plan
+         * @description Asks the policy (action delete-plan, with the agents the plan selects now) and stores a version that deletes the plan: agents stop getting it and, once their fetches have not listed it for a plan period, release its units (a process is stopped, a file is left). Applying the plan again starts at the next version.
+         */
+        delete: operations["delete-plan"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1483,6 +1487,8 @@ export interface components {
             /** Format: date-time */
             appliedAt: string;
             appliedBy: string;
+            /** @description This version deleted the plan. */
+            deleted?: boolean;
             name: string;
             /** @description The plan as agents receive it (the body of its KindPlan envelopes). */
             plan: components["schemas"]["Plan"];
@@ -1577,6 +1583,8 @@ export interface components {
             /** Format: date-time */
             appliedAt: string;
             appliedBy: string;
+            /** @description This version deleted the plan. */
+            deleted?: boolean;
             name: string;
             /** @description The plan as agents receive it (the body of its KindPlan envelopes). */
             plan: components["schemas"]["Plan"];
@@ -3927,6 +3935,65 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlanApplied"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "delete-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanApplied"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
                 };
             };
             /** @description Conflict */

@@ -102,6 +102,7 @@ admin_actions := {
 	"apply-workflow",
 	"delete-workflow",
 	"apply-plan",
+	"delete-plan",
 }
 
 # The raw-shell hatch: a command that runs whatever it is given on the agent.

@@ -109,7 +109,7 @@ test_admin_only_actions_explained_to_viewers_and_operators if {
 	every groups in [["viewer"], ["operator"], ["viewer", "operator"]] {
 		every action in [
 			"get-audit", "verify-audit", "get-integrity", "create-token", "list-tokens", "revoke-token",
-			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow", "apply-plan",
+			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow", "apply-plan", "delete-plan",
 		] {
 			denied_by(req(groups, action), "admin_only")
 			decide(req(groups, action)).reasons == [sprintf("%s is reserved to admins (rule: admin_only)", [action])]

@@ -264,7 +264,7 @@ func (s *Service) ForAgent(ctx context.Context, agent string) (wire.AgentPlans, 
 	slices.Sort(names)
 	for _, name := range names {
 		h := s.mem.byName[name]
-		if !fleet.Matches(t, h.v.Targets) {
+		if h.v.Deleted || !fleet.Matches(t, h.v.Targets) {
 			continue
 		}
 		se, ok := h.signed[agent]

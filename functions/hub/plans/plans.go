@@ -83,6 +83,9 @@ type Version struct {
 	AppliedAt time.Time `json:"appliedAt"`
 	// Rules are the policy rules that allowed the apply, for the record.
 	Rules []string `json:"rules,omitempty"`
+	// Deleted marks the version that deletes the plan: it has no units and no targets, agents stop
+	// getting the plan (and release its units), and applying the plan again starts at the next version.
+	Deleted bool `json:"deleted,omitempty" doc:"This version deleted the plan."`
 }
 
 // Applied is the answer to an apply: the newest version, and what the apply did.
@@ -184,38 +187,111 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 		next = prev.Version + 1
 	}
 	p := domain.PrincipalFrom(ctx)
-	for range applyTries {
-		v := &Version{Name: name, Version: next, Source: source, Targets: spec.Targets, Plan: spec.Plan,
+	v, other, err := s.writeNext(ctx, name, next, func(n int) (*Version, error) {
+		v := &Version{Name: name, Version: n, Source: source, Targets: spec.Targets, Plan: spec.Plan,
 			AppliedBy: p.ID, AppliedAt: time.Now().UTC(), Rules: decision.Rules}
-		v.Plan.Name, v.Plan.Version = name, next
+		v.Plan.Name, v.Plan.Version = name, n
 		if err := v.Plan.Validate(); err != nil { // Parse checked it; this guards the agent's contract
 			return nil, domain.Refused("plan "+name, err)
+		}
+		return v, nil
+	}, func(o *Version) bool { return o.Source == source && !o.Deleted })
+	if err != nil {
+		return nil, err
+	}
+	if other {
+		return &Applied{Version: *v, Unchanged: true, Agents: ids}, nil
+	}
+	s.Log.Info("plan applied", "plan", name, "version", v.Version, "units", len(v.Plan.Units), "agents", len(ids), "by", p.ID)
+	s.Trail.Record(ctx, "apply-plan", ids, &decision, "ok", map[string]any{"name": name, "version": v.Version, "mode": v.Plan.Mode, "units": len(v.Plan.Units), "targets": v.Targets})
+	s.deliver(ctx, v, ids)
+	return &Applied{Version: *v, Agents: ids}, nil
+}
+
+// writeNext stores version next of a plan, made by mk, create-only: when another hub wrote that number
+// first it takes the next one, unless the other's version is what this one would say (same), which is
+// then the answer (other true). Whatever it answers is remembered in the view.
+func (s *Service) writeNext(ctx context.Context, name string, next int, mk func(n int) (*Version, error), same func(*Version) bool) (v *Version, other bool, err error) {
+	for range applyTries {
+		v, err := mk(next)
+		if err != nil {
+			return nil, false, err
 		}
 		key := layout.PlanVersion(name, next)
 		created, err := store.CreateJSON(ctx, s.Store, key, v)
 		if err != nil {
-			return nil, fmt.Errorf("store plan %s version %d: %w", name, next, err)
+			return nil, false, fmt.Errorf("store plan %s version %d: %w", name, next, err)
 		}
 		if !created { // another hub wrote this number first
-			other, err := s.versions.Get(ctx, s.Store, key)
-			if err == nil && other.Source == source {
-				s.remember(other)
-				return &Applied{Version: *other, Unchanged: true, Agents: ids}, nil
+			o, err := s.versions.Get(ctx, s.Store, key)
+			if err == nil && same(o) {
+				s.remember(o)
+				return o, true, nil
 			}
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
-				return nil, err
+				return nil, false, err
 			}
 			next++
 			continue
 		}
 		s.versions.Put(key, v)
 		s.remember(v)
-		s.Log.Info("plan applied", "plan", name, "version", next, "units", len(v.Plan.Units), "agents", len(ids), "by", p.ID)
-		s.Trail.Record(ctx, "apply-plan", ids, &decision, "ok", map[string]any{"name": name, "version": next, "mode": v.Plan.Mode, "units": len(v.Plan.Units), "targets": v.Targets})
-		s.deliver(ctx, v, ids)
-		return &Applied{Version: *v, Agents: ids}, nil
+		return v, false, nil
 	}
-	return nil, domain.Conflict("plan %s: other hubs kept applying versions of it at the same time; apply again", name)
+	return nil, false, domain.Conflict("plan %s: other hubs kept writing versions of it at the same time; try again", name)
+}
+
+// Delete deletes a plan: it stores a version that deletes it (Version.Deleted), after the policy
+// allowed action delete-plan on the agents the plan selects now, and audits it. The agents stop getting
+// the plan and release its units once their fetches have not listed it for a plan period (a file is
+// left where it is; a process is stopped). Applying the plan again starts at the next version.
+func (s *Service) Delete(ctx context.Context, name string) (*Applied, error) {
+	if err := CheckName("path.name", name); err != nil {
+		return nil, err
+	}
+	prev, err := s.latest(ctx, name)
+	if errors.Is(err, store.ErrNotFound) || err == nil && prev.Deleted {
+		return nil, domain.NotFound("no plan %q (see pulse plans)", name)
+	} else if err != nil {
+		return nil, err
+	}
+	all, err := s.Fleet.Identities(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	pin := policy.Input{Action: "delete-plan"}
+	ids := []string{}
+	for _, t := range all {
+		if fleet.Matches(t, prev.Targets) {
+			pin.Targets = append(pin.Targets, policy.Target{ID: t.Ident.ID, Name: t.Ident.Name, Labels: t.Labels})
+			ids = append(ids, t.Ident.ID)
+		}
+	}
+	decision, err := s.Policy.Decide(ctx, pin)
+	if err != nil {
+		return nil, err
+	}
+	if a := decision.Approvals; a != nil && a.Count > 0 {
+		s.Trail.Record(ctx, "delete-plan", ids, &decision, "denied", map[string]any{"name": name, "reason": "approvals required; plans cannot be approved yet"})
+		return nil, &domain.Error{Kind: domain.KindDenied, Rules: decision.Rules, Msg: fmt.Sprintf(
+			"the policy requires %d approval(s) from %s to delete plan %s (%s); plans cannot be approved yet, so nothing was deleted", a.Count, strings.Join(a.Groups, ", "), name, a.Reason)}
+	}
+	p := domain.PrincipalFrom(ctx)
+	v, _, err := s.writeNext(ctx, name, prev.Version+1, func(n int) (*Version, error) {
+		return &Version{Name: name, Version: n, Targets: []string{}, Plan: wire.Plan{Name: name, Version: n, Units: []wire.Unit{}},
+			AppliedBy: p.ID, AppliedAt: time.Now().UTC(), Rules: decision.Rules, Deleted: true}, nil
+	}, func(o *Version) bool { return o.Deleted })
+	if err != nil {
+		return nil, err
+	}
+	s.Log.Info("plan deleted", "plan", name, "version", v.Version, "agents", len(ids), "by", p.ID)
+	s.Trail.Record(ctx, "delete-plan", ids, &decision, "ok", map[string]any{"name": name, "version": v.Version})
+	return &Applied{Version: *v, Agents: ids}, nil
+}
+
+// deleted is the error for a plan whose newest version deleted it.
+func deleted(v *Version) error {
+	return domain.NotFound("plan %q was deleted (version %d); apply it again to bring it back", v.Name, v.Version)
 }
 
 // selectTargets is the agents a plan's targets select now. A target expression that matches no agent
@@ -311,6 +387,9 @@ func (s *Service) Get(ctx context.Context, name string) (*Version, error) {
 		return nil, err
 	}
 	s.remember(v)
+	if v.Deleted {
+		return nil, deleted(v)
+	}
 	return v, nil
 }
 
@@ -321,6 +400,9 @@ func (s *Service) List(ctx context.Context) ([]Summary, error) {
 	}
 	out := []Summary{}
 	for _, v := range s.mem.heads() {
+		if v.Deleted {
+			continue
+		}
 		out = append(out, Summary{Name: v.Name, Version: v.Version, Mode: v.Plan.Mode, Units: len(v.Plan.Units),
 			Targets: v.Targets, AppliedBy: v.AppliedBy, AppliedAt: v.AppliedAt})
 	}

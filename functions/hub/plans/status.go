@@ -133,7 +133,7 @@ func (s *Service) targets(ctx context.Context, agent, name string, st wire.PlanS
 		}
 		return nil
 	}
-	if v := s.mem.head(name); v != nil && check(v) == nil {
+	if v := s.mem.head(name); v != nil && !v.Deleted && check(v) == nil {
 		return v, nil
 	}
 	v, err := s.latest(ctx, name)
@@ -144,6 +144,9 @@ func (s *Service) targets(ctx context.Context, agent, name string, st wire.PlanS
 		return nil, err
 	}
 	s.remember(v)
+	if v.Deleted { // the agent drops it once its fetches no longer list it
+		return nil, domain.NotFound("plan %q was deleted (version %d); the status was not stored", name, v.Version)
+	}
 	if err := s.refreshFleet(ctx); err != nil {
 		return nil, err
 	}
@@ -224,6 +227,9 @@ func (s *Service) Status(ctx context.Context, name string) (*View, error) {
 		return nil, err
 	}
 	s.remember(v)
+	if v.Deleted {
+		return nil, deleted(v)
+	}
 	all, err := s.Fleet.Identities(ctx, false)
 	if err != nil {
 		return nil, err
