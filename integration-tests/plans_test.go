@@ -95,7 +95,7 @@ func applyPlan(t *testing.T, hubURL, token, name, dir, source string) (string, i
 // hand are repaired under enforce, and reported and left alone under report; an agent killed in the
 // middle of an apply converges when started again, with one process and a whole file; a unit outside
 // the agents' roots is refused by every agent and changes nothing; a planted plan version reaches no
-// agent.
+// agent; a deleted plan's processes are stopped by every agent and its file is left.
 func TestPlansEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -304,5 +304,13 @@ units:
 		if v := planStatus(t, h.url, token, "web"); v.Version != 4 {
 			t.Errorf("the hub shows version %d, want 4 (the planted 9 fails the integrity check)", v.Version)
 		}
+	})
+
+	t.Run("a deleted plan's processes are stopped and its file left", func(t *testing.T) {
+		if out, errOut, code := pulseCLI(t, h.url, token, "plan", "delete", "web"); code != 0 {
+			t.Fatalf("pulse plan delete: exit %d: %s%s", code, out, errOut)
+		}
+		waitFor(t, "every agent stopped the deleted plan's process", 60*time.Second, func() bool { return running() == 0 })
+		wantFile(t)
 	})
 }
