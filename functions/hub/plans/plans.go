@@ -158,21 +158,9 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 	if err := checkUnitTypes(name, spec, targets); err != nil {
 		return nil, err
 	}
-	pin := policy.Input{Action: "apply-plan"}
-	ids := make([]string, 0, len(targets))
-	for _, t := range targets {
-		pin.Targets = append(pin.Targets, policy.Target{ID: t.Ident.ID, Name: t.Ident.Name, Labels: t.Labels})
-		ids = append(ids, t.Ident.ID)
-	}
-	decision, err := s.Policy.Decide(ctx, pin)
+	decision, ids, err := s.decide(ctx, "apply-plan", "apply", name, targets)
 	if err != nil {
 		return nil, err
-	}
-	if a := decision.Approvals; a != nil && a.Count > 0 {
-		s.Trail.Record(ctx, "apply-plan", ids, &decision, "denied", map[string]any{"name": name, "reason": "approvals required; plans cannot be approved yet"})
-		return nil, &domain.Error{Kind: domain.KindDenied, Rules: decision.Rules, Msg: fmt.Sprintf(
-			"the policy requires %d approval(s) from %s to apply plan %s (%s); plans cannot be approved yet, so nothing was applied: ask an admin to change the targets or the policy",
-			a.Count, strings.Join(a.Groups, ", "), name, a.Reason)}
 	}
 	prev, err := s.latest(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -259,22 +247,9 @@ func (s *Service) Delete(ctx context.Context, name string) (*Applied, error) {
 	if err != nil {
 		return nil, err
 	}
-	pin := policy.Input{Action: "delete-plan"}
-	ids := []string{}
-	for _, t := range all {
-		if fleet.Matches(t, prev.Targets) {
-			pin.Targets = append(pin.Targets, policy.Target{ID: t.Ident.ID, Name: t.Ident.Name, Labels: t.Labels})
-			ids = append(ids, t.Ident.ID)
-		}
-	}
-	decision, err := s.Policy.Decide(ctx, pin)
+	decision, ids, err := s.decide(ctx, "delete-plan", "delete", name, selected(all, prev.Targets))
 	if err != nil {
 		return nil, err
-	}
-	if a := decision.Approvals; a != nil && a.Count > 0 {
-		s.Trail.Record(ctx, "delete-plan", ids, &decision, "denied", map[string]any{"name": name, "reason": "approvals required; plans cannot be approved yet"})
-		return nil, &domain.Error{Kind: domain.KindDenied, Rules: decision.Rules, Msg: fmt.Sprintf(
-			"the policy requires %d approval(s) from %s to delete plan %s (%s); plans cannot be approved yet, so nothing was deleted", a.Count, strings.Join(a.Groups, ", "), name, a.Reason)}
 	}
 	p := domain.PrincipalFrom(ctx)
 	v, _, err := s.writeNext(ctx, name, prev.Version+1, func(n int) (*Version, error) {
@@ -289,9 +264,20 @@ func (s *Service) Delete(ctx context.Context, name string) (*Applied, error) {
 	return &Applied{Version: *v, Agents: ids}, nil
 }
 
-// deleted is the error for a plan whose newest version deleted it.
-func deleted(v *Version) error {
-	return domain.NotFound("plan %q was deleted (version %d); apply it again to bring it back", v.Name, v.Version)
+// found is a plan's newest version read for a person (Get, Status): remembered in the view, and a
+// not-found that says so when there is none or the newest deleted the plan.
+func (s *Service) found(name string, v *Version, err error) (*Version, error) {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, domain.NotFound("no plan %q (see pulse plans)", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.remember(v)
+	if v.Deleted {
+		return nil, domain.NotFound("plan %q was deleted (version %d); apply it again to bring it back", v.Name, v.Version)
+	}
+	return v, nil
 }
 
 // selectTargets is the agents a plan's targets select now. A target expression that matches no agent
@@ -308,13 +294,41 @@ func selectTargets(name string, spec *plan.Spec, all []fleet.Target) ([]fleet.Ta
 	if err := ps.Err("plan"); err != nil {
 		return nil, domain.Refused("plan "+name, err)
 	}
+	return selected(all, spec.Targets), nil
+}
+
+// selected is the agents of all that target expressions select.
+func selected(all []fleet.Target, exprs []string) []fleet.Target {
 	var out []fleet.Target
 	for _, t := range all {
-		if fleet.Matches(t, spec.Targets) {
+		if fleet.Matches(t, exprs) {
 			out = append(out, t)
 		}
 	}
-	return out, nil
+	return out
+}
+
+// decide asks the policy whether the principal may do action (apply-plan, delete-plan; verb is what a
+// person reads) to plan name on targets, and returns the decision and the targets' ids. A policy that
+// asks for approvals is refused, and audited as denied: plans cannot be approved yet.
+func (s *Service) decide(ctx context.Context, action, verb, name string, targets []fleet.Target) (policy.Decision, []string, error) {
+	pin := policy.Input{Action: action}
+	ids := make([]string, 0, len(targets))
+	for _, t := range targets {
+		pin.Targets = append(pin.Targets, policy.Target{ID: t.Ident.ID, Name: t.Ident.Name, Labels: t.Labels})
+		ids = append(ids, t.Ident.ID)
+	}
+	decision, err := s.Policy.Decide(ctx, pin)
+	if err != nil {
+		return decision, nil, err
+	}
+	if a := decision.Approvals; a != nil && a.Count > 0 {
+		s.Trail.Record(ctx, action, ids, &decision, "denied", map[string]any{"name": name, "reason": "approvals required; plans cannot be approved yet"})
+		return decision, nil, &domain.Error{Kind: domain.KindDenied, Rules: decision.Rules, Msg: fmt.Sprintf(
+			"the policy requires %d approval(s) from %s to %s plan %s (%s); plans cannot be approved yet, so nothing was done: ask an admin to change the targets or the policy",
+			a.Count, strings.Join(a.Groups, ", "), verb, name, a.Reason)}
+	}
+	return decision, ids, nil
 }
 
 // checkUnitTypes refuses, at the unit's type, a unit that a selected agent would refuse for its type:
@@ -380,17 +394,7 @@ func (s *Service) Get(ctx context.Context, name string) (*Version, error) {
 		return nil, err
 	}
 	v, err := s.latest(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, domain.NotFound("no plan %q (see pulse plans)", name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	s.remember(v)
-	if v.Deleted {
-		return nil, deleted(v)
-	}
-	return v, nil
+	return s.found(name, v, err)
 }
 
 // List returns the newest version of every plan, by name, from one listing of the plans.

@@ -220,26 +220,14 @@ func (s *Service) Status(ctx context.Context, name string) (*View, error) {
 		return nil, err
 	}
 	v, err := s.newest(ctx, versions)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, domain.NotFound("no plan %q (see pulse plans)", name)
-	}
-	if err != nil {
+	if v, err = s.found(name, v, err); err != nil {
 		return nil, err
-	}
-	s.remember(v)
-	if v.Deleted {
-		return nil, deleted(v)
 	}
 	all, err := s.Fleet.Identities(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	var targets []fleet.Target
-	for _, t := range all {
-		if fleet.Matches(t, v.Targets) {
-			targets = append(targets, t)
-		}
-	}
+	targets := selected(all, v.Targets)
 	// A heartbeat this instance received or read a moment ago says well enough who is online.
 	if err := s.Fleet.WithCatalogs(ctx, targets); err != nil {
 		return nil, err
