@@ -23,6 +23,7 @@ type Set struct {
 	log        *slog.Logger
 	hatch      func() error // nil: the hatch never opens
 	stateDir   string       // "": no integration may keep records (WithStateDir)
+	artifacts  Artifacts    // nil: no integration gets artifacts (WithArtifacts)
 
 	units     map[string]unitOwner // unit type -> the enabled integration that owns it
 	offTypes  map[string]string    // unit type -> why the integration declaring it is not running
@@ -78,7 +79,7 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 	for _, m := range modules {
 		known[m.ID] = true
 		st := wire.IntegrationStatus{ID: m.ID}
-		l, err := loadOne(ctx, m, tables[m.ID], s.stateDir, log)
+		l, err := loadOne(ctx, m, tables[m.ID], s.stateDir, s.artifacts, log)
 		if err == nil {
 			err = claim(l, owner)
 		}
@@ -144,7 +145,7 @@ type loaded struct {
 
 // loadOne runs one integration through its lifecycle. Every call into integration code is behind a
 // recover, so a panic becomes a reason naming the step.
-func loadOne(ctx context.Context, m Module, table any, stateDir string, log *slog.Logger) (l loaded, err error) {
+func loadOne(ctx context.Context, m Module, table any, stateDir string, artifacts Artifacts, log *slog.Logger) (l loaded, err error) {
 	step := "New"
 	defer func() {
 		if r := recover(); r != nil {
@@ -188,6 +189,9 @@ func loadOne(ctx context.Context, m Module, table any, stateDir string, log *slo
 		if err := useStateDir(st, stateDir, m.ID); err != nil {
 			return l, err
 		}
+	}
+	if au, ok := inst.(ArtifactUser); ok && artifacts != nil {
+		au.UseArtifacts(artifacts)
 	}
 	if p, ok := inst.(Preconditioner); ok {
 		step = "Precondition"
