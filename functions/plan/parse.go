@@ -16,6 +16,7 @@
 //	    requires: [conf]       # apply conf first, and app only once conf converged
 //	    deadline: 30s          # each phase of applying app; then it is failed, with the reason
 //	    spec: {command: /usr/bin/sleep, args: ["1000"], restart: always}
+//	rollout: {first: 1, waves: 2, bake: 30s}   # optional: stage new versions (see Rollout)
 package plan
 
 import (
@@ -52,6 +53,8 @@ type Spec struct {
 	Targets []string
 	// Plan is the desired state, checked by wire.Plan.Validate; Name and Version are the room's to set.
 	Plan wire.Plan
+	// Rollout, when the source has one, stages how a new version reaches the targets.
+	Rollout *Rollout
 
 	locs map[string]pos
 }
@@ -148,7 +151,7 @@ func (p *parser) add(path, format string, args ...any) {
 }
 
 var (
-	topFields  = []string{"targets", "mode", "units"}
+	topFields  = []string{"targets", "mode", "units", "rollout"}
 	unitFields = []string{"name", "type", "requires", "notify", "deadline", "spec"}
 )
 
@@ -172,6 +175,8 @@ func (p *parser) plan(n *yaml.Node) {
 		case "units":
 			sawUnits = true
 			s.Plan.Units = p.units(v, path)
+		case "rollout":
+			s.Rollout = p.rollout(v, path)
 		}
 	})
 	if n.Kind != yaml.MappingNode {
