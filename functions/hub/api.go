@@ -53,6 +53,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerAudit(h.operatorGroup(api, "Audit"), h)
 	registerWorkflows(h.operatorGroup(api, "Workflows"), h)
 	registerPlans(h.operatorGroup(api, "Plans"), h)
+	registerRollouts(h.operatorGroup(api, "Plans"), h)
 	return api
 }
 

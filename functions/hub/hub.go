@@ -200,7 +200,7 @@ const (
 )
 
 // Run does the hub's background work until ctx ends: readiness checks, the bell feed, audit seals and
-// the one-second tick (interrupted releases, then workflows). It audits the policy it runs with first.
+// the one-second tick (interrupted releases, workflows, then plans' rollouts). It audits the policy it runs with first.
 func (h *Hub) Run(ctx context.Context) {
 	h.recordStart(ctx)
 	h.Access.PolicyLoaded(ctx, h.policyDir)
@@ -213,6 +213,7 @@ func (h *Hub) Run(ctx context.Context) {
 		every(ctx, tickInterval, func(ctx context.Context) {
 			h.Commands.Tick(ctx)
 			h.Workflows.Tick(ctx)
+			h.Plans.Tick(ctx)
 		})
 	})
 	wg.Wait()
@@ -254,7 +255,9 @@ func (h *Hub) Tick(ctx context.Context) int {
 		h.Trail.Seal(ctx)
 	}
 	h.Commands.Tick(ctx)
-	return h.Workflows.Tick(ctx)
+	n := h.Workflows.Tick(ctx)
+	h.Plans.Tick(ctx)
+	return n
 }
 
 // sealDue says whether a hub that only ticks should seal the audit trail now.

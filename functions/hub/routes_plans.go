@@ -124,6 +124,70 @@ func registerPlans(api huma.API, h *Hub) {
 		})
 }
 
+// RolloutOpInput is an operation on the rollout of a plan's newest version.
+type RolloutOpInput struct {
+	Name string `path:"name" doc:"Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under)."`
+	Body *struct {
+		Reason string `json:"reason,omitempty" maxLength:"1024" doc:"Why, for the record."`
+	} `required:"false"`
+}
+
+func (in *RolloutOpInput) reason() string {
+	if in.Body == nil {
+		return ""
+	}
+	return in.Body.Reason
+}
+
+// RolloutOutput is where a rollout stands.
+type RolloutOutput struct {
+	Body *plans.RolloutView
+}
+
+// registerRollouts is the plans room's staged rollouts: their view and the operations on them.
+func registerRollouts(api huma.API, h *Hub) {
+	register(api, h, huma.Operation{OperationID: "get-rollout", Method: http.MethodGet, Path: "/v1/plans/{name}/rollout",
+		Summary:     "Where the rollout of a plan's newest version stands",
+		Description: "Its state (rolling, paused, halted, aborted, completed, rolled_back) and why, its events, and each wave's agents with how many converged and failed. 404 when the newest version has no rollout.",
+		Errors:      []int{404, 422}},
+		func(ctx context.Context, in *PlanNameInput) (*RolloutOutput, error) {
+			v, err := h.Plans.Rollout(ctx, in.Name)
+			if err != nil {
+				return nil, err
+			}
+			return &RolloutOutput{Body: v}, nil
+		})
+	for _, op := range []struct{ op, summary, desc string }{
+		{plans.OpPause, "Pause a rollout", "No further wave starts until it is resumed; released agents keep the version."},
+		{plans.OpResume, "Resume a paused or halted rollout", "The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason."},
+		{plans.OpPromote, "Release the next wave now", "Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first."},
+		{plans.OpAbort, "Abort a rollout", "For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on."},
+	} {
+		register(api, h, huma.Operation{OperationID: op.op + "-rollout", Method: http.MethodPost, Path: "/v1/plans/{name}/rollout/" + op.op,
+			Summary: op.summary, Description: op.desc + " Asks the policy (action " + op.op + "-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.",
+			Metadata: map[string]any{"decide": "service"}, Errors: []int{404, 409, 422}},
+			func(ctx context.Context, in *RolloutOpInput) (*RolloutOutput, error) {
+				v, err := h.Plans.RolloutOp(ctx, in.Name, op.op, in.reason())
+				if err != nil {
+					return nil, err
+				}
+				return &RolloutOutput{Body: v}, nil
+			})
+	}
+	register(api, h, huma.Operation{OperationID: "rollback-plan", Method: http.MethodPost, Path: "/v1/plans/{name}/rollback",
+		Summary: "Roll a plan back to the version before",
+		Description: "Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; " +
+			"a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.",
+		Metadata: map[string]any{"decide": "service"}, Errors: []int{404, 409, 422}},
+		func(ctx context.Context, in *RolloutOpInput) (*PlanAppliedOutput, error) {
+			a, err := h.Plans.Rollback(ctx, in.Name, in.reason())
+			if err != nil {
+				return nil, err
+			}
+			return &PlanAppliedOutput{Body: a}, nil
+		})
+}
+
 // registerAgentPlans is what an agent asks of the plans room: its plans, and where it stands on one.
 func registerAgentPlans(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "agent-plans", Method: http.MethodGet, Path: "/v1/agents/{id}/plans",

@@ -70,7 +70,7 @@ func Prefixes() []Prefix {
 		{Executions, "workflow executions and their events"},
 		{ActiveExecutions, "executions the tick still drives"},
 		{ScheduleFires, "cron slots that fired, one per workflow and slot"},
-		{Plans, "plan versions (write-once) and each agent's last reported status of a plan"},
+		{Plans, "plan versions and rollout events (write-once) and each agent's last reported status of a plan"},
 		{Audit, "audit records, one per mutation, by day"},
 		{AuditSeals, "the hash chain sealing the audit records"},
 		{Probe, "throw-away objects of the start-up store probe"},
@@ -275,6 +275,21 @@ func PlanStatusesOf(name string) string { return PlanOf(name) + "status/" }
 // PlanStatus is an agent's last reported status of a plan, overwritten when it changes (by the
 // hub that received the report, for that one agent).
 func PlanStatus(name, agent string) string { return PlanStatusesOf(name) + agent + ".json" }
+
+// PlanRolloutsOf is where the rollouts of a plan's versions are listed.
+func PlanRolloutsOf(name string) string { return PlanOf(name) + "rollouts/" }
+
+// PlanRolloutOf is where the events of the rollout of one version of a plan are listed, in order.
+func PlanRolloutOf(name string, version int) string {
+	return fmt.Sprintf("%s%06d/", PlanRolloutsOf(name), version)
+}
+
+// PlanRolloutEvent is one event of a version's rollout (a wave released, paused, halted, …), written
+// once: the sequence number makes two hubs that decide the same step at once collide, so it is taken
+// once.
+func PlanRolloutEvent(name string, version, seq int) string {
+	return fmt.Sprintf("%s%04d.json", PlanRolloutOf(name, version), seq)
+}
 
 // --- audit ---
 

@@ -108,12 +108,13 @@ func TestEventTime(t *testing.T) {
 
 func TestName(t *testing.T) {
 	for key, want := range map[string]string{
-		layout.Agent("ag-1"):                "ag-1",
-		layout.Chunk("c", "a", 7):           "0000000007",
-		layout.WorkflowVersion("w", 3):      "000003",
-		layout.PlanVersion("web", 12):       "000012",
-		layout.PlanStatus("web", "ag-1"):    "ag-1",
-		layout.AuditRecord(time.Now(), "x"): "x",
+		layout.Agent("ag-1"):                 "ag-1",
+		layout.Chunk("c", "a", 7):            "0000000007",
+		layout.WorkflowVersion("w", 3):       "000003",
+		layout.PlanVersion("web", 12):        "000012",
+		layout.PlanStatus("web", "ag-1"):     "ag-1",
+		layout.PlanRolloutEvent("web", 2, 3): "0003",
+		layout.AuditRecord(time.Now(), "x"):  "x",
 	} {
 		if got := layout.Name(key); got != want {
 			t.Errorf("Name(%s) = %s, want %s", key, got, want)

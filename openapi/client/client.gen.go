@@ -140,6 +140,99 @@ func (e ReadyStatusMode) Valid() bool {
 	}
 }
 
+// Defines values for RolloutEventKind.
+const (
+	RolloutEventKindAborted    RolloutEventKind = "aborted"
+	RolloutEventKindCompleted  RolloutEventKind = "completed"
+	RolloutEventKindHalted     RolloutEventKind = "halted"
+	RolloutEventKindPaused     RolloutEventKind = "paused"
+	RolloutEventKindReleased   RolloutEventKind = "released"
+	RolloutEventKindResumed    RolloutEventKind = "resumed"
+	RolloutEventKindRolledBack RolloutEventKind = "rolled_back"
+)
+
+// Valid indicates whether the value is a known member of the RolloutEventKind enum.
+func (e RolloutEventKind) Valid() bool {
+	switch e {
+	case RolloutEventKindAborted:
+		return true
+	case RolloutEventKindCompleted:
+		return true
+	case RolloutEventKindHalted:
+		return true
+	case RolloutEventKindPaused:
+		return true
+	case RolloutEventKindReleased:
+		return true
+	case RolloutEventKindResumed:
+		return true
+	case RolloutEventKindRolledBack:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutStateState.
+const (
+	RolloutStateStateAborted    RolloutStateState = "aborted"
+	RolloutStateStateCompleted  RolloutStateState = "completed"
+	RolloutStateStateHalted     RolloutStateState = "halted"
+	RolloutStateStatePaused     RolloutStateState = "paused"
+	RolloutStateStateRolledBack RolloutStateState = "rolled_back"
+	RolloutStateStateRolling    RolloutStateState = "rolling"
+)
+
+// Valid indicates whether the value is a known member of the RolloutStateState enum.
+func (e RolloutStateState) Valid() bool {
+	switch e {
+	case RolloutStateStateAborted:
+		return true
+	case RolloutStateStateCompleted:
+		return true
+	case RolloutStateStateHalted:
+		return true
+	case RolloutStateStatePaused:
+		return true
+	case RolloutStateStateRolledBack:
+		return true
+	case RolloutStateStateRolling:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RolloutViewState.
+const (
+	RolloutViewStateAborted    RolloutViewState = "aborted"
+	RolloutViewStateCompleted  RolloutViewState = "completed"
+	RolloutViewStateHalted     RolloutViewState = "halted"
+	RolloutViewStatePaused     RolloutViewState = "paused"
+	RolloutViewStateRolledBack RolloutViewState = "rolled_back"
+	RolloutViewStateRolling    RolloutViewState = "rolling"
+)
+
+// Valid indicates whether the value is a known member of the RolloutViewState enum.
+func (e RolloutViewState) Valid() bool {
+	switch e {
+	case RolloutViewStateAborted:
+		return true
+	case RolloutViewStateCompleted:
+		return true
+	case RolloutViewStateHalted:
+		return true
+	case RolloutViewStatePaused:
+		return true
+	case RolloutViewStateRolledBack:
+		return true
+	case RolloutViewStateRolling:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for UnitStatusState.
 const (
 	UnitStatusStateApplying  UnitStatusState = "applying"
@@ -850,6 +943,9 @@ type PlanAgentStatus struct {
 
 	// Version The version the agent holds and reconciles (0: none yet, or no report).
 	Version int64 `json:"version"`
+
+	// Wave The agent's wave in the newest version's rollout (absent: no rollout, or the agent is in no wave).
+	Wave int64 `json:"wave,omitempty"`
 }
 
 // PlanApplied defines model for PlanApplied.
@@ -859,16 +955,23 @@ type PlanApplied struct {
 	// Example: https://example.com/schemas/PlanApplied.json
 	Schema string `json:"$schema,omitempty"`
 
-	// Agents The agents the plan's targets select now: a new version was sent to each.
+	// Agents The agents a new version was sent to now: every agent the plan's targets select, or with a rollout its first wave.
 	Agents    []string  `json:"agents"`
 	AppliedAt time.Time `json:"appliedAt"`
 	AppliedBy string    `json:"appliedBy"`
 
 	// Deleted This version deleted the plan.
-	Deleted bool     `json:"deleted,omitempty"`
-	Name    string   `json:"name"`
-	Plan    Plan     `json:"plan"`
-	Rules   []string `json:"rules,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+	Name    string `json:"name"`
+	Plan    Plan   `json:"plan"`
+
+	// RollbackOf This version rolled back that version.
+	RollbackOf int64 `json:"rollbackOf,omitempty"`
+
+	// RolledBackTo This version has the content of that version.
+	RolledBackTo int64          `json:"rolledBackTo,omitempty"`
+	Rollout      VersionRollout `json:"rollout,omitempty"`
+	Rules        []string       `json:"rules,omitempty"`
 
 	// Source The YAML or JSON as applied.
 	Source string `json:"source"`
@@ -906,10 +1009,11 @@ type PlanStatusView struct {
 	AppliedBy string            `json:"appliedBy"`
 
 	// Converged Agents that hold the newest version with every unit converged.
-	Converged int64    `json:"converged"`
-	Mode      string   `json:"mode"`
-	Name      string   `json:"name"`
-	Targets   []string `json:"targets"`
+	Converged int64        `json:"converged"`
+	Mode      string       `json:"mode"`
+	Name      string       `json:"name"`
+	Rollout   RolloutState `json:"rollout,omitempty"`
+	Targets   []string     `json:"targets"`
 
 	// Version The plan's newest version.
 	Version int64 `json:"version"`
@@ -954,10 +1058,17 @@ type PlanVersion struct {
 	AppliedBy string    `json:"appliedBy"`
 
 	// Deleted This version deleted the plan.
-	Deleted bool     `json:"deleted,omitempty"`
-	Name    string   `json:"name"`
-	Plan    Plan     `json:"plan"`
-	Rules   []string `json:"rules,omitempty"`
+	Deleted bool   `json:"deleted,omitempty"`
+	Name    string `json:"name"`
+	Plan    Plan   `json:"plan"`
+
+	// RollbackOf This version rolled back that version.
+	RollbackOf int64 `json:"rollbackOf,omitempty"`
+
+	// RolledBackTo This version has the content of that version.
+	RolledBackTo int64          `json:"rolledBackTo,omitempty"`
+	Rollout      VersionRollout `json:"rollout,omitempty"`
+	Rules        []string       `json:"rules,omitempty"`
 
 	// Source The YAML or JSON as applied.
 	Source string `json:"source"`
@@ -1164,6 +1275,67 @@ type RetireInputBody struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// RolloutEvent defines model for RolloutEvent.
+type RolloutEvent struct {
+	At time.Time `json:"at"`
+
+	// By Who: a principal, or hub for what the tick decided.
+	By   string           `json:"by"`
+	Kind RolloutEventKind `json:"kind"`
+
+	// Reason Why: what failed for halted, who asked and why for the operations.
+	Reason  string `json:"reason,omitempty"`
+	Seq     int64  `json:"seq"`
+	Version int64  `json:"version,omitempty"`
+	Wave    int64  `json:"wave,omitempty"`
+}
+
+// RolloutEventKind defines model for RolloutEvent.Kind.
+type RolloutEventKind string
+
+// RolloutOpInputBody defines model for RolloutOpInputBody.
+type RolloutOpInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/RolloutOpInputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Reason Why, for the record.
+	Reason string `json:"reason,omitempty"`
+}
+
+// RolloutState defines model for RolloutState.
+type RolloutState struct {
+	Changed  time.Time         `json:"changed"`
+	Events   []RolloutEvent    `json:"events"`
+	Reason   string            `json:"reason,omitempty"`
+	Released int64             `json:"released"`
+	State    RolloutStateState `json:"state"`
+}
+
+// RolloutStateState defines model for RolloutState.State.
+type RolloutStateState string
+
+// RolloutView defines model for RolloutView.
+type RolloutView struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/RolloutView.json
+	Schema   string           `json:"$schema,omitempty"`
+	Changed  time.Time        `json:"changed"`
+	Events   []RolloutEvent   `json:"events"`
+	Name     string           `json:"name"`
+	Reason   string           `json:"reason,omitempty"`
+	Released int64            `json:"released"`
+	Rollout  VersionRollout   `json:"rollout"`
+	State    RolloutViewState `json:"state"`
+	Version  int64            `json:"version"`
+	Waves    []WaveView       `json:"waves"`
+}
+
+// RolloutViewState defines model for RolloutView.State.
+type RolloutViewState string
+
 // Running defines model for Running.
 type Running struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -1336,6 +1508,31 @@ type UnitStatus struct {
 
 // UnitStatusState defines model for UnitStatus.State.
 type UnitStatusState string
+
+// VersionRollout defines model for VersionRollout.
+type VersionRollout struct {
+	BakeSeconds  int64  `json:"bakeSeconds,omitempty"`
+	First        int64  `json:"first,omitempty"`
+	FirstPercent int64  `json:"firstPercent,omitempty"`
+	Health       string `json:"health,omitempty"`
+	MaxFailed    int64  `json:"maxFailed,omitempty"`
+
+	// Waves The agent ids of each wave, fixed when the version was applied.
+	Waves []*[]string `json:"waves"`
+}
+
+// WaveView defines model for WaveView.
+type WaveView struct {
+	Agents []string `json:"agents"`
+
+	// Converged Agents of the wave that hold the version with every unit converged.
+	Converged int64 `json:"converged"`
+
+	// Failed Agents of the wave with a failed unit, or that refused the version.
+	Failed   int64 `json:"failed"`
+	Released bool  `json:"released"`
+	Wave     int64 `json:"wave"`
+}
 
 // WorkflowSummary defines model for WorkflowSummary.
 type WorkflowSummary struct {
@@ -1525,6 +1722,21 @@ type RespondPromptJSONRequestBody = RespondInputBody
 
 // ApplyPlanJSONRequestBody defines body for ApplyPlan for application/json ContentType.
 type ApplyPlanJSONRequestBody = ApplyPlanInputBody
+
+// RollbackPlanJSONRequestBody defines body for RollbackPlan for application/json ContentType.
+type RollbackPlanJSONRequestBody = RolloutOpInputBody
+
+// AbortRolloutJSONRequestBody defines body for AbortRollout for application/json ContentType.
+type AbortRolloutJSONRequestBody = RolloutOpInputBody
+
+// PauseRolloutJSONRequestBody defines body for PauseRollout for application/json ContentType.
+type PauseRolloutJSONRequestBody = RolloutOpInputBody
+
+// PromoteRolloutJSONRequestBody defines body for PromoteRollout for application/json ContentType.
+type PromoteRolloutJSONRequestBody = RolloutOpInputBody
+
+// ResumeRolloutJSONRequestBody defines body for ResumeRollout for application/json ContentType.
+type ResumeRolloutJSONRequestBody = RolloutOpInputBody
 
 // CreateTokenJSONRequestBody defines body for CreateToken for application/json ContentType.
 type CreateTokenJSONRequestBody = TokenInputBody
@@ -2043,6 +2255,103 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 	ApplyPlan(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RollbackPlanWithBody Roll a plan back to the version before
+	//
+	// Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollback (the `RollbackPlan` operationId).
+	RollbackPlanWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// RollbackPlan Roll a plan back to the version before
+	//
+	// Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollback (the `RollbackPlan` operationId).
+	RollbackPlan(ctx context.Context, name string, body RollbackPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetRollout Where the rollout of a plan's newest version stands
+	//
+	// Its state (rolling, paused, halted, aborted, completed, rolled_back) and why, its events, and each wave's agents with how many converged and failed. 404 when the newest version has no rollout.
+	//
+	// Corresponds with GET /v1/plans/{name}/rollout (the `GetRollout` operationId).
+	GetRollout(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AbortRolloutWithBody Abort a rollout
+	//
+	// For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/abort (the `AbortRollout` operationId).
+	AbortRolloutWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AbortRollout Abort a rollout
+	//
+	// For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/abort (the `AbortRollout` operationId).
+	AbortRollout(ctx context.Context, name string, body AbortRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PauseRolloutWithBody Pause a rollout
+	//
+	// No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/pause (the `PauseRollout` operationId).
+	PauseRolloutWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PauseRollout Pause a rollout
+	//
+	// No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/pause (the `PauseRollout` operationId).
+	PauseRollout(ctx context.Context, name string, body PauseRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PromoteRolloutWithBody Release the next wave now
+	//
+	// Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/promote (the `PromoteRollout` operationId).
+	PromoteRolloutWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PromoteRollout Release the next wave now
+	//
+	// Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/promote (the `PromoteRollout` operationId).
+	PromoteRollout(ctx context.Context, name string, body PromoteRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResumeRolloutWithBody Resume a paused or halted rollout
+	//
+	// The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/resume (the `ResumeRollout` operationId).
+	ResumeRolloutWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ResumeRollout Resume a paused or halted rollout
+	//
+	// The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/resume (the `ResumeRollout` operationId).
+	ResumeRollout(ctx context.Context, name string, body ResumeRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetPlanStatus Where a plan stands on each agent
 	//
@@ -3130,6 +3439,213 @@ func (c *Client) ApplyPlanWithBody(ctx context.Context, name string, contentType
 // Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 func (c *Client) ApplyPlan(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewApplyPlanRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RollbackPlanWithBody Roll a plan back to the version before
+//
+// Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollback (the `RollbackPlan` operationId).
+func (c *Client) RollbackPlanWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRollbackPlanRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// RollbackPlan Roll a plan back to the version before
+//
+// Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollback (the `RollbackPlan` operationId).
+func (c *Client) RollbackPlan(ctx context.Context, name string, body RollbackPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewRollbackPlanRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRollout Where the rollout of a plan's newest version stands
+//
+// Its state (rolling, paused, halted, aborted, completed, rolled_back) and why, its events, and each wave's agents with how many converged and failed. 404 when the newest version has no rollout.
+//
+// Corresponds with GET /v1/plans/{name}/rollout (the `GetRollout` operationId).
+func (c *Client) GetRollout(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRolloutRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AbortRolloutWithBody Abort a rollout
+//
+// For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollout/abort (the `AbortRollout` operationId).
+func (c *Client) AbortRolloutWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAbortRolloutRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AbortRollout Abort a rollout
+//
+// For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollout/abort (the `AbortRollout` operationId).
+func (c *Client) AbortRollout(ctx context.Context, name string, body AbortRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAbortRolloutRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PauseRolloutWithBody Pause a rollout
+//
+// No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollout/pause (the `PauseRollout` operationId).
+func (c *Client) PauseRolloutWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPauseRolloutRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PauseRollout Pause a rollout
+//
+// No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollout/pause (the `PauseRollout` operationId).
+func (c *Client) PauseRollout(ctx context.Context, name string, body PauseRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPauseRolloutRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PromoteRolloutWithBody Release the next wave now
+//
+// Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollout/promote (the `PromoteRollout` operationId).
+func (c *Client) PromoteRolloutWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPromoteRolloutRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PromoteRollout Release the next wave now
+//
+// Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollout/promote (the `PromoteRollout` operationId).
+func (c *Client) PromoteRollout(ctx context.Context, name string, body PromoteRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPromoteRolloutRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResumeRolloutWithBody Resume a paused or halted rollout
+//
+// The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollout/resume (the `ResumeRollout` operationId).
+func (c *Client) ResumeRolloutWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResumeRolloutRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ResumeRollout Resume a paused or halted rollout
+//
+// The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/plans/{name}/rollout/resume (the `ResumeRollout` operationId).
+func (c *Client) ResumeRollout(ctx context.Context, name string, body ResumeRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewResumeRolloutRequest(c.Server, name, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5305,6 +5821,275 @@ func NewApplyPlanRequestWithBody(server string, name string, contentType string,
 	return req, nil
 }
 
+// NewRollbackPlanRequest calls the generic RollbackPlan builder with application/json body
+func NewRollbackPlanRequest(server string, name string, body RollbackPlanJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewRollbackPlanRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewRollbackPlanRequestWithBody constructs an http.Request for the RollbackPlan method, with any body, and a specified content type
+func NewRollbackPlanRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/rollback", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetRolloutRequest constructs an http.Request for the GetRollout method
+func NewGetRolloutRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/rollout", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAbortRolloutRequest calls the generic AbortRollout builder with application/json body
+func NewAbortRolloutRequest(server string, name string, body AbortRolloutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAbortRolloutRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewAbortRolloutRequestWithBody constructs an http.Request for the AbortRollout method, with any body, and a specified content type
+func NewAbortRolloutRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/rollout/abort", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPauseRolloutRequest calls the generic PauseRollout builder with application/json body
+func NewPauseRolloutRequest(server string, name string, body PauseRolloutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPauseRolloutRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewPauseRolloutRequestWithBody constructs an http.Request for the PauseRollout method, with any body, and a specified content type
+func NewPauseRolloutRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/rollout/pause", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPromoteRolloutRequest calls the generic PromoteRollout builder with application/json body
+func NewPromoteRolloutRequest(server string, name string, body PromoteRolloutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPromoteRolloutRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewPromoteRolloutRequestWithBody constructs an http.Request for the PromoteRollout method, with any body, and a specified content type
+func NewPromoteRolloutRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/rollout/promote", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewResumeRolloutRequest calls the generic ResumeRollout builder with application/json body
+func NewResumeRolloutRequest(server string, name string, body ResumeRolloutJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewResumeRolloutRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewResumeRolloutRequestWithBody constructs an http.Request for the ResumeRollout method, with any body, and a specified content type
+func NewResumeRolloutRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/rollout/resume", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewGetPlanStatusRequest constructs an http.Request for the GetPlanStatus method
 func NewGetPlanStatusRequest(server string, name string) (*http.Request, error) {
 	var err error
@@ -6148,6 +6933,105 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 	ApplyPlanWithResponse(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyPlanResponse, error)
+
+	// RollbackPlanWithBodyWithResponse Roll a plan back to the version before
+	//
+	// Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollback (the `RollbackPlan` operationId).
+	RollbackPlanWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RollbackPlanResponse, error)
+
+	// RollbackPlanWithResponse Roll a plan back to the version before
+	//
+	// Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollback (the `RollbackPlan` operationId).
+	RollbackPlanWithResponse(ctx context.Context, name string, body RollbackPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*RollbackPlanResponse, error)
+
+	// GetRolloutWithResponse Where the rollout of a plan's newest version stands
+	//
+	// Its state (rolling, paused, halted, aborted, completed, rolled_back) and why, its events, and each wave's agents with how many converged and failed. 404 when the newest version has no rollout.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/plans/{name}/rollout (the `GetRollout` operationId).
+	GetRolloutWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetRolloutResponse, error)
+
+	// AbortRolloutWithBodyWithResponse Abort a rollout
+	//
+	// For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/abort (the `AbortRollout` operationId).
+	AbortRolloutWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AbortRolloutResponse, error)
+
+	// AbortRolloutWithResponse Abort a rollout
+	//
+	// For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/abort (the `AbortRollout` operationId).
+	AbortRolloutWithResponse(ctx context.Context, name string, body AbortRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*AbortRolloutResponse, error)
+
+	// PauseRolloutWithBodyWithResponse Pause a rollout
+	//
+	// No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/pause (the `PauseRollout` operationId).
+	PauseRolloutWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PauseRolloutResponse, error)
+
+	// PauseRolloutWithResponse Pause a rollout
+	//
+	// No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/pause (the `PauseRollout` operationId).
+	PauseRolloutWithResponse(ctx context.Context, name string, body PauseRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*PauseRolloutResponse, error)
+
+	// PromoteRolloutWithBodyWithResponse Release the next wave now
+	//
+	// Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/promote (the `PromoteRollout` operationId).
+	PromoteRolloutWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PromoteRolloutResponse, error)
+
+	// PromoteRolloutWithResponse Release the next wave now
+	//
+	// Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/promote (the `PromoteRollout` operationId).
+	PromoteRolloutWithResponse(ctx context.Context, name string, body PromoteRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*PromoteRolloutResponse, error)
+
+	// ResumeRolloutWithBodyWithResponse Resume a paused or halted rollout
+	//
+	// The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/resume (the `ResumeRollout` operationId).
+	ResumeRolloutWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResumeRolloutResponse, error)
+
+	// ResumeRolloutWithResponse Resume a paused or halted rollout
+	//
+	// The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/rollout/resume (the `ResumeRollout` operationId).
+	ResumeRolloutWithResponse(ctx context.Context, name string, body ResumeRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*ResumeRolloutResponse, error)
 
 	// GetPlanStatusWithResponse Where a plan stands on each agent
 	//
@@ -8664,6 +9548,413 @@ func (r ApplyPlanResponse) ContentType() string {
 	return ""
 }
 
+type RollbackPlanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PlanApplied
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r RollbackPlanResponse) GetJSON200() *PlanApplied {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r RollbackPlanResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r RollbackPlanResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r RollbackPlanResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r RollbackPlanResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r RollbackPlanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r RollbackPlanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r RollbackPlanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r RollbackPlanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutView
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRolloutResponse) GetJSON200() *RolloutView {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetRolloutResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetRolloutResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetRolloutResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AbortRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutView
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AbortRolloutResponse) GetJSON200() *RolloutView {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AbortRolloutResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AbortRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AbortRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AbortRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AbortRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PauseRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutView
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PauseRolloutResponse) GetJSON200() *RolloutView {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PauseRolloutResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PauseRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PauseRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PauseRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PauseRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PromoteRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutView
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PromoteRolloutResponse) GetJSON200() *RolloutView {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PromoteRolloutResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PromoteRolloutResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PromoteRolloutResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PromoteRolloutResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PromoteRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PromoteRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PromoteRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PromoteRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ResumeRolloutResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RolloutView
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ResumeRolloutResponse) GetJSON200() *RolloutView {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ResumeRolloutResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ResumeRolloutResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ResumeRolloutResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ResumeRolloutResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ResumeRolloutResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type GetPlanStatusResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9996,6 +11287,171 @@ func (c *ClientWithResponses) ApplyPlanWithResponse(ctx context.Context, name st
 		return nil, err
 	}
 	return ParseApplyPlanResponse(rsp)
+}
+
+// RollbackPlanWithBodyWithResponse Roll a plan back to the version before
+//
+// Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollback (the `RollbackPlan` operationId).
+func (c *ClientWithResponses) RollbackPlanWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*RollbackPlanResponse, error) {
+	rsp, err := c.RollbackPlanWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRollbackPlanResponse(rsp)
+}
+
+// RollbackPlanWithResponse Roll a plan back to the version before
+//
+// Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollback (the `RollbackPlan` operationId).
+func (c *ClientWithResponses) RollbackPlanWithResponse(ctx context.Context, name string, body RollbackPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*RollbackPlanResponse, error) {
+	rsp, err := c.RollbackPlan(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseRollbackPlanResponse(rsp)
+}
+
+// GetRolloutWithResponse Where the rollout of a plan's newest version stands
+//
+// Its state (rolling, paused, halted, aborted, completed, rolled_back) and why, its events, and each wave's agents with how many converged and failed. 404 when the newest version has no rollout.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/plans/{name}/rollout (the `GetRollout` operationId).
+func (c *ClientWithResponses) GetRolloutWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetRolloutResponse, error) {
+	rsp, err := c.GetRollout(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRolloutResponse(rsp)
+}
+
+// AbortRolloutWithBodyWithResponse Abort a rollout
+//
+// For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollout/abort (the `AbortRollout` operationId).
+func (c *ClientWithResponses) AbortRolloutWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AbortRolloutResponse, error) {
+	rsp, err := c.AbortRolloutWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAbortRolloutResponse(rsp)
+}
+
+// AbortRolloutWithResponse Abort a rollout
+//
+// For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollout/abort (the `AbortRollout` operationId).
+func (c *ClientWithResponses) AbortRolloutWithResponse(ctx context.Context, name string, body AbortRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*AbortRolloutResponse, error) {
+	rsp, err := c.AbortRollout(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAbortRolloutResponse(rsp)
+}
+
+// PauseRolloutWithBodyWithResponse Pause a rollout
+//
+// No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollout/pause (the `PauseRollout` operationId).
+func (c *ClientWithResponses) PauseRolloutWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PauseRolloutResponse, error) {
+	rsp, err := c.PauseRolloutWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePauseRolloutResponse(rsp)
+}
+
+// PauseRolloutWithResponse Pause a rollout
+//
+// No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollout/pause (the `PauseRollout` operationId).
+func (c *ClientWithResponses) PauseRolloutWithResponse(ctx context.Context, name string, body PauseRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*PauseRolloutResponse, error) {
+	rsp, err := c.PauseRollout(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePauseRolloutResponse(rsp)
+}
+
+// PromoteRolloutWithBodyWithResponse Release the next wave now
+//
+// Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollout/promote (the `PromoteRollout` operationId).
+func (c *ClientWithResponses) PromoteRolloutWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PromoteRolloutResponse, error) {
+	rsp, err := c.PromoteRolloutWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePromoteRolloutResponse(rsp)
+}
+
+// PromoteRolloutWithResponse Release the next wave now
+//
+// Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollout/promote (the `PromoteRollout` operationId).
+func (c *ClientWithResponses) PromoteRolloutWithResponse(ctx context.Context, name string, body PromoteRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*PromoteRolloutResponse, error) {
+	rsp, err := c.PromoteRollout(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePromoteRolloutResponse(rsp)
+}
+
+// ResumeRolloutWithBodyWithResponse Resume a paused or halted rollout
+//
+// The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollout/resume (the `ResumeRollout` operationId).
+func (c *ClientWithResponses) ResumeRolloutWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ResumeRolloutResponse, error) {
+	rsp, err := c.ResumeRolloutWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResumeRolloutResponse(rsp)
+}
+
+// ResumeRolloutWithResponse Resume a paused or halted rollout
+//
+// The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/rollout/resume (the `ResumeRollout` operationId).
+func (c *ClientWithResponses) ResumeRolloutWithResponse(ctx context.Context, name string, body ResumeRolloutJSONRequestBody, reqEditors ...RequestEditorFn) (*ResumeRolloutResponse, error) {
+	rsp, err := c.ResumeRollout(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseResumeRolloutResponse(rsp)
 }
 
 // GetPlanStatusWithResponse Where a plan stands on each agent
@@ -11993,6 +13449,323 @@ func ParseApplyPlanResponse(rsp *http.Response) (*ApplyPlanResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseRollbackPlanResponse parses an HTTP response from a RollbackPlanWithResponse call
+func ParseRollbackPlanResponse(rsp *http.Response) (*RollbackPlanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &RollbackPlanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PlanApplied
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetRolloutResponse parses an HTTP response from a GetRolloutWithResponse call
+func ParseGetRolloutResponse(rsp *http.Response) (*GetRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAbortRolloutResponse parses an HTTP response from a AbortRolloutWithResponse call
+func ParseAbortRolloutResponse(rsp *http.Response) (*AbortRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AbortRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePauseRolloutResponse parses an HTTP response from a PauseRolloutWithResponse call
+func ParsePauseRolloutResponse(rsp *http.Response) (*PauseRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PauseRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePromoteRolloutResponse parses an HTTP response from a PromoteRolloutWithResponse call
+func ParsePromoteRolloutResponse(rsp *http.Response) (*PromoteRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PromoteRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseResumeRolloutResponse parses an HTTP response from a ResumeRolloutWithResponse call
+func ParseResumeRolloutResponse(rsp *http.Response) (*ResumeRolloutResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ResumeRolloutResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RolloutView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest ErrorModel

@@ -695,6 +695,126 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plans/{name}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Roll a plan back to the version before
+         * @description Stores a new version with the source and targets of the newest earlier version that reached every target (no rollout, or a completed one), without a rollout, and sends it to every target at once; a rollout of the newest version ends rolled_back. Asks the policy (action rollback-plan) and is audited. 409 when no earlier version reached every target.
+         */
+        post: operations["rollback-plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}/rollout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the rollout of a plan's newest version stands
+         * @description Its state (rolling, paused, halted, aborted, completed, rolled_back) and why, its events, and each wave's agents with how many converged and failed. 404 when the newest version has no rollout.
+         */
+        get: operations["get-rollout"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}/rollout/abort": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Abort a rollout
+         * @description For good: released agents keep the version, the others the version before. Apply a new version, or roll back, to go on. Asks the policy (action abort-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+         */
+        post: operations["abort-rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}/rollout/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a rollout
+         * @description No further wave starts until it is resumed; released agents keep the version. Asks the policy (action pause-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+         */
+        post: operations["pause-rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}/rollout/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Release the next wave now
+         * @description Without waiting for the bake or the health condition (the current wave need not have converged). Refused while halted: resume first. Asks the policy (action promote-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+         */
+        post: operations["promote-rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}/rollout/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a paused or halted rollout
+         * @description The tick looks at it again: a halted rollout whose failures still stand halts again, with the reason. Asks the policy (action resume-rollout, with the agents the plan selects) and is audited. 409 when the rollout is in a state that does not allow it.
+         */
+        post: operations["resume-rollout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/plans/{name}/status": {
         parameters: {
             query?: never;
@@ -1474,6 +1594,11 @@ export interface components {
              * @description The version the agent holds and reconciles (0: none yet, or no report).
              */
             version: number;
+            /**
+             * Format: int64
+             * @description The agent's wave in the newest version's rollout (absent: no rollout, or the agent is in no wave).
+             */
+            wave?: number;
         };
         PlanApplied: {
             /**
@@ -1482,7 +1607,7 @@ export interface components {
              * @example https://example.com/schemas/PlanApplied.json
              */
             readonly $schema?: string;
-            /** @description The agents the plan's targets select now: a new version was sent to each. */
+            /** @description The agents a new version was sent to now: every agent the plan's targets select, or with a rollout its first wave. */
             agents: string[] | null;
             /** Format: date-time */
             appliedAt: string;
@@ -1492,6 +1617,18 @@ export interface components {
             name: string;
             /** @description The plan as agents receive it (the body of its KindPlan envelopes). */
             plan: components["schemas"]["Plan"];
+            /**
+             * Format: int64
+             * @description This version rolled back that version.
+             */
+            rollbackOf?: number;
+            /**
+             * Format: int64
+             * @description This version has the content of that version.
+             */
+            rolledBackTo?: number;
+            /** @description How this version reaches its targets in waves (rollout.go); absent: all at once. */
+            rollout?: components["schemas"]["VersionRollout"];
             rules?: string[] | null;
             /** @description The YAML or JSON as applied. */
             source: string;
@@ -1537,6 +1674,8 @@ export interface components {
             converged: number;
             mode: string;
             name: string;
+            /** @description Where the newest version's rollout stands, when it has one. */
+            rollout?: components["schemas"]["RolloutState"];
             targets: string[] | null;
             /**
              * Format: int64
@@ -1588,6 +1727,18 @@ export interface components {
             name: string;
             /** @description The plan as agents receive it (the body of its KindPlan envelopes). */
             plan: components["schemas"]["Plan"];
+            /**
+             * Format: int64
+             * @description This version rolled back that version.
+             */
+            rollbackOf?: number;
+            /**
+             * Format: int64
+             * @description This version has the content of that version.
+             */
+            rolledBackTo?: number;
+            /** @description How this version reaches its targets in waves (rollout.go); absent: all at once. */
+            rollout?: components["schemas"]["VersionRollout"];
             rules?: string[] | null;
             /** @description The YAML or JSON as applied. */
             source: string;
@@ -1799,6 +1950,63 @@ export interface components {
             readonly $schema?: string;
             reason?: string;
         };
+        RolloutEvent: {
+            /** Format: date-time */
+            at: string;
+            /** @description Who: a principal, or hub for what the tick decided. */
+            by: string;
+            /** @enum {string} */
+            kind: "released" | "halted" | "paused" | "resumed" | "aborted" | "completed" | "rolled_back";
+            /** @description Why: what failed for halted, who asked and why for the operations. */
+            reason?: string;
+            /** Format: int64 */
+            seq: number;
+            /** Format: int64 */
+            version?: number;
+            /** Format: int64 */
+            wave?: number;
+        };
+        RolloutOpInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/RolloutOpInputBody.json
+             */
+            readonly $schema?: string;
+            /** @description Why, for the record. */
+            reason?: string;
+        };
+        RolloutState: {
+            /** Format: date-time */
+            changed: string;
+            events: components["schemas"]["RolloutEvent"][] | null;
+            reason?: string;
+            /** Format: int64 */
+            released: number;
+            /** @enum {string} */
+            state: "rolling" | "paused" | "halted" | "aborted" | "completed" | "rolled_back";
+        };
+        RolloutView: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/RolloutView.json
+             */
+            readonly $schema?: string;
+            /** Format: date-time */
+            changed: string;
+            events: components["schemas"]["RolloutEvent"][] | null;
+            name: string;
+            reason?: string;
+            /** Format: int64 */
+            released: number;
+            rollout: components["schemas"]["VersionRollout"];
+            /** @enum {string} */
+            state: "rolling" | "paused" | "halted" | "aborted" | "completed" | "rolled_back";
+            /** Format: int64 */
+            version: number;
+            waves: components["schemas"]["WaveView"][] | null;
+        };
         Running: {
             /**
              * Format: uri
@@ -1976,6 +2184,35 @@ export interface components {
             type: string;
             unit: string;
             waitingOn?: string;
+        };
+        VersionRollout: {
+            /** Format: int64 */
+            bakeSeconds?: number;
+            /** Format: int64 */
+            first?: number;
+            /** Format: int64 */
+            firstPercent?: number;
+            health?: string;
+            /** Format: int64 */
+            maxFailed?: number;
+            /** @description The agent ids of each wave, fixed when the version was applied. */
+            waves: (string[] | null)[] | null;
+        };
+        WaveView: {
+            agents: string[] | null;
+            /**
+             * Format: int64
+             * @description Agents of the wave that hold the version with every unit converged.
+             */
+            converged: number;
+            /**
+             * Format: int64
+             * @description Agents of the wave with a failed unit, or that refused the version.
+             */
+            failed: number;
+            released: boolean;
+            /** Format: int64 */
+            wave: number;
         };
         WorkflowSummary: {
             /** Format: date-time */
@@ -3985,6 +4222,371 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlanApplied"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "rollback-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RolloutOpInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlanApplied"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-rollout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutView"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "abort-rollout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RolloutOpInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutView"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "pause-rollout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RolloutOpInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutView"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "promote-rollout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RolloutOpInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutView"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "resume-rollout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RolloutOpInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RolloutView"];
                 };
             };
             /** @description Not Found */

@@ -68,6 +68,7 @@ read_actions := {
 	"list-plans",
 	"get-plan",
 	"get-plan-status",
+	"get-rollout",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the
@@ -103,6 +104,11 @@ admin_actions := {
 	"delete-workflow",
 	"apply-plan",
 	"delete-plan",
+	"pause-rollout",
+	"resume-rollout",
+	"promote-rollout",
+	"abort-rollout",
+	"rollback-plan",
 }
 
 # The raw-shell hatch: a command that runs whatever it is given on the agent.

@@ -110,6 +110,7 @@ test_admin_only_actions_explained_to_viewers_and_operators if {
 		every action in [
 			"get-audit", "verify-audit", "get-integrity", "create-token", "list-tokens", "revoke-token",
 			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow", "apply-plan", "delete-plan",
+			"pause-rollout", "resume-rollout", "promote-rollout", "abort-rollout", "rollback-plan",
 		] {
 			denied_by(req(groups, action), "admin_only")
 			decide(req(groups, action)).reasons == [sprintf("%s is reserved to admins (rule: admin_only)", [action])]
@@ -127,7 +128,7 @@ apply_plan(groups) := object.union(req(groups, "apply-plan"), {"targets": [
 ]})
 
 test_plans_are_read_by_viewers_and_operators if {
-	every action in ["list-plans", "get-plan", "get-plan-status"] {
+	every action in ["list-plans", "get-plan", "get-plan-status", "get-rollout"] {
 		allowed_plainly(req(["viewer"], action))
 		decide(req(["viewer"], action)).rules == ["viewer_read"]
 		allowed_plainly(req(["operator"], action))

@@ -63,9 +63,13 @@ type Service struct {
 	// RefreshEvery is how often, while agents ask, this instance lists the plans and the fleet again
 	// to see what other hubs did (0: DefaultRefresh).
 	RefreshEvery time.Duration
+	// RolloutEvery is how often this instance's tick looks at a rolling rollout (0:
+	// DefaultRolloutEvery).
+	RolloutEvery time.Duration
 
 	// versions are write-once: each is read once per process.
 	versions store.Once[Version]
+	events   store.Once[RolloutEvent]
 	mem      memory
 	statuses statusCache
 }
@@ -86,14 +90,21 @@ type Version struct {
 	// Deleted marks the version that deletes the plan: it has no units and no targets, agents stop
 	// getting the plan (and release its units), and applying the plan again starts at the next version.
 	Deleted bool `json:"deleted,omitempty" doc:"This version deleted the plan."`
+	// Rollout, when the source has a rollout section, stages how this version reaches its targets.
+	Rollout *VersionRollout `json:"rollout,omitempty" doc:"How this version reaches its targets in waves (rollout.go); absent: all at once."`
+	// RollbackOf and RolledBackTo mark a version written by a rollback: it replaced version RollbackOf
+	// with the content of version RolledBackTo.
+	RollbackOf   int `json:"rollbackOf,omitempty" doc:"This version rolled back that version."`
+	RolledBackTo int `json:"rolledBackTo,omitempty" doc:"This version has the content of that version."`
 }
 
 // Applied is the answer to an apply: the newest version, and what the apply did.
 type Applied struct {
 	Version
 	Unchanged bool `json:"unchanged,omitempty" doc:"The source is the newest version's: no version was written and nothing was sent."`
-	// Agents are the agents the targets select now: those a new version was sent to.
-	Agents []string `json:"agents" doc:"The agents the plan's targets select now: a new version was sent to each."`
+	// Agents are the agents a new version was sent to: every agent the targets select now, or with a
+	// rollout the first wave.
+	Agents []string `json:"agents" doc:"The agents a new version was sent to now: every agent the plan's targets select, or with a rollout its first wave."`
 }
 
 // Summary is a line of the plan list.
@@ -178,6 +189,9 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 	v, other, err := s.writeNext(ctx, name, next, func(n int) (*Version, error) {
 		v := &Version{Name: name, Version: n, Source: source, Targets: spec.Targets, Plan: spec.Plan,
 			AppliedBy: p.ID, AppliedAt: time.Now().UTC(), Rules: decision.Rules}
+		if spec.Rollout != nil {
+			v.Rollout = &VersionRollout{Rollout: *spec.Rollout, Waves: spec.Rollout.Split(slices.Sorted(slices.Values(ids)))}
+		}
 		v.Plan.Name, v.Plan.Version = name, n
 		if err := v.Plan.Validate(); err != nil { // Parse checked it; this guards the agent's contract
 			return nil, domain.Refused("plan "+name, err)
@@ -190,10 +204,18 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 	if other {
 		return &Applied{Version: *v, Unchanged: true, Agents: ids}, nil
 	}
-	s.Log.Info("plan applied", "plan", name, "version", v.Version, "units", len(v.Plan.Units), "agents", len(ids), "by", p.ID)
-	s.Trail.Record(ctx, "apply-plan", ids, &decision, "ok", map[string]any{"name": name, "version": v.Version, "mode": v.Plan.Mode, "units": len(v.Plan.Units), "targets": v.Targets})
-	s.deliver(ctx, v, ids)
-	return &Applied{Version: *v, Agents: ids}, nil
+	sent, detail := ids, map[string]any{"name": name, "version": v.Version, "mode": v.Plan.Mode, "units": len(v.Plan.Units), "targets": v.Targets}
+	if v.Rollout != nil {
+		sent = []string{}
+		if len(v.Rollout.Waves) > 0 {
+			sent = v.Rollout.Waves[0]
+		}
+		detail["waves"] = len(v.Rollout.Waves)
+	}
+	s.Log.Info("plan applied", "plan", name, "version", v.Version, "units", len(v.Plan.Units), "agents", len(ids), "sent", len(sent), "by", p.ID)
+	s.Trail.Record(ctx, "apply-plan", ids, &decision, "ok", detail)
+	s.deliver(ctx, v, 1, sent)
+	return &Applied{Version: *v, Agents: sent}, nil
 }
 
 // writeNext stores version next of a plan, made by mk, create-only: when another hub wrote that number
@@ -371,19 +393,26 @@ func checkUnitTypes(name string, spec *plan.Spec, targets []fleet.Target) error 
 	return nil
 }
 
-// deliver sends a new version to the agents its targets select now, as one delivery. The version is
-// stored already, so a delivery that fails is logged, not the apply's failure: this instance offers
-// it to the polls it holds, and every target gets it when it next fetches its plans (ForAgent).
-func (s *Service) deliver(ctx context.Context, v *Version, agents []string) {
+// deliver sends a version to agents (those its targets select now, or a wave of its rollout: wave 1
+// is the apply's), as one delivery. The version is stored already, so a delivery that fails is
+// logged, not the apply's failure: this instance offers it to the polls it holds, and every target
+// gets it when it next fetches its plans (ForAgent).
+func (s *Service) deliver(ctx context.Context, v *Version, wave int, agents []string) {
+	if len(agents) == 0 {
+		return
+	}
 	body, err := json.Marshal(v.Plan)
 	if err != nil {
 		s.Log.Error("encode plan", "plan", v.Name, "version", v.Version, "err", err)
 		return
 	}
 	now := time.Now().UTC()
-	id := deliveryID(v.Name, v.Version)
+	ref, id := deliveryID(v.Name, v.Version), deliveryID(v.Name, v.Version)
+	if wave > 1 { // each wave is its own delivery; an agent is done with the version whichever brought it
+		id = fmt.Sprintf("%s-w%d", ref, wave)
+	}
 	env := wire.Envelope{ID: id, IssuedAt: now, NotAfter: now.Add(envelopeLife), Issuer: v.AppliedBy, Kind: wire.KindPlan, Body: body}
-	if _, err := s.Delivery.Post(ctx, id, id, agents, env); err != nil {
+	if _, err := s.Delivery.Post(ctx, id, ref, agents, env); err != nil {
 		s.Log.Warn("deliver plan; its targets get it when they next fetch their plans", "plan", v.Name, "version", v.Version, "err", err)
 	}
 }

@@ -164,6 +164,8 @@ type View struct {
 	Agents    []AgentStatus `json:"agents"`
 	// Converged counts the agents that hold the newest version with every unit converged.
 	Converged int `json:"converged" doc:"Agents that hold the newest version with every unit converged."`
+	// Rollout is where the newest version's rollout stands, when it has one (GET …/rollout says more).
+	Rollout *RolloutState `json:"rollout,omitempty" doc:"Where the newest version's rollout stands, when it has one."`
 }
 
 // AgentStatus is one target's state of a plan, as it last reported it.
@@ -172,10 +174,12 @@ type AgentStatus struct {
 	Name   string `json:"name"`
 	Online bool   `json:"online"`
 	// Version is the version the agent holds (0: none yet, or it never reported).
-	Version        int       `json:"version" doc:"The version the agent holds and reconciles (0: none yet, or no report)."`
-	RefusedVersion int       `json:"refusedVersion,omitempty" doc:"A version the agent refused, with the reason in refused."`
-	Refused        string    `json:"refused,omitempty"`
-	ReportedAt     time.Time `json:"reportedAt,omitzero" doc:"When the agent last reported a change."`
+	Version        int    `json:"version" doc:"The version the agent holds and reconciles (0: none yet, or no report)."`
+	RefusedVersion int    `json:"refusedVersion,omitempty" doc:"A version the agent refused, with the reason in refused."`
+	Refused        string `json:"refused,omitempty"`
+	// Wave is the agent's wave in the newest version's rollout (0: no rollout, or in none).
+	Wave       int       `json:"wave,omitempty" doc:"The agent's wave in the newest version's rollout (absent: no rollout, or the agent is in no wave)."`
+	ReportedAt time.Time `json:"reportedAt,omitzero" doc:"When the agent last reported a change."`
 	// Units are the units of the version the agent holds, as it reported them; before any report, the
 	// units of the newest version, in state unknown.
 	Units []UnitState `json:"units"`
@@ -206,11 +210,15 @@ func (s *Service) Status(ctx context.Context, name string) (*View, error) {
 		return nil, err
 	}
 	var versions []string
-	reports := map[string]string{} // agent → the ETag of its status
+	reports := map[string]string{}  // agent → the ETag of its status
+	events := map[string][]string{} // a version's rollout directory → its event keys
 	err := store.Walk(ctx, s.Store, layout.PlanOf(name), "", 0, func(o store.ObjectInfo) error {
 		switch {
 		case strings.HasPrefix(o.Key, layout.PlanVersionsOf(name)):
 			versions = append(versions, o.Key)
+		case strings.HasPrefix(o.Key, layout.PlanRolloutsOf(name)):
+			dir := o.Key[:strings.LastIndex(o.Key, "/")+1]
+			events[dir] = append(events[dir], o.Key)
 		case strings.HasPrefix(o.Key, layout.PlanStatusesOf(name)):
 			reports[layout.Name(o.Key)] = o.ETag
 		}
@@ -234,9 +242,17 @@ func (s *Service) Status(ctx context.Context, name string) (*View, error) {
 	}
 	view := &View{Name: v.Name, Version: v.Version, Mode: v.Plan.Mode, Targets: v.Targets, AppliedBy: v.AppliedBy, AppliedAt: v.AppliedAt,
 		Agents: []AgentStatus{}}
+	if v.Rollout != nil {
+		evs, err := s.readEvents(ctx, events[layout.PlanRolloutOf(name, v.Version)])
+		if err != nil {
+			return nil, err
+		}
+		view.Rollout = foldRollout(v, evs)
+		s.mem.setRollout(name, v.Version, view.Rollout)
+	}
 	for _, t := range targets {
 		av := s.Fleet.View(t)
-		as := AgentStatus{Agent: av.ID, Name: av.Name, Online: av.Online}
+		as := AgentStatus{Agent: av.ID, Name: av.Name, Online: av.Online, Wave: waveOf(v, av.ID)}
 		var rec *Reported
 		if etag, ok := reports[av.ID]; ok {
 			if rec, err = s.statuses.read(ctx, s.Store, layout.PlanStatus(name, av.ID), etag); err != nil {
