@@ -30,14 +30,20 @@ unit's state; mode enforce repairs what drifted, mode report only says what diff
       type: process
       requires: [conf]              # apply conf first
       deadline: 30s                 # then app is failed, with the reason, not "applying" for ever
-      spec: {command: /usr/bin/sleep, args: ["1000"], restart: always}`
+      spec: {command: /usr/bin/sleep, args: ["1000"], restart: always}
+  rollout:                          # optional: a new version reaches the targets in waves
+    first: 1                        # the first wave: a count, or "10%"
+    waves: 2                        # the rest, in 2 waves
+    bake: 5m                        # a converged wave stays healthy this long before the next
+    health: 'units.all(u, u.state == "converged")'
+    maxFailed: 0                    # agents with a failed unit tolerated before it halts`
 
 func runPlan(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want `pulse plan apply|status|show|delete NAME` (see pulse plan --help)")
+		return usagef("want `pulse plan apply|status|show|rollout|rollback|delete NAME` (see pulse plan --help)")
 	}
 	if args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(env.Stdout, "Usage: pulse plan apply|status|show|delete NAME …\n\n%s\n\nRun 'pulse plan SUBCOMMAND --help' for its flags; 'pulse plans' lists the plans.\n", planHelp)
+		fmt.Fprintf(env.Stdout, "Usage: pulse plan apply|status|show|rollout|rollback|delete NAME …\n\n%s\n\nRun 'pulse plan SUBCOMMAND --help' for its flags; 'pulse plans' lists the plans.\n", planHelp)
 		return nil
 	}
 	sub, args := args[0], args[1:]
@@ -50,8 +56,12 @@ func runPlan(ctx context.Context, env *Env, args []string) error {
 		return runPlanShow(ctx, env, args)
 	case "delete":
 		return runPlanDelete(ctx, env, args)
+	case "rollout":
+		return runPlanRollout(ctx, env, args)
+	case "rollback":
+		return runPlanRollback(ctx, env, args)
 	}
-	return usagef("unknown `pulse plan %s`; want apply, status, show or delete (or `pulse plans`)", sub)
+	return usagef("unknown `pulse plan %s`; want apply, status, show, rollout, rollback or delete (or `pulse plans`)", sub)
 }
 
 func runPlanApply(ctx context.Context, env *Env, args []string) error {
@@ -90,7 +100,131 @@ func runPlanApply(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintf(env.Stdout, "plan %s unchanged at version %d\n", v.Name, v.Version)
 		return nil
 	}
+	if len(v.Rollout.Waves) > 0 {
+		fmt.Fprintf(env.Stdout, "plan %s version %d applied: rolling out in %d wave(s), the first sent to %d agent(s) (pulse plan rollout %s)\n",
+			v.Name, v.Version, len(v.Rollout.Waves), len(v.Agents), v.Name)
+		return nil
+	}
 	fmt.Fprintf(env.Stdout, "plan %s version %d applied: sent to %d agent(s)\n", v.Name, v.Version, len(v.Agents))
+	return nil
+}
+
+func runPlanRollout(ctx context.Context, env *Env, args []string) error {
+	name, rest := splitID(args)
+	op := ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		op, rest = rest[0], rest[1:]
+	}
+	fs := newFlags(env, "plan rollout", "NAME [pause|resume|promote|abort] [--reason TEXT] [--json]",
+		"Shows the rollout of a plan's newest version: its state (rolling, paused, halted, aborted, completed,\n"+
+			"rolled_back) and why, and each wave with its agents converged and failed. With an operation:\n"+
+			"  pause    no further wave starts; released agents keep the version\n"+
+			"  resume   the hub looks at it again (a halted rollout whose failures still stand halts again)\n"+
+			"  promote  release the next wave now, without waiting for the bake or the health condition\n"+
+			"  abort    stop for good: released agents keep the version, the others the version before\n"+
+			"`pulse plan rollback NAME` returns every agent to the version before.")
+	reason := fs.String("reason", "", "why, for the audit trail")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" {
+		return usagef("want `pulse plan rollout NAME [pause|resume|promote|abort]`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	body := api.RolloutOpInputBody{Reason: *reason}
+	var v *api.RolloutView
+	var raw []byte
+	switch op {
+	case "":
+		resp, e := c.api.GetRolloutWithResponse(ctx, name)
+		v, err = answer(c, resp, e, (*api.GetRolloutResponse).GetJSON200)
+		if resp != nil {
+			raw = resp.Body
+		}
+	case "pause":
+		resp, e := c.api.PauseRolloutWithResponse(ctx, name, body)
+		v, err = answer(c, resp, e, (*api.PauseRolloutResponse).GetJSON200)
+		if resp != nil {
+			raw = resp.Body
+		}
+	case "resume":
+		resp, e := c.api.ResumeRolloutWithResponse(ctx, name, body)
+		v, err = answer(c, resp, e, (*api.ResumeRolloutResponse).GetJSON200)
+		if resp != nil {
+			raw = resp.Body
+		}
+	case "promote":
+		resp, e := c.api.PromoteRolloutWithResponse(ctx, name, body)
+		v, err = answer(c, resp, e, (*api.PromoteRolloutResponse).GetJSON200)
+		if resp != nil {
+			raw = resp.Body
+		}
+	case "abort":
+		resp, e := c.api.AbortRolloutWithResponse(ctx, name, body)
+		v, err = answer(c, resp, e, (*api.AbortRolloutResponse).GetJSON200)
+		if resp != nil {
+			raw = resp.Body
+		}
+	default:
+		return usagef("unknown rollout operation %q; want pause, resume, promote or abort (or none, to show it)", op)
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, raw)
+	}
+	line := fmt.Sprintf("plan %s version %d: rollout %s, %d of %d wave(s) released", v.Name, v.Version, v.State, v.Released, len(v.Waves))
+	if v.Reason != "" {
+		line += ": " + oneLineText(v.Reason)
+	}
+	fmt.Fprintln(env.Stdout, line)
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WAVE	RELEASED	AGENTS	CONVERGED	FAILED")
+	for _, w := range v.Waves {
+		released := "no"
+		if w.Released {
+			released = "yes"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%d\n", w.Wave, released, len(w.Agents), w.Converged, w.Failed)
+	}
+	return tw.Flush()
+}
+
+func runPlanRollback(ctx context.Context, env *Env, args []string) error {
+	name, rest := splitID(args)
+	fs := newFlags(env, "plan rollback", "NAME [--reason TEXT] [--json]",
+		"Returns a plan's agents to the version before: the newest earlier version that reached every target (it had\n"+
+			"no rollout, or its rollout completed). Agents never go back to an older version, so this stores a new\n"+
+			"version with that version's source and targets, without a rollout, and sends it to every target at once;\n"+
+			"a rollout of the newest version ends rolled_back.")
+	reason := fs.String("reason", "", "why, for the audit trail")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" {
+		return usagef("want `pulse plan rollback NAME`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.RollbackPlanWithResponse(ctx, name, api.RolloutOpInputBody{Reason: *reason})
+	a, err := answer(c, resp, err, (*api.RollbackPlanResponse).GetJSON200)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	fmt.Fprintf(env.Stdout, "plan %s rolled back: version %d has the content of version %d, sent to %d agent(s)\n", a.Name, a.Version, a.RolledBackTo, len(a.Agents))
 	return nil
 }
 
@@ -182,6 +316,14 @@ func runPlanStatus(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// reasonSuffix is ": reason" on one line, or nothing.
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + oneLineText(r)
 }
 
 // oneLineText keeps a reason an agent gave on one line of a table.

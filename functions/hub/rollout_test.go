@@ -122,7 +122,7 @@ func TestPlanRollout(t *testing.T) {
 	reportPlan(t, web[3], "web", wire.UnitFailed)
 	th.h.Tick(ctx)
 	r = th.rollout("web")
-	if r.State != plans.RolloutHalted || r.Released != 2 || !strings.Contains(r.Reason, "web-") || !strings.Contains(r.Reason, "health check never passed") {
+	if r.State != plans.RolloutHalted || r.Released != 2 || !strings.Contains(r.Reason, web[3].ID) || !strings.Contains(r.Reason, "health check never passed") {
 		t.Fatalf("rollout after a failure in wave 2: %+v, want halted naming the agent and the reason", r)
 	}
 	if r.Waves[1].Failed != 1 || r.Waves[0].Converged != 2 {

@@ -245,7 +245,7 @@ func (s *Service) Tick(ctx context.Context) {
 // waveReport is what a rollout check found of the released agents.
 type waveReport struct {
 	vars plan.HealthVars
-	// pending are the current wave's agents not yet converged (nor failed), by name, with why.
+	// pending are the current wave's agents not yet converged (nor failed), by id, with why.
 	pending []string
 	// failed are released agents with a failed unit or a refusal of the version, with the reason.
 	failed []string
@@ -331,7 +331,7 @@ func (s *Service) look(ctx context.Context, v *Version, st *RolloutState) (*wave
 		agent.Converged = converged
 		r.vars.Agents = append(r.vars.Agents, agent)
 		if len(failures) > 0 {
-			r.failed = append(r.failed, fmt.Sprintf("%s (%s)", av.Name, strings.Join(failures, "; ")))
+			r.failed = append(r.failed, fmt.Sprintf("%s %s (%s)", id, av.Name, strings.Join(failures, "; ")))
 			continue
 		}
 		if !current[id] {
@@ -343,11 +343,11 @@ func (s *Service) look(ctx context.Context, v *Version, st *RolloutState) (*wave
 				r.settled = last
 			}
 		case !holds && !av.Online:
-			r.pending = append(r.pending, av.Name+" (offline, has not reported the version)")
+			r.pending = append(r.pending, id+" (offline, has not reported the version)")
 		case !holds:
-			r.pending = append(r.pending, av.Name+" (has not reported the version yet)")
+			r.pending = append(r.pending, id+" (has not reported the version yet)")
 		default:
-			r.pending = append(r.pending, av.Name+" (not converged yet)")
+			r.pending = append(r.pending, id+" (not converged yet)")
 		}
 	}
 	return r, nil
@@ -425,7 +425,7 @@ func unhealthy(vars plan.HealthVars) string {
 	var bad []string
 	for _, u := range vars.Units {
 		if u.State != wire.UnitConverged {
-			s := fmt.Sprintf("%s/%s %s", u.Name, u.Unit, u.State)
+			s := fmt.Sprintf("%s/%s %s", u.Agent, u.Unit, u.State)
 			if u.Reason != "" {
 				s += ": " + u.Reason
 			}
