@@ -40,10 +40,10 @@ unit's state; mode enforce repairs what drifted, mode report only says what diff
 
 func runPlan(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {
-		return usagef("want `pulse plan apply|status|show|rollout|rollback|delete NAME` (see pulse plan --help)")
+		return usagef("want `pulse plan apply|status|show|rollout|rollback|delete|proposals|approve|deny NAME` (see pulse plan --help)")
 	}
 	if args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(env.Stdout, "Usage: pulse plan apply|status|show|rollout|rollback|delete NAME …\n\n%s\n\nRun 'pulse plan SUBCOMMAND --help' for its flags; 'pulse plans' lists the plans.\n", planHelp)
+		fmt.Fprintf(env.Stdout, "Usage: pulse plan apply|status|show|rollout|rollback|delete|proposals|approve|deny NAME …\n\n%s\n\nRun 'pulse plan SUBCOMMAND --help' for its flags; 'pulse plans' lists the plans.\n", planHelp)
 		return nil
 	}
 	sub, args := args[0], args[1:]
@@ -60,8 +60,12 @@ func runPlan(ctx context.Context, env *Env, args []string) error {
 		return runPlanRollout(ctx, env, args)
 	case "rollback":
 		return runPlanRollback(ctx, env, args)
+	case "proposals":
+		return runPlanProposals(ctx, env, args)
+	case "approve", "deny":
+		return runPlanDecide(ctx, env, sub, args)
 	}
-	return usagef("unknown `pulse plan %s`; want apply, status, show, rollout, rollback or delete (or `pulse plans`)", sub)
+	return usagef("unknown `pulse plan %s`; want apply, status, show, rollout, rollback, delete, proposals, approve or deny (or `pulse plans`)", sub)
 }
 
 func runPlanApply(ctx context.Context, env *Env, args []string) error {
@@ -95,6 +99,10 @@ func runPlanApply(ctx context.Context, env *Env, args []string) error {
 	}
 	if *asJSON {
 		return printAnswer(env.Stdout, resp.Body)
+	}
+	if v.Proposal.ID != "" {
+		printProposal(env.Stdout, "apply", name, v.Proposal)
+		return nil
 	}
 	if v.Unchanged {
 		fmt.Fprintf(env.Stdout, "plan %s unchanged at version %d\n", v.Name, v.Version)
@@ -179,6 +187,9 @@ func runPlanRollout(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		return printAnswer(env.Stdout, raw)
 	}
+	if v.Proposal.ID != "" {
+		printProposal(env.Stdout, op, name, v.Proposal)
+	}
 	line := fmt.Sprintf("plan %s version %d: rollout %s, %d of %d wave(s) released", v.Name, v.Version, v.State, v.Released, len(v.Waves))
 	if v.Reason != "" {
 		line += ": " + oneLineText(v.Reason)
@@ -223,6 +234,10 @@ func runPlanRollback(ctx context.Context, env *Env, args []string) error {
 	}
 	if *asJSON {
 		return printAnswer(env.Stdout, resp.Body)
+	}
+	if a.Proposal.ID != "" {
+		printProposal(env.Stdout, "rollback", name, a.Proposal)
+		return nil
 	}
 	fmt.Fprintf(env.Stdout, "plan %s rolled back: version %d has the content of version %d, sent to %d agent(s)\n", a.Name, a.Version, a.RolledBackTo, len(a.Agents))
 	return nil
@@ -380,6 +395,10 @@ func runPlanDelete(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		return printAnswer(env.Stdout, resp.Body)
 	}
+	if a.Proposal.ID != "" {
+		printProposal(env.Stdout, "delete", name, a.Proposal)
+		return nil
+	}
 	fmt.Fprintf(env.Stdout, "plan %s deleted (version %d); %d agent(s) release its units within a plan period\n", a.Name, a.Version, len(a.Agents))
 	return nil
 }
@@ -408,4 +427,98 @@ func runPlans(ctx context.Context, env *Env, args []string) error {
 		fmt.Fprintln(env.Stderr, "no plans yet: `pulse plan apply NAME -f FILE` applies one")
 	}
 	return tw.Flush()
+}
+
+// printProposal says that an operation awaits approvals, and how to give them.
+func printProposal(w io.Writer, op, name string, p api.ProposalView) {
+	fmt.Fprintf(w, "plan %s: the %s awaits %d approval(s) from %s (%s); nothing was done yet.\n  proposal %s: another person approves it with `pulse plan approve %s %s`\n",
+		name, op, p.Approvals.Count, strings.Join(p.Approvals.Groups, " or "), p.Approvals.Reason, p.ID, name, p.ID)
+}
+
+func runPlanProposals(ctx context.Context, env *Env, args []string) error {
+	name, rest := splitID(args)
+	fs := newFlags(env, "plan proposals", "NAME [--json]",
+		"Lists a plan's proposals: operations (apply, delete, rollback, rollout operations) that the policy allows\n"+
+			"only after others approve them, newest first, with who approved them and what became of them.")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" {
+		return usagef("want `pulse plan proposals NAME`")
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.ListPlanProposalsWithResponse(ctx, name)
+	out, err := answer(c, resp, err, (*api.ListPlanProposalsResponse).GetJSON200)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROPOSAL\tOP\tSTATE\tAPPROVALS\tBY\tAT\tOUTCOME")
+	for _, p := range out.Proposals {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", p.ID, p.Op, p.State, len(p.Approvers), p.Approvals.Count, p.RequestedBy,
+			p.At.Local().Format(time.RFC3339), oneLineText(p.Outcome))
+	}
+	if len(out.Proposals) == 0 {
+		fmt.Fprintf(env.Stderr, "plan %s has no proposals\n", name)
+	}
+	return tw.Flush()
+}
+
+func runPlanDecide(ctx context.Context, env *Env, verb string, args []string) error {
+	name, rest := splitID(args)
+	id, rest := splitID(rest)
+	fs := newFlags(env, "plan "+verb, "NAME PROPOSAL [--comment TEXT] [--json]",
+		"Approves or denies a proposal (see `pulse plan proposals NAME`). Its proposer cannot approve it, a person\n"+
+			"counts once, and only members of the groups the policy named count; the approval that makes the count\n"+
+			"does the operation as it was proposed, unless the plan changed since (the proposal is then stale).")
+	comment := fs.String("comment", "", "why, for the audit trail")
+	asJSON := fs.Bool("json", false, "print JSON")
+	connect := clientFlags(fs)
+	if err := parse(fs, rest); err != nil {
+		return err
+	}
+	if name == "" || id == "" {
+		return usagef("want `pulse plan %s NAME PROPOSAL`", verb)
+	}
+	c, err := connect()
+	if err != nil {
+		return err
+	}
+	var p *api.ProposalView
+	var raw []byte
+	body := api.ProposalInputBody{Comment: *comment}
+	if verb == "approve" {
+		resp, e := c.api.ApprovePlanWithResponse(ctx, name, id, body)
+		p, err = answer(c, resp, e, (*api.ApprovePlanResponse).GetJSON200)
+		if resp != nil {
+			raw = resp.Body
+		}
+	} else {
+		resp, e := c.api.DenyPlanWithResponse(ctx, name, id, body)
+		p, err = answer(c, resp, e, (*api.DenyPlanResponse).GetJSON200)
+		if resp != nil {
+			raw = resp.Body
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, raw)
+	}
+	switch p.State {
+	case "awaiting":
+		fmt.Fprintf(env.Stdout, "proposal %s: %d of %d approval(s); it waits for more\n", p.ID, len(p.Approvers), p.Approvals.Count)
+	default:
+		fmt.Fprintf(env.Stdout, "proposal %s %s: %s\n", p.ID, p.State, p.Outcome)
+	}
+	return nil
 }

@@ -158,7 +158,7 @@ func TestPlanUsage(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"plan"}, "pulse plan: want `pulse plan apply|status|show|delete NAME`"},
+		{[]string{"plan"}, "pulse plan: want `pulse plan apply|status|show|rollout|rollback|delete|proposals|approve|deny NAME`"},
 		{[]string{"plan", "teleport"}, "pulse plan: unknown `pulse plan teleport`"},
 		{[]string{"plan", "apply", "web", "--token", "x"}, "pulse plan: want `pulse plan apply NAME -f FILE`"},
 		{[]string{"plan", "apply", "-f", "web.yaml", "--token", "x"}, "pulse plan: want `pulse plan apply NAME -f FILE`"},
@@ -181,8 +181,8 @@ func TestPlanUsage(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"plan", "--help"}, []string{"Usage: pulse plan apply|status|show|delete NAME", "requires: [conf]", "mode report only says what differs"}},
-		{[]string{"help", "plan"}, []string{"Usage: pulse plan apply|status|show|delete NAME"}},
+		{[]string{"plan", "--help"}, []string{"Usage: pulse plan apply|status|show|rollout|rollback|delete|proposals|approve|deny NAME", "requires: [conf]", "mode report only says what differs", "rollout:", "maxFailed"}},
+		{[]string{"help", "plan"}, []string{"Usage: pulse plan apply|status|show|rollout|rollback|delete|proposals|approve|deny NAME"}},
 		{[]string{"plan", "apply", "--help"}, []string{"Usage: pulse plan apply NAME -f FILE [--json]", "FILE:line:column", "-hub"}},
 		{[]string{"plan", "status", "-h"}, []string{"Usage: pulse plan status NAME [--json]", "unknown before the agent reported"}},
 		{[]string{"plans", "--help"}, []string{"Usage: pulse plans [--json]"}},

@@ -54,6 +54,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerWorkflows(h.operatorGroup(api, "Workflows"), h)
 	registerPlans(h.operatorGroup(api, "Plans"), h)
 	registerRollouts(h.operatorGroup(api, "Plans"), h)
+	registerProposals(h.operatorGroup(api, "Plans"), h)
 	return api
 }
 

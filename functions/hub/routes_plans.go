@@ -188,6 +188,65 @@ func registerRollouts(api huma.API, h *Hub) {
 		})
 }
 
+// ProposalInput names a proposal of a plan.
+type ProposalInput struct {
+	Name string `path:"name" doc:"Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under)."`
+	ID   string `path:"id" doc:"The proposal's id (pp-…)."`
+	Body *struct {
+		Comment string `json:"comment,omitempty" maxLength:"1024" doc:"Why, for the record."`
+	} `required:"false"`
+}
+
+// ProposalOutput is a proposal and where it stands.
+type ProposalOutput struct {
+	Body *plans.ProposalView
+}
+
+// ProposalsOutput lists a plan's proposals.
+type ProposalsOutput struct {
+	Body struct {
+		Proposals []plans.ProposalView `json:"proposals"`
+	}
+}
+
+// registerProposals is the plans room's operations awaiting approvals.
+func registerProposals(api huma.API, h *Hub) {
+	register(api, h, huma.Operation{OperationID: "list-plan-proposals", Method: http.MethodGet, Path: "/v1/plans/{name}/proposals",
+		Summary:     "List a plan's proposals",
+		Description: "Operations on the plan (apply, delete, rollback, rollout operations) that the policy allows only after approvals, newest first, with who approved them so far and what became of them.",
+		Errors:      []int{422}},
+		func(ctx context.Context, in *PlanNameInput) (*ProposalsOutput, error) {
+			list, err := h.Plans.Proposals(ctx, in.Name)
+			if err != nil {
+				return nil, err
+			}
+			out := &ProposalsOutput{}
+			out.Body.Proposals = list
+			return out, nil
+		})
+	for _, d := range []struct {
+		verb    string
+		approve bool
+	}{{"approve", true}, {"deny", false}} {
+		register(api, h, huma.Operation{OperationID: d.verb + "-plan", Method: http.MethodPost, Path: "/v1/plans/{name}/proposals/{id}/" + d.verb,
+			Summary: d.verb + " a proposal",
+			Description: "The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. " +
+				"The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.",
+			Errors: []int{404, 409, 422}},
+			func(ctx context.Context, in *ProposalInput) (*ProposalOutput, error) {
+				comment := ""
+				if in.Body != nil {
+					comment = in.Body.Comment
+				}
+				pv, err := h.Plans.DecideProposal(ctx, in.Name, in.ID, d.approve, comment)
+				if err != nil {
+					return nil, err
+				}
+				return &ProposalOutput{Body: pv}, nil
+			})
+	}
+}
+
 // registerAgentPlans is what an agent asks of the plans room: its plans, and where it stands on one.
 func registerAgentPlans(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "agent-plans", Method: http.MethodGet, Path: "/v1/agents/{id}/plans",

@@ -291,6 +291,24 @@ func PlanRolloutEvent(name string, version, seq int) string {
 	return fmt.Sprintf("%s%04d.json", PlanRolloutOf(name, version), seq)
 }
 
+// PlanProposalsOf is where a plan's proposals (operations waiting for approvals) are listed.
+func PlanProposalsOf(name string) string { return PlanOf(name) + "proposals/" }
+
+// PlanProposal is one proposal, written once.
+func PlanProposal(name, id string) string { return PlanProposalsOf(name) + id + ".json" }
+
+// PlanProposalOf is where a proposal's approvals and outcome are listed.
+func PlanProposalOf(name, id string) string { return PlanProposalsOf(name) + id + "/" }
+
+// PlanProposalApproval is one person's approval of a proposal (approver: a key naming the person),
+// written once: a person counts once.
+func PlanProposalApproval(name, id, approver string) string {
+	return PlanProposalOf(name, id) + "approvals/" + approver + ".json"
+}
+
+// PlanProposalOutcome is what became of a proposal (done, denied, stale), written once.
+func PlanProposalOutcome(name, id string) string { return PlanProposalOf(name, id) + "outcome.json" }
+
 // --- audit ---
 
 // AuditDay is where one UTC day's audit records are listed.

@@ -122,6 +122,63 @@ func (e PlanUnitStateState) Valid() bool {
 	}
 }
 
+// Defines values for ProposalViewOp.
+const (
+	Abort    ProposalViewOp = "abort"
+	Apply    ProposalViewOp = "apply"
+	Delete   ProposalViewOp = "delete"
+	Pause    ProposalViewOp = "pause"
+	Promote  ProposalViewOp = "promote"
+	Resume   ProposalViewOp = "resume"
+	Rollback ProposalViewOp = "rollback"
+)
+
+// Valid indicates whether the value is a known member of the ProposalViewOp enum.
+func (e ProposalViewOp) Valid() bool {
+	switch e {
+	case Abort:
+		return true
+	case Apply:
+		return true
+	case Delete:
+		return true
+	case Pause:
+		return true
+	case Promote:
+		return true
+	case Resume:
+		return true
+	case Rollback:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ProposalViewState.
+const (
+	ProposalViewStateAwaiting ProposalViewState = "awaiting"
+	ProposalViewStateDenied   ProposalViewState = "denied"
+	ProposalViewStateDone     ProposalViewState = "done"
+	ProposalViewStateStale    ProposalViewState = "stale"
+)
+
+// Valid indicates whether the value is a known member of the ProposalViewState enum.
+func (e ProposalViewState) Valid() bool {
+	switch e {
+	case ProposalViewStateAwaiting:
+		return true
+	case ProposalViewStateDenied:
+		return true
+	case ProposalViewStateDone:
+		return true
+	case ProposalViewStateStale:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ReadyStatusMode.
 const (
 	Conditional    ReadyStatusMode = "conditional"
@@ -424,6 +481,13 @@ type ApprovalRequirement struct {
 	Reason          string   `json:"reason,omitempty"`
 	Requester       string   `json:"requester"`
 	RequesterPerson string   `json:"requesterPerson,omitempty"`
+}
+
+// Approvals defines model for Approvals.
+type Approvals struct {
+	Count  int64    `json:"count"`
+	Groups []string `json:"groups"`
+	Reason string   `json:"reason"`
 }
 
 // ApprovalsOutputBody defines model for ApprovalsOutputBody.
@@ -961,9 +1025,13 @@ type PlanApplied struct {
 	AppliedBy string    `json:"appliedBy"`
 
 	// Deleted This version deleted the plan.
-	Deleted bool   `json:"deleted,omitempty"`
-	Name    string `json:"name"`
-	Plan    Plan   `json:"plan"`
+	Deleted  bool         `json:"deleted,omitempty"`
+	Name     string       `json:"name"`
+	Plan     Plan         `json:"plan"`
+	Proposal ProposalView `json:"proposal,omitempty"`
+
+	// ProposedBy Who proposed it, when it was approved by others.
+	ProposedBy string `json:"proposedBy,omitempty"`
 
 	// RollbackOf This version rolled back that version.
 	RollbackOf int64 `json:"rollbackOf,omitempty"`
@@ -1062,6 +1130,12 @@ type PlanVersion struct {
 	Name    string `json:"name"`
 	Plan    Plan   `json:"plan"`
 
+	// Proposal The proposal whose approvals wrote this version.
+	Proposal string `json:"proposal,omitempty"`
+
+	// ProposedBy Who proposed it, when it was approved by others.
+	ProposedBy string `json:"proposedBy,omitempty"`
+
 	// RollbackOf This version rolled back that version.
 	RollbackOf int64 `json:"rollbackOf,omitempty"`
 
@@ -1129,6 +1203,60 @@ type PromptState struct {
 	ID       string    `json:"id"`
 	Message  string    `json:"message"`
 	Options  []string  `json:"options,omitempty"`
+}
+
+// ProposalInputBody defines model for ProposalInputBody.
+type ProposalInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ProposalInputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Comment Why, for the record.
+	Comment string `json:"comment,omitempty"`
+}
+
+// ProposalView defines model for ProposalView.
+type ProposalView struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ProposalView.json
+	Schema    string    `json:"$schema,omitempty"`
+	Action    string    `json:"action"`
+	Agents    []string  `json:"agents"`
+	Approvals Approvals `json:"approvals"`
+
+	// Approvers Who approved it so far.
+	Approvers       []string          `json:"approvers"`
+	At              time.Time         `json:"at"`
+	BasedOn         int64             `json:"basedOn"`
+	ID              string            `json:"id"`
+	Lineage         []string          `json:"lineage,omitempty"`
+	Op              ProposalViewOp    `json:"op"`
+	Outcome         string            `json:"outcome,omitempty"`
+	Plan            string            `json:"plan"`
+	Reason          string            `json:"reason,omitempty"`
+	Released        int64             `json:"released,omitempty"`
+	RequestedBy     string            `json:"requestedBy"`
+	RequesterPerson string            `json:"requesterPerson,omitempty"`
+	Rules           []string          `json:"rules,omitempty"`
+	Source          string            `json:"source,omitempty"`
+	State           ProposalViewState `json:"state"`
+}
+
+// ProposalViewOp defines model for ProposalView.Op.
+type ProposalViewOp string
+
+// ProposalViewState defines model for ProposalView.State.
+type ProposalViewState string
+
+// ProposalsOutputBody defines model for ProposalsOutputBody.
+type ProposalsOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ProposalsOutputBody.json
+	Schema    string         `json:"$schema,omitempty"`
+	Proposals []ProposalView `json:"proposals"`
 }
 
 // ReadyStatus defines model for ReadyStatus.
@@ -1325,6 +1453,7 @@ type RolloutView struct {
 	Changed  time.Time        `json:"changed"`
 	Events   []RolloutEvent   `json:"events"`
 	Name     string           `json:"name"`
+	Proposal ProposalView     `json:"proposal,omitempty"`
 	Reason   string           `json:"reason,omitempty"`
 	Released int64            `json:"released"`
 	Rollout  VersionRollout   `json:"rollout"`
@@ -1722,6 +1851,12 @@ type RespondPromptJSONRequestBody = RespondInputBody
 
 // ApplyPlanJSONRequestBody defines body for ApplyPlan for application/json ContentType.
 type ApplyPlanJSONRequestBody = ApplyPlanInputBody
+
+// ApprovePlanJSONRequestBody defines body for ApprovePlan for application/json ContentType.
+type ApprovePlanJSONRequestBody = ProposalInputBody
+
+// DenyPlanJSONRequestBody defines body for DenyPlan for application/json ContentType.
+type DenyPlanJSONRequestBody = ProposalInputBody
 
 // RollbackPlanJSONRequestBody defines body for RollbackPlan for application/json ContentType.
 type RollbackPlanJSONRequestBody = RolloutOpInputBody
@@ -2255,6 +2390,49 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 	ApplyPlan(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListPlanProposals List a plan's proposals
+	//
+	// Operations on the plan (apply, delete, rollback, rollout operations) that the policy allows only after approvals, newest first, with who approved them so far and what became of them.
+	//
+	// Corresponds with GET /v1/plans/{name}/proposals (the `ListPlanProposals` operationId).
+	ListPlanProposals(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApprovePlanWithBody approve a proposal
+	//
+	// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/proposals/{id}/approve (the `ApprovePlan` operationId).
+	ApprovePlanWithBody(ctx context.Context, name string, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApprovePlan approve a proposal
+	//
+	// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/proposals/{id}/approve (the `ApprovePlan` operationId).
+	ApprovePlan(ctx context.Context, name string, id string, body ApprovePlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DenyPlanWithBody deny a proposal
+	//
+	// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/proposals/{id}/deny (the `DenyPlan` operationId).
+	DenyPlanWithBody(ctx context.Context, name string, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DenyPlan deny a proposal
+	//
+	// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/plans/{name}/proposals/{id}/deny (the `DenyPlan` operationId).
+	DenyPlan(ctx context.Context, name string, id string, body DenyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// RollbackPlanWithBody Roll a plan back to the version before
 	//
@@ -3439,6 +3617,99 @@ func (c *Client) ApplyPlanWithBody(ctx context.Context, name string, contentType
 // Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 func (c *Client) ApplyPlan(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewApplyPlanRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListPlanProposals List a plan's proposals
+//
+// Operations on the plan (apply, delete, rollback, rollout operations) that the policy allows only after approvals, newest first, with who approved them so far and what became of them.
+//
+// Corresponds with GET /v1/plans/{name}/proposals (the `ListPlanProposals` operationId).
+func (c *Client) ListPlanProposals(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListPlanProposalsRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApprovePlanWithBody approve a proposal
+//
+// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/plans/{name}/proposals/{id}/approve (the `ApprovePlan` operationId).
+func (c *Client) ApprovePlanWithBody(ctx context.Context, name string, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApprovePlanRequestWithBody(c.Server, name, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApprovePlan approve a proposal
+//
+// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/plans/{name}/proposals/{id}/approve (the `ApprovePlan` operationId).
+func (c *Client) ApprovePlan(ctx context.Context, name string, id string, body ApprovePlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApprovePlanRequest(c.Server, name, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DenyPlanWithBody deny a proposal
+//
+// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/plans/{name}/proposals/{id}/deny (the `DenyPlan` operationId).
+func (c *Client) DenyPlanWithBody(ctx context.Context, name string, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDenyPlanRequestWithBody(c.Server, name, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DenyPlan deny a proposal
+//
+// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/plans/{name}/proposals/{id}/deny (the `DenyPlan` operationId).
+func (c *Client) DenyPlan(ctx context.Context, name string, id string, body DenyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDenyPlanRequest(c.Server, name, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5821,6 +6092,148 @@ func NewApplyPlanRequestWithBody(server string, name string, contentType string,
 	return req, nil
 }
 
+// NewListPlanProposalsRequest constructs an http.Request for the ListPlanProposals method
+func NewListPlanProposalsRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/proposals", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApprovePlanRequest calls the generic ApprovePlan builder with application/json body
+func NewApprovePlanRequest(server string, name string, id string, body ApprovePlanJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewApprovePlanRequestWithBody(server, name, id, "application/json", bodyReader)
+}
+
+// NewApprovePlanRequestWithBody constructs an http.Request for the ApprovePlan method, with any body, and a specified content type
+func NewApprovePlanRequestWithBody(server string, name string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/proposals/%s/approve", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDenyPlanRequest calls the generic DenyPlan builder with application/json body
+func NewDenyPlanRequest(server string, name string, id string, body DenyPlanJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDenyPlanRequestWithBody(server, name, id, "application/json", bodyReader)
+}
+
+// NewDenyPlanRequestWithBody constructs an http.Request for the DenyPlan method, with any body, and a specified content type
+func NewDenyPlanRequestWithBody(server string, name string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/proposals/%s/deny", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewRollbackPlanRequest calls the generic RollbackPlan builder with application/json body
 func NewRollbackPlanRequest(server string, name string, body RollbackPlanJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -6933,6 +7346,51 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 	ApplyPlanWithResponse(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyPlanResponse, error)
+
+	// ListPlanProposalsWithResponse List a plan's proposals
+	//
+	// Operations on the plan (apply, delete, rollback, rollout operations) that the policy allows only after approvals, newest first, with who approved them so far and what became of them.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/plans/{name}/proposals (the `ListPlanProposals` operationId).
+	ListPlanProposalsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListPlanProposalsResponse, error)
+
+	// ApprovePlanWithBodyWithResponse approve a proposal
+	//
+	// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/proposals/{id}/approve (the `ApprovePlan` operationId).
+	ApprovePlanWithBodyWithResponse(ctx context.Context, name string, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApprovePlanResponse, error)
+
+	// ApprovePlanWithResponse approve a proposal
+	//
+	// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/proposals/{id}/approve (the `ApprovePlan` operationId).
+	ApprovePlanWithResponse(ctx context.Context, name string, id string, body ApprovePlanJSONRequestBody, reqEditors ...RequestEditorFn) (*ApprovePlanResponse, error)
+
+	// DenyPlanWithBodyWithResponse deny a proposal
+	//
+	// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/proposals/{id}/deny (the `DenyPlan` operationId).
+	DenyPlanWithBodyWithResponse(ctx context.Context, name string, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DenyPlanResponse, error)
+
+	// DenyPlanWithResponse deny a proposal
+	//
+	// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/plans/{name}/proposals/{id}/deny (the `DenyPlan` operationId).
+	DenyPlanWithResponse(ctx context.Context, name string, id string, body DenyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*DenyPlanResponse, error)
 
 	// RollbackPlanWithBodyWithResponse Roll a plan back to the version before
 	//
@@ -9548,6 +10006,199 @@ func (r ApplyPlanResponse) ContentType() string {
 	return ""
 }
 
+type ListPlanProposalsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ProposalsOutputBody
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListPlanProposalsResponse) GetJSON200() *ProposalsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListPlanProposalsResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListPlanProposalsResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListPlanProposalsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListPlanProposalsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListPlanProposalsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListPlanProposalsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ApprovePlanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ProposalView
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApprovePlanResponse) GetJSON200() *ProposalView {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ApprovePlanResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ApprovePlanResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ApprovePlanResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ApprovePlanResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ApprovePlanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApprovePlanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApprovePlanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApprovePlanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DenyPlanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ProposalView
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DenyPlanResponse) GetJSON200() *ProposalView {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DenyPlanResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r DenyPlanResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DenyPlanResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DenyPlanResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DenyPlanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DenyPlanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DenyPlanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DenyPlanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type RollbackPlanResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11287,6 +11938,81 @@ func (c *ClientWithResponses) ApplyPlanWithResponse(ctx context.Context, name st
 		return nil, err
 	}
 	return ParseApplyPlanResponse(rsp)
+}
+
+// ListPlanProposalsWithResponse List a plan's proposals
+//
+// Operations on the plan (apply, delete, rollback, rollout operations) that the policy allows only after approvals, newest first, with who approved them so far and what became of them.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/plans/{name}/proposals (the `ListPlanProposals` operationId).
+func (c *ClientWithResponses) ListPlanProposalsWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*ListPlanProposalsResponse, error) {
+	rsp, err := c.ListPlanProposals(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListPlanProposalsResponse(rsp)
+}
+
+// ApprovePlanWithBodyWithResponse approve a proposal
+//
+// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/proposals/{id}/approve (the `ApprovePlan` operationId).
+func (c *ClientWithResponses) ApprovePlanWithBodyWithResponse(ctx context.Context, name string, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApprovePlanResponse, error) {
+	rsp, err := c.ApprovePlanWithBody(ctx, name, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApprovePlanResponse(rsp)
+}
+
+// ApprovePlanWithResponse approve a proposal
+//
+// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/proposals/{id}/approve (the `ApprovePlan` operationId).
+func (c *ClientWithResponses) ApprovePlanWithResponse(ctx context.Context, name string, id string, body ApprovePlanJSONRequestBody, reqEditors ...RequestEditorFn) (*ApprovePlanResponse, error) {
+	rsp, err := c.ApprovePlan(ctx, name, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApprovePlanResponse(rsp)
+}
+
+// DenyPlanWithBodyWithResponse deny a proposal
+//
+// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/proposals/{id}/deny (the `DenyPlan` operationId).
+func (c *ClientWithResponses) DenyPlanWithBodyWithResponse(ctx context.Context, name string, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DenyPlanResponse, error) {
+	rsp, err := c.DenyPlanWithBody(ctx, name, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDenyPlanResponse(rsp)
+}
+
+// DenyPlanWithResponse deny a proposal
+//
+// The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/plans/{name}/proposals/{id}/deny (the `DenyPlan` operationId).
+func (c *ClientWithResponses) DenyPlanWithResponse(ctx context.Context, name string, id string, body DenyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*DenyPlanResponse, error) {
+	rsp, err := c.DenyPlan(ctx, name, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDenyPlanResponse(rsp)
 }
 
 // RollbackPlanWithBodyWithResponse Roll a plan back to the version before
@@ -13449,6 +14175,154 @@ func ParseApplyPlanResponse(rsp *http.Response) (*ApplyPlanResponse, error) {
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListPlanProposalsResponse parses an HTTP response from a ListPlanProposalsWithResponse call
+func ParseListPlanProposalsResponse(rsp *http.Response) (*ListPlanProposalsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListPlanProposalsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ProposalsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseApprovePlanResponse parses an HTTP response from a ApprovePlanWithResponse call
+func ParseApprovePlanResponse(rsp *http.Response) (*ApprovePlanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApprovePlanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ProposalView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDenyPlanResponse parses an HTTP response from a DenyPlanWithResponse call
+func ParseDenyPlanResponse(rsp *http.Response) (*DenyPlanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DenyPlanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ProposalView
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
 		var dest ErrorModel

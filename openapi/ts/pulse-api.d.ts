@@ -695,6 +695,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plans/{name}/proposals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a plan's proposals
+         * @description Operations on the plan (apply, delete, rollback, rollout operations) that the policy allows only after approvals, newest first, with who approved them so far and what became of them.
+         */
+        get: operations["list-plan-proposals"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}/proposals/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * approve a proposal
+         * @description The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+         */
+        post: operations["approve-plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/plans/{name}/proposals/{id}/deny": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * deny a proposal
+         * @description The proposer (or a credential the proposer made) cannot approve it, a person counts once, and only members of the groups the policy named count. The approval that makes the count does the operation as it was proposed, unless the plan changed since (the proposal is then stale). A denial ends it.
+         */
+        post: operations["deny-plan"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/plans/{name}/rollback": {
         parameters: {
             query?: never;
@@ -1042,6 +1102,12 @@ export interface components {
             reason?: string;
             requester: string;
             requesterPerson?: string;
+        };
+        Approvals: {
+            /** Format: int64 */
+            count: number;
+            groups: string[] | null;
+            reason: string;
         };
         ApprovalsOutputBody: {
             /**
@@ -1617,6 +1683,10 @@ export interface components {
             name: string;
             /** @description The plan as agents receive it (the body of its KindPlan envelopes). */
             plan: components["schemas"]["Plan"];
+            /** @description The operation awaits approvals: nothing was done yet (see pulse plan proposals). */
+            proposal?: components["schemas"]["ProposalView"];
+            /** @description Who proposed it, when it was approved by others. */
+            proposedBy?: string;
             /**
              * Format: int64
              * @description This version rolled back that version.
@@ -1727,6 +1797,10 @@ export interface components {
             name: string;
             /** @description The plan as agents receive it (the body of its KindPlan envelopes). */
             plan: components["schemas"]["Plan"];
+            /** @description The proposal whose approvals wrote this version. */
+            proposal?: string;
+            /** @description Who proposed it, when it was approved by others. */
+            proposedBy?: string;
             /**
              * Format: int64
              * @description This version rolled back that version.
@@ -1797,6 +1871,57 @@ export interface components {
             id: string;
             message: string;
             options?: string[] | null;
+        };
+        ProposalInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ProposalInputBody.json
+             */
+            readonly $schema?: string;
+            /** @description Why, for the record. */
+            comment?: string;
+        };
+        ProposalView: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ProposalView.json
+             */
+            readonly $schema?: string;
+            action: string;
+            agents: string[] | null;
+            approvals: components["schemas"]["Approvals"];
+            /** @description Who approved it so far. */
+            approvers: string[] | null;
+            /** Format: date-time */
+            at: string;
+            /** Format: int64 */
+            basedOn: number;
+            id: string;
+            lineage?: string[] | null;
+            /** @enum {string} */
+            op: "apply" | "delete" | "rollback" | "pause" | "resume" | "promote" | "abort";
+            outcome?: string;
+            plan: string;
+            reason?: string;
+            /** Format: int64 */
+            released?: number;
+            requestedBy: string;
+            requesterPerson?: string;
+            rules?: string[] | null;
+            source?: string;
+            /** @enum {string} */
+            state: "awaiting" | "done" | "denied" | "stale";
+        };
+        ProposalsOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ProposalsOutputBody.json
+             */
+            readonly $schema?: string;
+            proposals: components["schemas"]["ProposalView"][] | null;
         };
         ReadyStatus: {
             /**
@@ -1997,6 +2122,8 @@ export interface components {
             changed: string;
             events: components["schemas"]["RolloutEvent"][] | null;
             name: string;
+            /** @description The operation awaits approvals: nothing was done yet. */
+            proposal?: components["schemas"]["ProposalView"];
             reason?: string;
             /** Format: int64 */
             released: number;
@@ -4222,6 +4349,177 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlanApplied"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-plan-proposals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProposalsOutputBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "approve-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+                /** @description The proposal's id (pp-…). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ProposalInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProposalView"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "deny-plan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+                /** @description The proposal's id (pp-…). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ProposalInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProposalView"];
                 };
             };
             /** @description Not Found */

@@ -69,6 +69,7 @@ read_actions := {
 	"get-plan",
 	"get-plan-status",
 	"get-rollout",
+	"list-plan-proposals",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the
@@ -109,6 +110,8 @@ admin_actions := {
 	"promote-rollout",
 	"abort-rollout",
 	"rollback-plan",
+	"approve-plan",
+	"deny-plan",
 }
 
 # The raw-shell hatch: a command that runs whatever it is given on the agent.
@@ -209,6 +212,18 @@ approval contains {
 	"groups": ["admin"],
 	"reason": "shell_run opens a raw shell on the agent: 2 admins other than the requester must approve",
 } if is_shell_run
+
+# rule: prod_plan_one_approval — applying a plan, or promoting its rollout, on any agent labelled
+# env=prod needs a second admin: the operation is stored as a proposal until then.
+approval contains {
+	"rule": "prod_plan_one_approval",
+	"count": 1,
+	"groups": ["admin"],
+	"reason": "a plan on env=prod agents: 1 admin other than the requester must approve",
+} if {
+	input.action in {"apply-plan", "promote-rollout"}
+	touches_prod
+}
 
 # rule: prod_dangerous_one_approval — a dangerous command on any agent labelled env=prod needs a
 # second admin. By default only admins may run dangerous commands; the rule holds for whoever

@@ -110,7 +110,7 @@ test_admin_only_actions_explained_to_viewers_and_operators if {
 		every action in [
 			"get-audit", "verify-audit", "get-integrity", "create-token", "list-tokens", "revoke-token",
 			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow", "apply-plan", "delete-plan",
-			"pause-rollout", "resume-rollout", "promote-rollout", "abort-rollout", "rollback-plan",
+			"pause-rollout", "resume-rollout", "promote-rollout", "abort-rollout", "rollback-plan", "approve-plan", "deny-plan",
 		] {
 			denied_by(req(groups, action), "admin_only")
 			decide(req(groups, action)).reasons == [sprintf("%s is reserved to admins (rule: admin_only)", [action])]
@@ -128,7 +128,7 @@ apply_plan(groups) := object.union(req(groups, "apply-plan"), {"targets": [
 ]})
 
 test_plans_are_read_by_viewers_and_operators if {
-	every action in ["list-plans", "get-plan", "get-plan-status", "get-rollout"] {
+	every action in ["list-plans", "get-plan", "get-plan-status", "get-rollout", "list-plan-proposals"] {
 		allowed_plainly(req(["viewer"], action))
 		decide(req(["viewer"], action)).rules == ["viewer_read"]
 		allowed_plainly(req(["operator"], action))
@@ -138,8 +138,20 @@ test_plans_are_read_by_viewers_and_operators if {
 
 test_admin_applies_plans if {
 	allowed_plainly(apply_plan(["admin"]))
-	allowed_plainly(on_prod(apply_plan(["admin"])))
 	decide(apply_plan(["admin"])).rules == ["admin_all"]
+}
+
+test_plans_on_prod_need_a_second_admin if {
+	every action in ["apply-plan", "promote-rollout"] {
+		d := decide(on_prod(object.union(apply_plan(["admin"]), {"action": action})))
+		d.allow
+		d.approvals.count == 1
+		d.approvals.groups == ["admin"]
+		d.rules == ["admin_all", "prod_plan_one_approval"]
+	}
+	every action in ["pause-rollout", "abort-rollout", "rollback-plan", "delete-plan"] {
+		allowed_plainly(on_prod(object.union(apply_plan(["admin"]), {"action": action})))
+	}
 }
 
 test_plans_are_applied_by_those_who_apply_workflows if {

@@ -96,6 +96,17 @@ type Version struct {
 	// with the content of version RolledBackTo.
 	RollbackOf   int `json:"rollbackOf,omitempty" doc:"This version rolled back that version."`
 	RolledBackTo int `json:"rolledBackTo,omitempty" doc:"This version has the content of that version."`
+	// Proposal and ProposedBy mark a version written when the approvals of a proposal were complete:
+	// AppliedBy is the approver whose approval completed it.
+	Proposal   string `json:"proposal,omitempty" doc:"The proposal whose approvals wrote this version."`
+	ProposedBy string `json:"proposedBy,omitempty" doc:"Who proposed it, when it was approved by others."`
+}
+
+// stamp marks a version written by an approved proposal with the proposal and its proposer.
+func (v *Version) stamp(ctx context.Context) {
+	if p := approvedFrom(ctx); p != nil {
+		v.Proposal, v.ProposedBy = p.ID, p.RequestedBy
+	}
 }
 
 // Applied is the answer to an apply: the newest version, and what the apply did.
@@ -105,6 +116,9 @@ type Applied struct {
 	// Agents are the agents a new version was sent to: every agent the targets select now, or with a
 	// rollout the first wave.
 	Agents []string `json:"agents" doc:"The agents a new version was sent to now: every agent the plan's targets select, or with a rollout its first wave."`
+	// Proposal is set when the policy allows the operation only after approvals: nothing was done
+	// yet, and Version is the plan's newest version as it stands.
+	Proposal *ProposalView `json:"proposal,omitempty" doc:"The operation awaits approvals: nothing was done yet (see pulse plan proposals)."`
 }
 
 // Summary is a line of the plan list.
@@ -169,12 +183,22 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 	if err := checkUnitTypes(name, spec, targets); err != nil {
 		return nil, err
 	}
-	decision, ids, err := s.decide(ctx, "apply-plan", "apply", name, targets)
-	if err != nil {
-		return nil, err
-	}
 	prev, err := s.latest(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	decision, ids, err := s.decide(ctx, "apply-plan", "apply", name, targets)
+	if na := (*needsApproval)(nil); errors.As(err, &na) && !(prev != nil && prev.Source == source) {
+		pv, err := s.propose(ctx, name, OpApply, na, func(p *Proposal) { p.Source = source })
+		if err != nil {
+			return nil, err
+		}
+		out := &Applied{Proposal: pv, Agents: []string{}}
+		if prev != nil {
+			out.Version = *prev
+		}
+		return out, nil
+	} else if err != nil && !errors.As(err, &na) {
 		return nil, err
 	}
 	if prev != nil && prev.Source == source {
@@ -189,6 +213,7 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 	v, other, err := s.writeNext(ctx, name, next, func(n int) (*Version, error) {
 		v := &Version{Name: name, Version: n, Source: source, Targets: spec.Targets, Plan: spec.Plan,
 			AppliedBy: p.ID, AppliedAt: time.Now().UTC(), Rules: decision.Rules}
+		v.stamp(ctx)
 		if spec.Rollout != nil {
 			v.Rollout = &VersionRollout{Rollout: *spec.Rollout, Waves: spec.Rollout.Split(slices.Sorted(slices.Values(ids)))}
 		}
@@ -270,13 +295,21 @@ func (s *Service) Delete(ctx context.Context, name string) (*Applied, error) {
 		return nil, err
 	}
 	decision, ids, err := s.decide(ctx, "delete-plan", "delete", name, selected(all, prev.Targets))
-	if err != nil {
+	if na := (*needsApproval)(nil); errors.As(err, &na) {
+		pv, err := s.propose(ctx, name, OpDelete, na, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &Applied{Version: *prev, Proposal: pv, Agents: []string{}}, nil
+	} else if err != nil {
 		return nil, err
 	}
 	p := domain.PrincipalFrom(ctx)
 	v, _, err := s.writeNext(ctx, name, prev.Version+1, func(n int) (*Version, error) {
-		return &Version{Name: name, Version: n, Targets: []string{}, Plan: wire.Plan{Name: name, Version: n, Units: []wire.Unit{}},
-			AppliedBy: p.ID, AppliedAt: time.Now().UTC(), Rules: decision.Rules, Deleted: true}, nil
+		v := &Version{Name: name, Version: n, Targets: []string{}, Plan: wire.Plan{Name: name, Version: n, Units: []wire.Unit{}},
+			AppliedBy: p.ID, AppliedAt: time.Now().UTC(), Rules: decision.Rules, Deleted: true}
+		v.stamp(ctx)
+		return v, nil
 	}, func(o *Version) bool { return o.Deleted })
 	if err != nil {
 		return nil, err
@@ -330,9 +363,11 @@ func selected(all []fleet.Target, exprs []string) []fleet.Target {
 	return out
 }
 
-// decide asks the policy whether the principal may do action (apply-plan, delete-plan; verb is what a
-// person reads) to plan name on targets, and returns the decision and the targets' ids. A policy that
-// asks for approvals is refused, and audited as denied: plans cannot be approved yet.
+// decide asks the policy whether the principal may do action (apply-plan, delete-plan, …; verb is
+// what a person reads) to plan name on targets, and returns the decision and the targets' ids. A
+// policy that allows it only after approvals answers a *needsApproval: the caller proposes the
+// operation instead (proposals.go). In the context of an approval that completed a proposal for
+// this action, the proposal's decision stands and the policy is not asked again.
 func (s *Service) decide(ctx context.Context, action, verb, name string, targets []fleet.Target) (policy.Decision, []string, error) {
 	pin := policy.Input{Action: action}
 	ids := make([]string, 0, len(targets))
@@ -340,15 +375,15 @@ func (s *Service) decide(ctx context.Context, action, verb, name string, targets
 		pin.Targets = append(pin.Targets, policy.Target{ID: t.Ident.ID, Name: t.Ident.Name, Labels: t.Labels})
 		ids = append(ids, t.Ident.ID)
 	}
+	if p := approvedFrom(ctx); p != nil && p.Action == action && p.Plan == name {
+		return policy.Decision{Allow: true, Rules: p.Rules}, ids, nil
+	}
 	decision, err := s.Policy.Decide(ctx, pin)
 	if err != nil {
 		return decision, nil, err
 	}
 	if a := decision.Approvals; a != nil && a.Count > 0 {
-		s.Trail.Record(ctx, action, ids, &decision, "denied", map[string]any{"name": name, "reason": "approvals required; plans cannot be approved yet"})
-		return decision, nil, &domain.Error{Kind: domain.KindDenied, Rules: decision.Rules, Msg: fmt.Sprintf(
-			"the policy requires %d approval(s) from %s to %s plan %s (%s); plans cannot be approved yet, so nothing was done: ask an admin to change the targets or the policy",
-			a.Count, strings.Join(a.Groups, ", "), verb, name, a.Reason)}
+		return decision, ids, &needsApproval{action: action, decision: decision, ids: ids}
 	}
 	return decision, ids, nil
 }

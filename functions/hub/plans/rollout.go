@@ -462,6 +462,8 @@ type RolloutView struct {
 	Rollout VersionRollout `json:"rollout"`
 	// Waves says, per wave, how many of its agents hold the version converged.
 	Waves []WaveView `json:"waves"`
+	// Proposal is set when the operation asked for awaits approvals: nothing was done yet.
+	Proposal *ProposalView `json:"proposal,omitempty" doc:"The operation awaits approvals: nothing was done yet."`
 }
 
 // WaveView is one wave of a rollout.
@@ -550,8 +552,32 @@ func (s *Service) RolloutOp(ctx context.Context, name, op, reason string) (*Roll
 	}
 	action := op + "-rollout"
 	decision, ids, err := s.decide(ctx, action, op+" the rollout of", name, selected(all, v.Targets))
-	if err != nil {
+	if na := (*needsApproval)(nil); errors.As(err, &na) {
+		events, err := s.rolloutEvents(ctx, name, v.Version)
+		if err != nil {
+			return nil, err
+		}
+		st := foldRollout(v, events)
+		pv, err := s.propose(ctx, name, op, na, func(p *Proposal) { p.Reason, p.Released = reason, st.Released })
+		if err != nil {
+			return nil, err
+		}
+		view, err := s.Rollout(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		view.Proposal = pv
+		return view, nil
+	} else if err != nil {
 		return nil, err
+	}
+	if p := approvedFrom(ctx); p != nil && op == OpPromote {
+		// The promotion approved is of the wave after the ones released when it was proposed.
+		if events, err := s.rolloutEvents(ctx, name, v.Version); err != nil {
+			return nil, err
+		} else if st := foldRollout(v, events); st.Released != p.Released {
+			return nil, domain.Conflict("rollout of plan %s version %d has released %d wave(s) since the promotion was proposed (%d then)", name, v.Version, st.Released, p.Released)
+		}
 	}
 	by := domain.PrincipalFrom(ctx).ID
 	for range applyTries {
@@ -661,13 +687,20 @@ func (s *Service) Rollback(ctx context.Context, name, reason string) (*Applied, 
 		return nil, err
 	}
 	decision, ids, err := s.decide(ctx, "rollback-plan", "roll back", name, selected(all, slices.Concat(cur.Targets, base.Targets)))
-	if err != nil {
+	if na := (*needsApproval)(nil); errors.As(err, &na) {
+		pv, err := s.propose(ctx, name, OpRollback, na, func(p *Proposal) { p.Reason = reason })
+		if err != nil {
+			return nil, err
+		}
+		return &Applied{Version: *cur, Proposal: pv, Agents: []string{}}, nil
+	} else if err != nil {
 		return nil, err
 	}
 	p := domain.PrincipalFrom(ctx)
 	v, _, err := s.writeNext(ctx, name, cur.Version+1, func(n int) (*Version, error) {
 		nv := &Version{Name: name, Version: n, Source: base.Source, Targets: base.Targets, Plan: base.Plan,
 			AppliedBy: p.ID, AppliedAt: time.Now().UTC(), Rules: decision.Rules, RollbackOf: cur.Version, RolledBackTo: base.Version}
+		nv.stamp(ctx)
 		nv.Plan.Name, nv.Plan.Version = name, n
 		return nv, nil
 	}, func(o *Version) bool { return o.RollbackOf == cur.Version })
