@@ -14,7 +14,9 @@ import (
 )
 
 // rolledPlan is webPlan with a rollout section.
-func rolledPlan(content, rollout string) string { return webPlan(content) + "rollout: " + rollout + "\n" }
+func rolledPlan(content, rollout string) string {
+	return webPlan(content) + "rollout: " + rollout + "\n"
+}
 
 // sixWeb enrolls six web servers, sorted by id (the order waves are cut in).
 func sixWeb(th *testHub) []*simagent.Agent {
@@ -233,5 +235,56 @@ func TestRolloutOperations(t *testing.T) {
 	}
 	if got := versionsOf(t, "web", web); !slices.Equal(got, []int{3, 3, 3, 3, 3, 3}) {
 		t.Fatalf("completed: %v", got)
+	}
+}
+
+// TestPlanStream: a plan's live stream sends the plan as a whole, then every agent, then each change
+// as it is stored (a report, a rollout's step); a reconnect with Last-Event-ID is not sent again the
+// agents it had; a viewer may watch; a missing plan is a 404 problem before any stream.
+func TestPlanStream(t *testing.T) {
+	th := newTestHub(t)
+	th.h.Plans.RolloutEvery = time.Nanosecond
+	web := sixWeb(th)[:2]
+	th.applyPlan(th.admin, "web", webPlan("v1"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	viewer := th.token("eve", "viewer")
+	ch := th.stream(ctx, viewer, "/v1/plans/web/events", "")
+	if e := next(t, ch, "plan"); e.Data["version"] != float64(1) || e.Data["agents"] != float64(6) {
+		t.Fatalf("first plan event: %+v", e.Data)
+	}
+	for range 6 {
+		if e := next(t, ch, "agent"); e.Data["version"] != float64(0) {
+			t.Fatalf("an agent before any report: %+v", e.Data)
+		}
+	}
+	reportPlan(t, web[0], "web", wire.UnitConverged)
+	// The plan as a whole comes first in a look, then the agents that changed.
+	if p := next(t, ch, "plan"); p.Data["converged"] != float64(1) {
+		t.Fatalf("plan after one converged: %+v", p.Data)
+	}
+	e := next(t, ch, "agent")
+	if e.Data["agent"] != web[0].ID || e.Data["version"] != float64(1) || e.ID == "" {
+		t.Fatalf("after web[0] reported: %+v (id %q)", e.Data, e.ID)
+	}
+	cancel()
+
+	// Reconnecting with the id of web[0]'s event: the five that never reported, not web[0] again.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	ch2 := th.stream(ctx2, viewer, "/v1/plans/web/events", e.ID)
+	next(t, ch2, "plan")
+	for range 5 {
+		if a := next(t, ch2, "agent"); a.Data["agent"] == web[0].ID {
+			t.Fatalf("resumed stream sent web[0] again: %+v", a.Data)
+		}
+	}
+	th.applyPlan(th.admin, "web", rolledPlan("v2", "{first: 1, waves: 1}"))
+	if p := next(t, ch2, "plan"); p.Data["version"] != float64(2) || p.Data["rollout"] == nil {
+		t.Fatalf("plan after a rollout started: %+v", p.Data)
+	}
+	var problem struct{ Status int }
+	if st := th.call(viewer, "GET", "/v1/plans/nothing/events", nil, &problem); st != 404 {
+		t.Fatalf("stream of no plan: %d", st)
 	}
 }

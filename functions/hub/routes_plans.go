@@ -144,8 +144,29 @@ type RolloutOutput struct {
 	Body *plans.RolloutView
 }
 
+// PlanStreamInput names the plan to watch and where a dropped stream resumes.
+type PlanStreamInput struct {
+	Name        string `path:"name" doc:"Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under)."`
+	LastEventID string `header:"Last-Event-ID" doc:"The id of the last agent event received: a reconnecting client is not sent again the agents that reported at or before it."`
+}
+
 // registerRollouts is the plans room's staged rollouts: their view and the operations on them.
 func registerRollouts(api huma.API, h *Hub) {
+	registerStream(api, h, huma.Operation{OperationID: "stream-plan", Method: http.MethodGet, Path: "/v1/plans/{name}/events",
+		Summary: "Watch a plan", Metadata: map[string]any{"action": "get-plan-status"},
+		Description: "Server-sent events: `plan` (a PlanUpdate: newest version, agents, converged, the rollout's state) first and whenever it changes, and `agent` (an AgentStatus, as in the status view; its id resumes the stream as Last-Event-ID) whenever an agent's state of the plan changes. " +
+			"Changes stored through this hub instance are sent at once, others within 2 s. The stream does not end by itself: plans are continuous.",
+		Errors: []int{404, 422}}, func(ctx context.Context, in *PlanStreamInput) error {
+		_, err := h.Plans.Get(ctx, in.Name)
+		return err
+	}, func(ctx context.Context, in *PlanStreamInput, send sender) error {
+		return h.Plans.Watch(ctx, in.Name, in.LastEventID, func(u plans.WatchUpdate) error {
+			if u.Agent != nil {
+				return send(u.ID, "agent", u.Agent)
+			}
+			return send("", "plan", u.Plan)
+		})
+	})
 	register(api, h, huma.Operation{OperationID: "get-rollout", Method: http.MethodGet, Path: "/v1/plans/{name}/rollout",
 		Summary:     "Where the rollout of a plan's newest version stands",
 		Description: "Its state (rolling, paused, halted, aborted, completed, rolled_back) and why, its events, and each wave's agents with how many converged and failed. 404 when the newest version has no rollout.",

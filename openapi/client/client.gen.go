@@ -1804,6 +1804,12 @@ type GetIntegrityParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// StreamPlanParams defines parameters for StreamPlan.
+type StreamPlanParams struct {
+	// LastEventID The id of the last agent event received: a reconnecting client is not sent again the agents that reported at or before it.
+	LastEventID string `json:"Last-Event-ID,omitempty"`
+}
+
 // AgentRunningJSONRequestBody defines body for AgentRunning for application/json ContentType.
 type AgentRunningJSONRequestBody = Running
 
@@ -2390,6 +2396,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 	ApplyPlan(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// StreamPlan Watch a plan
+	//
+	// Server-sent events: `plan` (a PlanUpdate: newest version, agents, converged, the rollout's state) first and whenever it changes, and `agent` (an AgentStatus, as in the status view; its id resumes the stream as Last-Event-ID) whenever an agent's state of the plan changes. Changes stored through this hub instance are sent at once, others within 2 s. The stream does not end by itself: plans are continuous.
+	//
+	// Corresponds with GET /v1/plans/{name}/events (the `StreamPlan` operationId).
+	StreamPlan(ctx context.Context, name string, params *StreamPlanParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPlanProposals List a plan's proposals
 	//
@@ -3617,6 +3630,23 @@ func (c *Client) ApplyPlanWithBody(ctx context.Context, name string, contentType
 // Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 func (c *Client) ApplyPlan(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewApplyPlanRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// StreamPlan Watch a plan
+//
+// Server-sent events: `plan` (a PlanUpdate: newest version, agents, converged, the rollout's state) first and whenever it changes, and `agent` (an AgentStatus, as in the status view; its id resumes the stream as Last-Event-ID) whenever an agent's state of the plan changes. Changes stored through this hub instance are sent at once, others within 2 s. The stream does not end by itself: plans are continuous.
+//
+// Corresponds with GET /v1/plans/{name}/events (the `StreamPlan` operationId).
+func (c *Client) StreamPlan(ctx context.Context, name string, params *StreamPlanParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewStreamPlanRequest(c.Server, name, params)
 	if err != nil {
 		return nil, err
 	}
@@ -6092,6 +6122,53 @@ func NewApplyPlanRequestWithBody(server string, name string, contentType string,
 	return req, nil
 }
 
+// NewStreamPlanRequest constructs an http.Request for the StreamPlan method
+func NewStreamPlanRequest(server string, name string, params *StreamPlanParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/plans/%s/events", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Last-Event-ID", params.LastEventID, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Last-Event-ID", headerParam0)
+
+	}
+
+	return req, nil
+}
+
 // NewListPlanProposalsRequest constructs an http.Request for the ListPlanProposals method
 func NewListPlanProposalsRequest(server string, name string) (*http.Request, error) {
 	var err error
@@ -7346,6 +7423,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PUT /v1/plans/{name} (the `ApplyPlan` operationId).
 	ApplyPlanWithResponse(ctx context.Context, name string, body ApplyPlanJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyPlanResponse, error)
+
+	// StreamPlanWithResponse Watch a plan
+	//
+	// Server-sent events: `plan` (a PlanUpdate: newest version, agents, converged, the rollout's state) first and whenever it changes, and `agent` (an AgentStatus, as in the status view; its id resumes the stream as Last-Event-ID) whenever an agent's state of the plan changes. Changes stored through this hub instance are sent at once, others within 2 s. The stream does not end by itself: plans are continuous.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/plans/{name}/events (the `StreamPlan` operationId).
+	StreamPlanWithResponse(ctx context.Context, name string, params *StreamPlanParams, reqEditors ...RequestEditorFn) (*StreamPlanResponse, error)
 
 	// ListPlanProposalsWithResponse List a plan's proposals
 	//
@@ -10006,6 +10092,61 @@ func (r ApplyPlanResponse) ContentType() string {
 	return ""
 }
 
+type StreamPlanResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r StreamPlanResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r StreamPlanResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r StreamPlanResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r StreamPlanResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r StreamPlanResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r StreamPlanResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r StreamPlanResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListPlanProposalsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -11938,6 +12079,21 @@ func (c *ClientWithResponses) ApplyPlanWithResponse(ctx context.Context, name st
 		return nil, err
 	}
 	return ParseApplyPlanResponse(rsp)
+}
+
+// StreamPlanWithResponse Watch a plan
+//
+// Server-sent events: `plan` (a PlanUpdate: newest version, agents, converged, the rollout's state) first and whenever it changes, and `agent` (an AgentStatus, as in the status view; its id resumes the stream as Last-Event-ID) whenever an agent's state of the plan changes. Changes stored through this hub instance are sent at once, others within 2 s. The stream does not end by itself: plans are continuous.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/plans/{name}/events (the `StreamPlan` operationId).
+func (c *ClientWithResponses) StreamPlanWithResponse(ctx context.Context, name string, params *StreamPlanParams, reqEditors ...RequestEditorFn) (*StreamPlanResponse, error) {
+	rsp, err := c.StreamPlan(ctx, name, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseStreamPlanResponse(rsp)
 }
 
 // ListPlanProposalsWithResponse List a plan's proposals
@@ -14182,6 +14338,49 @@ func ParseApplyPlanResponse(rsp *http.Response) (*ApplyPlanResponse, error) {
 			return nil, err
 		}
 		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseStreamPlanResponse parses an HTTP response from a StreamPlanWithResponse call
+func ParseStreamPlanResponse(rsp *http.Response) (*StreamPlanResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &StreamPlanResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel

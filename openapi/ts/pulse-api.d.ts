@@ -695,6 +695,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/plans/{name}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Watch a plan
+         * @description Server-sent events: `plan` (a PlanUpdate: newest version, agents, converged, the rollout's state) first and whenever it changes, and `agent` (an AgentStatus, as in the status view; its id resumes the stream as Last-Event-ID) whenever an agent's state of the plan changes. Changes stored through this hub instance are sent at once, others within 2 s. The stream does not end by itself: plans are continuous.
+         */
+        get: operations["stream-plan"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/plans/{name}/proposals": {
         parameters: {
             query?: never;
@@ -4362,6 +4382,57 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "stream-plan": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The id of the last agent event received: a reconnecting client is not sent again the agents that reported at or before it. */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                /** @description Lower-case letters, digits and _, starting with a letter; at most 63 characters (the name the agent keeps the plan under). */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

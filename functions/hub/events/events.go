@@ -27,6 +27,12 @@ type CommandChanged struct {
 	Command string
 }
 
+// PlanChanged is published when something about a plan was stored (a version, an agent's changed
+// status, a rollout event), so live views look again at once.
+type PlanChanged struct {
+	Plan string
+}
+
 // Topic is one kind of event and its subscribers. Subscribers run in the publisher's goroutine and must
 // be quick; slow follow-up work goes through Bus.Later.
 type Topic[E any] struct {
@@ -70,6 +76,7 @@ func (t *Topic[E]) Publish(ctx context.Context, e E) {
 type Bus struct {
 	Results  Topic[ResultStored]
 	Commands Topic[CommandChanged]
+	Plans    Topic[PlanChanged]
 
 	wg sync.WaitGroup
 }

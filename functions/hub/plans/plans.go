@@ -271,6 +271,7 @@ func (s *Service) writeNext(ctx context.Context, name string, next int, mk func(
 		}
 		s.versions.Put(key, v)
 		s.remember(v)
+		s.Bus.Plans.Publish(ctx, events.PlanChanged{Plan: name})
 		return v, false, nil
 	}
 	return nil, false, domain.Conflict("plan %s: other hubs kept writing versions of it at the same time; try again", name)

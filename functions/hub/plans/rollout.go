@@ -10,6 +10,7 @@ import (
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/plan"
@@ -200,6 +201,7 @@ func (s *Service) appendEvent(ctx context.Context, v *Version, read []RolloutEve
 	}
 	s.events.Put(key, &e)
 	s.mem.setRollout(v.Name, v.Version, foldRollout(v, append(slices.Clone(read), e)))
+	s.Bus.Plans.Publish(ctx, events.PlanChanged{Plan: v.Name})
 	return true, nil
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
@@ -65,6 +66,7 @@ func (s *Service) Report(ctx context.Context, agent, name string, st wire.PlanSt
 		s.mem.written[mk] = digest
 		s.mem.mu.Unlock()
 		s.Log.Debug("plan status", "plan", name, "agent", agent, "version", st.Version, "refused_version", st.RefusedVersion)
+		s.Bus.Plans.Publish(ctx, events.PlanChanged{Plan: name})
 	}
 	if st.Version >= v.Version || st.RefusedVersion >= v.Version {
 		// The agent has the newest version: this instance stops offering its delivery.
