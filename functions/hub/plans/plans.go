@@ -188,7 +188,10 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 		return nil, err
 	}
 	decision, ids, err := s.decide(ctx, "apply-plan", "apply", name, targets)
-	if na := (*needsApproval)(nil); errors.As(err, &na) && !(prev != nil && prev.Source == source) {
+	var na *needsApproval
+	unchanged := prev != nil && prev.Source == source
+	switch {
+	case errors.As(err, &na) && !unchanged: // an unchanged source needs no approval: it does nothing
 		pv, err := s.propose(ctx, name, OpApply, na, func(p *Proposal) { p.Source = source })
 		if err != nil {
 			return nil, err
@@ -198,10 +201,9 @@ func (s *Service) Apply(ctx context.Context, name, source string) (*Applied, err
 			out.Version = *prev
 		}
 		return out, nil
-	} else if err != nil && !errors.As(err, &na) {
+	case err != nil && na == nil:
 		return nil, err
-	}
-	if prev != nil && prev.Source == source {
+	case unchanged:
 		s.remember(prev)
 		return &Applied{Version: *prev, Unchanged: true, Agents: ids}, nil
 	}
