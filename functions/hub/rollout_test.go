@@ -2,9 +2,12 @@ package hub_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,5 +289,58 @@ func TestPlanStream(t *testing.T) {
 	var problem struct{ Status int }
 	if st := th.call(viewer, "GET", "/v1/plans/nothing/events", nil, &problem); st != 404 {
 		t.Fatalf("stream of no plan: %d", st)
+	}
+}
+
+// TestRolloutAcrossHubs: two hub instances on one bucket tick the same rollout; each step is taken
+// once (a wave released twice would be two events), and an agent fetching from the instance that did
+// not release its wave gets the version within that instance's refresh.
+func TestRolloutAcrossHubs(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	url := "file:" + t.TempDir()
+	one, other := startTestHub(t, url, priv, nil), startTestHub(t, url, priv, nil)
+	for _, th := range []*testHub{one, other} {
+		th.h.Plans.RolloutEvery = time.Nanosecond
+		th.h.Plans.RefreshEvery = 50 * time.Millisecond
+	}
+	web := sixWeb(one)
+	ctx := context.Background()
+	one.applyPlan(one.admin, "web", webPlan("v1"))
+	if st, _ := one.applyPlan(one.admin, "web", rolledPlan("v2", "{first: 3, waves: 1}")); st != 200 {
+		t.Fatal("apply v2")
+	}
+	for _, a := range web[:3] {
+		reportPlan(t, a, "web", wire.UnitConverged)
+	}
+	// Both tick at once, again and again: wave 2 is released once.
+	var wg sync.WaitGroup
+	for _, th := range []*testHub{one, other} {
+		wg.Go(func() {
+			for range 5 {
+				th.h.Tick(ctx)
+			}
+		})
+	}
+	wg.Wait()
+	r := one.rollout("web")
+	released := 0
+	for _, e := range r.Events {
+		if e.Kind == "released" {
+			released++
+		}
+	}
+	if r.Released != 2 || released != 1 {
+		t.Fatalf("rollout after both ticked: %+v, want wave 2 released by one event", r)
+	}
+	for _, a := range web[3:] {
+		there := *a
+		there.Hub = other.url
+		deadline := time.Now().Add(10 * time.Second)
+		for planVersions(t, &there)["web"] != 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never got version 2 from the other instance", a.Name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
