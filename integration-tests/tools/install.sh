@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the S3 servers the conformance suite and end-to-end tests run against, pinned, from the Go
 # module proxy, and caches them outside the work tree so a fresh clone on the same machine reuses them.
+# `docker` instead installs Debian's Docker daemon and static busybox (the container integration's
+# tests run a private dockerd and build their image from busybox), with apt-get, as root, once.
 #
-#   integration-tests/tools/install.sh [minio|versitygw|all]
+#   integration-tests/tools/install.sh [minio|versitygw|all|docker]
 #
 # Prints the absolute path of each binary on stdout (one per line, in the order asked); progress goes
 # to stderr. PULSE_TOOLS_DIR overrides the cache directory (default: $XDG_CACHE_HOME/pulse-tools or
@@ -34,6 +36,36 @@ install_one() {
   echo "$bin"
 }
 
+# install_docker: dockerd and a static /usr/bin/busybox from Debian (docker.io, busybox-static) unless
+# both are there; prints the dockerd path.
+install_docker() {
+  local dockerd
+  dockerd=$(command -v dockerd || true)
+  if [ -z "$dockerd" ] || ! static_busybox; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "install.sh: docker: dockerd or a static /usr/bin/busybox is missing, and installing them (apt-get install docker.io busybox-static) needs root" >&2
+      exit 1
+    fi
+    echo "install.sh: apt-get install docker.io busybox-static (first time only, ~15 s)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io busybox-static >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io busybox-static >&2; }
+    dockerd=$(command -v dockerd)
+    static_busybox || { echo "install.sh: /usr/bin/busybox is still not statically linked" >&2; exit 1; }
+  fi
+  echo "$dockerd"
+}
+
+# static_busybox: /usr/bin/busybox exists and has no ELF interpreter (busybox-static, not busybox).
+static_busybox() {
+  [ -x /usr/bin/busybox ] || return 1
+  ! LC_ALL=C od -An -c -N 4096 /usr/bin/busybox | tr -d ' \n' | grep -q 'ld-linux'
+}
+
+if [ "${1:-}" = docker ]; then
+  install_docker
+  exit 0
+fi
+
 mkdir -p "$cache"
 # One build at a time: parallel test packages may all ask for the same binary on a fresh machine.
 exec 9>"$cache/.lock"
@@ -47,5 +79,5 @@ case "$what" in
     install_one minio "$MINIO_MODULE" "$MINIO_VERSION"
     install_one versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION"
     ;;
-  *) echo "install.sh: unknown tool '$what' (want minio, versitygw or all)" >&2; exit 2 ;;
+  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, all or docker)" >&2; exit 2 ;;
 esac
