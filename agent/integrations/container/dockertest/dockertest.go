@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 )
 
@@ -151,10 +152,19 @@ func tail(s string) string {
 // Log is what the daemon printed, for a failing test's message.
 func (d *Daemon) Log() string { return tail(d.log.String()) }
 
-// stop ends the daemon (SIGTERM: it stops its containers; SIGKILL after 20s), then unmounts what it
+// stop removes every container, ends the daemon (SIGTERM; SIGKILL after 20s), then unmounts what it
 // may have left mounted under its directory and removes it.
 func (d *Daemon) stop(t testing.TB, exited chan struct{}) {
 	if d.Client != nil {
+		// Killed and removed first: a daemon stopping waits out each container's stop timeout, and
+		// a sleep running as pid 1 ignores SIGTERM.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if list, err := d.Client.ContainerList(ctx, container.ListOptions{All: true}); err == nil {
+			for _, c := range list {
+				d.Client.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			}
+		}
+		cancel()
 		d.Client.Close()
 	}
 	d.cmd.Process.Signal(syscall.SIGTERM)
