@@ -303,6 +303,8 @@ func (c *Container) Observe(ctx context.Context, u wire.Unit) (integration.Obser
 		default:
 			return integration.Observation{Digest: want, Detail: fmt.Sprintf("running, but %s", healthDesc(s, st)), WaitingOn: "health check"}, nil
 		}
+	case st.Status == "removing":
+		return integration.Observation{Digest: want, Detail: "being removed"}, nil
 	case st.Restarting:
 		return integration.Observation{Digest: want, Detail: fmt.Sprintf("restarting (it exited with code %d)", st.ExitCode)}, nil
 	case st.Status == "created":
@@ -440,6 +442,17 @@ func (c *Container) reconcile(ctx context.Context, u wire.Unit, restart bool) er
 		}
 		st := info.State
 		switch {
+		case st != nil && st.Status == "removing":
+			// Someone removes it (docker rm -f): it cannot be started; wait until it is gone.
+			if err := c.waitGone(ctx, name); err != nil {
+				return err
+			}
+			continue
+		case st != nil && (st.Dead || st.Status == "dead"):
+			if err := c.cli.ContainerRemove(ctx, info.ID, container.RemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+				return fmt.Errorf("remove dead container %s: %w", name, err)
+			}
+			continue
 		case st != nil && st.Running && !st.Paused && !restart:
 			if s.Health == nil || healthOf(st) == container.Healthy {
 				return nil
@@ -458,6 +471,21 @@ func (c *Container) reconcile(ctx context.Context, u wire.Unit, restart bool) er
 		}
 	}
 	return fmt.Errorf("container %s keeps changing under the agent (created or removed by someone else while it applied)", name)
+}
+
+// waitGone waits until the container named name no longer exists.
+func (c *Container) waitGone(ctx context.Context, name string) error {
+	for {
+		info, err := c.inspect(ctx, name)
+		if err != nil || info == nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("container %s is being removed by someone else and is still there: %w", name, ctx.Err())
+		case <-time.After(pollEvery):
+		}
+	}
 }
 
 func (c *Container) start(ctx context.Context, name string, s spec) error {

@@ -75,29 +75,44 @@ func Binary() (path string, required bool, err error) {
 	return p, false, nil
 }
 
-// Start runs a private dockerd until the test ends, then stops it and removes its directories.
+// Start runs a private dockerd until the test ends, then stops it and removes its directories. A
+// daemon that cannot run skips the test, or fails it when PULSE_DOCKERD_BIN is set.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
+	d, why := TryStart(t)
+	if d == nil {
+		t.Skip(why)
+	}
+	return d
+}
+
+// TryStart is Start for a test that can do without a daemon: it returns nil and why there is none
+// (it still fails the test when PULSE_DOCKERD_BIN is set and the daemon does not come up).
+func TryStart(t testing.TB) (d *Daemon, why string) {
+	t.Helper()
 	bin, required, err := Binary()
+	var reason string
 	skip := func(format string, a ...any) {
 		t.Helper()
 		if required {
 			t.Fatalf(format, a...)
 		}
-		t.Skipf(format, a...)
+		reason = fmt.Sprintf(format, a...)
 	}
 	if err != nil {
 		skip("docker tests: %v", err)
+		return nil, reason
 	}
 	if os.Geteuid() != 0 {
 		skip("docker tests: dockerd needs root; running as uid %d", os.Geteuid())
+		return nil, reason
 	}
 	// Short: a unix socket path is limited to ~108 bytes, and t.TempDir() names can be long.
 	dir, err := os.MkdirTemp("", "pd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{Host: "unix://" + filepath.Join(dir, "d.sock"), Dir: dir, log: &lockedBuffer{}}
+	d = &Daemon{Host: "unix://" + filepath.Join(dir, "d.sock"), Dir: dir, log: &lockedBuffer{}}
 	d.cmd = exec.Command(bin,
 		"--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"),
@@ -112,6 +127,7 @@ func Start(t testing.TB) *Daemon {
 	if err := d.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		skip("docker tests: start %s: %v", bin, err)
+		return nil, reason
 	}
 	exited := make(chan struct{})
 	go func() { d.cmd.Wait(); close(exited) }()
@@ -132,14 +148,16 @@ func Start(t testing.TB) *Daemon {
 		select {
 		case <-exited:
 			skip("docker tests: dockerd exited at start: %v\n%s", d.cmd.ProcessState, tail(d.log.String()))
+			return nil, reason
 		default:
 		}
 		if time.Now().After(deadline) {
 			skip("docker tests: dockerd did not answer within 60s: %v\n%s", err, tail(d.log.String()))
+			return nil, reason
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return d
+	return d, ""
 }
 
 func tail(s string) string {
