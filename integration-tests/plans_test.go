@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/pulsehq/pulse/agent/integrations/container/dockertest"
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
@@ -90,15 +94,32 @@ func applyPlan(t *testing.T, hubURL, token, name, dir, source string) (string, i
 	return out + errOut, code
 }
 
-// TestPlansEndToEnd: real `pulse serve` on MinIO and three real pulse-agent processes. A plan with a
-// file and a supervised process converges on all three; the file deleted and the process killed by
-// hand are repaired under enforce, and reported and left alone under report; an agent killed in the
-// middle of an apply converges when started again, with one process and a whole file; a unit outside
-// the agents' roots is refused by every agent and changes nothing; a planted plan version reaches no
-// agent; a deleted plan's processes are stopped by every agent and its file is left.
+// TestPlansEndToEnd: real `pulse serve` on MinIO and three real pulse-agent processes, sharing one
+// real dockerd. A plan with a file, a supervised process and a container converges on all three; the
+// file deleted, the process killed and the container removed by hand are repaired under enforce, and
+// reported and left alone under report; an agent killed in the middle of an apply (one while its
+// process waits for its health check, one while its container does) converges when started again,
+// with one process, one container and a whole file; a unit outside the agents' roots is refused by
+// every agent and changes nothing; a planted plan version reaches no agent; a deleted plan's processes
+// are stopped by every agent and its file and containers are left. Without a dockerd (and without
+// PULSE_DOCKERD_BIN, which makes one required) the plan has no container unit.
 func TestPlansEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
+	// One daemon for the three agents: each names its containers with a prefix of its own.
+	docker, why := dockertest.TryStart(t)
+	if docker != nil {
+		if _, err := dockertest.Busybox(); err != nil {
+			docker, why = nil, err.Error()
+		}
+	}
+	var img dockertest.Image
+	if docker == nil {
+		t.Logf("no container unit in this run: %s", why)
+	} else {
+		img = dockertest.BuildImage(t, dir, "")
+		docker.Load(t, img)
+	}
 	storeURL, token := initStore(t, dir)
 	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
 
@@ -109,7 +130,13 @@ func TestPlansEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	outside := filepath.Join(dir, "outside")
-	flag := filepath.Join(dir, "healthy")
+	// The health checks' flags: the process's on the host, the container's through a bind mount.
+	flags := filepath.Join(dir, "flags")
+	if err := os.MkdirAll(flags, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	flag := filepath.Join(flags, "healthy")
+	boxFlag := filepath.Join(flags, "box-healthy")
 	tokOut, tokErr, code := pulseCLI(t, h.url, token, "enroll-token", "create", "--uses", "3", "--labels", "role=web")
 	if code != 0 {
 		t.Fatalf("enroll-token create: %s", tokErr)
@@ -122,9 +149,21 @@ roots = [%q]
 allow = ["/usr/bin/sleep", "/usr/bin/test"]
 stop_grace = "2s"
 `, root)
+	cfgs := make([]string, 3)
 	agents := make([]*agentProc, 3)
 	for i := range agents {
-		agents[i] = startAgent(t, h.url, filepath.Join(dir, fmt.Sprintf("agent-%d", i)), cfg, "--enroll-token", strings.TrimSpace(tokOut))
+		cfgs[i] = cfg
+		if docker != nil {
+			cfgs[i] += fmt.Sprintf(`
+[container]
+socket = %q
+allow_images = ["sha256:"]
+allow_mounts = [%q]
+name_prefix = "pulse-a%d-"
+stop_grace = "1s"
+`, docker.Host, flags, i)
+		}
+		agents[i] = startAgent(t, h.url, filepath.Join(dir, fmt.Sprintf("agent-%d", i)), cfgs[i], "--enroll-token", strings.TrimSpace(tokOut))
 	}
 	for _, a := range agents {
 		a.id()
@@ -142,7 +181,7 @@ stop_grace = "2s"
 	})
 	args = append(args, arg)
 	source := func(mode, sleepFor, health string) string {
-		return fmt.Sprintf(`targets: [role=web]
+		src := fmt.Sprintf(`targets: [role=web]
 mode: %s
 units:
   - name: conf
@@ -155,6 +194,58 @@ units:
     deadline: 60s
     spec: {command: /usr/bin/sleep, args: [%q], restart: always%s}
 `, mode, conf, sleepFor, health)
+		if docker != nil {
+			boxHealth := ""
+			if health != "" {
+				boxHealth = ", health: {command: [/bin/test, -e, /flags/box-healthy], interval: 300ms, retries: 1}"
+			}
+			src += fmt.Sprintf(`  - name: box
+    type: container
+    requires: [app]
+    deadline: 60s
+    spec: {image: %q, command: /bin/sleep, args: [%q], mounts: [{source: %q, target: /flags, readOnly: true}]%s}
+`, img.ID, sleepFor, flags, boxHealth)
+		}
+		return src
+	}
+	// boxes counts the agents' containers of unit box: all of them, and those running this run's
+	// current sleep; by name, so a duplicate shows.
+	boxes := func() (all, current int, names map[string]int) {
+		names = map[string]int{}
+		if docker == nil {
+			return 3, 3, map[string]int{"pulse-a0-box": 1, "pulse-a1-box": 1, "pulse-a2-box": 1}
+		}
+		list, err := docker.Client.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "pulse.unit=box"))})
+		if err != nil {
+			t.Fatalf("list containers: %v", err)
+		}
+		for _, c := range list {
+			for _, n := range c.Names {
+				names[strings.TrimPrefix(n, "/")]++
+			}
+			if c.State == "running" && strings.HasSuffix(c.Command, " "+arg) {
+				current++
+			}
+		}
+		return len(list), current, names
+	}
+	removeBoxes := func() {
+		t.Helper()
+		if docker == nil {
+			return
+		}
+		for i := range agents {
+			if err := docker.Client.ContainerRemove(ctx, fmt.Sprintf("pulse-a%d-box", i), container.RemoveOptions{Force: true}); err != nil {
+				t.Fatalf("remove a container by hand: %v", err)
+			}
+		}
+	}
+	wantBoxes := func(t *testing.T) {
+		t.Helper()
+		all, current, names := boxes()
+		if all != 3 || current != 3 || len(names) != 3 {
+			t.Errorf("containers of unit box: %d (%d running the current spec), named %v; want one per agent, running", all, current, names)
+		}
 	}
 	waitPlan := func(what string, cond func(planView) bool) planView {
 		t.Helper()
@@ -190,6 +281,7 @@ units:
 		if n := running(); n != 3 {
 			t.Errorf("%d supervised processes, want one per agent (3)", n)
 		}
+		wantBoxes(t)
 	})
 
 	t.Run("drift is repaired under enforce", func(t *testing.T) {
@@ -197,13 +289,17 @@ units:
 			t.Fatal(err)
 		}
 		exec.Command("pkill", "-KILL", "-f", "^/usr/bin/sleep "+arg+"$").Run()
-		v := waitPlan("file and processes repaired, corrections counted", func(v planView) bool {
+		removeBoxes()
+		v := waitPlan("file, processes and containers repaired, corrections counted", func(v planView) bool {
 			if !v.every(1, "converged") || running() != 3 {
+				return false
+			}
+			if _, current, _ := boxes(); current != 3 {
 				return false
 			}
 			for _, a := range v.Agents {
 				for _, u := range a.Units {
-					if u.Unit == "app" && u.Corrections < 1 {
+					if (u.Unit == "app" || u.Unit == "box") && u.Corrections < 1 {
 						return false
 					}
 				}
@@ -211,6 +307,7 @@ units:
 			return true
 		})
 		wantFile(t)
+		wantBoxes(t)
 		t.Logf("after repair: %s", v.unitStates())
 	})
 
@@ -219,6 +316,21 @@ units:
 			t.Fatalf("pulse plan apply: exit %d: %s", code, out)
 		}
 		waitPlan("version 2 held by every agent", func(v planView) bool { return v.every(2, "converged") })
+		// The containers first: a unit waits for what it requires, and box requires app, which
+		// requires conf.
+		removeBoxes()
+		if docker != nil {
+			waitPlan("the removed containers reported drifted by every agent", func(v planView) bool {
+				for _, a := range v.Agents {
+					for _, u := range a.Units {
+						if u.Unit == "box" && u.State != "drifted" {
+							return false
+						}
+					}
+				}
+				return len(v.Agents) == 3
+			})
+		}
 		if err := os.Remove(conf); err != nil {
 			t.Fatal(err)
 		}
@@ -236,11 +348,15 @@ units:
 		if _, err := os.Stat(conf); err == nil {
 			t.Fatal("the file was written again under report")
 		}
+		if all, _, names := boxes(); docker != nil && all != 0 {
+			t.Fatalf("containers were created again under report: %v", names)
+		}
 	})
 
 	t.Run("an agent killed in the middle of an apply converges when started again", func(t *testing.T) {
 		// Version 3 runs a new process whose health check passes only once the flag exists: every agent
-		// is applying it (the process started, waiting for health) when agent 0 is killed.
+		// is applying it (the process started, waiting for health) when agent 0 is killed. Then a new
+		// container whose health check waits for another flag: agent 1 is killed while it waits.
 		arg = fmt.Sprint(200000 + time.Now().UnixNano()%100000)
 		args = append(args, arg)
 		health := fmt.Sprintf(", health: {command: [/usr/bin/test, -e, %q]}", flag)
@@ -254,12 +370,23 @@ units:
 		if err := os.WriteFile(flag, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		agents[0] = startAgent(pt, h.url, victim.stateDir, cfg) // runs on for the subtests that follow
+		agents[0] = startAgent(pt, h.url, victim.stateDir, cfgs[0]) // runs on for the subtests that follow
+		if docker != nil {
+			waitFor(t, "the new container started on every agent", 60*time.Second, func() bool { _, current, _ := boxes(); return current == 3 })
+			victim := agents[1]
+			victim.cmd.Process.Signal(syscall.SIGKILL)
+			victim.done <- <-victim.done
+			if err := os.WriteFile(boxFlag, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			agents[1] = startAgent(pt, h.url, victim.stateDir, cfgs[1])
+		}
 		v := waitPlan("version 3 converged on every agent", func(v planView) bool { return v.every(3, "converged") })
 		if n := running(); n != 3 {
 			t.Errorf("%d processes after the restart, want 3 (no duplicate): %s", n, v.unitStates())
 		}
 		wantFile(t)
+		wantBoxes(t)
 	})
 
 	t.Run("a unit outside the agents' roots is refused and changes nothing", func(t *testing.T) {
@@ -312,5 +439,6 @@ units:
 		}
 		waitFor(t, "every agent stopped the deleted plan's process", 60*time.Second, func() bool { return running() == 0 })
 		wantFile(t)
+		wantBoxes(t) // a released container is left as it is
 	})
 }
