@@ -35,6 +35,8 @@ func FuzzAgentConfig(f *testing.F) {
 		"[agent]\nplan_period = \"90s\"\n[files]\nroots = [\"/etc/app\", \"/\", \"rel\"]\n",
 		"[process]\nallow = [\"/usr/bin/sleep\", \"/opt/[x\"]\nstop_grace = \"-1s\"\n",
 		"[files]\nroots = 3\n[process]\nallow = [\"/bin/*\"]\n",
+		"[container]\nallow_images = [\"\"]\nallow_mounts = [\"/\"]\nsocket = \"tcp://10.0.0.1:2375\"\nname_prefix = \"-x\"\n",
+		"[container]\nallow_images = [\"sha256:\"]\nsocket = \"unix:///nonexistent/docker.sock\"\nmin_free_mb = -1\n",
 	} {
 		f.Add([]byte(seed))
 	}
