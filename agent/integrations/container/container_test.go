@@ -465,3 +465,42 @@ func TestImageFromArtifactAndFreeSpace(t *testing.T) {
 }
 
 var imageRemoveOpts = image.RemoveOptions{Force: true}
+
+// A one-shot container under restart no is done once it exited; a mount whose source is a symlink
+// under the roots pointing outside them is refused before anything is created; an image the daemon
+// lacks, with no artifact, is pulled, and a registry that does not answer fails the unit saying so.
+func TestOneShotSymlinkAndPull(t *testing.T) {
+	e := newEnv(t, true)
+	r := e.load(t, map[string]any{"allow_images": []any{"sha256:", "127.0.0.1:1/"}})
+
+	once := unit("once", map[string]any{"image": e.img.ID, "command": "/bin/true", "restart": "no"})
+	apply(t, r, once)
+	if o := observe(t, r, once); !o.InState || !strings.Contains(o.Detail, "exited with code 0") {
+		t.Errorf("one-shot: %+v, want in state, exited with code 0", o)
+	}
+	if e.inspect(t, "pulse-once").State.Running {
+		t.Error("the one-shot container still runs")
+	}
+
+	link := filepath.Join(e.roots, "escape")
+	if err := os.Symlink(t.TempDir(), link); err != nil {
+		t.Fatal(err)
+	}
+	esc := sleeper(e.img.ID)
+	esc["mounts"] = []any{map[string]any{"source": link, "target": "/data"}}
+	u := unit("esc", esc)
+	if err := r.CheckUnit(u); err != nil {
+		t.Fatalf("CheckUnit(%v) = %v; the path itself is under the root", esc, err)
+	}
+	if err := r.Apply(ctxFor(t, 10*time.Second), u); err == nil || !strings.Contains(err.Error(), "resolves to") {
+		t.Errorf("Apply of a mount escaping through a symlink = %v, want refused", err)
+	}
+	if len(e.managed(t, "esc")) != 0 {
+		t.Error("a container was created with a mount escaping the roots")
+	}
+
+	pull := unit("pull", sleeper("127.0.0.1:1/app@sha256:"+strings.Repeat("c", 64)))
+	if err := r.Apply(ctxFor(t, 20*time.Second), pull); err == nil || !strings.Contains(err.Error(), "pulling it failed") {
+		t.Errorf("Apply of an image no registry serves = %v, want a pull failure", err)
+	}
+}
