@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pulsehq/pulse/agent/artifacts"
 	"github.com/pulsehq/pulse/agent/httpsig"
 	"github.com/pulsehq/pulse/agent/integration"
 	"github.com/pulsehq/pulse/agent/state"
@@ -57,6 +58,8 @@ type Agent struct {
 	acks pendingAcks // envelopes handled, to acknowledge with the next poll
 
 	plans *plans // the plan versions held and their reconciliation
+
+	artifacts *artifacts.Cache // the one fetcher of artifacts, for the integrations that use them
 
 	wake    chan struct{} // nudges the uploader when the outbox grows
 	beatNow chan struct{} // asks for a heartbeat at once (the hatch opened or closed)
@@ -134,8 +137,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := a.resealAtStart(); err != nil {
 		return nil, err
 	}
+	// The fetcher is handed to integrations now and gets its hub connection once the agent knows its
+	// identity (below), before anything runs.
+	a.artifacts = &artifacts.Cache{Dir: filepath.Join(st.Dir(), artifactsDir), Log: a.log.With("component", "artifacts")}
 	a.set = integration.Load(ctx, cfg.Integrations, a.log.With("component", "integration"),
-		integration.WithHatch(a.hatchGate), integration.WithStateDir(filepath.Join(st.Dir(), integrationsDir)))
+		integration.WithHatch(a.hatchGate), integration.WithStateDir(filepath.Join(st.Dir(), integrationsDir)),
+		integration.WithArtifacts(a.artifacts))
 	if cfg.Facts != nil {
 		a.facts = cfg.Facts(ctx)
 	}
@@ -161,6 +168,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("request signer: %w", err)
 	}
 	a.hub.signer = signer
+	a.artifacts.Source = &artifacts.HubSource{Base: a.hub.base, AgentID: id.AgentID, Signer: signer, HTTP: cfg.HTTPClient}
+	a.artifacts.Log = a.artifacts.Log.With("agent", id.AgentID)
 	a.log = a.log.With("agent", id.AgentID)
 	a.pollHealth = &health{log: a.log}
 	a.beatHealth = &health{log: a.log}
@@ -173,6 +182,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 // integrationsDir is where, inside the state directory, integrations that keep records across
 // restarts get a directory each (integration.Stateful).
 const integrationsDir = "integrations"
+
+// artifactsDir is where, inside the state directory, the artifacts plans name are cached: <hex>
+// verified, <hex>.part while downloading (agent/artifacts).
+const artifactsDir = "artifacts"
 
 // ID is the agent id the hub assigned at enrollment.
 func (a *Agent) ID() string { return a.identity().AgentID }

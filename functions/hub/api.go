@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pulsehq/pulse/functions/hub/access"
+	"github.com/pulsehq/pulse/functions/hub/artifacts"
 	"github.com/pulsehq/pulse/functions/hub/commands"
 	"github.com/pulsehq/pulse/functions/hub/delivery"
 	"github.com/pulsehq/pulse/functions/hub/domain"
@@ -47,6 +48,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerEnrollment(h.enrollGroup(api), h)
 	registerAgentProtocol(h.agentGroup(api), h)
 	registerAgentPlans(h.agentGroup(api), h)
+	registerAgentArtifacts(h.agentGroup(api), h)
 	registerFleet(h.operatorGroup(api, "Agents"), h)
 	registerCommands(h.operatorGroup(api, "Commands"), h)
 	registerAccess(h.operatorGroup(api, "Access"), h)
@@ -55,6 +57,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerPlans(h.operatorGroup(api, "Plans"), h)
 	registerRollouts(h.operatorGroup(api, "Plans"), h)
 	registerProposals(h.operatorGroup(api, "Plans"), h)
+	registerArtifacts(h.operatorGroup(api, "Artifacts"), h)
 	return api
 }
 
@@ -79,6 +82,9 @@ var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[plans.View]():               "PlanStatusView",
 	reflect.TypeFor[plans.AgentStatus]():        "PlanAgentStatus",
 	reflect.TypeFor[plans.UnitState]():          "PlanUnitState",
+	reflect.TypeFor[artifacts.State]():          "ArtifactState",
+	reflect.TypeFor[artifacts.Summary]():        "ArtifactSummary",
+	reflect.TypeFor[artifacts.Pushed]():         "ArtifactPushed",
 }
 
 func schemaName(t reflect.Type, hint string) string {

@@ -12,7 +12,7 @@ const base = "github.com/pulsehq/pulse/functions/hub"
 // mayImport says which of the hub's packages each may import, with the reason. Anything not listed
 // is forbidden, so a new edge between rooms is a decision made here, not an accident; and since the
 // rules follow one order (domain, events → paging, trail → access → fleet → delivery → commands → workflows,
-// plans → the edge), there can be no cycle.
+// plans, artifacts → the edge), there can be no cycle.
 var mayImport = map[string]map[string]string{
 	"domain": {},
 	"events": {},
@@ -49,6 +49,10 @@ var mayImport = map[string]map[string]string{
 		"commands": "steps issue commands (through the Commands interface; the request types are commands')",
 		"fleet":    "definitions are checked against the fleet's catalog",
 		"paging":   "the execution list pages like every list",
+	},
+	"artifacts": {
+		"domain": "domain errors, who pushed",
+		"trail":  "pushes are audited",
 	},
 	"plans": {
 		"domain": "domain errors, who acted",

@@ -1,6 +1,6 @@
 // Package hub is the composition root and the HTTP edge of the Pulse hub. New opens the store, loads
 // the signing keys, prepares the policy and wires the rooms (access, fleet, delivery, commands,
-// workflows, plans); NewAPI registers each room's routes on one huma API, takes the policy action of every
+// workflows, plans, artifacts); NewAPI registers each room's routes on one huma API, takes the policy action of every
 // operator operation from its operation id in one middleware, and maps the rooms' domain errors to
 // RFC 9457 problems in one place. Every entrypoint (`pulse serve`, `pulse tick`, the tests, the
 // benchmarks, a cloud function) builds its hub with New, so they all run the same wiring.
@@ -23,6 +23,7 @@ import (
 	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub/access"
+	"github.com/pulsehq/pulse/functions/hub/artifacts"
 	"github.com/pulsehq/pulse/functions/hub/commands"
 	"github.com/pulsehq/pulse/functions/hub/delivery"
 	"github.com/pulsehq/pulse/functions/hub/events"
@@ -81,6 +82,7 @@ type Hub struct {
 	Commands  *commands.Service
 	Workflows *workflows.Service
 	Plans     *plans.Service
+	Artifacts *artifacts.Service
 
 	policyDir string
 	verifier  *httpsig.Verifier
@@ -188,6 +190,7 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	h.Commands = &commands.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
 	h.Workflows = &workflows.Service{Store: st, Log: log, Trail: tr, Bus: bus, Commands: h.Commands, Fleet: h.Fleet}
 	h.Workflows.Subscribe(bus)
+	h.Artifacts = &artifacts.Service{Store: st, Log: log, Trail: tr}
 	h.Plans = &plans.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
 	return h
 }

@@ -44,6 +44,8 @@ const (
 	ActiveExecutions    = "v1/executions-active/"
 	ScheduleFires       = "v1/schedule-fires/"
 	Plans               = "v1/plans/"
+	Artifacts           = "v1/artifacts/"
+	ArtifactChunks      = "v1/artifact-chunks/"
 	Audit               = "v1/audit/"
 	AuditSeals          = "v1/audit-seals/"
 	Probe               = "v1/_probe/"
@@ -71,6 +73,8 @@ func Prefixes() []Prefix {
 		{ActiveExecutions, "executions the tick still drives"},
 		{ScheduleFires, "cron slots that fired, one per workflow and slot"},
 		{Plans, "plan versions and rollout events (write-once) and each agent's last reported status of a plan"},
+		{Artifacts, "artifact manifests, one per complete artifact, by its sha256, written once after its chunks were checked"},
+		{ArtifactChunks, "the chunks of artifacts by sha256 and number, uploaded before the manifest"},
 		{Audit, "audit records, one per mutation, by day"},
 		{AuditSeals, "the hash chain sealing the audit records"},
 		{Probe, "throw-away objects of the start-up store probe"},
@@ -308,6 +312,39 @@ func PlanProposalApproval(name, id, approver string) string {
 
 // PlanProposalOutcome is what became of a proposal (done, denied, stale), written once.
 func PlanProposalOutcome(name, id string) string { return PlanProposalOf(name, id) + "outcome.json" }
+
+// --- artifacts ---
+
+// ArtifactManifest is the manifest of the artifact whose SHA-256 is hexDigest. Manifests sit under
+// their own prefix, apart from the chunks, so listing the artifacts lists one key per artifact, not
+// one per chunk.
+func ArtifactManifest(hexDigest string) string { return Artifacts + hexDigest + ".json" }
+
+// ArtifactChunksOf is where the chunks of an artifact are.
+func ArtifactChunksOf(hexDigest string) string { return ArtifactChunks + hexDigest + "/" }
+
+// ArtifactChunk is chunk n (from 0) of an artifact. Its content is fixed by the digest and the chunk
+// size, so every correct writer writes the same bytes there.
+func ArtifactChunk(hexDigest string, n int) string {
+	return fmt.Sprintf("%s%06d.bin", ArtifactChunksOf(hexDigest), n)
+}
+
+// ArtifactChunkIndex is the number of the chunk stored under key (ArtifactChunk).
+func ArtifactChunkIndex(key string) (int, bool) {
+	name := key[strings.LastIndex(key, "/")+1:]
+	num, ok := strings.CutSuffix(name, ".bin")
+	if !ok || len(num) != 6 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
 
 // --- audit ---
 

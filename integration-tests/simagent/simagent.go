@@ -65,7 +65,8 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
 
-// Do sends a request signed by this agent (or unsigned), decoding a JSON answer into out.
+// Do sends a request signed by this agent (or unsigned), decoding a JSON answer into out (or, for a
+// *[]byte, keeping the raw bytes).
 func (a *Agent) do(ctx context.Context, method, path string, in, out any, sign bool) error {
 	var body []byte
 	var ct string
@@ -100,6 +101,10 @@ func (a *Agent) do(ctx context.Context, method, path string, in, out any, sign b
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
 		return &HTTPError{Status: resp.StatusCode, Body: string(b)}
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
+		return nil
 	}
 	if out != nil && len(b) > 0 {
 		return json.Unmarshal(b, out)

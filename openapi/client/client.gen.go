@@ -499,6 +499,87 @@ type ApprovalsOutputBody struct {
 	Commands []CommandSummary `json:"commands"`
 }
 
+// ArtifactManifest defines model for ArtifactManifest.
+type ArtifactManifest struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ArtifactManifest.json
+	Schema string `json:"$schema,omitempty"`
+
+	// ChunkSize Every chunk but the last has this many bytes.
+	ChunkSize int64 `json:"chunkSize"`
+
+	// Chunks The lower-case hex SHA-256 of each chunk, in order.
+	Chunks []string `json:"chunks"`
+
+	// Digest sha256: and 64 lower-case hex digits: the SHA-256 of the whole content.
+	Digest string `json:"digest"`
+
+	// Name A name the pusher gave it (informational).
+	Name     string    `json:"name,omitempty"`
+	PushedAt time.Time `json:"pushedAt"`
+	PushedBy string    `json:"pushedBy"`
+
+	// Size The content's length in bytes.
+	Size int64 `json:"size"`
+}
+
+// ArtifactPushed defines model for ArtifactPushed.
+type ArtifactPushed struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ArtifactPushed.json
+	Schema   string           `json:"$schema,omitempty"`
+	Manifest ArtifactManifest `json:"manifest"`
+	Ref      ArtifactRef      `json:"ref"`
+
+	// Unchanged The artifact was complete already: nothing was written.
+	Unchanged bool `json:"unchanged,omitempty"`
+}
+
+// ArtifactRef defines model for ArtifactRef.
+type ArtifactRef struct {
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
+}
+
+// ArtifactState defines model for ArtifactState.
+type ArtifactState struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ArtifactState.json
+	Schema string `json:"$schema,omitempty"`
+
+	// ChunkSize The size every chunk but the last must have.
+	ChunkSize int64 `json:"chunkSize"`
+
+	// Complete The manifest is written: the artifact can be named in plans.
+	Complete bool             `json:"complete"`
+	Digest   string           `json:"digest"`
+	Manifest ArtifactManifest `json:"manifest,omitempty"`
+
+	// Present Numbers of the chunks stored so far of an incomplete artifact; Finish checks them.
+	Present []int64 `json:"present"`
+}
+
+// ArtifactSummary defines model for ArtifactSummary.
+type ArtifactSummary struct {
+	Digest   string    `json:"digest"`
+	Name     string    `json:"name,omitempty"`
+	PushedAt time.Time `json:"pushedAt"`
+	PushedBy string    `json:"pushedBy"`
+	Size     int64     `json:"size"`
+}
+
+// ArtifactsOutputBody defines model for ArtifactsOutputBody.
+type ArtifactsOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ArtifactsOutputBody.json
+	Schema    string            `json:"$schema,omitempty"`
+	Artifacts []ArtifactSummary `json:"artifacts"`
+}
+
 // Attempt defines model for Attempt.
 type Attempt struct {
 	Abandoned  bool                   `json:"abandoned,omitempty"`
@@ -861,6 +942,20 @@ type ExecutionView struct {
 	State     State  `json:"state"`
 	Version   int64  `json:"version"`
 	Workflow  string `json:"workflow"`
+}
+
+// FinishArtifactInputBody defines model for FinishArtifactInputBody.
+type FinishArtifactInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/FinishArtifactInputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Name A name for people (the file's name); informational.
+	Name string `json:"name,omitempty"`
+
+	// Size The content's length in bytes.
+	Size int64 `json:"size"`
 }
 
 // Gap defines model for Gap.
@@ -1718,6 +1813,12 @@ type ListApprovalsParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// PushArtifactChunkParams defines parameters for PushArtifactChunk.
+type PushArtifactChunkParams struct {
+	// XPulseChunkSha256 The chunk's own SHA-256 in hex, as the client computed it: a body damaged on the way is refused.
+	XPulseChunkSha256 string `json:"X-Pulse-Chunk-Sha256"`
+}
+
 // GetAuditParams defines parameters for GetAudit.
 type GetAuditParams struct {
 	// Since RFC 3339; default 24 hours ago
@@ -1833,6 +1934,9 @@ type AgentResultJSONRequestBody = Result
 
 // RetireAgentJSONRequestBody defines body for RetireAgent for application/json ContentType.
 type RetireAgentJSONRequestBody = RetireInputBody
+
+// PushArtifactJSONRequestBody defines body for PushArtifact for application/json ContentType.
+type PushArtifactJSONRequestBody = FinishArtifactInputBody
 
 // CreateCommandJSONRequestBody defines body for CreateCommand for application/json ContentType.
 type CreateCommandJSONRequestBody = CreateCommandBody
@@ -1989,6 +2093,20 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/agents/{id} (the `GetAgent` operationId).
 	GetAgent(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentArtifact An artifact's manifest
+	//
+	// Size, chunk size and every chunk's SHA-256 of a complete artifact. The agent checks each chunk against it and the whole against the digest its signed plan names.
+	//
+	// Corresponds with GET /v1/agents/{id}/artifacts/{digest} (the `AgentArtifact` operationId).
+	AgentArtifact(ctx context.Context, id string, digest string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentArtifactChunk One chunk of an artifact
+	//
+	// The raw bytes of chunk n of a complete artifact (at most 4 MiB).
+	//
+	// Corresponds with GET /v1/agents/{id}/artifacts/{digest}/chunks/{n} (the `AgentArtifactChunk` operationId).
+	AgentArtifactChunk(ctx context.Context, id string, digest string, n int64, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AgentOutputWithBody Upload an output chunk
 	//
@@ -2153,6 +2271,47 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/approvals (the `ListApprovals` operationId).
 	ListApprovals(ctx context.Context, params *ListApprovalsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListArtifacts List artifacts
+	//
+	// Every complete artifact: digest, size, name, who pushed it and when, by digest.
+	//
+	// Corresponds with GET /v1/artifacts (the `ListArtifacts` operationId).
+	ListArtifacts(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetArtifact What the hub holds of an artifact
+	//
+	// The manifest of a complete artifact; otherwise the chunk size to push with and the chunks already stored, so an interrupted push uploads only the rest.
+	//
+	// Corresponds with GET /v1/artifacts/{digest} (the `GetArtifact` operationId).
+	GetArtifact(ctx context.Context, digest string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PushArtifactWithBody Finish pushing an artifact
+	//
+	// Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/artifacts/{digest} (the `PushArtifact` operationId).
+	PushArtifactWithBody(ctx context.Context, digest string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PushArtifact Finish pushing an artifact
+	//
+	// Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/artifacts/{digest} (the `PushArtifact` operationId).
+	PushArtifact(ctx context.Context, digest string, body PushArtifactJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PushArtifactChunkWithBody Upload one chunk of an artifact
+	//
+	// The raw bytes of chunk n (every chunk but the last has the chunkSize GET /v1/artifacts/{digest} answers, 4 MiB), with their SHA-256 in X-Pulse-Chunk-Sha256. Uploading a chunk again is harmless. Nothing is usable until POST /v1/artifacts/{digest} checked the whole. Policy action push-artifact.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/artifacts/{digest}/chunks/{n} (the `PushArtifactChunk` operationId).
+	PushArtifactChunkWithBody(ctx context.Context, digest string, n int64, params *PushArtifactChunkParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetAudit Audit records
 	//
@@ -2703,6 +2862,40 @@ func (c *Client) GetAgent(ctx context.Context, id string, reqEditors ...RequestE
 	return c.Client.Do(req)
 }
 
+// AgentArtifact An artifact's manifest
+//
+// Size, chunk size and every chunk's SHA-256 of a complete artifact. The agent checks each chunk against it and the whole against the digest its signed plan names.
+//
+// Corresponds with GET /v1/agents/{id}/artifacts/{digest} (the `AgentArtifact` operationId).
+func (c *Client) AgentArtifact(ctx context.Context, id string, digest string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentArtifactRequest(c.Server, id, digest)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentArtifactChunk One chunk of an artifact
+//
+// The raw bytes of chunk n of a complete artifact (at most 4 MiB).
+//
+// Corresponds with GET /v1/agents/{id}/artifacts/{digest}/chunks/{n} (the `AgentArtifactChunk` operationId).
+func (c *Client) AgentArtifactChunk(ctx context.Context, id string, digest string, n int64, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentArtifactChunkRequest(c.Server, id, digest, n)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // AgentOutputWithBody Upload an output chunk
 //
 // Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.
@@ -3057,6 +3250,97 @@ func (c *Client) RetireAgent(ctx context.Context, id string, body RetireAgentJSO
 // Corresponds with GET /v1/approvals (the `ListApprovals` operationId).
 func (c *Client) ListApprovals(ctx context.Context, params *ListApprovalsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListApprovalsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListArtifacts List artifacts
+//
+// Every complete artifact: digest, size, name, who pushed it and when, by digest.
+//
+// Corresponds with GET /v1/artifacts (the `ListArtifacts` operationId).
+func (c *Client) ListArtifacts(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListArtifactsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetArtifact What the hub holds of an artifact
+//
+// The manifest of a complete artifact; otherwise the chunk size to push with and the chunks already stored, so an interrupted push uploads only the rest.
+//
+// Corresponds with GET /v1/artifacts/{digest} (the `GetArtifact` operationId).
+func (c *Client) GetArtifact(ctx context.Context, digest string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetArtifactRequest(c.Server, digest)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PushArtifactWithBody Finish pushing an artifact
+//
+// Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/artifacts/{digest} (the `PushArtifact` operationId).
+func (c *Client) PushArtifactWithBody(ctx context.Context, digest string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPushArtifactRequestWithBody(c.Server, digest, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PushArtifact Finish pushing an artifact
+//
+// Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/artifacts/{digest} (the `PushArtifact` operationId).
+func (c *Client) PushArtifact(ctx context.Context, digest string, body PushArtifactJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPushArtifactRequest(c.Server, digest, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PushArtifactChunkWithBody Upload one chunk of an artifact
+//
+// The raw bytes of chunk n (every chunk but the last has the chunkSize GET /v1/artifacts/{digest} answers, 4 MiB), with their SHA-256 in X-Pulse-Chunk-Sha256. Uploading a chunk again is harmless. Nothing is usable until POST /v1/artifacts/{digest} checked the whole. Policy action push-artifact.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/artifacts/{digest}/chunks/{n} (the `PushArtifactChunk` operationId).
+func (c *Client) PushArtifactChunkWithBody(ctx context.Context, digest string, n int64, params *PushArtifactChunkParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPushArtifactChunkRequestWithBody(c.Server, digest, n, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4321,6 +4605,95 @@ func NewGetAgentRequest(server string, id string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewAgentArtifactRequest constructs an http.Request for the AgentArtifact method
+func NewAgentArtifactRequest(server string, id string, digest string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/artifacts/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAgentArtifactChunkRequest constructs an http.Request for the AgentArtifactChunk method
+func NewAgentArtifactChunkRequest(server string, id string, digest string, n int64) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam2 string
+
+	pathParam2, err = runtime.StyleParamWithOptions("simple", false, "n", n, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/artifacts/%s/chunks/%s", pathParam0, pathParam1, pathParam2)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewAgentOutputRequestWithBody constructs an http.Request for the AgentOutput method, with any body, and a specified content type
 func NewAgentOutputRequestWithBody(server string, id string, cmd string, seq int64, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
@@ -4878,6 +5251,170 @@ func NewListApprovalsRequest(server string, params *ListApprovalsParams) (*http.
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListArtifactsRequest constructs an http.Request for the ListArtifacts method
+func NewListArtifactsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/artifacts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetArtifactRequest constructs an http.Request for the GetArtifact method
+func NewGetArtifactRequest(server string, digest string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/artifacts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPushArtifactRequest calls the generic PushArtifact builder with application/json body
+func NewPushArtifactRequest(server string, digest string, body PushArtifactJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPushArtifactRequestWithBody(server, digest, "application/json", bodyReader)
+}
+
+// NewPushArtifactRequestWithBody constructs an http.Request for the PushArtifact method, with any body, and a specified content type
+func NewPushArtifactRequestWithBody(server string, digest string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/artifacts/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPushArtifactChunkRequestWithBody constructs an http.Request for the PushArtifactChunk method, with any body, and a specified content type
+func NewPushArtifactChunkRequestWithBody(server string, digest string, n int64, params *PushArtifactChunkParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "digest", digest, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	var pathParam1 string
+
+	pathParam1, err = runtime.StyleParamWithOptions("simple", false, "n", n, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "integer", Format: "int64"})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/artifacts/%s/chunks/%s", pathParam0, pathParam1)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "X-Pulse-Chunk-Sha256", params.XPulseChunkSha256, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("X-Pulse-Chunk-Sha256", headerParam0)
+
 	}
 
 	return req, nil
@@ -6977,6 +7514,24 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/agents/{id} (the `GetAgent` operationId).
 	GetAgentWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetAgentResponse, error)
 
+	// AgentArtifactWithResponse An artifact's manifest
+	//
+	// Size, chunk size and every chunk's SHA-256 of a complete artifact. The agent checks each chunk against it and the whole against the digest its signed plan names.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/agents/{id}/artifacts/{digest} (the `AgentArtifact` operationId).
+	AgentArtifactWithResponse(ctx context.Context, id string, digest string, reqEditors ...RequestEditorFn) (*AgentArtifactResponse, error)
+
+	// AgentArtifactChunkWithResponse One chunk of an artifact
+	//
+	// The raw bytes of chunk n of a complete artifact (at most 4 MiB).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/agents/{id}/artifacts/{digest}/chunks/{n} (the `AgentArtifactChunk` operationId).
+	AgentArtifactChunkWithResponse(ctx context.Context, id string, digest string, n int64, reqEditors ...RequestEditorFn) (*AgentArtifactChunkResponse, error)
+
 	// AgentOutputWithBodyWithResponse Upload an output chunk
 	//
 	// Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.
@@ -7146,6 +7701,51 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/approvals (the `ListApprovals` operationId).
 	ListApprovalsWithResponse(ctx context.Context, params *ListApprovalsParams, reqEditors ...RequestEditorFn) (*ListApprovalsResponse, error)
+
+	// ListArtifactsWithResponse List artifacts
+	//
+	// Every complete artifact: digest, size, name, who pushed it and when, by digest.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/artifacts (the `ListArtifacts` operationId).
+	ListArtifactsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListArtifactsResponse, error)
+
+	// GetArtifactWithResponse What the hub holds of an artifact
+	//
+	// The manifest of a complete artifact; otherwise the chunk size to push with and the chunks already stored, so an interrupted push uploads only the rest.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/artifacts/{digest} (the `GetArtifact` operationId).
+	GetArtifactWithResponse(ctx context.Context, digest string, reqEditors ...RequestEditorFn) (*GetArtifactResponse, error)
+
+	// PushArtifactWithBodyWithResponse Finish pushing an artifact
+	//
+	// Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/artifacts/{digest} (the `PushArtifact` operationId).
+	PushArtifactWithBodyWithResponse(ctx context.Context, digest string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PushArtifactResponse, error)
+
+	// PushArtifactWithResponse Finish pushing an artifact
+	//
+	// Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/artifacts/{digest} (the `PushArtifact` operationId).
+	PushArtifactWithResponse(ctx context.Context, digest string, body PushArtifactJSONRequestBody, reqEditors ...RequestEditorFn) (*PushArtifactResponse, error)
+
+	// PushArtifactChunkWithBodyWithResponse Upload one chunk of an artifact
+	//
+	// The raw bytes of chunk n (every chunk but the last has the chunkSize GET /v1/artifacts/{digest} answers, 4 MiB), with their SHA-256 in X-Pulse-Chunk-Sha256. Uploading a chunk again is harmless. Nothing is usable until POST /v1/artifacts/{digest} checked the whole. Policy action push-artifact.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/artifacts/{digest}/chunks/{n} (the `PushArtifactChunk` operationId).
+	PushArtifactChunkWithBodyWithResponse(ctx context.Context, digest string, n int64, params *PushArtifactChunkParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PushArtifactChunkResponse, error)
 
 	// GetAuditWithResponse Audit records
 	//
@@ -7900,6 +8500,137 @@ func (r GetAgentResponse) ContentType() string {
 	return ""
 }
 
+type AgentArtifactResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArtifactManifest
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AgentArtifactResponse) GetJSON200() *ArtifactManifest {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AgentArtifactResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AgentArtifactResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AgentArtifactResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AgentArtifactResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AgentArtifactResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AgentArtifactResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AgentArtifactResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AgentArtifactChunkResponse200Headers the declared response headers of an HTTP 200 response for AgentArtifactChunk
+type AgentArtifactChunkResponse200Headers struct {
+	ContentType string
+}
+
+type AgentArtifactChunkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *string
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AgentArtifactChunkResponse200Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AgentArtifactChunkResponse) GetJSON200() *string {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AgentArtifactChunkResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AgentArtifactChunkResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AgentArtifactChunkResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AgentArtifactChunkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AgentArtifactChunkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AgentArtifactChunkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AgentArtifactChunkResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type AgentOutputResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -8589,6 +9320,226 @@ func (r ListApprovalsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListApprovalsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListArtifactsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArtifactsOutputBody
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListArtifactsResponse) GetJSON200() *ArtifactsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListArtifactsResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListArtifactsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListArtifactsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListArtifactsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListArtifactsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetArtifactResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArtifactState
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetArtifactResponse) GetJSON200() *ArtifactState {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetArtifactResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetArtifactResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetArtifactResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetArtifactResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetArtifactResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetArtifactResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PushArtifactResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ArtifactPushed
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PushArtifactResponse) GetJSON200() *ArtifactPushed {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r PushArtifactResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PushArtifactResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PushArtifactResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PushArtifactResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PushArtifactResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PushArtifactResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PushArtifactResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PushArtifactChunkResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PushArtifactChunkResponse) GetApplicationProblemJSON413() *ErrorModel {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PushArtifactChunkResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PushArtifactChunkResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PushArtifactChunkResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PushArtifactChunkResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PushArtifactChunkResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PushArtifactChunkResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -11316,6 +12267,36 @@ func (c *ClientWithResponses) GetAgentWithResponse(ctx context.Context, id strin
 	return ParseGetAgentResponse(rsp)
 }
 
+// AgentArtifactWithResponse An artifact's manifest
+//
+// Size, chunk size and every chunk's SHA-256 of a complete artifact. The agent checks each chunk against it and the whole against the digest its signed plan names.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/agents/{id}/artifacts/{digest} (the `AgentArtifact` operationId).
+func (c *ClientWithResponses) AgentArtifactWithResponse(ctx context.Context, id string, digest string, reqEditors ...RequestEditorFn) (*AgentArtifactResponse, error) {
+	rsp, err := c.AgentArtifact(ctx, id, digest, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentArtifactResponse(rsp)
+}
+
+// AgentArtifactChunkWithResponse One chunk of an artifact
+//
+// The raw bytes of chunk n of a complete artifact (at most 4 MiB).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/agents/{id}/artifacts/{digest}/chunks/{n} (the `AgentArtifactChunk` operationId).
+func (c *ClientWithResponses) AgentArtifactChunkWithResponse(ctx context.Context, id string, digest string, n int64, reqEditors ...RequestEditorFn) (*AgentArtifactChunkResponse, error) {
+	rsp, err := c.AgentArtifactChunk(ctx, id, digest, n, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentArtifactChunkResponse(rsp)
+}
+
 // AgentOutputWithBodyWithResponse Upload an output chunk
 //
 // Chunks are numbered from 0 and written once; uploading one again is harmless. 409 when the command was not released to this agent.
@@ -11604,6 +12585,81 @@ func (c *ClientWithResponses) ListApprovalsWithResponse(ctx context.Context, par
 		return nil, err
 	}
 	return ParseListApprovalsResponse(rsp)
+}
+
+// ListArtifactsWithResponse List artifacts
+//
+// Every complete artifact: digest, size, name, who pushed it and when, by digest.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/artifacts (the `ListArtifacts` operationId).
+func (c *ClientWithResponses) ListArtifactsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListArtifactsResponse, error) {
+	rsp, err := c.ListArtifacts(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListArtifactsResponse(rsp)
+}
+
+// GetArtifactWithResponse What the hub holds of an artifact
+//
+// The manifest of a complete artifact; otherwise the chunk size to push with and the chunks already stored, so an interrupted push uploads only the rest.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/artifacts/{digest} (the `GetArtifact` operationId).
+func (c *ClientWithResponses) GetArtifactWithResponse(ctx context.Context, digest string, reqEditors ...RequestEditorFn) (*GetArtifactResponse, error) {
+	rsp, err := c.GetArtifact(ctx, digest, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetArtifactResponse(rsp)
+}
+
+// PushArtifactWithBodyWithResponse Finish pushing an artifact
+//
+// Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/artifacts/{digest} (the `PushArtifact` operationId).
+func (c *ClientWithResponses) PushArtifactWithBodyWithResponse(ctx context.Context, digest string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PushArtifactResponse, error) {
+	rsp, err := c.PushArtifactWithBody(ctx, digest, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePushArtifactResponse(rsp)
+}
+
+// PushArtifactWithResponse Finish pushing an artifact
+//
+// Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/artifacts/{digest} (the `PushArtifact` operationId).
+func (c *ClientWithResponses) PushArtifactWithResponse(ctx context.Context, digest string, body PushArtifactJSONRequestBody, reqEditors ...RequestEditorFn) (*PushArtifactResponse, error) {
+	rsp, err := c.PushArtifact(ctx, digest, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePushArtifactResponse(rsp)
+}
+
+// PushArtifactChunkWithBodyWithResponse Upload one chunk of an artifact
+//
+// The raw bytes of chunk n (every chunk but the last has the chunkSize GET /v1/artifacts/{digest} answers, 4 MiB), with their SHA-256 in X-Pulse-Chunk-Sha256. Uploading a chunk again is harmless. Nothing is usable until POST /v1/artifacts/{digest} checked the whole. Policy action push-artifact.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/artifacts/{digest}/chunks/{n} (the `PushArtifactChunk` operationId).
+func (c *ClientWithResponses) PushArtifactChunkWithBodyWithResponse(ctx context.Context, digest string, n int64, params *PushArtifactChunkParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PushArtifactChunkResponse, error) {
+	rsp, err := c.PushArtifactChunkWithBody(ctx, digest, n, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePushArtifactChunkResponse(rsp)
 }
 
 // GetAuditWithResponse Audit records
@@ -12670,6 +13726,113 @@ func ParseGetAgentResponse(rsp *http.Response) (*GetAgentResponse, error) {
 	return response, nil
 }
 
+// ParseAgentArtifactResponse parses an HTTP response from a AgentArtifactWithResponse call
+func ParseAgentArtifactResponse(rsp *http.Response) (*AgentArtifactResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AgentArtifactResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArtifactManifest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAgentArtifactChunkResponse parses an HTTP response from a AgentArtifactChunkWithResponse call
+func ParseAgentArtifactChunkResponse(rsp *http.Response) (*AgentArtifactChunkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AgentArtifactChunkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest string
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AgentArtifactChunkResponse200Headers
+		if values := rsp.Header.Values("Content-Type"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Type", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentType = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseAgentOutputResponse parses an HTTP response from a AgentOutputWithResponse call
 func ParseAgentOutputResponse(rsp *http.Response) (*AgentOutputResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -13197,6 +14360,169 @@ func ParseListApprovalsResponse(rsp *http.Response) (*ListApprovalsResponse, err
 			return nil, err
 		}
 		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListArtifactsResponse parses an HTTP response from a ListArtifactsWithResponse call
+func ParseListArtifactsResponse(rsp *http.Response) (*ListArtifactsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListArtifactsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArtifactsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetArtifactResponse parses an HTTP response from a GetArtifactWithResponse call
+func ParseGetArtifactResponse(rsp *http.Response) (*GetArtifactResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetArtifactResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArtifactState
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePushArtifactResponse parses an HTTP response from a PushArtifactWithResponse call
+func ParsePushArtifactResponse(rsp *http.Response) (*PushArtifactResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PushArtifactResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ArtifactPushed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePushArtifactChunkResponse parses an HTTP response from a PushArtifactChunkWithResponse call
+func ParsePushArtifactChunkResponse(rsp *http.Response) (*PushArtifactChunkResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PushArtifactChunkResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
 
 	}
 

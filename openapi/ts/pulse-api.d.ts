@@ -84,6 +84,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/{id}/artifacts/{digest}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An artifact's manifest
+         * @description Size, chunk size and every chunk's SHA-256 of a complete artifact. The agent checks each chunk against it and the whole against the digest its signed plan names.
+         */
+        get: operations["agent-artifact"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{id}/artifacts/{digest}/chunks/{n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One chunk of an artifact
+         * @description The raw bytes of chunk n of a complete artifact (at most 4 MiB).
+         */
+        get: operations["agent-artifact-chunk"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{id}/commands/{cmd}/output/{seq}": {
         parameters: {
             query?: never;
@@ -292,6 +332,70 @@ export interface paths {
          */
         get: operations["list-approvals"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List artifacts
+         * @description Every complete artifact: digest, size, name, who pushed it and when, by digest.
+         */
+        get: operations["list-artifacts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/artifacts/{digest}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the hub holds of an artifact
+         * @description The manifest of a complete artifact; otherwise the chunk size to push with and the chunks already stored, so an interrupted push uploads only the rest.
+         */
+        get: operations["get-artifact"];
+        put?: never;
+        /**
+         * Finish pushing an artifact
+         * @description Reads the chunks back in order, checks their lengths and that the whole content hashes to the digest, then writes the manifest (create-only) and audits the push. 409 names the chunks still missing; 422 when the chunks are other content (they are removed: push again). An artifact already complete answers unchanged: true.
+         */
+        post: operations["push-artifact"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/artifacts/{digest}/chunks/{n}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Upload one chunk of an artifact
+         * @description The raw bytes of chunk n (every chunk but the last has the chunkSize GET /v1/artifacts/{digest} answers, 4 MiB), with their SHA-256 in X-Pulse-Chunk-Sha256. Uploading a chunk again is harmless. Nothing is usable until POST /v1/artifacts/{digest} checked the whole. Policy action push-artifact.
+         */
+        put: operations["push-artifact-chunk"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1138,6 +1242,89 @@ export interface components {
             readonly $schema?: string;
             commands: components["schemas"]["CommandSummary"][] | null;
         };
+        ArtifactManifest: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ArtifactManifest.json
+             */
+            readonly $schema?: string;
+            /**
+             * Format: int64
+             * @description Every chunk but the last has this many bytes.
+             */
+            chunkSize: number;
+            /** @description The lower-case hex SHA-256 of each chunk, in order. */
+            chunks: string[] | null;
+            /** @description sha256: and 64 lower-case hex digits: the SHA-256 of the whole content. */
+            digest: string;
+            /** @description A name the pusher gave it (informational). */
+            name?: string;
+            /** Format: date-time */
+            pushedAt: string;
+            pushedBy: string;
+            /**
+             * Format: int64
+             * @description The content's length in bytes.
+             */
+            size: number;
+        };
+        ArtifactPushed: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ArtifactPushed.json
+             */
+            readonly $schema?: string;
+            manifest: components["schemas"]["ArtifactManifest"];
+            /** @description What a plan names the artifact by: {digest, size}. */
+            ref: components["schemas"]["ArtifactRef"];
+            /** @description The artifact was complete already: nothing was written. */
+            unchanged?: boolean;
+        };
+        ArtifactRef: {
+            digest: string;
+            /** Format: int64 */
+            size: number;
+        };
+        ArtifactState: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ArtifactState.json
+             */
+            readonly $schema?: string;
+            /**
+             * Format: int64
+             * @description The size every chunk but the last must have.
+             */
+            chunkSize: number;
+            /** @description The manifest is written: the artifact can be named in plans. */
+            complete: boolean;
+            digest: string;
+            /** @description The manifest of a complete artifact. */
+            manifest?: components["schemas"]["ArtifactManifest"];
+            /** @description Numbers of the chunks stored so far of an incomplete artifact; Finish checks them. */
+            present: number[] | null;
+        };
+        ArtifactSummary: {
+            digest: string;
+            name?: string;
+            /** Format: date-time */
+            pushedAt: string;
+            pushedBy: string;
+            /** Format: int64 */
+            size: number;
+        };
+        ArtifactsOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ArtifactsOutputBody.json
+             */
+            readonly $schema?: string;
+            artifacts: components["schemas"]["ArtifactSummary"][] | null;
+        };
         Attempt: {
             abandoned?: boolean;
             accepted: boolean;
@@ -1538,6 +1725,21 @@ export interface components {
             /** Format: int64 */
             version: number;
             workflow: string;
+        };
+        FinishArtifactInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/FinishArtifactInputBody.json
+             */
+            readonly $schema?: string;
+            /** @description A name for people (the file's name); informational. */
+            name?: string;
+            /**
+             * Format: int64
+             * @description The content's length in bytes.
+             */
+            size: number;
         };
         Gap: {
             /** Format: int64 */
@@ -2570,6 +2772,111 @@ export interface operations {
             };
         };
     };
+    "agent-artifact": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description sha256: and 64 lower-case hex digits: the SHA-256 of the artifact's whole content. */
+                digest: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtifactManifest"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "agent-artifact-chunk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                /** @description sha256: and 64 lower-case hex digits: the SHA-256 of the artifact's whole content. */
+                digest: string;
+                /** @description The chunk's number, from 0. */
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "Content-Type"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
     "agent-output": {
         parameters: {
             query?: never;
@@ -3170,6 +3477,187 @@ export interface operations {
             };
             /** @description Error */
             default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-artifacts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtifactsOutputBody"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-artifact": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description sha256: and 64 lower-case hex digits: the SHA-256 of the artifact's whole content. */
+                digest: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtifactState"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "push-artifact": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description sha256: and 64 lower-case hex digits: the SHA-256 of the artifact's whole content. */
+                digest: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FinishArtifactInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ArtifactPushed"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "push-artifact-chunk": {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The chunk's own SHA-256 in hex, as the client computed it: a body damaged on the way is refused. */
+                "X-Pulse-Chunk-Sha256": string;
+            };
+            path: {
+                /** @description sha256: and 64 lower-case hex digits: the SHA-256 of the artifact's whole content. */
+                digest: string;
+                /** @description The chunk's number, from 0. */
+                n: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/octet-stream": string;
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

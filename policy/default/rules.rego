@@ -70,6 +70,8 @@ read_actions := {
 	"get-plan-status",
 	"get-rollout",
 	"list-plan-proposals",
+	"list-artifacts",
+	"get-artifact",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the
@@ -88,7 +90,8 @@ operator_actions := {
 
 # Actions on who may do what, on the audit trail, on someone else's command awaiting approval,
 # on retiring an agent, on workflow definitions (a scheduled run acts for whoever applied it) and on
-# plans (a plan is what every agent it targets enforces, for as long as it stands).
+# plans (a plan is what every agent it targets enforces, for as long as it stands) and on artifacts
+# (what a plan can install, the agent's own binary included).
 # They are named here only to explain their denial (admins get them through admin_all); add the
 # policy operations here when the hub grows them (TestEveryActionIsNamedInThePolicy checks).
 admin_actions := {
@@ -112,6 +115,7 @@ admin_actions := {
 	"rollback-plan",
 	"approve-plan",
 	"deny-plan",
+	"push-artifact",
 }
 
 # The raw-shell hatch: a command that runs whatever it is given on the agent.

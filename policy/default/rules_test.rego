@@ -111,6 +111,7 @@ test_admin_only_actions_explained_to_viewers_and_operators if {
 			"get-audit", "verify-audit", "get-integrity", "create-token", "list-tokens", "revoke-token",
 			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow", "apply-plan", "delete-plan",
 			"pause-rollout", "resume-rollout", "promote-rollout", "abort-rollout", "rollback-plan", "approve-plan", "deny-plan",
+			"push-artifact",
 		] {
 			denied_by(req(groups, action), "admin_only")
 			decide(req(groups, action)).reasons == [sprintf("%s is reserved to admins (rule: admin_only)", [action])]
@@ -162,6 +163,24 @@ test_plans_are_applied_by_those_who_apply_workflows if {
 	decide(apply_plan(["operator"])).reasons == ["apply-plan is reserved to admins (rule: admin_only)"]
 	denied_by(apply_plan(["viewer"]), "admin_only")
 	denied_by(apply_plan(["guests"]), "default_deny")
+}
+
+# ---------------------------------------------------------------------------------------------
+# artifacts: read like the fleet, pushed by admins (a plan can make an agent install one)
+# ---------------------------------------------------------------------------------------------
+
+test_artifacts_are_read_by_viewers_and_operators if {
+	every action in ["list-artifacts", "get-artifact"] {
+		decide(req(["viewer"], action)).rules == ["viewer_read"]
+		decide(req(["operator"], action)).rules == ["operator_read"]
+	}
+}
+
+test_admins_push_artifacts if {
+	decide(req(["admin"], "push-artifact")).rules == ["admin_all"]
+	denied_by(req(["operator"], "push-artifact"), "admin_only")
+	denied_by(req(["viewer"], "push-artifact"), "admin_only")
+	denied_by(req(["guests"], "push-artifact"), "default_deny")
 }
 
 # ---------------------------------------------------------------------------------------------
