@@ -4,8 +4,10 @@
 package atomicfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,6 +34,12 @@ type Options struct {
 // Write replaces path with data: a temporary file in the same directory, written, fsynced, given its
 // mode and owner, renamed over path, and the directory fsynced, so the rename itself survives a crash.
 func Write(path string, data []byte, o Options) error {
+	return WriteFrom(path, bytes.NewReader(data), o)
+}
+
+// WriteFrom is Write with the content streamed from r (a large file copied from the artifact cache is
+// never held in memory).
+func WriteFrom(path string, r io.Reader, o Options) error {
 	perm := o.Perm
 	if perm == 0 {
 		perm = 0o600
@@ -57,7 +65,7 @@ func Write(path string, data []byte, o Options) error {
 			return fmt.Errorf("write %s: set owner %d:%d: %w", path, o.UID, o.GID, err)
 		}
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if !o.NoSync {

@@ -10,7 +10,13 @@
 //	{"path": "/etc/myapp/app.conf", "content": "port=8080\n", "mode": "0644", "owner": "app", "group": "app"}
 //
 // owner and group (a name or a number) are optional; without them the file belongs to whoever the
-// agent runs as, and its owner is not looked at. mode defaults to 0644.
+// agent runs as, and its owner is not looked at. mode defaults to 0644. Instead of content a unit may
+// name an artifact pushed to the hub, for content too large for a plan (up to wire.MaxArtifactSize):
+//
+//	{"path": "/srv/www/site.tar", "artifact": {"digest": "sha256:…", "size": 73400320}}
+//
+// The agent's fetcher downloads and verifies it (integration.Artifacts); the file is then copied from
+// its cache as any content is written.
 package files
 
 import (
@@ -53,15 +59,20 @@ func init() {
 
 // Files is the integration instance: the roots plans may write under.
 type Files struct {
-	roots []string // as configured: absolute and clean
-	real  []string // the same, through symlinks (Precondition), for the containment checks
+	roots     []string // as configured: absolute and clean
+	real      []string // the same, through symlinks (Precondition), for the containment checks
+	artifacts integration.Artifacts
 }
 
 var (
 	_ integration.Integration    = (*Files)(nil)
 	_ integration.Preconditioner = (*Files)(nil)
 	_ integration.Reconciler     = (*Files)(nil)
+	_ integration.ArtifactUser   = (*Files)(nil)
 )
+
+// UseArtifacts takes the agent's fetcher, for units whose content is an artifact.
+func (f *Files) UseArtifacts(a integration.Artifacts) { f.artifacts = a }
 
 type config struct {
 	Roots []string `toml:"roots"`
@@ -118,17 +129,19 @@ func (f *Files) UnitTypes() []string { return []string{UnitType} }
 
 // spec is a file unit's spec as the plan carries it.
 type spec struct {
-	Path    string  `json:"path"`
-	Content *string `json:"content"`
-	Mode    string  `json:"mode"`
-	Owner   string  `json:"owner"`
-	Group   string  `json:"group"`
+	Path     string            `json:"path"`
+	Content  *string           `json:"content"`
+	Artifact *wire.ArtifactRef `json:"artifact"`
+	Mode     string            `json:"mode"`
+	Owner    string            `json:"owner"`
+	Group    string            `json:"group"`
 }
 
 // desired is a spec checked and resolved: the owner and group as numbers (-1: not managed).
 type desired struct {
 	path     string
 	content  []byte
+	artifact *wire.ArtifactRef // the content is this artifact instead
 	mode     fs.FileMode
 	uid, gid int
 }
@@ -141,7 +154,7 @@ func parse(u wire.Unit) (desired, error) {
 	dec := json.NewDecoder(bytes.NewReader(u.Spec))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		return desired{}, fmt.Errorf("spec: %w (keys: path, content, mode, owner, group)", err)
+		return desired{}, fmt.Errorf("spec: %w (keys: path, content or artifact, mode, owner, group)", err)
 	}
 	d := desired{path: s.Path, mode: defaultMode, uid: -1, gid: -1}
 	switch {
@@ -151,12 +164,21 @@ func parse(u wire.Unit) (desired, error) {
 		return desired{}, fmt.Errorf("path %q is not absolute", s.Path)
 	case filepath.Clean(s.Path) != s.Path:
 		return desired{}, fmt.Errorf("path %q is not clean; write %q", s.Path, filepath.Clean(s.Path))
+	case s.Content != nil && s.Artifact != nil:
+		return desired{}, errors.New("spec: content and artifact are both set; a file has one of them")
+	case s.Artifact != nil:
+		if err := s.Artifact.Validate(); err != nil {
+			return desired{}, fmt.Errorf("spec: artifact: %w", err)
+		}
+		d.artifact = s.Artifact
 	case s.Content == nil:
-		return desired{}, errors.New(`spec: content is missing (write "content": "" for an empty file)`)
+		return desired{}, errors.New(`spec: content is missing (write "content": "" for an empty file, or name an artifact)`)
 	case len(*s.Content) > MaxContent:
-		return desired{}, fmt.Errorf("content is %d bytes, more than the %d a file unit may carry", len(*s.Content), MaxContent)
+		return desired{}, fmt.Errorf("content is %d bytes, more than the %d a file unit may carry (push larger files with `pulse artifact push` and name the artifact)", len(*s.Content), MaxContent)
 	}
-	d.content = []byte(*s.Content)
+	if s.Content != nil {
+		d.content = []byte(*s.Content)
+	}
 	if s.Mode != "" {
 		m, err := strconv.ParseUint(s.Mode, 8, 32)
 		if err != nil || len(s.Mode) < 3 || len(s.Mode) > 4 {
@@ -219,6 +241,9 @@ func (f *Files) CheckUnit(u wire.Unit) error {
 	if err != nil {
 		return err
 	}
+	if d.artifact != nil && f.artifacts == nil {
+		return errors.New("the file's content is an artifact and this agent was started without an artifact fetcher")
+	}
 	_, err = f.rootOf(d.path)
 	return err
 }
@@ -275,13 +300,15 @@ func realParent(path string) (string, error) {
 type actual struct {
 	exists  bool
 	kind    string // "" for a regular file, else what it is instead
-	content []byte
+	content []byte // for an artifact unit: not read; see sum
+	sum     string // for an artifact unit: "sha256:…" of the content, read as a stream
+	size    int64
 	mode    fs.FileMode
 	uid     int
 	gid     int
 }
 
-func read(path string) (actual, error) {
+func read(path string, d desired) (actual, error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return actual{}, nil
@@ -289,7 +316,7 @@ func read(path string) (actual, error) {
 	if err != nil {
 		return actual{}, err
 	}
-	a := actual{exists: true, mode: fi.Mode().Perm()}
+	a := actual{exists: true, mode: fi.Mode().Perm(), size: fi.Size()}
 	a.uid, a.gid = ownerOf(fi)
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -307,8 +334,27 @@ func read(path string) (actual, error) {
 		return actual{}, err
 	}
 	defer file.Close()
+	if d.artifact != nil {
+		if a.size != d.artifact.Size {
+			return a, nil // differs: no need to hash it
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, file); err != nil {
+			return actual{}, err
+		}
+		a.sum = "sha256:" + hex.EncodeToString(h.Sum(nil))
+		return a, nil
+	}
 	a.content, err = io.ReadAll(io.LimitReader(file, MaxContent+1))
 	return a, err
+}
+
+// contentRight reports whether a regular file has the desired content.
+func contentRight(d desired, a actual) bool {
+	if d.artifact != nil {
+		return a.size == d.artifact.Size && a.sum == d.artifact.Digest
+	}
+	return bytes.Equal(a.content, d.content)
 }
 
 // differences says, for a person, how the file differs from the desired one; none when it is in state.
@@ -320,7 +366,7 @@ func differences(d desired, a actual) []string {
 		return []string{"is " + a.kind + ", want a regular file"}
 	}
 	var diffs []string
-	if !bytes.Equal(a.content, d.content) {
+	if !contentRight(d, a) {
 		diffs = append(diffs, "content differs")
 	}
 	if a.mode != d.mode {
@@ -345,7 +391,11 @@ func digest(d desired, a actual) string {
 	if d.ownerManaged() {
 		fmt.Fprintf(h, "%d:%d\n", a.uid, a.gid)
 	}
-	h.Write(a.content)
+	if d.artifact != nil {
+		fmt.Fprintf(h, "%s\n%d", a.sum, a.size) // its content is not read into memory
+	} else {
+		h.Write(a.content)
+	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))[:16]
 }
 
@@ -355,7 +405,7 @@ func (f *Files) Observe(_ context.Context, u wire.Unit) (integration.Observation
 	if err != nil {
 		return integration.Observation{}, err
 	}
-	a, err := read(d.path)
+	a, err := read(d.path, d)
 	if err != nil {
 		return integration.Observation{}, fmt.Errorf("read %s: %w", d.path, err)
 	}
@@ -376,7 +426,7 @@ func (f *Files) Apply(ctx context.Context, u wire.Unit) error {
 	if _, err := f.rootOf(d.path); err != nil { // again: the file system may have changed since the check
 		return err
 	}
-	a, err := read(d.path)
+	a, err := read(d.path, d)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", d.path, err)
 	}
@@ -386,7 +436,7 @@ func (f *Files) Apply(ctx context.Context, u wire.Unit) error {
 	if a.kind == "a directory" {
 		return fmt.Errorf("%s is a directory; the agent does not remove directories: remove it by hand or choose another path", d.path)
 	}
-	if a.exists && a.kind == "" && bytes.Equal(a.content, d.content) {
+	if a.exists && a.kind == "" && contentRight(d, a) {
 		return fixInPlace(d, a)
 	}
 	if err := ctx.Err(); err != nil {
@@ -408,7 +458,25 @@ func (f *Files) Apply(ctx context.Context, u wire.Unit) error {
 	if d.ownerManaged() {
 		opt.Owner, opt.UID, opt.GID = true, d.uid, d.gid
 	}
-	if err := atomicfile.Write(d.path, d.content, opt); err != nil {
+	if d.artifact == nil {
+		if err := atomicfile.Write(d.path, d.content, opt); err != nil {
+			return ownerHint(err)
+		}
+		return nil
+	}
+	if f.artifacts == nil {
+		return errors.New("the file's content is an artifact and this agent was started without an artifact fetcher")
+	}
+	src, err := f.artifacts.Fetch(ctx, *d.artifact)
+	if err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("artifact %s: open the cached copy: %w", d.artifact.Digest, err)
+	}
+	defer in.Close()
+	if err := atomicfile.WriteFrom(d.path, in, opt); err != nil {
 		return ownerHint(err)
 	}
 	return nil
