@@ -29,6 +29,7 @@ type Set struct {
 	offTypes  map[string]string    // unit type -> why the integration declaring it is not running
 	recs      []Reconciler         // every enabled Reconciler, in id order
 	typeNames []string             // the keys of units, sorted, for messages
+	running   []Integration        // every enabled integration, in id order, for the lifecycle hooks
 }
 
 // unitOwner is the integration that owns a unit type.
@@ -97,6 +98,7 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 			s.noteOff(m.ID, l.unitTypes, st.Reason)
 		default:
 			st.Enabled = true
+			s.running = append(s.running, l.inst)
 			for _, c := range l.commands {
 				owner[c.spec.Name] = m.ID
 				s.commands[c.spec.Name] = c
@@ -136,6 +138,7 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 
 // loaded is one integration brought up by loadOne, not yet merged into the Set.
 type loaded struct {
+	inst       Integration
 	enabled    bool
 	commands   []Command
 	collector  Collector
@@ -183,6 +186,7 @@ func loadOne(ctx context.Context, m Module, table any, stateDir string, artifact
 		return l, nil
 	}
 	l.enabled = true
+	l.inst = inst
 
 	if st, ok := inst.(Stateful); ok {
 		step = "UseStateDir"

@@ -297,6 +297,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.recoverJobs()
+	a.set.Start(ctx)   // integration.Starter: a self-update finishing or rolling back its swap
 	a.plans.start(ctx) // before any envelope is handled: a polled plan meets the cached ones
 	close(a.recovered)
 	a.purgeReplay()
@@ -366,6 +367,7 @@ func (a *Agent) heartbeats(ctx context.Context) {
 	defer t.Stop()
 	var lastSent []byte
 	var sentAt time.Time
+	accepted := false
 	for {
 		hb := wire.Heartbeat{
 			Version:      a.cfg.Version,
@@ -386,6 +388,10 @@ func (a *Agent) heartbeats(ctx context.Context) {
 			} else {
 				a.beatHealth.ok()
 				lastSent, sentAt = content, time.Now()
+				if !accepted {
+					accepted = true
+					a.set.HeartbeatAccepted(ctx) // integration.HeartbeatListener: the hub knows this binary now
+				}
 			}
 		}
 		select {

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,4 +84,24 @@ func SameKeys(a, b []wire.HubKey) bool {
 	slices.Sort(as)
 	slices.Sort(bs)
 	return slices.Equal(as, bs)
+}
+
+// Peek reads the key and the identity of the state directory dir without creating or locking
+// anything, for a process that must not disturb the agent running on it: the self-test of a new agent
+// binary (pulse-agent selftest) signs one request as the agent while the agent holds the lock.
+func Peek(dir string) (ed25519.PrivateKey, Identity, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, Identity{}, fmt.Errorf("state: %s: %w", dir, err)
+	}
+	s := &State{dir: abs}
+	id, err := s.Identity()
+	if err != nil {
+		return nil, Identity{}, err
+	}
+	key, err := readKey(filepath.Join(abs, KeyFile))
+	if err != nil {
+		return nil, Identity{}, err
+	}
+	return key, id, nil
 }

@@ -8,12 +8,14 @@
 //	pulse-agent unseal [--for 15m]                                    # open the shell hatch, on the host
 //	pulse-agent seal                                                  # close it early
 //	pulse-agent hatch                                                 # is it open?
+//	pulse-agent selftest [run's flags]                               # can this binary work here?
 //	pulse-agent version
 //	pulse-agent help
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,6 +56,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runAgent(args[1:], stdout, stderr)
+	case "selftest":
+		return selfTest(args[1:], stdout, stderr)
 	case "unseal":
 		return unseal(args[1:], stdin, stdout, stderr)
 	case "seal":
@@ -91,6 +95,8 @@ Usage:
   pulse-agent unseal        open the shell hatch on this host for a while (at most an hour)
   pulse-agent seal          close the shell hatch now
   pulse-agent hatch         say whether the shell hatch is open
+  pulse-agent selftest [flags]  load the config (run's flags), sign one request to the hub, print
+                            {version} as JSON; what a new binary must pass before it replaces this one
   pulse-agent version       print the version
   pulse-agent help          show this help
 
@@ -129,31 +135,74 @@ Flags:
 }
 
 func runAgent(args []string, stdout, stderr io.Writer) int {
+	cfg, code, ok := agentConfig("run", args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal kills the agent at once
+	}()
+
+	if err := kernel.Run(ctx, cfg); err != nil {
+		if ctx.Err() != nil { // interrupted while enrolling: the operator asked for it
+			fmt.Fprintf(stderr, "pulse-agent: stopped before enrollment finished: %s\n", oneLine(err.Error()))
+			return exitFailure
+		}
+		fmt.Fprintf(stderr, "pulse-agent: %s\n", oneLine(err.Error()))
+		return exitFailure
+	}
+	return 0
+}
+
+// selfTest runs kernel.SelfTest with the configuration run would use, and prints its result as JSON:
+// the agent's self-update runs it on a new binary before swapping it in.
+func selfTest(args []string, stdout, stderr io.Writer) int {
+	cfg, code, ok := agentConfig("selftest", args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := kernel.SelfTest(ctx, cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "pulse-agent selftest: %s\n", oneLine(err.Error()))
+		return exitFailure
+	}
+	b, _ := json.Marshal(res)
+	fmt.Fprintln(stdout, string(b))
+	return 0
+}
+
+// agentConfig reads run's flags and the config file into a kernel.Config; ok is false when the
+// command line is wrong (code says how to exit).
+func agentConfig(cmd string, args []string, stdout, stderr io.Writer) (cfg kernel.Config, code int, ok bool) {
 	fs, o := runFlags()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printRunUsage(stdout, fs)
-			return 0
+			return cfg, 0, false
 		}
-		fmt.Fprintf(stderr, "pulse-agent run: %s; see 'pulse-agent run --help'\n", oneLine(err.Error()))
-		return exitUsage
+		fmt.Fprintf(stderr, "pulse-agent %s: %s; see 'pulse-agent run --help'\n", cmd, oneLine(err.Error()))
+		return cfg, exitUsage, false
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "pulse-agent run: unexpected argument %q; see 'pulse-agent run --help'\n", fs.Arg(0))
-		return exitUsage
+		fmt.Fprintf(stderr, "pulse-agent %s: unexpected argument %q; see 'pulse-agent run --help'\n", cmd, fs.Arg(0))
+		return cfg, exitUsage, false
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
-		fmt.Fprintf(stderr, "pulse-agent run: --log-format %q: want text or json\n", o.logFormat)
-		return exitUsage
+		fmt.Fprintf(stderr, "pulse-agent %s: --log-format %q: want text or json\n", cmd, o.logFormat)
+		return cfg, exitUsage, false
 	}
 	if o.logLevel != "" {
 		if _, err := kernel.ParseLevel(o.logLevel); err != nil {
-			fmt.Fprintf(stderr, "pulse-agent run: --log-level: %v\n", err)
-			return exitUsage
+			fmt.Fprintf(stderr, "pulse-agent %s: --log-level: %v\n", cmd, err)
+			return cfg, exitUsage, false
 		}
 	}
 
-	var cfg kernel.Config
 	if o.configPath != "" {
 		cfg = kernel.LoadConfig(o.configPath, true)
 	} else {
@@ -163,8 +212,8 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["hub"] {
 		if err := kernel.CheckHubURL(o.hub); err != nil {
-			fmt.Fprintf(stderr, "pulse-agent run: --hub: %v\n", err)
-			return exitUsage
+			fmt.Fprintf(stderr, "pulse-agent %s: --hub: %v\n", cmd, err)
+			return cfg, exitUsage, false
 		}
 		cfg.Hub = o.hub
 	}
@@ -189,22 +238,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	cfg.Version = agentVersion()
 	cfg.Facts = host.Facts
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal kills the agent at once
-	}()
-
-	if err := kernel.Run(ctx, cfg); err != nil {
-		if ctx.Err() != nil { // interrupted while enrolling: the operator asked for it
-			fmt.Fprintf(stderr, "pulse-agent: stopped before enrollment finished: %s\n", oneLine(err.Error()))
-			return exitFailure
-		}
-		fmt.Fprintf(stderr, "pulse-agent: %s\n", oneLine(err.Error()))
-		return exitFailure
-	}
-	return 0
+	return cfg, 0, true
 }
 
 func oneLine(s string) string {

@@ -14,7 +14,7 @@ func TestManifest(t *testing.T) {
 	for _, m := range integration.Modules() {
 		ids = append(ids, m.ID)
 	}
-	if want := []string{"container", "exec", "files", "host", "process", "shell"}; !slices.Equal(ids, want) {
+	if want := []string{"agent_update", "container", "exec", "files", "host", "process", "shell"}; !slices.Equal(ids, want) {
 		t.Fatalf("registered %v, want %v", ids, want)
 	}
 }
