@@ -3,10 +3,15 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,15 +54,17 @@ func agentVersion(t *testing.T, hubURL, token, id string) string {
 }
 
 // TestAgentSelfUpdate: real `pulse serve` on MinIO and a real pulse-agent run from its own copy of
-// the binary (v1). A v2 binary pushed as an artifact and named by an `agent` unit is swapped in,
-// restarts in place (same pid) and reports v2 to the hub, and the unit converges; then a broken binary
-// (one that exits at once) is refused by its self-test: the unit fails with the reason, and the agent
-// still runs v2 and reports it.
+// the binary (v1), reaching the hub through a proxy the test controls. A v2 binary pushed as an
+// artifact and named by an `agent` unit is swapped in, restarts in place (same pid) and reports v2 to
+// the hub, and the unit converges; a broken binary (one that exits at once) is refused by its
+// self-test: the unit fails with the reason, and the agent still runs v2 and reports it; a v3 that
+// passes its self-test but whose heartbeats the hub never accepts (the proxy refuses them) is rolled
+// back to v2 after confirm_within, and v2 reports the unit failed with that reason.
 func TestAgentSelfUpdate(t *testing.T) {
 	dir := t.TempDir()
 	start := time.Now()
-	v1, v2 := buildAgent(t, dir, "v1"), buildAgent(t, dir, "v2")
-	t.Logf("built v1 and v2 in %v", time.Since(start).Round(time.Millisecond))
+	v1, v2, v3 := buildAgent(t, dir, "v1"), buildAgent(t, dir, "v2"), buildAgent(t, dir, "v3")
+	t.Logf("built v1, v2 and v3 in %v", time.Since(start).Round(time.Millisecond))
 	broken := filepath.Join(dir, "broken")
 	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho 'broken build' >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -72,15 +79,31 @@ func TestAgentSelfUpdate(t *testing.T) {
 
 	storeURL, token := initStore(t, dir)
 	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
+	hubURL, err := url.Parse(h.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refuseBeats atomic.Bool
+	proxy := httputil.NewSingleHostReverseProxy(hubURL)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuseBeats.Load() && strings.HasSuffix(r.URL.Path, "/heartbeat") {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"status":503,"detail":"heartbeats refused by the test"}`))
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
 	tok, tokErr, code := pulseCLI(t, h.url, token, "enroll-token", "create", "--labels", "role=upd")
 	if code != 0 {
 		t.Fatalf("enroll-token create: %s", tokErr)
 	}
-	cfg := strings.Replace(agentConfig, "[agent]\n", "[agent]\nplan_period = \"1s\"\n", 1) + "\n[agent_update]\nenabled = true\nconfirm_within = \"60s\"\n"
+	cfg := strings.Replace(agentConfig, "[agent]\n", "[agent]\nplan_period = \"1s\"\n", 1) + "\n[agent_update]\nenabled = true\nconfirm_within = \"5s\"\n"
 	cfgPath := filepath.Join(dir, "agent.toml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
 	stateDir := filepath.Join(dir, "agent")
-	cmd := exec.Command(exe, "run", "--hub", h.url, "--state-dir", stateDir, "--config", cfgPath, "--enroll-token", strings.TrimSpace(tok))
+	cmd := exec.Command(exe, "run", "--hub", front.URL, "--state-dir", stateDir, "--config", cfgPath, "--enroll-token", strings.TrimSpace(tok))
 	a := &agentProc{t: t, cmd: cmd, stateDir: stateDir, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = a.logs, a.logs
 	if err := cmd.Start(); err != nil {
@@ -158,6 +181,32 @@ func TestAgentSelfUpdate(t *testing.T) {
 		a.done <- err
 		t.Fatalf("the agent exited: %v", err)
 	default:
+	}
+
+	// v3 passes its self-test (a signed GET), but the hub never accepts its heartbeat.
+	refuseBeats.Store(true)
+	ref3 := pushArtifact(t, h.url, token, v3)
+	if out, code := applyPlan(t, h.url, token, "upd", dir, source(ref3, "v3")); code != 0 {
+		t.Fatalf("pulse plan apply: exit %d: %s", code, out)
+	}
+	waitFor(t, "v3 swapped in and rolled back", 90*time.Second, func() bool {
+		return strings.Contains(a.logs.String(), "rolling back the agent update")
+	})
+	refuseBeats.Store(false)
+	waitFor(t, "the unit failed with the rollback's reason, the agent back on v2", 90*time.Second, func() bool {
+		ver, state, r := unit()
+		reason = r
+		return ver == 3 && state == "failed" && strings.Contains(r, "was rolled back to") && agentVersion(t, h.url, token, id) == "v2"
+	})
+	t.Logf("v3 rolled back: %s", reason)
+	if !strings.Contains(reason, "(v3) was rolled back to") || !strings.Contains(reason, "(v2): the hub did not hear from it within 5s of the swap") {
+		t.Errorf("reason %q, want v3 rolled back to v2 because the hub did not hear from it", reason)
+	}
+	if got, _ := os.ReadFile(exe); string(got) != string(mustRead(t, v2)) {
+		t.Error("the agent's binary is not v2 after the rollback")
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the agent process is gone after the rollback: %v", err)
 	}
 }
 
