@@ -8,9 +8,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,5 +124,90 @@ func TestPlanFileFromArtifact(t *testing.T) {
 	})
 	if got, _ := os.ReadFile(target); !bytes.Equal(got, data) {
 		t.Errorf("the managed file changed (%d bytes) though its new content could not be verified", len(got))
+	}
+}
+
+// chunkGET matches an agent's request for a chunk of an artifact.
+var chunkGET = regexp.MustCompile(`^/v1/agents/[^/]+/artifacts/[^/]+/chunks/([0-9]+)$`)
+
+// TestArtifactDownloadResumesAfterKill: a real agent killed (SIGKILL) in the middle of downloading a
+// 40 MiB artifact (ten chunks, slowed down by a proxy in front of the hub) does not start from zero
+// when started again: it asks only for the chunks its part file does not hold whole, and the file
+// converges with the artifact's content.
+func TestArtifactDownloadResumesAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, token := initStore(t, dir)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
+	hubURL, _ := url.Parse(h.url)
+	proxy := httputil.NewSingleHostReverseProxy(hubURL)
+	var mu sync.Mutex
+	var asked []int
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m := chunkGET.FindStringSubmatch(r.URL.Path); m != nil {
+			var n int
+			fmt.Sscan(m[1], &n)
+			mu.Lock()
+			asked = append(asked, n)
+			mu.Unlock()
+			time.Sleep(300 * time.Millisecond)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	requests := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(asked)
+	}
+
+	root := filepath.Join(dir, "managed")
+	os.MkdirAll(root, 0o755)
+	tok, tokErr, code := pulseCLI(t, h.url, token, "enroll-token", "create", "--labels", "role=big")
+	if code != 0 {
+		t.Fatalf("enroll-token create: %s", tokErr)
+	}
+	cfg := strings.Replace(agentConfig, "[agent]\n", "[agent]\nplan_period = \"1s\"\n", 1) + fmt.Sprintf("\n[files]\nroots = [%q]\n", root)
+	stateDir := filepath.Join(dir, "agent")
+	a := startAgent(t, front.URL, stateDir, cfg, "--enroll-token", strings.TrimSpace(tok))
+	a.id()
+
+	data := randomFile(t, dir, "big.bin", 40<<20, 13)
+	ref := pushArtifact(t, h.url, token, filepath.Join(dir, "big.bin"))
+	target := filepath.Join(root, "big.bin")
+	src := fmt.Sprintf("targets: [role=big]\nunits:\n  - name: big\n    type: file\n    deadline: 120s\n    spec: {path: %q, artifact: {digest: %q, size: %d}}\n", target, ref.Digest, ref.Size)
+	if out, code := applyPlan(t, h.url, token, "big", dir, src); code != 0 {
+		t.Fatalf("pulse plan apply: exit %d: %s", code, out)
+	}
+	waitFor(t, "the agent has asked for 5 chunks", 60*time.Second, func() bool { return len(requests()) >= 5 })
+	a.cmd.Process.Kill()
+	<-a.done
+	a.done <- nil
+	before := requests()
+	part := filepath.Join(stateDir, "artifacts", ref.Hex()+".part")
+	fi, err := os.Stat(part)
+	if err != nil {
+		t.Fatalf("no part file after the kill: %v", err)
+	}
+	t.Logf("killed after %d chunk requests; the part file holds %d bytes", len(before), fi.Size())
+
+	startAgent(t, front.URL, stateDir, cfg)
+	waitFor(t, "the file converged after the restart", 90*time.Second, func() bool {
+		v := planStatus(t, h.url, token, "big")
+		return len(v.Agents) == 1 && v.every(1, "converged")
+	})
+	after := requests()[len(before):]
+	t.Logf("after the restart the agent asked for chunks %v", after)
+	kept := int(fi.Size() / wire.ArtifactChunkSize)
+	if len(after) == 0 || slices.Min(after) < kept || len(after) > 10-kept {
+		t.Errorf("after the restart the agent asked for chunks %v; the part file held %d whole chunks, so want only chunks %d to 9", after, kept, kept)
+	}
+	if kept < 3 {
+		t.Errorf("the part file held %d whole chunks after %d requests; chunks are kept as they arrive", kept, len(before))
+	}
+	if got, _ := os.ReadFile(target); !bytes.Equal(got, data) {
+		t.Errorf("the file has %d bytes, not the artifact's content", len(got))
+	}
+	if _, err := os.Stat(part); !os.IsNotExist(err) {
+		t.Errorf("the part file is left after the download: %v", err)
 	}
 }
