@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,7 @@ func newRig(t *testing.T, running []byte) *rig {
 // updater is a fresh Updater, as a (re)started agent process has.
 func (r *rig) updater() *Updater {
 	u := New()
+	u.log = slog.New(slog.DiscardHandler)
 	u.exe = filepath.Join(r.binDir, "pulse-agent")
 	u.args = []string{u.exe, "run", "--state-dir", "/nowhere"}
 	u.exec = func(path string, args, _ []string) error {
