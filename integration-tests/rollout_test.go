@@ -31,7 +31,8 @@ type rolloutView struct {
 
 // TestRolloutEndToEnd: real `pulse serve` on MinIO and six real pulse-agent processes. A new version
 // staged in waves goes to the first wave only; its health condition fails there (the new process
-// never becomes healthy), so the rollout halts on wave 1 and the other four agents keep the version
+// never becomes healthy, so the unit fails after its 3 s deadline with the health check's reason), so
+// the rollout halts on wave 1 and the other four agents keep the version
 // before, still running its process; `pulse plan rollback` returns the first wave to that content
 // as a new version, and every agent converges on it with the old process and none of the new one.
 func TestRolloutEndToEnd(t *testing.T) {
@@ -115,6 +116,7 @@ units:
 	})
 	if r.Released != 1 || !strings.Contains(r.Reason, "health condition") || !strings.Contains(r.Reason, "is false on wave 1") ||
 		!strings.Contains(r.Reason, firstWave[0]+"/app failed") || !strings.Contains(r.Reason, firstWave[1]+"/app failed") ||
+		!strings.Contains(r.Reason, "did not reach its state within 3s: health check") ||
 		!slices.Equal(r.Waves[0].Agents, firstWave) || r.Waves[1].Released {
 		t.Fatalf("rollout: %+v, want halted on wave 1 by its health condition, naming both its agents' failed unit", r)
 	}
