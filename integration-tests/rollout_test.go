@@ -30,11 +30,11 @@ type rolloutView struct {
 }
 
 // TestRolloutEndToEnd: real `pulse serve` on MinIO and six real pulse-agent processes. A new version
-// staged in waves goes to the first wave only; its health condition fails there (the new process
-// never becomes healthy, so the unit fails after its 3 s deadline with the health check's reason), so
-// the rollout halts on wave 1 and the other four agents keep the version
-// before, still running its process; `pulse plan rollback` returns the first wave to that content
-// as a new version, and every agent converges on it with the old process and none of the new one.
+// staged in waves goes to the first wave only. Its process never passes its health check, so the unit
+// fails after its 3 s deadline with the check's reason, the health condition is false on wave 1, and
+// the rollout halts there; the other four agents keep the version before, still running its process.
+// `pulse plan rollback` stores that content as a new version, and every agent converges on it with
+// the old process and none of the new one.
 func TestRolloutEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
