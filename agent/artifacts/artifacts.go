@@ -317,11 +317,11 @@ func FileDigest(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	d, err := wire.ContentDigest(f)
+	if err != nil {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return d, nil
 }
 
 // Bytes is a size for a person: 512 B, 4.0 MiB, 1.5 GiB.

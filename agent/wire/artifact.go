@@ -1,8 +1,10 @@
 package wire
 
 import (
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -100,4 +102,14 @@ func (m ArtifactManifest) Check(ref ArtifactRef) error {
 		}
 	}
 	return nil
+}
+
+// ContentDigest is the digest an ArtifactRef names content by ("sha256:" and the hex SHA-256),
+// read from r as a stream: what every side that checks content against a reference computes.
+func ContentDigest(r io.Reader) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

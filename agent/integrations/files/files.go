@@ -338,11 +338,9 @@ func read(path string, d desired) (actual, error) {
 		if a.size != d.artifact.Size {
 			return a, nil // differs: no need to hash it
 		}
-		h := sha256.New()
-		if _, err := io.Copy(h, file); err != nil {
+		if a.sum, err = wire.ContentDigest(file); err != nil {
 			return actual{}, err
 		}
-		a.sum = "sha256:" + hex.EncodeToString(h.Sum(nil))
 		return a, nil
 	}
 	a.content, err = io.ReadAll(io.LimitReader(file, MaxContent+1))

@@ -26,8 +26,6 @@ package selfupdate
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -239,11 +237,11 @@ func fileDigest(path string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	d, err := wire.ContentDigest(f)
+	if err != nil {
 		return "", fmt.Errorf("hash %s: %w", path, err)
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return d, nil
 }
 
 // versionOf asks a binary its version (`<bin> version`), once per digest.

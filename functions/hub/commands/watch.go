@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pulsehq/pulse/functions/hub/events"
@@ -53,7 +51,7 @@ func (s *Service) Watch(ctx context.Context, id, lastEventID string, send func(U
 			}
 		}
 	})()
-	resumeMs, resumeAgent := parseUpdateID(lastEventID)
+	resume := events.ResumeFrom(lastEventID)
 	sent := map[string]string{}
 	lastCommand := ""
 	for {
@@ -67,7 +65,7 @@ func (s *Service) Watch(ctx context.Context, id, lastEventID string, send func(U
 				continue
 			}
 			sent[a.Agent] = a.State
-			if !a.ChangedAt.IsZero() && !after(a.ChangedAt.UnixMilli(), a.Agent, resumeMs, resumeAgent) {
+			if !a.ChangedAt.IsZero() && !resume.After(a.ChangedAt, a.Agent) {
 				continue // the client had it before it reconnected
 			}
 			changed = append(changed, a)
@@ -86,7 +84,7 @@ func (s *Service) Watch(ctx context.Context, id, lastEventID string, send func(U
 			}
 			u := Update{Agent: a}
 			if !a.ChangedAt.IsZero() {
-				u.ID = fmt.Sprintf("%d-%s", a.ChangedAt.UnixMilli(), a.Agent)
+				u.ID = events.UpdateID(a.ChangedAt, a.Agent)
 			}
 			if err := send(u); err != nil {
 				return err
@@ -127,24 +125,4 @@ func (s *Service) fillResult(ctx context.Context, id string, a *AgentState) {
 		return // expired or never released: no result
 	}
 	a.setResult(res)
-}
-
-func parseUpdateID(id string) (int64, string) {
-	ms, agent, ok := strings.Cut(id, "-")
-	if !ok {
-		return -1, ""
-	}
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return -1, ""
-	}
-	return n, agent
-}
-
-// after reports whether the update (ms, agent) comes after the resume point.
-func after(ms int64, agent string, resumeMs int64, resumeAgent string) bool {
-	if ms != resumeMs {
-		return ms > resumeMs
-	}
-	return agent > resumeAgent
 }

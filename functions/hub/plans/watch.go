@@ -4,9 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/pulsehq/pulse/functions/hub/events"
@@ -50,7 +47,7 @@ func (s *Service) Watch(ctx context.Context, name, lastEventID string, send func
 			}
 		}
 	})()
-	resumeMs, resumeAgent := parseWatchID(lastEventID)
+	resume := events.ResumeFrom(lastEventID)
 	sent := map[string][32]byte{}
 	var lastPlan [32]byte
 	t := time.NewTicker(watchPoll)
@@ -75,13 +72,12 @@ func (s *Service) Watch(ctx context.Context, name, lastEventID string, send func
 			}
 			first := sent[a.Agent] == [32]byte{}
 			sent[a.Agent] = sum
-			ms := a.ReportedAt.UnixMilli()
-			if first && !a.ReportedAt.IsZero() && !watchAfter(ms, a.Agent, resumeMs, resumeAgent) {
+			if first && !a.ReportedAt.IsZero() && !resume.After(a.ReportedAt, a.Agent) {
 				continue // the client had it before it reconnected
 			}
 			id := ""
 			if !a.ReportedAt.IsZero() {
-				id = fmt.Sprintf("%d-%s", ms, a.Agent)
+				id = events.UpdateID(a.ReportedAt, a.Agent)
 			}
 			if err := send(WatchUpdate{ID: id, Agent: a}); err != nil {
 				return err
@@ -99,25 +95,4 @@ func (s *Service) Watch(ctx context.Context, name, lastEventID string, send func
 func digestOf(v any) [32]byte {
 	b, _ := json.Marshal(v)
 	return sha256.Sum256(b)
-}
-
-// parseWatchID reads an agent update's id (<ms>-<agent>); -1 when there is none.
-func parseWatchID(id string) (int64, string) {
-	ms, agent, ok := strings.Cut(id, "-")
-	if !ok {
-		return -1, ""
-	}
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return -1, ""
-	}
-	return n, agent
-}
-
-// watchAfter reports whether the update (ms, agent) comes after the resume point.
-func watchAfter(ms int64, agent string, resumeMs int64, resumeAgent string) bool {
-	if ms != resumeMs {
-		return ms > resumeMs
-	}
-	return agent > resumeAgent
 }
