@@ -145,42 +145,34 @@ func runPlanRollout(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	body := api.RolloutOpInputBody{Reason: *reason}
-	var v *api.RolloutView
-	var raw []byte
-	switch op {
-	case "":
-		resp, e := c.api.GetRolloutWithResponse(ctx, name)
-		v, err = answer(c, resp, e, (*api.GetRolloutResponse).GetJSON200)
-		if resp != nil {
-			raw = resp.Body
-		}
-	case "pause":
-		resp, e := c.api.PauseRolloutWithResponse(ctx, name, body)
-		v, err = answer(c, resp, e, (*api.PauseRolloutResponse).GetJSON200)
-		if resp != nil {
-			raw = resp.Body
-		}
-	case "resume":
-		resp, e := c.api.ResumeRolloutWithResponse(ctx, name, body)
-		v, err = answer(c, resp, e, (*api.ResumeRolloutResponse).GetJSON200)
-		if resp != nil {
-			raw = resp.Body
-		}
-	case "promote":
-		resp, e := c.api.PromoteRolloutWithResponse(ctx, name, body)
-		v, err = answer(c, resp, e, (*api.PromoteRolloutResponse).GetJSON200)
-		if resp != nil {
-			raw = resp.Body
-		}
-	case "abort":
-		resp, e := c.api.AbortRolloutWithResponse(ctx, name, body)
-		v, err = answer(c, resp, e, (*api.AbortRolloutResponse).GetJSON200)
-		if resp != nil {
-			raw = resp.Body
-		}
-	default:
+	// Each operation is its own route (and policy action); all answer the rollout.
+	ops := map[string]func() (*api.RolloutView, []byte, error){
+		"": func() (*api.RolloutView, []byte, error) {
+			resp, err := c.api.GetRolloutWithResponse(ctx, name)
+			return rolloutAnswer(c, resp, err, (*api.GetRolloutResponse).GetJSON200)
+		},
+		"pause": func() (*api.RolloutView, []byte, error) {
+			resp, err := c.api.PauseRolloutWithResponse(ctx, name, body)
+			return rolloutAnswer(c, resp, err, (*api.PauseRolloutResponse).GetJSON200)
+		},
+		"resume": func() (*api.RolloutView, []byte, error) {
+			resp, err := c.api.ResumeRolloutWithResponse(ctx, name, body)
+			return rolloutAnswer(c, resp, err, (*api.ResumeRolloutResponse).GetJSON200)
+		},
+		"promote": func() (*api.RolloutView, []byte, error) {
+			resp, err := c.api.PromoteRolloutWithResponse(ctx, name, body)
+			return rolloutAnswer(c, resp, err, (*api.PromoteRolloutResponse).GetJSON200)
+		},
+		"abort": func() (*api.RolloutView, []byte, error) {
+			resp, err := c.api.AbortRolloutWithResponse(ctx, name, body)
+			return rolloutAnswer(c, resp, err, (*api.AbortRolloutResponse).GetJSON200)
+		},
+	}
+	do, ok := ops[op]
+	if !ok {
 		return usagef("unknown rollout operation %q; want pause, resume, promote or abort (or none, to show it)", op)
 	}
+	v, raw, err := do()
 	if err != nil {
 		return err
 	}
@@ -196,7 +188,7 @@ func runPlanRollout(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintln(env.Stdout, line)
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WAVE	RELEASED	AGENTS	CONVERGED	FAILED")
+	fmt.Fprintln(tw, "WAVE\tRELEASED\tAGENTS\tCONVERGED\tFAILED")
 	for _, w := range v.Waves {
 		released := "no"
 		if w.Released {
@@ -331,6 +323,15 @@ func runPlanStatus(ctx context.Context, env *Env, args []string) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// rolloutAnswer is answer for the rollout routes, with the raw body for --json.
+func rolloutAnswer[R response](c *client, resp R, err error, get func(R) *api.RolloutView) (*api.RolloutView, []byte, error) {
+	v, err := answer(c, resp, err, get)
+	if err != nil {
+		return nil, nil, err
+	}
+	return v, resp.GetBody(), nil
 }
 
 // reasonSuffix is ": reason" on one line, or nothing.
