@@ -201,3 +201,48 @@ func TestPlanUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestPlanProposalCommands: on env=prod agents, `pulse plan apply` says the apply awaits approval and
+// how to give it; `pulse plan proposals` lists it; its proposer's approval is refused; another
+// admin's `pulse plan approve` applies it.
+func TestPlanProposalCommands(t *testing.T) {
+	url, admin := startHub(t)
+	useHub(t, url, admin)
+	ctx := context.Background()
+	tok := strings.TrimSpace(pulse("enroll-token", "create", "--labels", "role=web,env=prod").stdout)
+	if _, err := simagent.Enroll(ctx, url, tok, "web-1", nil); err != nil {
+		t.Fatal(err)
+	}
+	newToken := func(name string) string {
+		r := pulse("token", "create", "--name", name, "--groups", "admin", "--for", name, "--json")
+		var out struct{ Token string }
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || out.Token == "" {
+			t.Fatalf("token create %s: %d %s %s", name, r.code, r.stdout, r.stderr)
+		}
+		return out.Token
+	}
+	alice, bob := newToken("alice"), newToken("bob")
+	file := filepath.Join(t.TempDir(), "web.yaml")
+	os.WriteFile(file, []byte(cliPlan), 0o600)
+
+	t.Setenv("PULSE_TOKEN", alice)
+	r := pulse("plan", "apply", "web", "-f", file)
+	m := regexp.MustCompile(`pulse plan approve web (pp-[0-9a-f-]+)`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil || !strings.Contains(r.stdout, "awaits 1 approval(s) from admin") || !strings.Contains(r.stdout, "nothing was done yet") {
+		t.Fatalf("apply on prod: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	id := m[1]
+	if r := pulse("plan", "proposals", "web"); r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "awaiting") || !strings.Contains(r.stdout, "0/1") {
+		t.Errorf("proposals: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := pulse("plan", "approve", "web", id); r.code == 0 || !strings.Contains(r.stderr, "someone else must approve it") {
+		t.Errorf("the proposer approves: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Setenv("PULSE_TOKEN", bob)
+	if r := pulse("plan", "approve", "web", id, "--comment", "ok"); r.code != 0 || !strings.Contains(r.stdout, "proposal "+id+" done: applied as version 1, sent to 1 agent(s)") {
+		t.Errorf("bob approves: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := pulse("plan", "show", "web", "--json"); r.code != 0 || !strings.Contains(r.stdout, `"proposal": "`+id+`"`) {
+		t.Errorf("show: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
