@@ -80,7 +80,7 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           hub.Handler(mux, log),
+		Handler:           h.Handler(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

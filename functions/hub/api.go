@@ -25,6 +25,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/plans"
+	"github.com/pulsehq/pulse/functions/hub/telemetry"
 	"github.com/pulsehq/pulse/functions/hub/workflows"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/policy"
@@ -57,6 +58,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerPlans(h.operatorGroup(api, "Plans"), h)
 	registerRollouts(h.operatorGroup(api, "Plans"), h)
 	registerProposals(h.operatorGroup(api, "Plans"), h)
+	registerTelemetry(h.operatorGroup(api, "Telemetry"), h)
 	registerArtifacts(h.operatorGroup(api, "Artifacts"), h)
 	return api
 }
@@ -340,8 +342,14 @@ func clearReadDeadline(ctx context.Context) {
 
 // Handler wraps the mux with what every request gets: a request id, a structured access log line, and
 // problem-details bodies for requests that match no operation (the mux alone answers those in plain
-// text).
-func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler {
+// text). Hub.Handler adds the request metrics.
+func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler { return handler(mux, log, nil) }
+
+// Handler is the package's Handler for this hub, with every request counted and timed in its
+// telemetry by route (GET /metrics).
+func (h *Hub) Handler(mux *http.ServeMux) http.Handler { return handler(mux, h.Log, h.Telemetry) }
+
+func handler(mux *http.ServeMux, log *slog.Logger, tm *telemetry.Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -352,11 +360,13 @@ func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		rctx := context.WithValue(r.Context(), respCtlKey{}, http.NewResponseController(w))
 		r = r.WithContext(domain.WithRequestID(rctx, id))
-		if _, pattern := mux.Handler(r); pattern == "" {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
 			unmatched(sw, r, mux)
 		} else {
 			mux.ServeHTTP(sw, r)
 		}
+		tm.ObserveRequest(pattern, r.Method, sw.status, time.Since(start))
 		level := slog.LevelInfo
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			level = slog.LevelDebug // probes every few seconds would drown the log

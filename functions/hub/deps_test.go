@@ -60,6 +60,7 @@ var mayImport = map[string]map[string]string{
 		"trail":  "applies are audited",
 		"fleet":  "targets are selected over the fleet's agents and labels (through the Fleet interface; the types are fleet's)",
 	},
+	"telemetry": {},
 }
 
 // httpFree are imports no room may have: rooms speak domain errors and know nothing of HTTP; the edge

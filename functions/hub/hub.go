@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pulsehq/pulse/agent/httpsig"
@@ -29,6 +30,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/plans"
+	"github.com/pulsehq/pulse/functions/hub/telemetry"
 	"github.com/pulsehq/pulse/functions/hub/trail"
 	"github.com/pulsehq/pulse/functions/hub/workflows"
 	"github.com/pulsehq/pulse/functions/hubkey"
@@ -83,6 +85,9 @@ type Hub struct {
 	Workflows *workflows.Service
 	Plans     *plans.Service
 	Artifacts *artifacts.Service
+	// Telemetry is what the hub says about itself to Prometheus (GET /metrics); nil for a hub wired
+	// on no store (the OpenAPI document's).
+	Telemetry *telemetry.Metrics
 
 	policyDir string
 	verifier  *httpsig.Verifier
@@ -90,6 +95,8 @@ type Hub struct {
 	sealMu    sync.Mutex
 	lastSeal  time.Time
 	tickStart sync.Once
+	// active is how many workflow executions the last tick found active (telemetry).
+	active atomic.Int64
 }
 
 // New builds a hub: it opens the store, loads the signing keys, prepares the policy and wires the
@@ -138,6 +145,9 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		}
 		proxies = append(proxies, pfx)
 	}
+	// Every store request is counted and timed (what reaches the bucket, integrity checks aside).
+	tm := telemetry.New()
+	st = tm.Store(st)
 	// Every read of the bucket is checked against the hub's keys from here on: the bucket holds the
 	// hub's state but is not trusted to say what the hub decided (docs/security.md).
 	sst, err := signed.Wrap(st, keys, log)
@@ -146,6 +156,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	h := assemble(sst, keys, log, cfg.Version)
 	h.Signed = sst
+	h.instrument(tm)
 	h.Ready = NewReadiness(st, url, log)
 	h.policyDir = cfg.Settings.Policy
 	h.Access.Policy, h.Access.TrustedProxies = engine, proxies
@@ -163,6 +174,15 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	h.Fleet.HeartbeatInterval = cfg.HeartbeatInterval
 	h.verifier = h.newVerifier(cfg.PublicScheme)
 	return h, nil
+}
+
+// instrument gives the hub its telemetry and the rooms' series in it.
+func (h *Hub) instrument(tm *telemetry.Metrics) {
+	h.Telemetry = tm
+	tm.Gauge("pulse_polls_waiting", "Agent polls this hub instance holds now.", func() float64 { return float64(h.Delivery.Waiting()) })
+	tm.Gauge("pulse_workflow_executions_active", "Workflow executions the last tick of this instance found active.", func() float64 { return float64(h.active.Load()) })
+	results := tm.Counter("pulse_command_results_total", "Agents' final results of commands stored through this hub instance, by status.", "status")
+	h.Bus.Results.Subscribe(func(_ context.Context, e events.ResultStored) { results.WithLabelValues(e.Status).Inc() })
 }
 
 // auditOutbox is where audit records wait while the store fails: the configured directory, else one
@@ -215,7 +235,7 @@ func (h *Hub) Run(ctx context.Context) {
 	wg.Go(func() {
 		every(ctx, tickInterval, func(ctx context.Context) {
 			h.Commands.Tick(ctx)
-			h.Workflows.Tick(ctx)
+			h.active.Store(int64(h.Workflows.Tick(ctx)))
 			h.Plans.Tick(ctx)
 		})
 	})
@@ -259,6 +279,7 @@ func (h *Hub) Tick(ctx context.Context) int {
 	}
 	h.Commands.Tick(ctx)
 	n := h.Workflows.Tick(ctx)
+	h.active.Store(int64(n))
 	h.Plans.Tick(ctx)
 	return n
 }

@@ -62,7 +62,7 @@ func startTestHub(t testing.TB, url string, priv ed25519.PrivateKey, wrap func(s
 	}
 	mux := http.NewServeMux()
 	hub.NewAPI(mux, h)
-	srv := httptest.NewServer(hub.Handler(mux, h.Log))
+	srv := httptest.NewServer(h.Handler(mux))
 	done := make(chan struct{})
 	go func() { h.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done; h.Close(); srv.Close() })

@@ -70,6 +70,7 @@ read_actions := {
 	"get-plan-status",
 	"get-rollout",
 	"list-plan-proposals",
+	"get-metrics",
 	"list-artifacts",
 	"get-artifact",
 }

@@ -106,6 +106,9 @@ func (n *notifier) waiting() int {
 	return len(n.waiters)
 }
 
+// Waiting is how many agent polls this instance holds now (the hub's telemetry).
+func (s *Service) Waiting() int { return s.notify.waiting() }
+
 // Batch is one signed envelope and the agents it is addressed to (also inside the signed bytes; kept
 // beside them so the hub indexes a delivery without decoding every envelope).
 type Batch struct {
