@@ -2,9 +2,10 @@
 # Installs the S3 servers the conformance suite and end-to-end tests run against, pinned, from the Go
 # module proxy, and caches them outside the work tree so a fresh clone on the same machine reuses them.
 # `docker` instead installs Debian's Docker daemon and static busybox (the container integration's
-# tests run a private dockerd and build their image from busybox), with apt-get, as root, once.
+# tests run a private dockerd and build their image from busybox), and `prometheus` Debian's Prometheus
+# (the monitoring tests start their own), with apt-get, as root, once.
 #
-#   integration-tests/tools/install.sh [minio|versitygw|all|docker]
+#   integration-tests/tools/install.sh [minio|versitygw|all|docker|prometheus]
 #
 # Prints the absolute path of each binary on stdout (one per line, in the order asked); progress goes
 # to stderr. PULSE_TOOLS_DIR overrides the cache directory (default: $XDG_CACHE_HOME/pulse-tools or
@@ -61,8 +62,30 @@ static_busybox() {
   ! LC_ALL=C od -An -c -N 4096 /usr/bin/busybox | tr -d ' \n' | grep -q 'ld-linux'
 }
 
+# install_prometheus: Debian's prometheus unless it is there (the monitoring tests start their own, on
+# a loopback port with a generated config; the package's service is not used); prints its path.
+install_prometheus() {
+  local bin
+  bin=$(command -v prometheus || true)
+  if [ -z "$bin" ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "install.sh: prometheus is missing, and installing it (apt-get install prometheus) needs root" >&2
+      exit 1
+    fi
+    echo "install.sh: apt-get install prometheus (first time only, ~15 s)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >&2; }
+    bin=$(command -v prometheus)
+  fi
+  echo "$bin"
+}
+
 if [ "${1:-}" = docker ]; then
   install_docker
+  exit 0
+fi
+if [ "${1:-}" = prometheus ]; then
+  install_prometheus
   exit 0
 fi
 
@@ -79,5 +102,5 @@ case "$what" in
     install_one minio "$MINIO_MODULE" "$MINIO_VERSION"
     install_one versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION"
     ;;
-  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, all or docker)" >&2; exit 2 ;;
+  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, all, docker or prometheus)" >&2; exit 2 ;;
 esac
