@@ -354,7 +354,9 @@ func (p *parser) rule(n *yaml.Node, path string) (Rule, *yaml.Node) {
 			}
 		}
 	})
-	missing := func(field, what string) { p.w.Errf(n, path+"."+field, "a %s rule needs %s", cmpOr(r.Kind, "an alert"), what) }
+	missing := func(field, what string) {
+		p.w.Errf(n, path+"."+field, "a %s rule needs %s", cmpOr(r.Kind, "an alert"), what)
+	}
 	if nameNode == nil && r.Name == "" {
 		p.w.Errf(n, path+".name", "a rule needs a name (lower-case letters, digits and _), unique in the rules")
 	}
