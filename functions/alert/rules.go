@@ -270,7 +270,7 @@ func (p *parser) rule(n *yaml.Node, path string) (Rule, *yaml.Node) {
 		known = append(slices.Clone(common), fs...)
 	}
 	var nameNode *yaml.Node
-	var aboveNode, belowNode, clearNode *yaml.Node
+	var belowNode, clearNode *yaml.Node
 	p.w.Pairs(n, path, known, func(key string, _, v *yaml.Node, sub string) {
 		switch key {
 		case "name":
@@ -302,7 +302,7 @@ func (p *parser) rule(n *yaml.Node, path string) (Rule, *yaml.Node) {
 				})
 			}
 		case "above":
-			r.Above, aboveNode = p.number(v, sub), v
+			r.Above = p.number(v, sub)
 		case "below":
 			r.Below, belowNode = p.number(v, sub), v
 		case "clear":
@@ -376,7 +376,6 @@ func (p *parser) rule(n *yaml.Node, path string) (Rule, *yaml.Node) {
 		case r.Clear != nil && r.Below != nil && *r.Clear < *r.Below:
 			p.w.Errf(clearNode, path+".clear", "clear %v is below the trigger %v: an alert on below resolves at or above its trigger", *r.Clear, *r.Below)
 		}
-		_ = aboveNode
 	case KindOffline:
 		if r.ForSeconds == 0 {
 			missing("for", "a duration the agent must be offline for (for: 2m)")
