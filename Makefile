@@ -66,6 +66,7 @@ FUZZ_TARGETS := \
 	./agent/httpsig:FuzzVerify \
 	./agent/integrations/standard:FuzzAgentConfig \
 	./functions/workflow:FuzzLoad \
+	./functions/alert:FuzzParse \
 	./functions/hub/fleet:FuzzSelect \
 	./functions/store/local:FuzzFileURL \
 	./functions/store/backends:FuzzOpen \
