@@ -59,6 +59,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerRollouts(h.operatorGroup(api, "Plans"), h)
 	registerProposals(h.operatorGroup(api, "Plans"), h)
 	registerTelemetry(h.operatorGroup(api, "Telemetry"), h)
+	registerAlerts(h.operatorGroup(api, "Alerts"), h)
 	registerArtifacts(h.operatorGroup(api, "Artifacts"), h)
 	return api
 }

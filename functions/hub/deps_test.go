@@ -61,6 +61,11 @@ var mayImport = map[string]map[string]string{
 		"fleet":  "targets are selected over the fleet's agents and labels (through the Fleet interface; the types are fleet's)",
 	},
 	"telemetry": {},
+	"alerts": {
+		"domain": "domain errors, who acted",
+		"trail":  "applying the rules is audited",
+		"fleet":  "agents, their heartbeats and labels are what offline rules watch (through the Fleet interface; the types are fleet's)",
+	},
 }
 
 // httpFree are imports no room may have: rooms speak domain errors and know nothing of HTTP; the edge

@@ -24,6 +24,7 @@ import (
 	"github.com/pulsehq/pulse/functions/audit"
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub/access"
+	"github.com/pulsehq/pulse/functions/hub/alerts"
 	"github.com/pulsehq/pulse/functions/hub/artifacts"
 	"github.com/pulsehq/pulse/functions/hub/commands"
 	"github.com/pulsehq/pulse/functions/hub/delivery"
@@ -85,6 +86,7 @@ type Hub struct {
 	Workflows *workflows.Service
 	Plans     *plans.Service
 	Artifacts *artifacts.Service
+	Alerts    *alerts.Service
 	// Telemetry is what the hub says about itself to Prometheus (GET /metrics); nil for a hub wired
 	// on no store (the OpenAPI document's).
 	Telemetry *telemetry.Metrics
@@ -212,6 +214,7 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	h.Workflows.Subscribe(bus)
 	h.Artifacts = &artifacts.Service{Store: st, Log: log, Trail: tr}
 	h.Plans = &plans.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
+	h.Alerts = &alerts.Service{Store: st, Log: log, Trail: tr, Fleet: h.Fleet}
 	return h
 }
 
@@ -237,6 +240,7 @@ func (h *Hub) Run(ctx context.Context) {
 			h.Commands.Tick(ctx)
 			h.active.Store(int64(h.Workflows.Tick(ctx)))
 			h.Plans.Tick(ctx)
+			h.Alerts.Tick(ctx)
 		})
 	})
 	wg.Wait()
@@ -281,6 +285,7 @@ func (h *Hub) Tick(ctx context.Context) int {
 	n := h.Workflows.Tick(ctx)
 	h.active.Store(int64(n))
 	h.Plans.Tick(ctx)
+	h.Alerts.Tick(ctx)
 	return n
 }
 

@@ -46,6 +46,9 @@ const (
 	Plans               = "v1/plans/"
 	Artifacts           = "v1/artifacts/"
 	ArtifactChunks      = "v1/artifact-chunks/"
+	AlertRules          = "v1/alert-rules/"
+	Alerts              = "v1/alerts/"
+	AlertTracks         = "v1/alert-tracks/"
 	Audit               = "v1/audit/"
 	AuditSeals          = "v1/audit-seals/"
 	Probe               = "v1/_probe/"
@@ -75,6 +78,9 @@ func Prefixes() []Prefix {
 		{Plans, "plan versions and rollout events (write-once) and each agent's last reported status of a plan"},
 		{Artifacts, "artifact manifests, one per complete artifact, by its sha256, written once after its chunks were checked"},
 		{ArtifactChunks, "the chunks of artifacts by sha256 and number, uploaded before the manifest"},
+		{AlertRules, "alert rule sets, one write-once version each; the newest is evaluated"},
+		{Alerts, "alerts, by id: when each fired and resolved (write-once, so an alert fires once whichever hub saw it)"},
+		{AlertTracks, "where each rule stands on each subject (overwritten when it changes), so a restarted hub goes on"},
 		{Audit, "audit records, one per mutation, by day"},
 		{AuditSeals, "the hash chain sealing the audit records"},
 		{Probe, "throw-away objects of the start-up store probe"},
@@ -345,6 +351,21 @@ func ArtifactChunkIndex(key string) (int, bool) {
 	}
 	return n, true
 }
+
+// --- alerts ---
+
+// AlertRulesVersion is version n of the alert rules, written once.
+func AlertRulesVersion(n int) string { return fmt.Sprintf("%s%06d.json", AlertRules, n) }
+
+// AlertEvent is one event of an alert (fired, resolved), written once: the alert's id comes from the
+// data, so two hubs that see it fire write the same key, and one of them writes it.
+func AlertEvent(id, kind string) string { return Alerts + id + "/" + kind + ".json" }
+
+// AlertTracksOf is where a rule's tracks are listed.
+func AlertTracksOf(rule string) string { return AlertTracks + rule + "/" }
+
+// AlertTrack is where rule stands on one subject (subject: a key-safe name of it).
+func AlertTrack(rule, subject string) string { return AlertTracksOf(rule) + subject + ".json" }
 
 // --- audit ---
 

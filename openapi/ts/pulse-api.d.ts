@@ -339,6 +339,47 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alert-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The alert rules in force */
+        get: operations["get-alert-rules"];
+        /**
+         * Apply the alert rules
+         * @description Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+         */
+        put: operations["apply-alert-rules"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List alerts
+         * @description Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
+         */
+        get: operations["list-alerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/approvals": {
         parameters: {
             query?: never;
@@ -1218,6 +1259,59 @@ export interface components {
             /** @description Set when the agent was retired: its requests are refused. */
             retired?: components["schemas"]["AgentRetirement"];
             version: string;
+        };
+        Alert: {
+            agent: string;
+            detail: string;
+            /** Format: date-time */
+            firedAt: string;
+            id: string;
+            name: string;
+            /** Format: date-time */
+            resolvedAt?: string;
+            rule: string;
+            severity: string;
+            /** Format: date-time */
+            since: string;
+            /** @enum {string} */
+            state: "firing" | "resolved";
+        };
+        AlertRulesOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/AlertRulesOutputBody.json
+             */
+            readonly $schema?: string;
+            /** Format: date-time */
+            appliedAt: string;
+            appliedBy: string;
+            rules: components["schemas"]["Rules"];
+            /** @description The YAML or JSON as applied. */
+            source: string;
+            /** @description The source is the newest version's: nothing was stored. */
+            unchanged?: boolean;
+            /** Format: int64 */
+            version: number;
+        };
+        AlertsOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/AlertsOutputBody.json
+             */
+            readonly $schema?: string;
+            alerts: components["schemas"]["Alert"][] | null;
+        };
+        ApplyAlertRulesInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ApplyAlertRulesInputBody.json
+             */
+            readonly $schema?: string;
+            /** @description The rules in YAML or JSON. */
+            source: string;
         };
         ApplyPlanInputBody: {
             /**
@@ -2165,6 +2259,11 @@ export interface components {
             readonly $schema?: string;
             proposals: components["schemas"]["ProposalView"][] | null;
         };
+        Quiet: {
+            from: string;
+            to: string;
+            zone?: string;
+        };
         ReadyStatus: {
             /**
              * Format: uri
@@ -2375,6 +2474,36 @@ export interface components {
             /** Format: int64 */
             version: number;
             waves: components["schemas"]["WaveView"][] | null;
+        };
+        Rule: {
+            /** Format: double */
+            above?: number;
+            /** Format: double */
+            below?: number;
+            channels?: string[] | null;
+            /** Format: double */
+            clear?: number;
+            /** Format: int64 */
+            failures?: number;
+            /** Format: int64 */
+            forSeconds?: number;
+            kind: string;
+            labels?: {
+                [key: string]: string;
+            };
+            metric?: string;
+            name: string;
+            notifyResolved: boolean;
+            plan?: string;
+            severity: string;
+            states?: string[] | null;
+            targets: string[] | null;
+            /** Format: int64 */
+            withinSeconds?: number;
+        };
+        Rules: {
+            quiet?: components["schemas"]["Quiet"];
+            rules: components["schemas"]["Rule"][] | null;
         };
         Running: {
             /**
@@ -3494,6 +3623,127 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-alert-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRulesOutputBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "apply-alert-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ApplyAlertRulesInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertRulesOutputBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-alerts": {
+        parameters: {
+            query?: {
+                /** @description Only alerts in this state (default: all). */
+                state?: "firing" | "resolved" | "";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertsOutputBody"];
+                };
+            };
+            /** @description Error */
+            default: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -71,6 +71,8 @@ read_actions := {
 	"get-rollout",
 	"list-plan-proposals",
 	"get-metrics",
+	"get-alert-rules",
+	"list-alerts",
 	"list-artifacts",
 	"get-artifact",
 }
@@ -116,6 +118,7 @@ admin_actions := {
 	"rollback-plan",
 	"approve-plan",
 	"deny-plan",
+	"apply-alert-rules",
 	"push-artifact",
 }
 

@@ -1,0 +1,425 @@
+// Package alerts is the room of alerts: the rule set operators apply (functions/alert reads it and
+// decides), evaluated from the tick on every hub instance, and the alerts it fires and resolves. Every
+// instance evaluates the same data and names an alert by it (alert.ID), and an alert's events are
+// written create-only, so an alert fires once however many hubs run. A newcomer reads Apply (the
+// rules), Tick (evaluate and record) and List (what fired), in that order.
+//
+// This hub evaluates offline rules so far; rules of the other kinds are refused when applied, at their
+// kind, rather than stored and never evaluated. Notifications to channels are to come: an alert is
+// recorded and listed, and said in the hub's log.
+package alerts
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pulsehq/pulse/functions/alert"
+	"github.com/pulsehq/pulse/functions/hub/domain"
+	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/trail"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/functions/yamlsrc"
+)
+
+// Fleet is what alerts need of the fleet room: the agents, their heartbeats, when one counts offline.
+type Fleet interface {
+	Identities(ctx context.Context, withRetired bool) ([]fleet.Target, error)
+	WithCatalogs(ctx context.Context, ts []fleet.Target) error
+	OfflineAfter() time.Duration
+}
+
+// Service keeps the alert rules and the alerts.
+type Service struct {
+	Store store.Store
+	Log   *slog.Logger
+	Trail *trail.Recorder
+	Fleet Fleet
+	// Every is how often this instance evaluates (0: DefaultEvery).
+	Every time.Duration
+	// Now is the clock (nil: time.Now); tests move it.
+	Now func() time.Time
+
+	versions store.Once[Version]
+	events   store.Once[Event]
+
+	mu      sync.Mutex
+	last    time.Time
+	tracks  map[string]map[string]*alert.Track // rule → subject → track
+	loaded  map[string]bool                    // rules whose stored tracks this instance read
+	written map[string]alert.Track             // key → the track this instance last wrote
+}
+
+// DefaultEvery is how often each instance evaluates the rules.
+const DefaultEvery = 5 * time.Second
+
+// Version is one stored version of the rule set.
+type Version struct {
+	Version   int          `json:"version"`
+	Source    string       `json:"source" doc:"The YAML or JSON as applied."`
+	Rules     *alert.Rules `json:"rules"`
+	AppliedBy string       `json:"appliedBy"`
+	AppliedAt time.Time    `json:"appliedAt"`
+}
+
+// Event is one event of an alert, stored once.
+type Event struct {
+	Alert    string    `json:"alert"`
+	Kind     string    `json:"kind" enum:"fired,resolved"`
+	Rule     string    `json:"rule"`
+	RuleKind string    `json:"ruleKind"`
+	Severity string    `json:"severity"`
+	Agent    string    `json:"agent"`
+	Name     string    `json:"name" doc:"The agent's name."`
+	Subject  string    `json:"subject"`
+	Since    time.Time `json:"since" doc:"When the condition began, by the data."`
+	At       time.Time `json:"at"`
+	Detail   string    `json:"detail"`
+	Notify   bool      `json:"notify" doc:"False while the alert flaps, or for a resolution its rule does not notify."`
+}
+
+// Alert is an alert as operators see it: its firing and, once it cleared, its resolution.
+type Alert struct {
+	ID         string    `json:"id"`
+	State      string    `json:"state" enum:"firing,resolved"`
+	Rule       string    `json:"rule"`
+	Severity   string    `json:"severity"`
+	Agent      string    `json:"agent"`
+	Name       string    `json:"name"`
+	Since      time.Time `json:"since"`
+	FiredAt    time.Time `json:"firedAt"`
+	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
+	Detail     string    `json:"detail"`
+}
+
+// evaluated are the rule kinds this hub evaluates.
+var evaluated = []string{alert.KindOffline}
+
+// Apply parses and stores a new version of the rule set, create-only (two hubs applying at once
+// collide and the loser takes the next number). A source identical to the newest version's writes
+// nothing. A refusal says why at the place in the source, and stores nothing.
+func (s *Service) Apply(ctx context.Context, source string) (*Version, bool, error) {
+	rs, err := alert.Parse([]byte(source))
+	if err != nil {
+		return nil, false, domain.Refused("alert rules", err)
+	}
+	if err := notEvaluated(source, rs); err != nil {
+		return nil, false, domain.Refused("alert rules", err)
+	}
+	prev, err := s.latest(ctx)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, false, err
+	}
+	if prev != nil && prev.Source == source {
+		return prev, true, nil
+	}
+	next := 1
+	if prev != nil {
+		next = prev.Version + 1
+	}
+	p := domain.PrincipalFrom(ctx)
+	for range 5 {
+		v := &Version{Version: next, Source: source, Rules: rs, AppliedBy: p.ID, AppliedAt: s.now().UTC()}
+		created, err := store.CreateJSON(ctx, s.Store, layout.AlertRulesVersion(next), v)
+		if err != nil {
+			return nil, false, fmt.Errorf("store alert rules version %d: %w", next, err)
+		}
+		if created {
+			s.versions.Put(layout.AlertRulesVersion(next), v)
+			s.Log.Info("alert rules applied", "version", next, "rules", len(rs.Rules), "by", p.ID)
+			s.Trail.Record(ctx, "apply-alert-rules", nil, nil, "ok", map[string]any{"version": next, "rules": len(rs.Rules)})
+			return v, false, nil
+		}
+		next++
+	}
+	return nil, false, domain.Conflict("other hubs kept writing alert rules at the same time; try again")
+}
+
+// notEvaluated refuses, at their kind, rules this hub would store and never evaluate.
+func notEvaluated(source string, rs *alert.Rules) error {
+	var ps yamlsrc.Problems
+	for i, r := range rs.Rules {
+		if !slices.Contains(evaluated, r.Kind) {
+			line, col := kindAt(source, i)
+			ps.Add(line, col, yamlsrc.Index("rules", i)+".kind", "kind %s: this hub does not evaluate %s rules yet (it evaluates: %s), so the rule would never fire",
+				r.Kind, r.Kind, strings.Join(evaluated, ", "))
+		}
+	}
+	return ps.Err("alert rules")
+}
+
+// kindAt finds the line and column of the i-th rule's kind (0, 0 when it cannot).
+func kindAt(source string, i int) (int, int) {
+	root, _, syntax := yamlsrc.Read([]byte(source))
+	if syntax != nil || root == nil {
+		return 0, 0
+	}
+	for j := 0; j+1 < len(root.Content); j += 2 {
+		if root.Content[j].Value != "rules" || i >= len(root.Content[j+1].Content) {
+			continue
+		}
+		r := root.Content[j+1].Content[i]
+		for k := 0; k+1 < len(r.Content); k += 2 {
+			if r.Content[k].Value == "kind" {
+				return r.Content[k+1].Line, r.Content[k+1].Column
+			}
+		}
+		return r.Line, r.Column
+	}
+	return 0, 0
+}
+
+// Rules returns the newest version of the rule set.
+func (s *Service) Rules(ctx context.Context) (*Version, error) {
+	v, err := s.latest(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, domain.NotFound("no alert rules yet (pulse alert-rules apply -f FILE)")
+	}
+	return v, err
+}
+
+func (s *Service) latest(ctx context.Context) (*Version, error) {
+	return s.versions.Latest(ctx, s.Store, layout.AlertRules)
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) every() time.Duration {
+	if s.Every > 0 {
+		return s.Every
+	}
+	return DefaultEvery
+}
+
+// Tick evaluates the newest rule set once every Every on this instance: for each rule and each agent
+// its targets select, it observes the condition, steps the track (alert.Step), writes the track when it
+// changed, and records the alert's events create-only.
+func (s *Service) Tick(ctx context.Context) {
+	now := s.now()
+	s.mu.Lock()
+	due := now.Sub(s.last) >= s.every() || now.Before(s.last) // a clock set back must not stop it
+	if due {
+		s.last = now
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := s.evaluate(ctx, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.Log.Warn("evaluate alert rules", "err", err)
+	}
+}
+
+func (s *Service) evaluate(ctx context.Context, now time.Time) error {
+	v, err := s.latest(ctx)
+	if err != nil {
+		return err
+	}
+	all, err := s.Fleet.Identities(ctx, false)
+	if err != nil {
+		return err
+	}
+	if err := s.Fleet.WithCatalogs(ctx, all); err != nil {
+		return err
+	}
+	for i := range v.Rules.Rules {
+		r := &v.Rules.Rules[i]
+		if r.Kind != alert.KindOffline {
+			continue
+		}
+		if err := s.loadTracks(ctx, r.Name); err != nil {
+			return err
+		}
+		for _, t := range all {
+			if !fleet.Matches(t, r.Targets) {
+				continue
+			}
+			s.step(ctx, r, t, offline(t, s.Fleet.OfflineAfter(), now), now)
+		}
+	}
+	return nil
+}
+
+// offline observes whether an agent is offline: its last heartbeat (its enrollment, before any) is
+// older than the fleet's offline threshold. The condition began at that heartbeat plus the threshold.
+func offline(t fleet.Target, after time.Duration, now time.Time) alert.Observation {
+	seen := t.Ident.EnrolledAt
+	if t.HB != nil {
+		seen = t.HB.ReceivedAt
+	}
+	since := seen.Add(after)
+	return alert.Observation{Active: !now.Before(since), Since: since,
+		Detail: fmt.Sprintf("no heartbeat since %s", seen.UTC().Format(time.RFC3339))}
+}
+
+// step moves one track, keeps it, and records a transition.
+func (s *Service) step(ctx context.Context, r *alert.Rule, t fleet.Target, o alert.Observation, now time.Time) {
+	subject := t.Ident.ID
+	s.mu.Lock()
+	prev := s.tracks[r.Name][subject]
+	s.mu.Unlock()
+	next, change := alert.Step(r, subject, prev, o, now)
+	s.keepTrack(ctx, r.Name, subject, next)
+	if change == nil {
+		return
+	}
+	e := Event{Alert: change.AlertID, Kind: change.Kind, Rule: r.Name, RuleKind: r.Kind, Severity: r.Severity, Agent: subject, Name: t.Ident.Name,
+		Subject: subject, Since: next.Since, At: change.At.UTC(), Detail: o.Detail, Notify: change.Notify}
+	created, err := store.CreateJSON(ctx, s.Store, layout.AlertEvent(change.AlertID, change.Kind), e)
+	switch {
+	case err != nil:
+		s.Log.Error("record an alert; the next evaluation records it", "alert", change.AlertID, "kind", change.Kind, "err", err)
+		s.mu.Lock()
+		s.tracks[r.Name][subject] = prev // decide it again next time
+		s.mu.Unlock()
+	case created:
+		s.events.Put(layout.AlertEvent(change.AlertID, change.Kind), &e)
+		s.Log.Warn("alert "+change.Kind, "alert", change.AlertID, "rule", r.Name, "agent", t.Ident.Name, "severity", r.Severity, "detail", o.Detail)
+	}
+}
+
+// keepTrack keeps a track in memory and, when it changed, in the store, so a restarted hub goes on
+// from it (an agent that went offline while no hub ran is not "already so at first sight").
+func (s *Service) keepTrack(ctx context.Context, rule, subject string, tr alert.Track) {
+	s.mu.Lock()
+	if s.tracks[rule] == nil {
+		s.tracks[rule] = map[string]*alert.Track{}
+	}
+	s.tracks[rule][subject] = &tr
+	key := layout.AlertTrack(rule, trackName(subject))
+	same := s.written != nil && sameTrack(s.written[key], tr)
+	s.mu.Unlock()
+	if same {
+		return
+	}
+	if err := store.PutJSON(ctx, s.Store, key, storedTrack{Subject: subject, Track: tr}); err != nil {
+		s.Log.Warn("store an alert track; it is kept in memory", "rule", rule, "subject", subject, "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.written == nil {
+		s.written = map[string]alert.Track{}
+	}
+	s.written[key] = tr
+	s.mu.Unlock()
+}
+
+func sameTrack(a, b alert.Track) bool {
+	return a.State == b.State && a.Since.Equal(b.Since) && a.AlertID == b.AlertID && a.Flapping == b.Flapping
+}
+
+type storedTrack struct {
+	Subject string      `json:"subject"`
+	Track   alert.Track `json:"track"`
+}
+
+// trackName is a key-safe name for a subject.
+func trackName(subject string) string {
+	if layout.ValidID(subject) {
+		return subject
+	}
+	sum := sha256.Sum256([]byte(subject))
+	return hex.EncodeToString(sum[:12])
+}
+
+// loadTracks reads a rule's stored tracks once per process.
+func (s *Service) loadTracks(ctx context.Context, rule string) error {
+	s.mu.Lock()
+	if s.tracks == nil {
+		s.tracks, s.loaded = map[string]map[string]*alert.Track{}, map[string]bool{}
+	}
+	done := s.loaded[rule]
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	found := map[string]*alert.Track{}
+	written := map[string]alert.Track{}
+	err := store.Walk(ctx, s.Store, layout.AlertTracksOf(rule), "", 0, func(o store.ObjectInfo) error {
+		var st storedTrack
+		if _, err := store.ReadJSON(ctx, s.Store, o.Key, &st); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // planted, or gone
+			}
+			return err
+		}
+		found[st.Subject], written[o.Key] = &st.Track, st.Track
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the tracks of alert rule %s: %w", rule, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tracks[rule] == nil {
+		s.tracks[rule] = map[string]*alert.Track{}
+	}
+	for k, v := range found {
+		if _, ok := s.tracks[rule][k]; !ok {
+			s.tracks[rule][k] = v
+		}
+	}
+	if s.written == nil {
+		s.written = map[string]alert.Track{}
+	}
+	for k, v := range written {
+		s.written[k] = v
+	}
+	s.loaded[rule] = true
+	return nil
+}
+
+// List returns the alerts, newest first: firing ones (state firing) or all. One listing of the
+// alerts and a read of each event this process has not read (they are write-once).
+func (s *Service) List(ctx context.Context, state string) ([]Alert, error) {
+	byID := map[string]*Alert{}
+	err := store.Walk(ctx, s.Store, layout.Alerts, "", 0, func(o store.ObjectInfo) error {
+		e, err := s.events.Get(ctx, s.Store, o.Key)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		a := byID[e.Alert]
+		if a == nil {
+			a = &Alert{ID: e.Alert, Rule: e.Rule, Severity: e.Severity, Agent: e.Agent, Name: e.Name, Since: e.Since, Detail: e.Detail}
+			byID[e.Alert] = a
+		}
+		switch e.Kind {
+		case alert.Fired:
+			a.FiredAt = e.At
+		case alert.Resolved:
+			a.ResolvedAt = e.At
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list alerts: %w", err)
+	}
+	out := []Alert{}
+	for _, a := range byID {
+		a.State = alert.StateFiring
+		if !a.ResolvedAt.IsZero() {
+			a.State = alert.StateResolved
+		}
+		if state == "" || state == a.State {
+			out = append(out, *a)
+		}
+	}
+	slices.SortFunc(out, func(a, b Alert) int { return b.FiredAt.Compare(a.FiredAt) })
+	return out, nil
+}
