@@ -72,7 +72,9 @@ var ErrBadBatch = errors.New("bad metric batch")
 // that is neither, too many series, labels or points, points outside [From, To) or out of order,
 // values that are not numbers.
 func (b *MetricBatch) Validate() error {
-	bad := func(format string, a ...any) error { return fmt.Errorf("%w: %s", ErrBadBatch, fmt.Sprintf(format, a...)) }
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadBatch, fmt.Sprintf(format, a...))
+	}
 	switch {
 	case b.Seq == 0:
 		return bad("seq counts from 1")

@@ -65,6 +65,8 @@ func commands() map[string]command {
 		"plan":         {"apply a plan (desired state on agents), show it, see where it stands per agent and unit", runPlan},
 		"plans":        {"list plans with their newest version", runPlans},
 		"artifact":     {"push a file to the hub as an artifact that plans name by sha256", runArtifact},
+		"alert-rules":  {"apply or show the alert rules the hub evaluates", runAlertRules},
+		"alerts":       {"list the alerts that fired and resolved", runAlerts},
 		"artifacts":    {"list the artifacts the hub holds", runArtifacts},
 		"respond":      {"answer a prompt step of an execution", runRespond},
 		"tick":         {"run the hub's periodic work once (for cloud-function deployments)", runTick},

@@ -18,7 +18,9 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/google/uuid"
 
+	"github.com/pulsehq/pulse/functions/alert"
 	"github.com/pulsehq/pulse/functions/hub/access"
+	"github.com/pulsehq/pulse/functions/hub/alerts"
 	"github.com/pulsehq/pulse/functions/hub/artifacts"
 	"github.com/pulsehq/pulse/functions/hub/commands"
 	"github.com/pulsehq/pulse/functions/hub/delivery"
@@ -86,6 +88,10 @@ var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[plans.AgentStatus]():        "PlanAgentStatus",
 	reflect.TypeFor[plans.UnitState]():          "PlanUnitState",
 	reflect.TypeFor[artifacts.State]():          "ArtifactState",
+	reflect.TypeFor[alert.Rules]():              "AlertRuleSet",
+	reflect.TypeFor[alert.Rule]():               "AlertRule",
+	reflect.TypeFor[alert.Quiet]():              "AlertQuietHours",
+	reflect.TypeFor[alerts.Version]():           "AlertRulesVersion",
 	reflect.TypeFor[artifacts.Summary]():        "ArtifactSummary",
 	reflect.TypeFor[artifacts.Pushed]():         "ArtifactPushed",
 }

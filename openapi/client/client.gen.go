@@ -508,15 +508,48 @@ type Alert struct {
 // AlertState defines model for Alert.State.
 type AlertState string
 
+// AlertQuietHours defines model for AlertQuietHours.
+type AlertQuietHours struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Zone string `json:"zone,omitempty"`
+}
+
+// AlertRule defines model for AlertRule.
+type AlertRule struct {
+	Above          float64           `json:"above,omitempty"`
+	Below          float64           `json:"below,omitempty"`
+	Channels       []string          `json:"channels,omitempty"`
+	Clear          float64           `json:"clear,omitempty"`
+	Failures       int64             `json:"failures,omitempty"`
+	ForSeconds     int64             `json:"forSeconds,omitempty"`
+	Kind           string            `json:"kind"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Metric         string            `json:"metric,omitempty"`
+	Name           string            `json:"name"`
+	NotifyResolved bool              `json:"notifyResolved"`
+	Plan           string            `json:"plan,omitempty"`
+	Severity       string            `json:"severity"`
+	States         []string          `json:"states,omitempty"`
+	Targets        []string          `json:"targets"`
+	WithinSeconds  int64             `json:"withinSeconds,omitempty"`
+}
+
+// AlertRuleSet defines model for AlertRuleSet.
+type AlertRuleSet struct {
+	Quiet AlertQuietHours `json:"quiet,omitempty"`
+	Rules []AlertRule     `json:"rules"`
+}
+
 // AlertRulesOutputBody defines model for AlertRulesOutputBody.
 type AlertRulesOutputBody struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: https://example.com/schemas/AlertRulesOutputBody.json
-	Schema    string    `json:"$schema,omitempty"`
-	AppliedAt time.Time `json:"appliedAt"`
-	AppliedBy string    `json:"appliedBy"`
-	Rules     Rules     `json:"rules"`
+	Schema    string       `json:"$schema,omitempty"`
+	AppliedAt time.Time    `json:"appliedAt"`
+	AppliedBy string       `json:"appliedBy"`
+	Rules     AlertRuleSet `json:"rules"`
 
 	// Source The YAML or JSON as applied.
 	Source string `json:"source"`
@@ -1448,13 +1481,6 @@ type ProposalsOutputBody struct {
 	Proposals []ProposalView `json:"proposals"`
 }
 
-// Quiet defines model for Quiet.
-type Quiet struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-	Zone string `json:"zone,omitempty"`
-}
-
 // ReadyStatus defines model for ReadyStatus.
 type ReadyStatus struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -1660,32 +1686,6 @@ type RolloutView struct {
 
 // RolloutViewState defines model for RolloutView.State.
 type RolloutViewState string
-
-// Rule defines model for Rule.
-type Rule struct {
-	Above          float64           `json:"above,omitempty"`
-	Below          float64           `json:"below,omitempty"`
-	Channels       []string          `json:"channels,omitempty"`
-	Clear          float64           `json:"clear,omitempty"`
-	Failures       int64             `json:"failures,omitempty"`
-	ForSeconds     int64             `json:"forSeconds,omitempty"`
-	Kind           string            `json:"kind"`
-	Labels         map[string]string `json:"labels,omitempty"`
-	Metric         string            `json:"metric,omitempty"`
-	Name           string            `json:"name"`
-	NotifyResolved bool              `json:"notifyResolved"`
-	Plan           string            `json:"plan,omitempty"`
-	Severity       string            `json:"severity"`
-	States         []string          `json:"states,omitempty"`
-	Targets        []string          `json:"targets"`
-	WithinSeconds  int64             `json:"withinSeconds,omitempty"`
-}
-
-// Rules defines model for Rules.
-type Rules struct {
-	Quiet Quiet  `json:"quiet,omitempty"`
-	Rules []Rule `json:"rules"`
-}
 
 // Running defines model for Running.
 type Running struct {

@@ -1276,6 +1276,41 @@ export interface components {
             /** @enum {string} */
             state: "firing" | "resolved";
         };
+        AlertQuietHours: {
+            from: string;
+            to: string;
+            zone?: string;
+        };
+        AlertRule: {
+            /** Format: double */
+            above?: number;
+            /** Format: double */
+            below?: number;
+            channels?: string[] | null;
+            /** Format: double */
+            clear?: number;
+            /** Format: int64 */
+            failures?: number;
+            /** Format: int64 */
+            forSeconds?: number;
+            kind: string;
+            labels?: {
+                [key: string]: string;
+            };
+            metric?: string;
+            name: string;
+            notifyResolved: boolean;
+            plan?: string;
+            severity: string;
+            states?: string[] | null;
+            targets: string[] | null;
+            /** Format: int64 */
+            withinSeconds?: number;
+        };
+        AlertRuleSet: {
+            quiet?: components["schemas"]["AlertQuietHours"];
+            rules: components["schemas"]["AlertRule"][] | null;
+        };
         AlertRulesOutputBody: {
             /**
              * Format: uri
@@ -1286,7 +1321,7 @@ export interface components {
             /** Format: date-time */
             appliedAt: string;
             appliedBy: string;
-            rules: components["schemas"]["Rules"];
+            rules: components["schemas"]["AlertRuleSet"];
             /** @description The YAML or JSON as applied. */
             source: string;
             /** @description The source is the newest version's: nothing was stored. */
@@ -2259,11 +2294,6 @@ export interface components {
             readonly $schema?: string;
             proposals: components["schemas"]["ProposalView"][] | null;
         };
-        Quiet: {
-            from: string;
-            to: string;
-            zone?: string;
-        };
         ReadyStatus: {
             /**
              * Format: uri
@@ -2474,36 +2504,6 @@ export interface components {
             /** Format: int64 */
             version: number;
             waves: components["schemas"]["WaveView"][] | null;
-        };
-        Rule: {
-            /** Format: double */
-            above?: number;
-            /** Format: double */
-            below?: number;
-            channels?: string[] | null;
-            /** Format: double */
-            clear?: number;
-            /** Format: int64 */
-            failures?: number;
-            /** Format: int64 */
-            forSeconds?: number;
-            kind: string;
-            labels?: {
-                [key: string]: string;
-            };
-            metric?: string;
-            name: string;
-            notifyResolved: boolean;
-            plan?: string;
-            severity: string;
-            states?: string[] | null;
-            targets: string[] | null;
-            /** Format: int64 */
-            withinSeconds?: number;
-        };
-        Rules: {
-            quiet?: components["schemas"]["Quiet"];
-            rules: components["schemas"]["Rule"][] | null;
         };
         Running: {
             /**
