@@ -49,6 +49,8 @@ const (
 	AlertRules          = "v1/alert-rules/"
 	Alerts              = "v1/alerts/"
 	AlertTracks         = "v1/alert-tracks/"
+
+	Metrics             = "v1/metrics/"
 	Audit               = "v1/audit/"
 	AuditSeals          = "v1/audit-seals/"
 	Probe               = "v1/_probe/"
@@ -81,6 +83,7 @@ func Prefixes() []Prefix {
 		{AlertRules, "alert rule sets, one write-once version each; the newest is evaluated"},
 		{Alerts, "alerts, by id: when each fired and resolved (write-once, so an alert fires once whichever hub saw it)"},
 		{AlertTracks, "where each rule stands on each subject (overwritten when it changes), so a restarted hub goes on"},
+		{Metrics, "agents' metric batches (raw, by hour) and their compacted tiers (1m by hour, 1h by day, 1d by month), and which windows are compacted"},
 		{Audit, "audit records, one per mutation, by day"},
 		{AuditSeals, "the hash chain sealing the audit records"},
 		{Probe, "throw-away objects of the start-up store probe"},
@@ -366,6 +369,93 @@ func AlertTracksOf(rule string) string { return AlertTracks + rule + "/" }
 
 // AlertTrack is where rule stands on one subject (subject: a key-safe name of it).
 func AlertTrack(rule, subject string) string { return AlertTracksOf(rule) + subject + ".json" }
+
+// --- metrics ---
+
+// Metric tiers: raw batches, and the compacted tiers by resolution.
+const (
+	MetricsRaw    = "raw"
+	MetricsMinute = "1m"
+	MetricsHour   = "1h"
+	MetricsDay    = "1d"
+)
+
+// MetricsWindow names the window of a metric tier that starts at t (UTC): an hour for raw and 1m
+// (2026-12-01T17), a day for 1h (2026-12-01), a month for 1d (2026-12). Names sort by time, so a
+// listing of a tier walks its windows oldest first and retention deletes from the start.
+func MetricsWindow(tier string, t time.Time) string {
+	t = t.UTC()
+	switch tier {
+	case MetricsHour:
+		return t.Format("2006-01-02")
+	case MetricsDay:
+		return t.Format("2006-01")
+	}
+	return t.Format("2006-01-02T15")
+}
+
+// MetricsWindowStart reads a window name back (MetricsWindow); ok is false for another name.
+func MetricsWindowStart(tier, window string) (time.Time, bool) {
+	layout := "2006-01-02T15"
+	switch tier {
+	case MetricsHour:
+		layout = "2006-01-02"
+	case MetricsDay:
+		layout = "2006-01"
+	}
+	t, err := time.Parse(layout, window)
+	return t, err == nil
+}
+
+// MetricsTier is where every object of a tier is listed, oldest window first.
+func MetricsTier(tier string) string { return Metrics + tier + "/" }
+
+// MetricsWindowOf is where every agent's objects of one window of a tier are listed.
+func MetricsWindowOf(tier string, start time.Time) string {
+	return MetricsTier(tier) + MetricsWindow(tier, start) + "/"
+}
+
+// MetricsRawOf is where an agent's raw batches of the hour starting at hour are listed.
+func MetricsRawOf(hour time.Time, agent string) string {
+	return MetricsWindowOf(MetricsRaw, hour) + agent + "/"
+}
+
+// MetricsRawBatch is the points of an agent's batch seq that fall in the hour starting at hour, stored
+// write-once and gzip-compressed. The agent numbers its batches, so a batch uploaded again lands on
+// the same key and is stored once; a batch spanning several hours is stored once per hour it touches.
+func MetricsRawBatch(hour time.Time, agent string, seq uint64) string {
+	return fmt.Sprintf("%s%020d.json.gz", MetricsRawOf(hour, agent), seq)
+}
+
+// MetricsRollup is an agent's compacted object of one window of a tier (1m, 1h or 1d), written
+// once by the tick: every hub that compacts the window writes the same bytes here.
+func MetricsRollup(tier string, start time.Time, agent string) string {
+	return MetricsWindowOf(tier, start) + agent + ".json.gz"
+}
+
+// MetricsDoneOf is where the compacted windows of a tier are listed.
+func MetricsDoneOf(tier string) string { return Metrics + "done/" + tier + "/" }
+
+// MetricsDone marks a window of a tier compacted for every agent that had data in it.
+func MetricsDone(tier string, start time.Time) string {
+	return MetricsDoneOf(tier) + MetricsWindow(tier, start) + ".json"
+}
+
+// MetricsAgentOf reads the agent back from a raw batch or rollup key ("" for another key).
+func MetricsAgentOf(key string) string {
+	rest, ok := strings.CutPrefix(key, Metrics)
+	if !ok {
+		return ""
+	}
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 4 && parts[0] == MetricsRaw:
+		return parts[2]
+	case len(parts) == 3 && parts[0] != "done":
+		return strings.TrimSuffix(parts[2], ".json.gz")
+	}
+	return ""
+}
 
 // --- audit ---
 
