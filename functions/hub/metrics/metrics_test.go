@@ -29,7 +29,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
 
 // rig is a bucket seen through one hub key, and rooms on it.
@@ -197,7 +197,9 @@ func TestCompactMinuteTier(t *testing.T) {
 	s := r.room()
 	ctx := context.Background()
 	// Minute m of the hour: samples 6m..6m+5 have values m*10 + 0..5: avg m*10+2.5, min m*10, max m*10+5.
-	val := func(base int) func(int) float64 { return func(i int) float64 { return float64((base+i)/6*10 + (base+i)%6) } }
+	val := func(base int) func(int) float64 {
+		return func(i int) float64 { return float64((base+i)/6*10 + (base+i)%6) }
+	}
 	for k := range 12 {
 		r.ingest(s, "a1", batch(uint64(k+1), h0.Add(time.Duration(k)*5*time.Minute), 5*time.Minute, val(k*30)))
 	}
