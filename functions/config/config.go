@@ -31,6 +31,18 @@ type Hub struct {
 	// AuditOutbox is a directory on the hub's own disk where audit records wait while the store fails,
 	// so none is lost (default: pulse-audit-outbox beside the signing key file).
 	AuditOutbox string `toml:"audit_outbox"`
+	// Metrics says how long agents' metrics are kept, tier by tier (docs/metrics.md).
+	Metrics Metrics `toml:"metrics"`
+}
+
+// Metrics is the retention of each metric tier, and how long after a window ends it is compacted.
+// Zero means the default: raw 24h, minute 168h (7 d), hour 2160h (90 d), day 17520h (2 years), grace 2h.
+type Metrics struct {
+	Raw    Duration `toml:"raw"`
+	Minute Duration `toml:"minute"`
+	Hour   Duration `toml:"hour"`
+	Day    Duration `toml:"day"`
+	Grace  Duration `toml:"grace"`
 }
 
 // Auth configures the ways operators authenticate besides API tokens.
@@ -120,7 +132,7 @@ func describe(err error) string {
 			row, _ := e.Position()
 			keys = append(keys, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
 		}
-		return "unknown key " + strings.Join(keys, ", ") + "; known keys: addr, store, shutdown_grace, policy, [log] level, format, [auth.oidc] issuer, audience, groups_claim, [auth.forward] trusted_proxies"
+		return "unknown key " + strings.Join(keys, ", ") + "; known keys: addr, store, shutdown_grace, policy, [log] level, format, [auth.oidc] issuer, audience, groups_claim, [auth.forward] trusted_proxies, [metrics] raw, minute, hour, day, grace"
 	}
 	var derr *toml.DecodeError
 	if errors.As(err, &derr) {
@@ -143,6 +155,18 @@ func (c Hub) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		return fmt.Errorf("config: log format %q: want text or json", c.Log.Format)
+	}
+	m := c.Metrics
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"raw", m.Raw.Duration}, {"minute", m.Minute.Duration}, {"hour", m.Hour.Duration}, {"day", m.Day.Duration}, {"grace", m.Grace.Duration}} {
+		if d.v < 0 {
+			return fmt.Errorf("config: metrics.%s %s: a retention is positive (or 0 for the default)", d.name, d.v)
+		}
+	}
+	if m.Grace.Duration > 0 && m.Raw.Duration > 0 && m.Grace.Duration >= m.Raw.Duration {
+		return fmt.Errorf("config: metrics.grace %s must be shorter than metrics.raw %s, or raw batches are deleted before they are compacted", m.Grace.Duration, m.Raw.Duration)
 	}
 	for _, p := range c.Auth.Forward.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {

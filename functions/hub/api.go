@@ -26,6 +26,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/delivery"
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/metrics"
 	"github.com/pulsehq/pulse/functions/hub/plans"
 	"github.com/pulsehq/pulse/functions/hub/telemetry"
 	"github.com/pulsehq/pulse/functions/hub/workflows"
@@ -52,6 +53,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerAgentProtocol(h.agentGroup(api), h)
 	registerAgentPlans(h.agentGroup(api), h)
 	registerAgentArtifacts(h.agentGroup(api), h)
+	registerAgentMetrics(h.agentGroup(api), h)
 	registerFleet(h.operatorGroup(api, "Agents"), h)
 	registerCommands(h.operatorGroup(api, "Commands"), h)
 	registerAccess(h.operatorGroup(api, "Access"), h)
@@ -63,6 +65,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerTelemetry(h.operatorGroup(api, "Telemetry"), h)
 	registerAlerts(h.operatorGroup(api, "Alerts"), h)
 	registerArtifacts(h.operatorGroup(api, "Artifacts"), h)
+	registerMetrics(h.operatorGroup(api, "Metrics"), h)
 	return api
 }
 
@@ -94,6 +97,8 @@ var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[alerts.Version]():           "AlertRulesVersion",
 	reflect.TypeFor[artifacts.Summary]():        "ArtifactSummary",
 	reflect.TypeFor[artifacts.Pushed]():         "ArtifactPushed",
+	reflect.TypeFor[metrics.Result]():           "MetricsResult",
+	reflect.TypeFor[metrics.Sample]():           "MetricSample",
 }
 
 func schemaName(t reflect.Type, hint string) string {

@@ -54,6 +54,9 @@ var mayImport = map[string]map[string]string{
 		"domain": "domain errors, who pushed",
 		"trail":  "pushes are audited",
 	},
+	"metrics": {
+		"domain": "domain errors (a batch refused with its reason, a seq reused)",
+	},
 	"plans": {
 		"domain": "domain errors, who acted",
 		"events": "the view of the plans is refreshed outside the request that found it stale",

@@ -1,6 +1,6 @@
 // Package hub is the composition root and the HTTP edge of the Pulse hub. New opens the store, loads
 // the signing keys, prepares the policy and wires the rooms (access, fleet, delivery, commands,
-// workflows, plans, artifacts); NewAPI registers each room's routes on one huma API, takes the policy action of every
+// workflows, plans, artifacts, metrics); NewAPI registers each room's routes on one huma API, takes the policy action of every
 // operator operation from its operation id in one middleware, and maps the rooms' domain errors to
 // RFC 9457 problems in one place. Every entrypoint (`pulse serve`, `pulse tick`, the tests, the
 // benchmarks, a cloud function) builds its hub with New, so they all run the same wiring.
@@ -30,6 +30,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/delivery"
 	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
+	"github.com/pulsehq/pulse/functions/hub/metrics"
 	"github.com/pulsehq/pulse/functions/hub/plans"
 	"github.com/pulsehq/pulse/functions/hub/telemetry"
 	"github.com/pulsehq/pulse/functions/hub/trail"
@@ -90,6 +91,7 @@ type Hub struct {
 	// Telemetry is what the hub says about itself to Prometheus (GET /metrics); nil for a hub wired
 	// on no store (the OpenAPI document's).
 	Telemetry *telemetry.Metrics
+	Metrics   *metrics.Service
 
 	policyDir string
 	verifier  *httpsig.Verifier
@@ -173,6 +175,8 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		h.Trail.Outbox = ob
 	}
 	h.Delivery.PollHold = cfg.PollHold
+	m := cfg.Settings.Metrics
+	h.Metrics.Retention = metrics.Retention{Raw: m.Raw.Duration, Minute: m.Minute.Duration, Hour: m.Hour.Duration, Day: m.Day.Duration, Grace: m.Grace.Duration}
 	h.Fleet.HeartbeatInterval = cfg.HeartbeatInterval
 	h.verifier = h.newVerifier(cfg.PublicScheme)
 	return h, nil
@@ -213,6 +217,7 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	h.Workflows = &workflows.Service{Store: st, Log: log, Trail: tr, Bus: bus, Commands: h.Commands, Fleet: h.Fleet}
 	h.Workflows.Subscribe(bus)
 	h.Artifacts = &artifacts.Service{Store: st, Log: log, Trail: tr}
+	h.Metrics = &metrics.Service{Store: st, Log: log}
 	h.Plans = &plans.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
 	h.Alerts = &alerts.Service{Store: st, Log: log, Trail: tr, Fleet: h.Fleet}
 	return h
@@ -226,7 +231,7 @@ const (
 )
 
 // Run does the hub's background work until ctx ends: readiness checks, the bell feed, audit seals and
-// the one-second tick (interrupted releases, workflows, then plans' rollouts). It audits the policy it runs with first.
+// the one-second tick (interrupted releases, workflows, plans' rollouts, then metrics compaction once a minute). It audits the policy it runs with first.
 func (h *Hub) Run(ctx context.Context) {
 	h.recordStart(ctx)
 	h.Access.PolicyLoaded(ctx, h.policyDir)
@@ -241,6 +246,7 @@ func (h *Hub) Run(ctx context.Context) {
 			h.active.Store(int64(h.Workflows.Tick(ctx)))
 			h.Plans.Tick(ctx)
 			h.Alerts.Tick(ctx)
+			h.Metrics.Tick(ctx)
 		})
 	})
 	wg.Wait()
@@ -286,6 +292,7 @@ func (h *Hub) Tick(ctx context.Context) int {
 	h.active.Store(int64(n))
 	h.Plans.Tick(ctx)
 	h.Alerts.Tick(ctx)
+	h.Metrics.Tick(ctx)
 	return n
 }
 

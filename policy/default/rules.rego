@@ -75,6 +75,8 @@ read_actions := {
 	"list-alerts",
 	"list-artifacts",
 	"get-artifact",
+	"get-agent-metrics",
+	"list-agent-metrics",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the

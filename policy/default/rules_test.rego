@@ -176,6 +176,18 @@ test_artifacts_are_read_by_viewers_and_operators if {
 	}
 }
 
+# ---------------------------------------------------------------------------------------------
+# metrics: an agent's history is read like the fleet; nobody outside the agent writes it
+# ---------------------------------------------------------------------------------------------
+
+test_metrics_are_read_by_viewers_and_operators if {
+	every action in ["get-agent-metrics", "list-agent-metrics"] {
+		decide(req(["viewer"], action)).rules == ["viewer_read"]
+		decide(req(["operator"], action)).rules == ["operator_read"]
+	}
+	denied_by(req(["guests"], "get-agent-metrics"), "default_deny")
+}
+
 test_admins_push_artifacts if {
 	decide(req(["admin"], "push-artifact")).rules == ["admin_all"]
 	denied_by(req(["operator"], "push-artifact"), "admin_only")
