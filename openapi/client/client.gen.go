@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/oapi-codegen/runtime"
+	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // Defines values for AgentStateState.
@@ -65,24 +66,6 @@ func (e AgentStateState) Valid() bool {
 	}
 }
 
-// Defines values for AlertState.
-const (
-	AlertStateFiring   AlertState = "firing"
-	AlertStateResolved AlertState = "resolved"
-)
-
-// Valid indicates whether the value is a known member of the AlertState enum.
-func (e AlertState) Valid() bool {
-	switch e {
-	case AlertStateFiring:
-		return true
-	case AlertStateResolved:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for CommandSummaryState.
 const (
 	CommandSummaryStateAwaitingApproval CommandSummaryState = "awaiting_approval"
@@ -104,6 +87,48 @@ func (e CommandSummaryState) Valid() bool {
 	case CommandSummaryStateDone:
 		return true
 	case CommandSummaryStateRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MetricSampleKind.
+const (
+	MetricSampleKindCounter MetricSampleKind = "counter"
+	MetricSampleKindGauge   MetricSampleKind = "gauge"
+)
+
+// Valid indicates whether the value is a known member of the MetricSampleKind enum.
+func (e MetricSampleKind) Valid() bool {
+	switch e {
+	case MetricSampleKindCounter:
+		return true
+	case MetricSampleKindGauge:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MetricsResultTier.
+const (
+	N1D MetricsResultTier = "1d"
+	N1H MetricsResultTier = "1h"
+	N1M MetricsResultTier = "1m"
+	Raw MetricsResultTier = "raw"
+)
+
+// Valid indicates whether the value is a known member of the MetricsResultTier enum.
+func (e MetricsResultTier) Valid() bool {
+	switch e {
+	case N1D:
+		return true
+	case N1H:
+		return true
+	case N1M:
+		return true
+	case Raw:
 		return true
 	default:
 		return false
@@ -209,6 +234,24 @@ func (e ReadyStatusMode) Valid() bool {
 	case Conditional:
 		return true
 	case LastWriterWins:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResultSeriesKind.
+const (
+	ResultSeriesKindCounter ResultSeriesKind = "counter"
+	ResultSeriesKindGauge   ResultSeriesKind = "gauge"
+)
+
+// Valid indicates whether the value is a known member of the ResultSeriesKind enum.
+func (e ResultSeriesKind) Valid() bool {
+	switch e {
+	case ResultSeriesKindCounter:
+		return true
+	case ResultSeriesKindGauge:
 		return true
 	default:
 		return false
@@ -335,27 +378,6 @@ func (e UnitStatusState) Valid() bool {
 	}
 }
 
-// Defines values for ListAlertsParamsState.
-const (
-	ListAlertsParamsStateEmpty    ListAlertsParamsState = ""
-	ListAlertsParamsStateFiring   ListAlertsParamsState = "firing"
-	ListAlertsParamsStateResolved ListAlertsParamsState = "resolved"
-)
-
-// Valid indicates whether the value is a known member of the ListAlertsParamsState enum.
-func (e ListAlertsParamsState) Valid() bool {
-	switch e {
-	case ListAlertsParamsStateEmpty:
-		return true
-	case ListAlertsParamsStateFiring:
-		return true
-	case ListAlertsParamsStateResolved:
-		return true
-	default:
-		return false
-	}
-}
-
 // Defines values for ListCommandsParamsState.
 const (
 	ListCommandsParamsStateAwaitingApproval ListCommandsParamsState = "awaiting_approval"
@@ -416,6 +438,16 @@ type Actor struct {
 	ID     string   `json:"id"`
 	Person string   `json:"person,omitempty"`
 	Via    string   `json:"via"`
+}
+
+// AgentMetricNamesOutputBody defines model for AgentMetricNamesOutputBody.
+type AgentMetricNamesOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/AgentMetricNamesOutputBody.json
+	Schema string         `json:"$schema,omitempty"`
+	Agent  string         `json:"agent"`
+	Series []MetricSample `json:"series"`
 }
 
 // AgentPlans defines model for AgentPlans.
@@ -489,94 +521,6 @@ type AgentView struct {
 	Online       bool                `json:"online"`
 	Retired      AgentRetirement     `json:"retired,omitempty"`
 	Version      string              `json:"version"`
-}
-
-// Alert defines model for Alert.
-type Alert struct {
-	Agent      string     `json:"agent"`
-	Detail     string     `json:"detail"`
-	FiredAt    time.Time  `json:"firedAt"`
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	ResolvedAt time.Time  `json:"resolvedAt,omitempty"`
-	Rule       string     `json:"rule"`
-	Severity   string     `json:"severity"`
-	Since      time.Time  `json:"since"`
-	State      AlertState `json:"state"`
-}
-
-// AlertState defines model for Alert.State.
-type AlertState string
-
-// AlertQuietHours defines model for AlertQuietHours.
-type AlertQuietHours struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-	Zone string `json:"zone,omitempty"`
-}
-
-// AlertRule defines model for AlertRule.
-type AlertRule struct {
-	Above          float64           `json:"above,omitempty"`
-	Below          float64           `json:"below,omitempty"`
-	Channels       []string          `json:"channels,omitempty"`
-	Clear          float64           `json:"clear,omitempty"`
-	Failures       int64             `json:"failures,omitempty"`
-	ForSeconds     int64             `json:"forSeconds,omitempty"`
-	Kind           string            `json:"kind"`
-	Labels         map[string]string `json:"labels,omitempty"`
-	Metric         string            `json:"metric,omitempty"`
-	Name           string            `json:"name"`
-	NotifyResolved bool              `json:"notifyResolved"`
-	Plan           string            `json:"plan,omitempty"`
-	Severity       string            `json:"severity"`
-	States         []string          `json:"states,omitempty"`
-	Targets        []string          `json:"targets"`
-	WithinSeconds  int64             `json:"withinSeconds,omitempty"`
-}
-
-// AlertRuleSet defines model for AlertRuleSet.
-type AlertRuleSet struct {
-	Quiet AlertQuietHours `json:"quiet,omitempty"`
-	Rules []AlertRule     `json:"rules"`
-}
-
-// AlertRulesOutputBody defines model for AlertRulesOutputBody.
-type AlertRulesOutputBody struct {
-	// Schema A URL to the JSON Schema for this object.
-	//
-	// Example: https://example.com/schemas/AlertRulesOutputBody.json
-	Schema    string       `json:"$schema,omitempty"`
-	AppliedAt time.Time    `json:"appliedAt"`
-	AppliedBy string       `json:"appliedBy"`
-	Rules     AlertRuleSet `json:"rules"`
-
-	// Source The YAML or JSON as applied.
-	Source string `json:"source"`
-
-	// Unchanged The source is the newest version's: nothing was stored.
-	Unchanged bool  `json:"unchanged,omitempty"`
-	Version   int64 `json:"version"`
-}
-
-// AlertsOutputBody defines model for AlertsOutputBody.
-type AlertsOutputBody struct {
-	// Schema A URL to the JSON Schema for this object.
-	//
-	// Example: https://example.com/schemas/AlertsOutputBody.json
-	Schema string  `json:"$schema,omitempty"`
-	Alerts []Alert `json:"alerts"`
-}
-
-// ApplyAlertRulesInputBody defines model for ApplyAlertRulesInputBody.
-type ApplyAlertRulesInputBody struct {
-	// Schema A URL to the JSON Schema for this object.
-	//
-	// Example: https://example.com/schemas/ApplyAlertRulesInputBody.json
-	Schema string `json:"$schema,omitempty"`
-
-	// Source The rules in YAML or JSON.
-	Source string `json:"source"`
 }
 
 // ApplyPlanInputBody defines model for ApplyPlanInputBody.
@@ -1194,6 +1138,45 @@ type ListAgentsOutputBody struct {
 	Agents []AgentView `json:"agents"`
 }
 
+// MetricSample defines model for MetricSample.
+type MetricSample struct {
+	Kind   MetricSampleKind  `json:"kind"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Name   string            `json:"name"`
+
+	// T When it was sampled, Unix milliseconds.
+	T int64   `json:"t"`
+	V float64 `json:"v"`
+}
+
+// MetricSampleKind defines model for MetricSample.Kind.
+type MetricSampleKind string
+
+// MetricsResult defines model for MetricsResult.
+type MetricsResult struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/MetricsResult.json
+	Schema string    `json:"$schema,omitempty"`
+	Agent  string    `json:"agent"`
+	From   time.Time `json:"from"`
+	Name   string    `json:"name"`
+
+	// Requests Store requests this answer took; objects this hub read before cost none.
+	Requests int64          `json:"requests"`
+	Series   []ResultSeries `json:"series"`
+
+	// StepSeconds The width of each point's bucket: the step asked for, raised to the tier's resolution.
+	StepSeconds int64 `json:"stepSeconds"`
+
+	// Tier The tier read: raw (kept 24 h by default), 1m (7 d), 1h (90 d), 1d (2 years): the finest whose retention covers from and whose resolution is at most the step. Windows not yet compacted are read from the finer tier.
+	Tier MetricsResultTier `json:"tier"`
+	To   time.Time         `json:"to"`
+}
+
+// MetricsResultTier The tier read: raw (kept 24 h by default), 1m (7 d), 1h (90 d), 1d (2 years): the finest whose retention covers from and whose resolution is at most the step. Windows not yet compacted are read from the finer tier.
+type MetricsResultTier string
+
 // ParamSpec defines model for ParamSpec.
 type ParamSpec struct {
 	Description string `json:"description,omitempty"`
@@ -1616,6 +1599,33 @@ type Result struct {
 	Status       string    `json:"status"`
 }
 
+// ResultPoint defines model for ResultPoint.
+type ResultPoint struct {
+	Avg float64 `json:"avg"`
+
+	// Count Samples in the bucket.
+	Count int64 `json:"count"`
+
+	// Last The last sample's value; from a compacted tier, a counter's last value and a gauge's average over its last minute.
+	Last float64 `json:"last"`
+	Max  float64 `json:"max"`
+	Min  float64 `json:"min"`
+
+	// T The bucket's start, Unix milliseconds.
+	T int64 `json:"t"`
+}
+
+// ResultSeries defines model for ResultSeries.
+type ResultSeries struct {
+	Kind   ResultSeriesKind  `json:"kind"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Name   string            `json:"name"`
+	Points []ResultPoint     `json:"points"`
+}
+
+// ResultSeriesKind defines model for ResultSeries.Kind.
+type ResultSeriesKind string
+
 // RetireInputBody defines model for RetireInputBody.
 type RetireInputBody struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -1934,14 +1944,32 @@ type ListAgentsParams struct {
 	Retired *bool `form:"retired,omitempty" json:"retired,omitempty"`
 }
 
-// ListAlertsParams defines parameters for ListAlerts.
-type ListAlertsParams struct {
-	// State Only alerts in this state (default: all).
-	State *ListAlertsParamsState `form:"state,omitempty" json:"state,omitempty"`
+// GetAgentMetricsParams defines parameters for GetAgentMetrics.
+type GetAgentMetricsParams struct {
+	// Name The metric's name, e.g. node_cpu_seconds_total (GET /v1/agents/{id}/metrics/names lists them).
+	Name string `form:"name" json:"name"`
+
+	// From Start: RFC 3339, or a duration before now (6h, 30m, 7d). Default: an hour before to.
+	From *string `form:"from,omitempty" json:"from,omitempty"`
+
+	// To End: RFC 3339, or a duration before now. Default: now.
+	To *string `form:"to,omitempty" json:"to,omitempty"`
+
+	// Step Bucket width (10s, 1m, 1h, 1d). Default: about 240 points over the range. Raised to the tier's resolution.
+	Step *string `form:"step,omitempty" json:"step,omitempty"`
+
+	// Label name=value a series must have, e.g. mountpoint=/ (repeatable).
+	Label *[]string `form:"label,omitempty" json:"label,omitempty"`
 }
 
-// ListAlertsParamsState defines parameters for ListAlerts.
-type ListAlertsParamsState string
+// AgentMetricsJSONBody defines parameters for AgentMetrics.
+type AgentMetricsJSONBody = openapi_types.File
+
+// AgentMetricsParams defines parameters for AgentMetrics.
+type AgentMetricsParams struct {
+	// ContentEncoding gzip (the agent's way), or absent for plain JSON.
+	ContentEncoding string `json:"Content-Encoding,omitempty"`
+}
 
 // ListApprovalsParams defines parameters for ListApprovals.
 type ListApprovalsParams struct {
@@ -2056,6 +2084,9 @@ type AgentHeartbeatJSONRequestBody = Heartbeat
 // SetAgentLabelsJSONRequestBody defines body for SetAgentLabels for application/json ContentType.
 type SetAgentLabelsJSONRequestBody = SetLabelsInputBody
 
+// AgentMetricsJSONRequestBody defines body for AgentMetrics for application/json ContentType.
+type AgentMetricsJSONRequestBody = AgentMetricsJSONBody
+
 // AgentPlanStatusJSONRequestBody defines body for AgentPlanStatus for application/json ContentType.
 type AgentPlanStatusJSONRequestBody = PlanStatus
 
@@ -2070,9 +2101,6 @@ type AgentResultJSONRequestBody = Result
 
 // RetireAgentJSONRequestBody defines body for RetireAgent for application/json ContentType.
 type RetireAgentJSONRequestBody = RetireInputBody
-
-// ApplyAlertRulesJSONRequestBody defines body for ApplyAlertRules for application/json ContentType.
-type ApplyAlertRulesJSONRequestBody = ApplyAlertRulesInputBody
 
 // PushArtifactJSONRequestBody defines body for PushArtifact for application/json ContentType.
 type PushArtifactJSONRequestBody = FinishArtifactInputBody
@@ -2212,13 +2240,6 @@ type ClientInterface interface {
 	// Corresponds with GET /healthz (the `GetHealthz` operationId).
 	GetHealthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetMetrics The hub's own metrics, for Prometheus
-	//
-	// Prometheus text format (OpenMetrics when asked): pulse_http_requests_total and pulse_http_request_duration_seconds by route and status, pulse_store_operations_total and pulse_store_operation_duration_seconds by operation and outcome, pulse_polls_waiting, pulse_workflow_executions_active, pulse_command_results_total by status, and the Go runtime's and the process's. Each series is this hub instance's: scrape every instance.
-	//
-	// Corresponds with GET /metrics (the `GetMetrics` operationId).
-	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
-
 	// GetReadyz Readiness
 	//
 	// Answers 200 when the store is reachable, with the mode it runs in; otherwise 503 with a problem whose detail names the cause (unreachable endpoint, missing bucket, refused credentials).
@@ -2312,6 +2333,38 @@ type ClientInterface interface {
 	//
 	// Corresponds with PUT /v1/agents/{id}/labels (the `SetAgentLabels` operationId).
 	SetAgentLabels(ctx context.Context, id string, body SetAgentLabelsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAgentMetrics An agent's metric history
+	//
+	// The series named name (and having every label given) over [from, to), in buckets of step with avg, min, max, count and last. The answer comes from the finest tier that still covers from and whose resolution is at most step: raw (24 h), 1m (7 d), 1h (90 d), 1d (2 years), and says which.
+	//
+	// Corresponds with GET /v1/agents/{id}/metrics (the `GetAgentMetrics` operationId).
+	GetAgentMetrics(ctx context.Context, id string, params *GetAgentMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentMetricsWithBody Upload a batch of metric samples
+	//
+	// The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/agents/{id}/metrics (the `AgentMetrics` operationId).
+	AgentMetricsWithBody(ctx context.Context, id string, params *AgentMetricsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentMetrics Upload a batch of metric samples
+	//
+	// The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/agents/{id}/metrics (the `AgentMetrics` operationId).
+	AgentMetrics(ctx context.Context, id string, params *AgentMetricsParams, body AgentMetricsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAgentMetrics The series an agent reports
+	//
+	// Every series (name, kind, labels) of the newest hour in which the agent uploaded samples, with its newest sample.
+	//
+	// Corresponds with GET /v1/agents/{id}/metrics/names (the `ListAgentMetrics` operationId).
+	ListAgentMetrics(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AgentPlans Fetch the agent's plans
 	//
@@ -2410,36 +2463,6 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/agents/{id}/retire (the `RetireAgent` operationId).
 	RetireAgent(ctx context.Context, id string, body RetireAgentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// GetAlertRules The alert rules in force
-	//
-	// Corresponds with GET /v1/alert-rules (the `GetAlertRules` operationId).
-	GetAlertRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// ApplyAlertRulesWithBody Apply the alert rules
-	//
-	// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
-	//
-	// Takes any type of body and a specified content type.
-	//
-	// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
-	ApplyAlertRulesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// ApplyAlertRules Apply the alert rules
-	//
-	// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
-	//
-	// Takes a body of the `application/json` content type.
-	//
-	// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
-	ApplyAlertRules(ctx context.Context, body ApplyAlertRulesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
-
-	// ListAlerts List alerts
-	//
-	// Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
-	//
-	// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
-	ListAlerts(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListApprovals Commands waiting for your approval
 	//
@@ -2987,23 +3010,6 @@ func (c *Client) GetHealthz(ctx context.Context, reqEditors ...RequestEditorFn) 
 	return c.Client.Do(req)
 }
 
-// GetMetrics The hub's own metrics, for Prometheus
-//
-// Prometheus text format (OpenMetrics when asked): pulse_http_requests_total and pulse_http_request_duration_seconds by route and status, pulse_store_operations_total and pulse_store_operation_duration_seconds by operation and outcome, pulse_polls_waiting, pulse_workflow_executions_active, pulse_command_results_total by status, and the Go runtime's and the process's. Each series is this hub instance's: scrape every instance.
-//
-// Corresponds with GET /metrics (the `GetMetrics` operationId).
-func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetMetricsRequest(c.Server)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
 // GetReadyz Readiness
 //
 // Answers 200 when the store is reachable, with the mode it runs in; otherwise 503 with a problem whose detail names the cause (unreachable endpoint, missing bucket, refused credentials).
@@ -3208,6 +3214,78 @@ func (c *Client) SetAgentLabelsWithBody(ctx context.Context, id string, contentT
 // Corresponds with PUT /v1/agents/{id}/labels (the `SetAgentLabels` operationId).
 func (c *Client) SetAgentLabels(ctx context.Context, id string, body SetAgentLabelsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewSetAgentLabelsRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAgentMetrics An agent's metric history
+//
+// The series named name (and having every label given) over [from, to), in buckets of step with avg, min, max, count and last. The answer comes from the finest tier that still covers from and whose resolution is at most step: raw (24 h), 1m (7 d), 1h (90 d), 1d (2 years), and says which.
+//
+// Corresponds with GET /v1/agents/{id}/metrics (the `GetAgentMetrics` operationId).
+func (c *Client) GetAgentMetrics(ctx context.Context, id string, params *GetAgentMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAgentMetricsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentMetricsWithBody Upload a batch of metric samples
+//
+// The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/agents/{id}/metrics (the `AgentMetrics` operationId).
+func (c *Client) AgentMetricsWithBody(ctx context.Context, id string, params *AgentMetricsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentMetricsRequestWithBody(c.Server, id, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentMetrics Upload a batch of metric samples
+//
+// The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/agents/{id}/metrics (the `AgentMetrics` operationId).
+func (c *Client) AgentMetrics(ctx context.Context, id string, params *AgentMetricsParams, body AgentMetricsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentMetricsRequest(c.Server, id, params, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAgentMetrics The series an agent reports
+//
+// Every series (name, kind, labels) of the newest hour in which the agent uploaded samples, with its newest sample.
+//
+// Corresponds with GET /v1/agents/{id}/metrics/names (the `ListAgentMetrics` operationId).
+func (c *Client) ListAgentMetrics(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAgentMetricsRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3426,76 +3504,6 @@ func (c *Client) RetireAgentWithBody(ctx context.Context, id string, contentType
 // Corresponds with POST /v1/agents/{id}/retire (the `RetireAgent` operationId).
 func (c *Client) RetireAgent(ctx context.Context, id string, body RetireAgentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetireAgentRequest(c.Server, id, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// GetAlertRules The alert rules in force
-//
-// Corresponds with GET /v1/alert-rules (the `GetAlertRules` operationId).
-func (c *Client) GetAlertRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewGetAlertRulesRequest(c.Server)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// ApplyAlertRulesWithBody Apply the alert rules
-//
-// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
-//
-// Takes any type of body and a specified content type.
-//
-// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
-func (c *Client) ApplyAlertRulesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewApplyAlertRulesRequestWithBody(c.Server, contentType, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// ApplyAlertRules Apply the alert rules
-//
-// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
-//
-// Takes a body of the `application/json` content type.
-//
-// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
-func (c *Client) ApplyAlertRules(ctx context.Context, body ApplyAlertRulesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewApplyAlertRulesRequest(c.Server, body)
-	if err != nil {
-		return nil, err
-	}
-	req = req.WithContext(ctx)
-	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
-		return nil, err
-	}
-	return c.Client.Do(req)
-}
-
-// ListAlerts List alerts
-//
-// Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
-//
-// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
-func (c *Client) ListAlerts(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewListAlertsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4741,33 +4749,6 @@ func NewGetHealthzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
-// NewGetMetricsRequest constructs an http.Request for the GetMetrics method
-func NewGetMetricsRequest(server string) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/metrics")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
 // NewGetReadyzRequest constructs an http.Request for the GetReadyz method
 func NewGetReadyzRequest(server string) (*http.Request, error) {
 	var err error
@@ -5182,6 +5163,205 @@ func NewSetAgentLabelsRequestWithBody(server string, id string, contentType stri
 	return req, nil
 }
 
+// NewGetAgentMetricsRequest constructs an http.Request for the GetAgentMetrics method
+func NewGetAgentMetricsRequest(server string, id string, params *GetAgentMetricsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/metrics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", false, "name", params.Name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.From != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "from", *params.From, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.To != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "to", *params.To, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Step != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "step", *params.Step, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Label != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "label", params.Label, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAgentMetricsRequest calls the generic AgentMetrics builder with application/json body
+func NewAgentMetricsRequest(server string, id string, params *AgentMetricsParams, body AgentMetricsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAgentMetricsRequestWithBody(server, id, params, "application/json", bodyReader)
+}
+
+// NewAgentMetricsRequestWithBody constructs an http.Request for the AgentMetrics method, with any body, and a specified content type
+func NewAgentMetricsRequestWithBody(server string, id string, params *AgentMetricsParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/metrics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		var headerParam0 string
+
+		headerParam0, err = runtime.StyleParamWithOptions("simple", false, "Content-Encoding", params.ContentEncoding, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+		if err != nil {
+			return nil, err
+		}
+
+		req.Header.Set("Content-Encoding", headerParam0)
+
+	}
+
+	return req, nil
+}
+
+// NewListAgentMetricsRequest constructs an http.Request for the ListAgentMetrics method
+func NewListAgentMetricsRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/metrics/names", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewAgentPlansRequest constructs an http.Request for the AgentPlans method
 func NewAgentPlansRequest(server string, id string) (*http.Request, error) {
 	var err error
@@ -5488,127 +5668,6 @@ func NewRetireAgentRequestWithBody(server string, id string, contentType string,
 	}
 
 	req.Header.Add("Content-Type", contentType)
-
-	return req, nil
-}
-
-// NewGetAlertRulesRequest constructs an http.Request for the GetAlertRules method
-func NewGetAlertRulesRequest(server string) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/alert-rules")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-
-	return req, nil
-}
-
-// NewApplyAlertRulesRequest calls the generic ApplyAlertRules builder with application/json body
-func NewApplyAlertRulesRequest(server string, body ApplyAlertRulesJSONRequestBody) (*http.Request, error) {
-	var bodyReader io.Reader
-	buf, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	bodyReader = bytes.NewReader(buf)
-	return NewApplyAlertRulesRequestWithBody(server, "application/json", bodyReader)
-}
-
-// NewApplyAlertRulesRequestWithBody constructs an http.Request for the ApplyAlertRules method, with any body, and a specified content type
-func NewApplyAlertRulesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/alert-rules")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
-	if err != nil {
-		return nil, err
-	}
-
-	req.Header.Add("Content-Type", contentType)
-
-	return req, nil
-}
-
-// NewListAlertsRequest constructs an http.Request for the ListAlerts method
-func NewListAlertsRequest(server string, params *ListAlertsParams) (*http.Request, error) {
-	var err error
-
-	serverURL, err := url.Parse(server)
-	if err != nil {
-		return nil, err
-	}
-
-	operationPath := fmt.Sprintf("/v1/alerts")
-	if operationPath[0] == '/' {
-		operationPath = "." + operationPath
-	}
-
-	queryURL, err := serverURL.Parse(operationPath)
-	if err != nil {
-		return nil, err
-	}
-
-	if params != nil {
-		// queryValues collects non-styled parameters (passthrough, JSON)
-		// that are safe to round-trip through url.Values.Encode().
-		queryValues := queryURL.Query()
-		// rawQueryFragments collects pre-encoded query fragments from
-		// styled parameters, preserving literal commas as delimiters
-		// per the OpenAPI spec (e.g. "color=blue,black,brown").
-		var rawQueryFragments []string
-
-		if params.State != nil {
-
-			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			} else {
-				for _, qp := range strings.Split(queryFrag, "&") {
-					rawQueryFragments = append(rawQueryFragments, qp)
-				}
-			}
-
-		}
-
-		if encoded := queryValues.Encode(); encoded != "" {
-			rawQueryFragments = append(rawQueryFragments, encoded)
-		}
-		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
-	}
-
-	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
-	if err != nil {
-		return nil, err
-	}
 
 	return req, nil
 }
@@ -7898,15 +7957,6 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /healthz (the `GetHealthz` operationId).
 	GetHealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthzResponse, error)
 
-	// GetMetricsWithResponse The hub's own metrics, for Prometheus
-	//
-	// Prometheus text format (OpenMetrics when asked): pulse_http_requests_total and pulse_http_request_duration_seconds by route and status, pulse_store_operations_total and pulse_store_operation_duration_seconds by operation and outcome, pulse_polls_waiting, pulse_workflow_executions_active, pulse_command_results_total by status, and the Go runtime's and the process's. Each series is this hub instance's: scrape every instance.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /metrics (the `GetMetrics` operationId).
-	GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error)
-
 	// GetReadyzWithResponse Readiness
 	//
 	// Answers 200 when the store is reachable, with the mode it runs in; otherwise 503 with a problem whose detail names the cause (unreachable endpoint, missing bucket, refused credentials).
@@ -8011,6 +8061,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with PUT /v1/agents/{id}/labels (the `SetAgentLabels` operationId).
 	SetAgentLabelsWithResponse(ctx context.Context, id string, body SetAgentLabelsJSONRequestBody, reqEditors ...RequestEditorFn) (*SetAgentLabelsResponse, error)
 
+	// GetAgentMetricsWithResponse An agent's metric history
+	//
+	// The series named name (and having every label given) over [from, to), in buckets of step with avg, min, max, count and last. The answer comes from the finest tier that still covers from and whose resolution is at most step: raw (24 h), 1m (7 d), 1h (90 d), 1d (2 years), and says which.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/agents/{id}/metrics (the `GetAgentMetrics` operationId).
+	GetAgentMetricsWithResponse(ctx context.Context, id string, params *GetAgentMetricsParams, reqEditors ...RequestEditorFn) (*GetAgentMetricsResponse, error)
+
+	// AgentMetricsWithBodyWithResponse Upload a batch of metric samples
+	//
+	// The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/agents/{id}/metrics (the `AgentMetrics` operationId).
+	AgentMetricsWithBodyWithResponse(ctx context.Context, id string, params *AgentMetricsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AgentMetricsResponse, error)
+
+	// AgentMetricsWithResponse Upload a batch of metric samples
+	//
+	// The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/agents/{id}/metrics (the `AgentMetrics` operationId).
+	AgentMetricsWithResponse(ctx context.Context, id string, params *AgentMetricsParams, body AgentMetricsJSONRequestBody, reqEditors ...RequestEditorFn) (*AgentMetricsResponse, error)
+
+	// ListAgentMetricsWithResponse The series an agent reports
+	//
+	// Every series (name, kind, labels) of the newest hour in which the agent uploaded samples, with its newest sample.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/agents/{id}/metrics/names (the `ListAgentMetrics` operationId).
+	ListAgentMetricsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ListAgentMetricsResponse, error)
+
 	// AgentPlansWithResponse Fetch the agent's plans
 	//
 	// The newest version of every plan whose targets select the agent, each in an envelope signed for it alone: an agent that was offline, or enrolled after a plan was applied, gets its plans. Answered from the hub's memory, without a store request.
@@ -8112,40 +8198,6 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/agents/{id}/retire (the `RetireAgent` operationId).
 	RetireAgentWithResponse(ctx context.Context, id string, body RetireAgentJSONRequestBody, reqEditors ...RequestEditorFn) (*RetireAgentResponse, error)
-
-	// GetAlertRulesWithResponse The alert rules in force
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /v1/alert-rules (the `GetAlertRules` operationId).
-	GetAlertRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAlertRulesResponse, error)
-
-	// ApplyAlertRulesWithBodyWithResponse Apply the alert rules
-	//
-	// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
-	//
-	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
-	ApplyAlertRulesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApplyAlertRulesResponse, error)
-
-	// ApplyAlertRulesWithResponse Apply the alert rules
-	//
-	// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
-	//
-	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
-	ApplyAlertRulesWithResponse(ctx context.Context, body ApplyAlertRulesJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyAlertRulesResponse, error)
-
-	// ListAlertsWithResponse List alerts
-	//
-	// Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
-	//
-	// Returns a wrapper object for the known response body format(s).
-	//
-	// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
-	ListAlertsWithResponse(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*ListAlertsResponse, error)
 
 	// ListApprovalsWithResponse Commands waiting for your approval
 	//
@@ -8782,47 +8834,6 @@ func (r GetHealthzResponse) ContentType() string {
 	return ""
 }
 
-type GetMetricsResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
-	ApplicationProblemJSONDefault *ErrorModel
-}
-
-// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r GetMetricsResponse) GetApplicationProblemJSONDefault() *ErrorModel {
-	return r.ApplicationProblemJSONDefault
-}
-
-// GetBody returns the raw response body bytes
-func (r GetMetricsResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetMetricsResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetMetricsResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetMetricsResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
 type GetReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9374,6 +9385,192 @@ func (r SetAgentLabelsResponse) ContentType() string {
 	return ""
 }
 
+type GetAgentMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *MetricsResult
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAgentMetricsResponse) GetJSON200() *MetricsResult {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAgentMetricsResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetAgentMetricsResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetAgentMetricsResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAgentMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAgentMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAgentMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAgentMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AgentMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AgentMetricsResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AgentMetricsResponse) GetApplicationProblemJSON413() *ErrorModel {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AgentMetricsResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AgentMetricsResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AgentMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AgentMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AgentMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AgentMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListAgentMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentMetricNamesOutputBody
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAgentMetricsResponse) GetJSON200() *AgentMetricNamesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListAgentMetricsResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListAgentMetricsResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListAgentMetricsResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAgentMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAgentMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAgentMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAgentMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type AgentPlansResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -9767,171 +9964,6 @@ func (r RetireAgentResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RetireAgentResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type GetAlertRulesResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *AlertRulesOutputBody
-	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
-	ApplicationProblemJSON404 *ErrorModel
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *ErrorModel
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r GetAlertRulesResponse) GetJSON200() *AlertRulesOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
-func (r GetAlertRulesResponse) GetApplicationProblemJSON404() *ErrorModel {
-	return r.ApplicationProblemJSON404
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r GetAlertRulesResponse) GetApplicationProblemJSON500() *ErrorModel {
-	return r.ApplicationProblemJSON500
-}
-
-// GetBody returns the raw response body bytes
-func (r GetAlertRulesResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r GetAlertRulesResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r GetAlertRulesResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r GetAlertRulesResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type ApplyAlertRulesResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *AlertRulesOutputBody
-	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
-	ApplicationProblemJSON409 *ErrorModel
-	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
-	ApplicationProblemJSON422 *ErrorModel
-	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
-	ApplicationProblemJSON500 *ErrorModel
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ApplyAlertRulesResponse) GetJSON200() *AlertRulesOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
-func (r ApplyAlertRulesResponse) GetApplicationProblemJSON409() *ErrorModel {
-	return r.ApplicationProblemJSON409
-}
-
-// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
-func (r ApplyAlertRulesResponse) GetApplicationProblemJSON422() *ErrorModel {
-	return r.ApplicationProblemJSON422
-}
-
-// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
-func (r ApplyAlertRulesResponse) GetApplicationProblemJSON500() *ErrorModel {
-	return r.ApplicationProblemJSON500
-}
-
-// GetBody returns the raw response body bytes
-func (r ApplyAlertRulesResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r ApplyAlertRulesResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r ApplyAlertRulesResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ApplyAlertRulesResponse) ContentType() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Header.Get("Content-Type")
-	}
-	return ""
-}
-
-type ListAlertsResponse struct {
-	Body         []byte
-	HTTPResponse *http.Response
-	// JSON200 the response for an HTTP 200 `application/json` response
-	JSON200 *AlertsOutputBody
-	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
-	ApplicationProblemJSONDefault *ErrorModel
-}
-
-// GetJSON200 returns the response for an HTTP 200 `application/json` response
-func (r ListAlertsResponse) GetJSON200() *AlertsOutputBody {
-	return r.JSON200
-}
-
-// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
-func (r ListAlertsResponse) GetApplicationProblemJSONDefault() *ErrorModel {
-	return r.ApplicationProblemJSONDefault
-}
-
-// GetBody returns the raw response body bytes
-func (r ListAlertsResponse) GetBody() []byte {
-	return r.Body
-}
-
-// Status returns HTTPResponse.Status
-func (r ListAlertsResponse) Status() string {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.Status
-	}
-	return http.StatusText(0)
-}
-
-// StatusCode returns HTTPResponse.StatusCode
-func (r ListAlertsResponse) StatusCode() int {
-	if r.HTTPResponse != nil {
-		return r.HTTPResponse.StatusCode
-	}
-	return 0
-}
-
-// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
-func (r ListAlertsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12882,21 +12914,6 @@ func (c *ClientWithResponses) GetHealthzWithResponse(ctx context.Context, reqEdi
 	return ParseGetHealthzResponse(rsp)
 }
 
-// GetMetricsWithResponse The hub's own metrics, for Prometheus
-//
-// Prometheus text format (OpenMetrics when asked): pulse_http_requests_total and pulse_http_request_duration_seconds by route and status, pulse_store_operations_total and pulse_store_operation_duration_seconds by operation and outcome, pulse_polls_waiting, pulse_workflow_executions_active, pulse_command_results_total by status, and the Go runtime's and the process's. Each series is this hub instance's: scrape every instance.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /metrics (the `GetMetrics` operationId).
-func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error) {
-	rsp, err := c.GetMetrics(ctx, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetMetricsResponse(rsp)
-}
-
 // GetReadyzWithResponse Readiness
 //
 // Answers 200 when the store is reachable, with the mode it runs in; otherwise 503 with a problem whose detail names the cause (unreachable endpoint, missing bucket, refused credentials).
@@ -13073,6 +13090,66 @@ func (c *ClientWithResponses) SetAgentLabelsWithResponse(ctx context.Context, id
 	return ParseSetAgentLabelsResponse(rsp)
 }
 
+// GetAgentMetricsWithResponse An agent's metric history
+//
+// The series named name (and having every label given) over [from, to), in buckets of step with avg, min, max, count and last. The answer comes from the finest tier that still covers from and whose resolution is at most step: raw (24 h), 1m (7 d), 1h (90 d), 1d (2 years), and says which.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/agents/{id}/metrics (the `GetAgentMetrics` operationId).
+func (c *ClientWithResponses) GetAgentMetricsWithResponse(ctx context.Context, id string, params *GetAgentMetricsParams, reqEditors ...RequestEditorFn) (*GetAgentMetricsResponse, error) {
+	rsp, err := c.GetAgentMetrics(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAgentMetricsResponse(rsp)
+}
+
+// AgentMetricsWithBodyWithResponse Upload a batch of metric samples
+//
+// The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/agents/{id}/metrics (the `AgentMetrics` operationId).
+func (c *ClientWithResponses) AgentMetricsWithBodyWithResponse(ctx context.Context, id string, params *AgentMetricsParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AgentMetricsResponse, error) {
+	rsp, err := c.AgentMetricsWithBody(ctx, id, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentMetricsResponse(rsp)
+}
+
+// AgentMetricsWithResponse Upload a batch of metric samples
+//
+// The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/agents/{id}/metrics (the `AgentMetrics` operationId).
+func (c *ClientWithResponses) AgentMetricsWithResponse(ctx context.Context, id string, params *AgentMetricsParams, body AgentMetricsJSONRequestBody, reqEditors ...RequestEditorFn) (*AgentMetricsResponse, error) {
+	rsp, err := c.AgentMetrics(ctx, id, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentMetricsResponse(rsp)
+}
+
+// ListAgentMetricsWithResponse The series an agent reports
+//
+// Every series (name, kind, labels) of the newest hour in which the agent uploaded samples, with its newest sample.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/agents/{id}/metrics/names (the `ListAgentMetrics` operationId).
+func (c *ClientWithResponses) ListAgentMetricsWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*ListAgentMetricsResponse, error) {
+	rsp, err := c.ListAgentMetrics(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAgentMetricsResponse(rsp)
+}
+
 // AgentPlansWithResponse Fetch the agent's plans
 //
 // The newest version of every plan whose targets select the agent, each in an envelope signed for it alone: an agent that was offline, or enrolled after a plan was applied, gets its plans. Answered from the hub's memory, without a store request.
@@ -13245,64 +13322,6 @@ func (c *ClientWithResponses) RetireAgentWithResponse(ctx context.Context, id st
 		return nil, err
 	}
 	return ParseRetireAgentResponse(rsp)
-}
-
-// GetAlertRulesWithResponse The alert rules in force
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /v1/alert-rules (the `GetAlertRules` operationId).
-func (c *ClientWithResponses) GetAlertRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAlertRulesResponse, error) {
-	rsp, err := c.GetAlertRules(ctx, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseGetAlertRulesResponse(rsp)
-}
-
-// ApplyAlertRulesWithBodyWithResponse Apply the alert rules
-//
-// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
-//
-// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
-func (c *ClientWithResponses) ApplyAlertRulesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApplyAlertRulesResponse, error) {
-	rsp, err := c.ApplyAlertRulesWithBody(ctx, contentType, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseApplyAlertRulesResponse(rsp)
-}
-
-// ApplyAlertRulesWithResponse Apply the alert rules
-//
-// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
-//
-// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
-//
-// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
-func (c *ClientWithResponses) ApplyAlertRulesWithResponse(ctx context.Context, body ApplyAlertRulesJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyAlertRulesResponse, error) {
-	rsp, err := c.ApplyAlertRules(ctx, body, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseApplyAlertRulesResponse(rsp)
-}
-
-// ListAlertsWithResponse List alerts
-//
-// Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
-//
-// Returns a wrapper object for the known response body format(s).
-//
-// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
-func (c *ClientWithResponses) ListAlertsWithResponse(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*ListAlertsResponse, error) {
-	rsp, err := c.ListAlerts(ctx, params, reqEditors...)
-	if err != nil {
-		return nil, err
-	}
-	return ParseListAlertsResponse(rsp)
 }
 
 // ListApprovalsWithResponse Commands waiting for your approval
@@ -14332,32 +14351,6 @@ func ParseGetHealthzResponse(rsp *http.Response) (*GetHealthzResponse, error) {
 	return response, nil
 }
 
-// ParseGetMetricsResponse parses an HTTP response from a GetMetricsWithResponse call
-func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetMetricsResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
-		var dest ErrorModel
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSONDefault = &dest
-
-	}
-
-	return response, nil
-}
-
 // ParseGetReadyzResponse parses an HTTP response from a GetReadyzWithResponse call
 func ParseGetReadyzResponse(rsp *http.Response) (*GetReadyzResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -14789,6 +14782,150 @@ func ParseSetAgentLabelsResponse(rsp *http.Response) (*SetAgentLabelsResponse, e
 	return response, nil
 }
 
+// ParseGetAgentMetricsResponse parses an HTTP response from a GetAgentMetricsWithResponse call
+func ParseGetAgentMetricsResponse(rsp *http.Response) (*GetAgentMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAgentMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest MetricsResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAgentMetricsResponse parses an HTTP response from a AgentMetricsWithResponse call
+func ParseAgentMetricsResponse(rsp *http.Response) (*AgentMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AgentMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListAgentMetricsResponse parses an HTTP response from a ListAgentMetricsWithResponse call
+func ParseListAgentMetricsResponse(rsp *http.Response) (*ListAgentMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAgentMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentMetricNamesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseAgentPlansResponse parses an HTTP response from a AgentPlansWithResponse call
 func ParseAgentPlansResponse(rsp *http.Response) (*AgentPlansResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -15086,126 +15223,6 @@ func ParseRetireAgentResponse(rsp *http.Response) (*RetireAgentResponse, error) 
 			return nil, err
 		}
 		response.ApplicationProblemJSON500 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseGetAlertRulesResponse parses an HTTP response from a GetAlertRulesWithResponse call
-func ParseGetAlertRulesResponse(rsp *http.Response) (*GetAlertRulesResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &GetAlertRulesResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest AlertRulesOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest ErrorModel
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON404 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest ErrorModel
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseApplyAlertRulesResponse parses an HTTP response from a ApplyAlertRulesWithResponse call
-func ParseApplyAlertRulesResponse(rsp *http.Response) (*ApplyAlertRulesResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &ApplyAlertRulesResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest AlertRulesOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
-		var dest ErrorModel
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON409 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
-		var dest ErrorModel
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON422 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
-		var dest ErrorModel
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSON500 = &dest
-
-	}
-
-	return response, nil
-}
-
-// ParseListAlertsResponse parses an HTTP response from a ListAlertsWithResponse call
-func ParseListAlertsResponse(rsp *http.Response) (*ListAlertsResponse, error) {
-	bodyBytes, err := io.ReadAll(rsp.Body)
-	defer func() { _ = rsp.Body.Close() }()
-	if err != nil {
-		return nil, err
-	}
-
-	response := &ListAlertsResponse{
-		Body:         bodyBytes,
-		HTTPResponse: rsp,
-	}
-
-	switch {
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
-		var dest AlertsOutputBody
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.JSON200 = &dest
-
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
-		var dest ErrorModel
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationProblemJSONDefault = &dest
 
 	}
 

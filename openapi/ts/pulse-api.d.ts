@@ -221,6 +221,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/{id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An agent's metric history
+         * @description The series named name (and having every label given) over [from, to), in buckets of step with avg, min, max, count and last. The answer comes from the finest tier that still covers from and whose resolution is at most step: raw (24 h), 1m (7 d), 1h (90 d), 1d (2 years), and says which.
+         */
+        get: operations["get-agent-metrics"];
+        put?: never;
+        /**
+         * Upload a batch of metric samples
+         * @description The body is the JSON of a MetricBatch (agent/wire), gzip-compressed with Content-Encoding: gzip (plain JSON is accepted too), at most 4 MiB as sent and 8 MiB decompressed. The batch is stored write-once under the agent, hour and seq: the same batch uploaded again is answered 204 and stored once; another batch under a seq already used is a 409. 422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.
+         */
+        post: operations["agent-metrics"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/{id}/metrics/names": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The series an agent reports
+         * @description Every series (name, kind, labels) of the newest hour in which the agent uploaded samples, with its newest sample.
+         */
+        get: operations["list-agent-metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{id}/plans": {
         parameters: {
             query?: never;
@@ -1177,6 +1221,16 @@ export interface components {
             person?: string;
             via: string;
         };
+        AgentMetricNamesOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/AgentMetricNamesOutputBody.json
+             */
+            readonly $schema?: string;
+            agent: string;
+            series: components["schemas"]["MetricSample"][] | null;
+        };
         AgentPlans: {
             /**
              * Format: uri
@@ -1994,6 +2048,51 @@ export interface components {
             readonly $schema?: string;
             agents: components["schemas"]["AgentView"][] | null;
         };
+        MetricSample: {
+            /** @enum {string} */
+            kind: "gauge" | "counter";
+            labels?: {
+                [key: string]: string;
+            };
+            name: string;
+            /**
+             * Format: int64
+             * @description When it was sampled, Unix milliseconds.
+             */
+            t: number;
+            /** Format: double */
+            v: number;
+        };
+        MetricsResult: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/MetricsResult.json
+             */
+            readonly $schema?: string;
+            agent: string;
+            /** Format: date-time */
+            from: string;
+            name: string;
+            /**
+             * Format: int64
+             * @description Store requests this answer took; objects this hub read before cost none.
+             */
+            requests: number;
+            series: components["schemas"]["ResultSeries"][] | null;
+            /**
+             * Format: int64
+             * @description The width of each point's bucket: the step asked for, raised to the tier's resolution.
+             */
+            stepSeconds: number;
+            /**
+             * @description The tier read: raw (kept 24 h by default), 1m (7 d), 1h (90 d), 1d (2 years): the finest whose retention covers from and whose resolution is at most the step. Windows not yet compacted are read from the finer tier.
+             * @enum {string}
+             */
+            tier: "raw" | "1m" | "1h" | "1d";
+            /** Format: date-time */
+            to: string;
+        };
         ParamSpec: {
             description?: string;
             /** Format: int64 */
@@ -2436,6 +2535,38 @@ export interface components {
             /** Format: date-time */
             startedAt?: string;
             status: string;
+        };
+        ResultPoint: {
+            /** Format: double */
+            avg: number;
+            /**
+             * Format: int64
+             * @description Samples in the bucket.
+             */
+            count: number;
+            /**
+             * Format: double
+             * @description The last sample's value; from a compacted tier, a counter's last value and a gauge's average over its last minute.
+             */
+            last: number;
+            /** Format: double */
+            max: number;
+            /** Format: double */
+            min: number;
+            /**
+             * Format: int64
+             * @description The bucket's start, Unix milliseconds.
+             */
+            t: number;
+        };
+        ResultSeries: {
+            /** @enum {string} */
+            kind: "gauge" | "counter";
+            labels?: {
+                [key: string]: string;
+            };
+            name: string;
+            points: components["schemas"]["ResultPoint"][] | null;
         };
         RetireInputBody: {
             /**
@@ -3264,6 +3395,180 @@ export interface operations {
             };
             /** @description Conflict */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-agent-metrics": {
+        parameters: {
+            query: {
+                /** @description The metric's name, e.g. node_cpu_seconds_total (GET /v1/agents/{id}/metrics/names lists them). */
+                name: string;
+                /** @description Start: RFC 3339, or a duration before now (6h, 30m, 7d). Default: an hour before to. */
+                from?: string;
+                /** @description End: RFC 3339, or a duration before now. Default: now. */
+                to?: string;
+                /** @description Bucket width (10s, 1m, 1h, 1d). Default: about 240 points over the range. Raised to the tier's resolution. */
+                step?: string;
+                /** @description name=value a series must have, e.g. mountpoint=/ (repeatable). */
+                label?: string[] | null;
+            };
+            header?: never;
+            path: {
+                /** @description The agent's id or name. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricsResult"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "agent-metrics": {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description gzip (the agent's way), or absent for plain JSON. */
+                "Content-Encoding"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": string;
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-agent-metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's id or name. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentMetricNamesOutputBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
