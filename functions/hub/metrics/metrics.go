@@ -63,6 +63,7 @@ type Service struct {
 	clock atomic.Pointer[func() time.Time]
 
 	cache   objCache
+	lists   listCache
 	tickMu  sync.Mutex
 	nextRun time.Time
 	// done are the windows this process knows compacted, by done-marker key.

@@ -72,8 +72,8 @@ func (s *Service) pickTier(from time.Time, step time.Duration) (*tier, time.Dura
 	now, ret := s.now(), s.retention()
 	var chosen *tier
 	for _, t := range tiers {
-		if from.Before(now.Add(-t.keep(ret))) {
-			continue
+		if from.Before(t.windowStart(now.Add(-t.keep(ret)))) {
+			continue // older than the tier's oldest window still kept
 		}
 		if chosen == nil {
 			chosen = t

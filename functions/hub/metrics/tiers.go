@@ -2,10 +2,15 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/layout"
@@ -99,13 +104,23 @@ func newAcc(step time.Duration) *acc {
 }
 
 func (a *acc) add(name, kind string, labels map[string]string, t int64, v agg) {
+	a.of(name, kind, labels).add(a.step, t, v)
+}
+
+// of is the accumulator of one series, made on first use.
+func (a *acc) of(name, kind string, labels map[string]string) *seriesAcc {
 	k := seriesKey(name, labels)
 	s := a.series[k]
 	if s == nil {
 		s = &seriesAcc{name: name, kind: kind, labels: labels, buckets: map[int64]*agg{}}
 		a.series[k] = s
 	}
-	b := t - mod(t, a.step)
+	return s
+}
+
+// add adds v at t to the bucket of step holding t.
+func (s *seriesAcc) add(step, t int64, v agg) {
+	b := t - mod(t, step)
 	if cur := s.buckets[b]; cur != nil {
 		cur.add(v)
 	} else {
@@ -200,47 +215,22 @@ func (m matcher) match(name string, labels map[string]string) bool {
 // collect adds to a what an agent has in tier t over [from, to): a window's object where the tier
 // has it, else (a window not yet compacted, or a tier that lost it) what the finer tier has of that
 // window, while the finer tier still keeps it. reads counts the store requests made.
-func (s *Service) collect(ctx context.Context, agent string, t *tier, from, to time.Time, m matcher, a *acc, reads *int) error {
+func (s *Service) collect(ctx context.Context, agent string, t *tier, from, to time.Time, m matcher, a *acc, reads *int) (err error) {
 	now, ret := s.now(), s.retention()
 	lo, hi := from.UnixMilli(), to.UnixMilli()
+	var raws []time.Time
+	defer func() {
+		if err == nil && len(raws) > 0 {
+			err = s.collectRaw(ctx, agent, raws, lo, hi, m, a, reads)
+		}
+	}()
 	for _, w := range t.windows(from, to) {
 		end := t.windowEnd(w)
 		if !end.After(now.Add(-t.keep(ret))) {
 			continue // past the tier's retention: deleted
 		}
 		if t == tierRaw {
-			var keys []string
-			*reads++
-			if err := store.Walk(ctx, s.Store, layout.MetricsRawOf(w, agent), "", 0, func(o store.ObjectInfo) error {
-				if strings.HasSuffix(o.Key, ".json.gz") {
-					keys = append(keys, o.Key)
-				}
-				return nil
-			}); err != nil {
-				return err
-			}
-			for _, k := range keys {
-				if _, ok := s.cache.get(k); !ok {
-					*reads++
-				}
-				b, err := s.rawBatch(ctx, k)
-				if err != nil {
-					return err
-				}
-				if b == nil {
-					continue // planted (fails the integrity check) or deleted meanwhile
-				}
-				for _, se := range b.Series {
-					if !m.match(se.Name, se.Labels) {
-						continue
-					}
-					for _, p := range se.Points {
-						if p.T >= lo && p.T < hi {
-							a.add(se.Name, se.Kind, se.Labels, p.T, agg{sum: p.V, min: p.V, max: p.V, n: 1, last: p.V, lastT: p.T})
-						}
-					}
-				}
-			}
+			raws = append(raws, w)
 			continue
 		}
 		key := layout.MetricsRollup(t.name, w, agent)
@@ -279,4 +269,116 @@ func (s *Service) collect(ctx context.Context, agent string, t *tier, from, to t
 		}
 	}
 	return nil
+}
+
+// collectRaw adds an agent's raw batches of the hours to a: the hours are listed and the batches not
+// cached read concurrently (a day is 24 listings and 288 batches), then folded in key order, so the
+// sums are the same whichever request finished first.
+func (s *Service) collectRaw(ctx context.Context, agent string, hours []time.Time, lo, hi int64, m matcher, a *acc, reads *int) error {
+	keys := make([][]string, len(hours))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	var listed atomic.Int64
+	now := s.now()
+	for i, h := range hours {
+		g.Go(func() error {
+			prefix := layout.MetricsRawOf(h, agent)
+			ended := !h.Add(time.Hour).After(now)
+			if ended {
+				if k, ok := s.lists.get(prefix, now); ok {
+					keys[i] = k
+					return nil
+				}
+			}
+			listed.Add(1)
+			err := store.Walk(gctx, s.Store, prefix, "", 0, func(o store.ObjectInfo) error {
+				if strings.HasSuffix(o.Key, ".json.gz") {
+					keys[i] = append(keys[i], o.Key)
+				}
+				return nil
+			})
+			if err == nil && ended {
+				s.lists.put(prefix, keys[i], now)
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("list raw batches of %s: %w", agent, err)
+	}
+	*reads += int(listed.Load())
+	var all []string
+	for _, k := range keys {
+		all = append(all, k...)
+	}
+	batches := make([]*wire.MetricBatch, len(all))
+	var fetched atomic.Int64
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i, k := range all {
+		g.Go(func() error {
+			if _, ok := s.cache.get(k); !ok {
+				fetched.Add(1)
+			}
+			b, err := s.rawBatch(gctx, k)
+			batches[i] = b
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	*reads += int(fetched.Load())
+	for _, b := range batches {
+		if b == nil {
+			continue // planted (fails the integrity check) or deleted meanwhile
+		}
+		for _, se := range b.Series {
+			if !m.match(se.Name, se.Labels) {
+				continue
+			}
+			sa := a.of(se.Name, se.Kind, se.Labels)
+			for _, p := range se.Points {
+				if p.T >= lo && p.T < hi {
+					sa.add(a.step, p.T, agg{sum: p.V, min: p.V, max: p.V, n: 1, last: p.V, lastT: p.T})
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// listTTL is how long the listing of an hour that has ended is reused: a batch uploaded late into such
+// an hour shows in queries this much later.
+const listTTL = time.Minute
+
+// listCache keeps listings of ended hours' raw batches for listTTL, so a dashboard repeating a 24 h
+// query lists only the current hour. Bounded like objCache.
+type listCache struct {
+	mu sync.Mutex
+	m  map[string]listed
+}
+
+type listed struct {
+	keys []string
+	at   time.Time
+}
+
+func (c *listCache) get(prefix string, now time.Time) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.m[prefix]
+	if !ok || now.Sub(l.at) > listTTL || now.Before(l.at) {
+		return nil, false
+	}
+	return l.keys, true
+}
+
+func (c *listCache) put(prefix string, keys []string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= cacheMax {
+		c.m = map[string]listed{}
+	}
+	c.m[prefix] = listed{keys: keys, at: now}
 }
