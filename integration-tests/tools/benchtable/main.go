@@ -47,6 +47,10 @@ var goals = []goal{
 	{figure: "pulse run --wait, 50 real agents, times faster than Ansible ad hoc", bench: "BenchmarkPeersAnsible", unit: "x-faster", bound: 100, atLeast: true},
 	{figure: "plans: 100 simulated agents × 10 file units, apply → all converged (s)", bench: "BenchmarkPlanConverge", unit: "s-converged", measured: true},
 	{figure: "plans: store requests per agent per hour, converged idle plan, 60 s period", bench: "BenchmarkPlanConverge", unit: "store-req/agent/h", measured: true},
+	{figure: "metrics: store writes per agent per hour (10 s samples, 5 min uploads, 100 series; raw + 1m tier)", bench: "BenchmarkMetricsWritesPerAgent", unit: "writes/agent/h", measured: true, also: "objects/agent/day"},
+	{figure: "metrics: bytes written per agent per hour, as stored (KiB)", bench: "BenchmarkMetricsWritesPerAgent", unit: "KiB/agent/h", measured: true, also: "MiB/agent/day"},
+	{figure: "metrics: 1,000 simulated agents upload a 5-minute batch each at once, all stored (s)", bench: "BenchmarkMetricsIngest1000", unit: "s-1000-batches", measured: true, also: "batches/s"},
+	{figure: "metrics: a 24 h range query at 1-minute step (16 series), p50 (ms)", bench: "BenchmarkMetricsQuery24h", unit: "p50-ms", measured: true, also: "cold-ms"},
 	{figure: "plans: CPU of a real idle agent reconciling 20 units every 60 s (% of a core)", bench: "BenchmarkPlanIdleAgentCPU", unit: "cpu-%-at-60s", measured: true, also: "cpu-ms/round"},
 }
 
