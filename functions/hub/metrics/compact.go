@@ -55,6 +55,13 @@ func (s *Service) Compact(ctx context.Context) (Compacted, error) {
 	now, ret := s.now(), s.retention()
 	for _, t := range tiers[1:] {
 		oldest := t.windowStart(now.Add(-t.finer.keep(ret)))
+		pending := false
+		for w := oldest; !t.windowEnd(w).Add(ret.Grace).After(now); w = t.windowEnd(w) {
+			pending = pending || !s.isDone(t, w)
+		}
+		if !pending {
+			continue // every due window known compacted: no request
+		}
 		if err := s.loadDone(ctx, t, oldest); err != nil {
 			return c, err
 		}
@@ -67,12 +74,30 @@ func (s *Service) Compact(ctx context.Context) (Compacted, error) {
 			}
 		}
 	}
-	for _, t := range tiers {
-		if err := s.expire(ctx, t, now.Add(-t.keep(ret)), &c); err != nil {
-			return c, err
+	if s.expireDue(now) {
+		for _, t := range tiers {
+			if err := s.expire(ctx, t, now.Add(-t.keep(ret)), &c); err != nil {
+				return c, err
+			}
 		}
 	}
 	return c, nil
+}
+
+// expireEvery is how often retention is applied: windows are hours at the finest, so a few minutes
+// late is nothing, and an idle hub lists each tier a few times an hour instead of every minute.
+const expireEvery = 10 * time.Minute
+
+// expireDue says whether Compact should apply retention now (the first time, and every expireEvery
+// after, by the room's clock, which may also go back in tests).
+func (s *Service) expireDue(now time.Time) bool {
+	s.doneMu.Lock()
+	defer s.doneMu.Unlock()
+	if !s.lastExpire.IsZero() && now.Sub(s.lastExpire) < expireEvery && !now.Before(s.lastExpire) {
+		return false
+	}
+	s.lastExpire = now
+	return true
 }
 
 // finerSettled says whether every finer window within w is compacted (raw needs nothing), or is

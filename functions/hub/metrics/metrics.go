@@ -67,8 +67,9 @@ type Service struct {
 	tickMu  sync.Mutex
 	nextRun time.Time
 	// done are the windows this process knows compacted, by done-marker key.
-	doneMu sync.Mutex
-	done   map[string]bool
+	doneMu     sync.Mutex
+	done       map[string]bool
+	lastExpire time.Time
 }
 
 // SetNow sets the clock the room compacts, expires, ingests and queries by (nil: time.Now), so tests

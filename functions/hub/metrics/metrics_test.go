@@ -414,3 +414,44 @@ func TestPlantedBatchNeverShows(t *testing.T) {
 	}
 	check(res)
 }
+
+// counted counts store requests.
+type counted struct {
+	store.Store
+	n  int
+	mu sync.Mutex
+}
+
+func (c *counted) add() { c.mu.Lock(); c.n++; c.mu.Unlock() }
+func (c *counted) Get(ctx context.Context, k string, o store.GetOptions) (*store.Object, error) {
+	c.add()
+	return c.Store.Get(ctx, k, o)
+}
+func (c *counted) List(ctx context.Context, p, a string, l int) (store.Page, error) {
+	c.add()
+	return c.Store.List(ctx, p, a, l)
+}
+
+// TestIdleTickCostsNothing: once every due window is compacted, the minute's tick makes no store
+// request until the next hour is due (retention is applied every 10 minutes).
+func TestIdleTickCostsNothing(t *testing.T) {
+	r := newRig(t, h0.Add(10*time.Minute))
+	r.ingest(r.room(), "a1", batch(1, h0, 5*time.Minute, func(i int) float64 { return 1 }))
+	c := &counted{Store: r.st}
+	s := &metrics.Service{Store: c}
+	s.SetNow(r.clk.now)
+	r.clk.set(h0.Add(3*time.Hour + time.Minute))
+	if _, err := s.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for m := 1; m <= 5; m++ {
+		before := c.n
+		r.clk.set(h0.Add(3*time.Hour + time.Duration(m+1)*time.Minute))
+		if _, err := s.Compact(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if c.n != before {
+			t.Errorf("an idle tick %d min later made %d store requests", m, c.n-before)
+		}
+	}
+}
