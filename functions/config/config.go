@@ -165,8 +165,12 @@ func (c Hub) Validate() error {
 			return fmt.Errorf("config: metrics.%s %s: a retention is positive (or 0 for the default)", d.name, d.v)
 		}
 	}
-	if m.Grace.Duration > 0 && m.Raw.Duration > 0 && m.Grace.Duration >= m.Raw.Duration {
-		return fmt.Errorf("config: metrics.grace %s must be shorter than metrics.raw %s, or raw batches are deleted before they are compacted", m.Grace.Duration, m.Raw.Duration)
+	raw := m.Raw.Duration
+	if raw == 0 {
+		raw = 24 * time.Hour
+	}
+	if m.Grace.Duration >= raw {
+		return fmt.Errorf("config: metrics.grace %s must be shorter than metrics.raw %s, or raw batches are deleted before they are compacted", m.Grace.Duration, raw)
 	}
 	for _, p := range c.Auth.Forward.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {

@@ -82,3 +82,31 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatalf("example loaded as %+v", h)
 	}
 }
+
+// TestMetricsRetention: the [metrics] table sets each tier's retention; a grace as long as the raw
+// retention is refused, because raw batches would be deleted before their hour is compacted.
+func TestMetricsRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name, toml, wantErr string
+	}{
+		{"defaults", "", ""},
+		{"all set", "[metrics]\nraw = \"48h\"\nminute = \"336h\"\nhour = \"2160h\"\nday = \"8760h\"\ngrace = \"6h\"\n", ""},
+		{"grace too long", "[metrics]\ngrace = \"24h\"\n", "metrics.grace"},
+		{"negative", "[metrics]\nminute = \"-1h\"\n", "metrics.minute"},
+		{"unknown key", "[metrics]\nweekly = \"1h\"\n", "unknown key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "hub.toml")
+			if err := os.WriteFile(path, []byte(tc.toml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Load(path)
+			if err == nil {
+				err = cfg.Validate()
+			}
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err %v, want %q", err, tc.wantErr)
+			}
+		})
+	}
+}
