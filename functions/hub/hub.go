@@ -246,9 +246,11 @@ func (h *Hub) Run(ctx context.Context) {
 			h.active.Store(int64(h.Workflows.Tick(ctx)))
 			h.Plans.Tick(ctx)
 			h.Alerts.Tick(ctx)
-			h.Metrics.Tick(ctx)
 		})
 	})
+	// Metrics compaction has a loop of its own: compacting an hour of a large fleet takes a while,
+	// and must not hold up timers, releases and rollouts.
+	wg.Go(func() { every(ctx, tickInterval, h.Metrics.Tick) })
 	wg.Wait()
 }
 

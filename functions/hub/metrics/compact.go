@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
@@ -153,41 +156,25 @@ func (s *Service) compactWindow(ctx context.Context, t *tier, w time.Time, c *Co
 	if err != nil {
 		return err
 	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(compactParallel)
 	for _, agent := range agents {
-		key := layout.MetricsRollup(t.name, w, agent)
-		if r, err := s.rollup(ctx, key); err != nil {
+		g.Go(func() error {
+			o, err := s.compactAgent(gctx, t, w, agent)
+			mu.Lock()
+			defer mu.Unlock()
+			switch o {
+			case wrote:
+				c.Written[t.name]++
+			case existed:
+				c.Existing[t.name]++
+			}
 			return err
-		} else if r != nil {
-			c.Existing[t.name]++
-			continue
-		}
-		a := newAcc(t.res)
-		reads := 0
-		if err := s.collect(ctx, agent, t.finer, w, t.windowEnd(w), matcher{}, a, &reads); err != nil {
-			return err
-		}
-		if len(a.series) == 0 {
-			continue
-		}
-		r := rollupOf(agent, t, w, a)
-		js, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", key, err)
-		}
-		gz, err := gzipBytes(js)
-		if err != nil {
-			return fmt.Errorf("compress %s: %w", key, err)
-		}
-		_, err = store.PutBytes(ctx, s.Store, key, gz, store.PutOptions{CreateOnly: true, ContentType: "application/gzip"})
-		switch {
-		case errors.Is(err, store.ErrExists):
-			c.Existing[t.name]++
-		case err != nil:
-			return fmt.Errorf("store %s: %w", key, err)
-		default:
-			c.Written[t.name]++
-			s.cache.put(key, r)
-		}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	done := layout.MetricsDone(t.name, w)
 	if _, err := store.CreateJSON(ctx, s.Store, done, doneMarker{Tier: t.name, Window: layout.MetricsWindow(t.name, w), Agents: len(agents)}); err != nil {
@@ -195,6 +182,55 @@ func (s *Service) compactWindow(ctx context.Context, t *tier, w time.Time, c *Co
 	}
 	s.markDone(done)
 	return nil
+}
+
+// compactParallel is how many agents' rollups of a window are built at once.
+const compactParallel = 8
+
+// outcome is what compacting one agent's window did.
+type outcome int
+
+const (
+	failed  outcome = iota
+	wrote           // this call wrote the rollup
+	existed         // another hub (or an earlier call) had
+	empty           // the finer objects hold no series (all planted, say): no rollup
+)
+
+// compactAgent writes one agent's rollup of a window, unless it is written already.
+func (s *Service) compactAgent(ctx context.Context, t *tier, w time.Time, agent string) (outcome, error) {
+	key := layout.MetricsRollup(t.name, w, agent)
+	if r, err := s.rollup(ctx, key); err != nil {
+		return failed, err
+	} else if r != nil {
+		return existed, nil
+	}
+	a := newAcc(t.res)
+	reads := 0
+	if err := s.collect(ctx, agent, t.finer, w, t.windowEnd(w), matcher{}, a, &reads); err != nil {
+		return failed, err
+	}
+	if len(a.series) == 0 {
+		return empty, nil
+	}
+	r := rollupOf(agent, t, w, a)
+	js, err := json.Marshal(r)
+	if err != nil {
+		return failed, fmt.Errorf("encode %s: %w", key, err)
+	}
+	gz, err := gzipBytes(js)
+	if err != nil {
+		return failed, fmt.Errorf("compress %s: %w", key, err)
+	}
+	_, err = store.PutBytes(ctx, s.Store, key, gz, store.PutOptions{CreateOnly: true, ContentType: "application/gzip"})
+	switch {
+	case errors.Is(err, store.ErrExists):
+		return existed, nil
+	case err != nil:
+		return failed, fmt.Errorf("store %s: %w", key, err)
+	}
+	s.cache.put(key, r)
+	return wrote, nil
 }
 
 // agentsIn lists the agents that have objects of tier t in [from, to): one listing per window.
