@@ -224,6 +224,11 @@ func (s *Service) collect(ctx context.Context, agent string, t *tier, from, to t
 			err = s.collectRaw(ctx, agent, raws, lo, hi, m, a, reads)
 		}
 	}()
+	if t != tierRaw {
+		if err := s.prefetch(ctx, agent, t, t.windows(from, to), reads); err != nil {
+			return err
+		}
+	}
 	for _, w := range t.windows(from, to) {
 		end := t.windowEnd(w)
 		if !end.After(now.Add(-t.keep(ret))) {
@@ -234,9 +239,6 @@ func (s *Service) collect(ctx context.Context, agent string, t *tier, from, to t
 			continue
 		}
 		key := layout.MetricsRollup(t.name, w, agent)
-		if _, ok := s.cache.get(key); !ok {
-			*reads++
-		}
 		r, err := s.rollup(ctx, key)
 		if err != nil {
 			return err
@@ -381,4 +383,30 @@ func (c *listCache) put(prefix string, keys []string, now time.Time) {
 		c.m = map[string]listed{}
 	}
 	c.m[prefix] = listed{keys: keys, at: now}
+}
+
+// prefetch reads an agent's rollups of the windows concurrently into the cache (16 at a time), so a
+// 3-day query's 72 hourly objects cost the time of a few requests; what is missing stays missing.
+func (s *Service) prefetch(ctx context.Context, agent string, t *tier, windows []time.Time, reads *int) error {
+	var n atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	cutoff := s.now().Add(-t.keep(s.retention()))
+	for _, w := range windows {
+		if !t.windowEnd(w).After(cutoff) {
+			continue // past the tier's retention: deleted
+		}
+		key := layout.MetricsRollup(t.name, w, agent)
+		if _, ok := s.cache.get(key); ok {
+			continue
+		}
+		n.Add(1)
+		g.Go(func() error {
+			_, err := s.rollup(gctx, key)
+			return err
+		})
+	}
+	err := g.Wait()
+	*reads += int(n.Load())
+	return err
 }
