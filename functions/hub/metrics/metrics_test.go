@@ -455,3 +455,38 @@ func TestIdleTickCostsNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestLateBatch: a batch that arrives after its hour was compacted is stored and answered from the
+// raw tier, but the 1-minute object, written once, does not change (docs/metrics.md).
+func TestLateBatch(t *testing.T) {
+	r := newRig(t, h0.Add(10*time.Minute))
+	s := r.room()
+	r.ingest(s, "a1", batch(1, h0, 5*time.Minute, func(int) float64 { return 1 }))
+	r.clk.set(h0.Add(3*time.Hour + time.Minute))
+	if _, err := s.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.ingest(s, "a1", batch(2, h0.Add(5*time.Minute), 5*time.Minute, func(int) float64 { return 9 }))
+	count := func(tier string) int64 {
+		t.Helper()
+		q := metrics.Query{Agent: "a1", Name: "node_cpu_ratio", From: h0, To: h0.Add(time.Hour), Step: time.Hour}
+		if tier == layout.MetricsMinute {
+			q.From = h0.Add(-48 * time.Hour) // older than raw keeps: the 1m tier
+		}
+		res, err := r.room().Range(context.Background(), q)
+		if err != nil || res.Tier != tier {
+			t.Fatalf("%+v %v, want tier %s", res, err, tier)
+		}
+		n := int64(0)
+		for _, p := range res.Series[0].Points {
+			n += p.Count
+		}
+		return n
+	}
+	if n := count(layout.MetricsRaw); n != 60 {
+		t.Errorf("raw tier holds %d samples, want both batches' 60", n)
+	}
+	if n := count(layout.MetricsMinute); n != 30 {
+		t.Errorf("1m tier holds %d samples, want the 30 compacted before the late batch", n)
+	}
+}
