@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,13 +154,16 @@ type Rollup struct {
 	Series []RollupSeries `json:"series"`
 }
 
-// RollupSeries is one series of a Rollup: bucket I (Start + I·Step) has Avg, Min, Max over N samples
-// and, for counters, the Last value.
+// RollupSeries is one series of a Rollup: its k-th bucket, number I[k] (Start + I[k]·Step), or First+k
+// when the buckets follow each other (I is then left out), has Avg, Min, Max over N samples and, for
+// counters, the Last value. Avg is kept to 7 significant digits (float32's precision, ample for an
+// average and a third of the bytes); Min, Max and Last are samples as the agent sent them.
 type RollupSeries struct {
 	Name   string            `json:"name"`
 	Kind   string            `json:"kind"`
 	Labels map[string]string `json:"labels,omitempty"`
-	I      []int64           `json:"i"`
+	First  int64             `json:"first,omitempty"`
+	I      []int64           `json:"i,omitempty"`
 	Avg    []float64         `json:"avg"`
 	Min    []float64         `json:"min"`
 	Max    []float64         `json:"max"`
@@ -178,10 +182,12 @@ func rollupOf(agent string, t *tier, start time.Time, a *acc) *Rollup {
 		}
 		sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
 		rs := RollupSeries{Name: s.name, Kind: s.kind, Labels: s.labels}
-		for _, b := range ts {
+		contiguous := true
+		for k, b := range ts {
 			g := s.buckets[b]
 			rs.I = append(rs.I, (b-r.Start)/r.Step)
-			rs.Avg = append(rs.Avg, g.sum/float64(g.n))
+			contiguous = contiguous && rs.I[k] == rs.I[0]+int64(k)
+			rs.Avg = append(rs.Avg, round7(g.sum/float64(g.n)))
 			rs.Min = append(rs.Min, g.min)
 			rs.Max = append(rs.Max, g.max)
 			rs.N = append(rs.N, g.n)
@@ -189,7 +195,27 @@ func rollupOf(agent string, t *tier, start time.Time, a *acc) *Rollup {
 				rs.Last = append(rs.Last, g.last)
 			}
 		}
+		if contiguous && len(rs.I) > 0 {
+			rs.First, rs.I = rs.I[0], nil
+		}
 		r.Series = append(r.Series, rs)
+	}
+	return r
+}
+
+// index is the bucket number of the k-th bucket.
+func (rs *RollupSeries) index(k int) int64 {
+	if rs.I != nil {
+		return rs.I[k]
+	}
+	return rs.First + int64(k)
+}
+
+// round7 keeps 7 significant digits.
+func round7(v float64) float64 {
+	r, err := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 7, 64), 64)
+	if err != nil {
+		return v
 	}
 	return r
 }
@@ -255,8 +281,8 @@ func (s *Service) collect(ctx context.Context, agent string, t *tier, from, to t
 			if !m.match(rs.Name, rs.Labels) {
 				continue
 			}
-			for i, idx := range rs.I {
-				bt := r.Start + idx*r.Step
+			for i := range rs.Avg {
+				bt := r.Start + rs.index(i)*r.Step
 				if bt < lo || bt >= hi {
 					continue
 				}
