@@ -50,10 +50,10 @@ const (
 	Alerts              = "v1/alerts/"
 	AlertTracks         = "v1/alert-tracks/"
 
-	Metrics             = "v1/metrics/"
-	Audit               = "v1/audit/"
-	AuditSeals          = "v1/audit-seals/"
-	Probe               = "v1/_probe/"
+	Metrics    = "v1/metrics/"
+	Audit      = "v1/audit/"
+	AuditSeals = "v1/audit-seals/"
+	Probe      = "v1/_probe/"
 )
 
 // Prefixes is every prefix the hub writes under, with what it holds.

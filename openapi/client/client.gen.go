@@ -66,6 +66,24 @@ func (e AgentStateState) Valid() bool {
 	}
 }
 
+// Defines values for AlertState.
+const (
+	AlertStateFiring   AlertState = "firing"
+	AlertStateResolved AlertState = "resolved"
+)
+
+// Valid indicates whether the value is a known member of the AlertState enum.
+func (e AlertState) Valid() bool {
+	switch e {
+	case AlertStateFiring:
+		return true
+	case AlertStateResolved:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CommandSummaryState.
 const (
 	CommandSummaryStateAwaitingApproval CommandSummaryState = "awaiting_approval"
@@ -378,6 +396,27 @@ func (e UnitStatusState) Valid() bool {
 	}
 }
 
+// Defines values for ListAlertsParamsState.
+const (
+	ListAlertsParamsStateEmpty    ListAlertsParamsState = ""
+	ListAlertsParamsStateFiring   ListAlertsParamsState = "firing"
+	ListAlertsParamsStateResolved ListAlertsParamsState = "resolved"
+)
+
+// Valid indicates whether the value is a known member of the ListAlertsParamsState enum.
+func (e ListAlertsParamsState) Valid() bool {
+	switch e {
+	case ListAlertsParamsStateEmpty:
+		return true
+	case ListAlertsParamsStateFiring:
+		return true
+	case ListAlertsParamsStateResolved:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ListCommandsParamsState.
 const (
 	ListCommandsParamsStateAwaitingApproval ListCommandsParamsState = "awaiting_approval"
@@ -521,6 +560,94 @@ type AgentView struct {
 	Online       bool                `json:"online"`
 	Retired      AgentRetirement     `json:"retired,omitempty"`
 	Version      string              `json:"version"`
+}
+
+// Alert defines model for Alert.
+type Alert struct {
+	Agent      string     `json:"agent"`
+	Detail     string     `json:"detail"`
+	FiredAt    time.Time  `json:"firedAt"`
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	ResolvedAt time.Time  `json:"resolvedAt,omitempty"`
+	Rule       string     `json:"rule"`
+	Severity   string     `json:"severity"`
+	Since      time.Time  `json:"since"`
+	State      AlertState `json:"state"`
+}
+
+// AlertState defines model for Alert.State.
+type AlertState string
+
+// AlertQuietHours defines model for AlertQuietHours.
+type AlertQuietHours struct {
+	From string `json:"from"`
+	To   string `json:"to"`
+	Zone string `json:"zone,omitempty"`
+}
+
+// AlertRule defines model for AlertRule.
+type AlertRule struct {
+	Above          float64           `json:"above,omitempty"`
+	Below          float64           `json:"below,omitempty"`
+	Channels       []string          `json:"channels,omitempty"`
+	Clear          float64           `json:"clear,omitempty"`
+	Failures       int64             `json:"failures,omitempty"`
+	ForSeconds     int64             `json:"forSeconds,omitempty"`
+	Kind           string            `json:"kind"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	Metric         string            `json:"metric,omitempty"`
+	Name           string            `json:"name"`
+	NotifyResolved bool              `json:"notifyResolved"`
+	Plan           string            `json:"plan,omitempty"`
+	Severity       string            `json:"severity"`
+	States         []string          `json:"states,omitempty"`
+	Targets        []string          `json:"targets"`
+	WithinSeconds  int64             `json:"withinSeconds,omitempty"`
+}
+
+// AlertRuleSet defines model for AlertRuleSet.
+type AlertRuleSet struct {
+	Quiet AlertQuietHours `json:"quiet,omitempty"`
+	Rules []AlertRule     `json:"rules"`
+}
+
+// AlertRulesOutputBody defines model for AlertRulesOutputBody.
+type AlertRulesOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/AlertRulesOutputBody.json
+	Schema    string       `json:"$schema,omitempty"`
+	AppliedAt time.Time    `json:"appliedAt"`
+	AppliedBy string       `json:"appliedBy"`
+	Rules     AlertRuleSet `json:"rules"`
+
+	// Source The YAML or JSON as applied.
+	Source string `json:"source"`
+
+	// Unchanged The source is the newest version's: nothing was stored.
+	Unchanged bool  `json:"unchanged,omitempty"`
+	Version   int64 `json:"version"`
+}
+
+// AlertsOutputBody defines model for AlertsOutputBody.
+type AlertsOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/AlertsOutputBody.json
+	Schema string  `json:"$schema,omitempty"`
+	Alerts []Alert `json:"alerts"`
+}
+
+// ApplyAlertRulesInputBody defines model for ApplyAlertRulesInputBody.
+type ApplyAlertRulesInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ApplyAlertRulesInputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Source The rules in YAML or JSON.
+	Source string `json:"source"`
 }
 
 // ApplyPlanInputBody defines model for ApplyPlanInputBody.
@@ -1971,6 +2098,15 @@ type AgentMetricsParams struct {
 	ContentEncoding string `json:"Content-Encoding,omitempty"`
 }
 
+// ListAlertsParams defines parameters for ListAlerts.
+type ListAlertsParams struct {
+	// State Only alerts in this state (default: all).
+	State *ListAlertsParamsState `form:"state,omitempty" json:"state,omitempty"`
+}
+
+// ListAlertsParamsState defines parameters for ListAlerts.
+type ListAlertsParamsState string
+
 // ListApprovalsParams defines parameters for ListApprovals.
 type ListApprovalsParams struct {
 	// Limit At most this many (default all).
@@ -2101,6 +2237,9 @@ type AgentResultJSONRequestBody = Result
 
 // RetireAgentJSONRequestBody defines body for RetireAgent for application/json ContentType.
 type RetireAgentJSONRequestBody = RetireInputBody
+
+// ApplyAlertRulesJSONRequestBody defines body for ApplyAlertRules for application/json ContentType.
+type ApplyAlertRulesJSONRequestBody = ApplyAlertRulesInputBody
 
 // PushArtifactJSONRequestBody defines body for PushArtifact for application/json ContentType.
 type PushArtifactJSONRequestBody = FinishArtifactInputBody
@@ -2239,6 +2378,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /healthz (the `GetHealthz` operationId).
 	GetHealthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetMetrics The hub's own metrics, for Prometheus
+	//
+	// Prometheus text format (OpenMetrics when asked): pulse_http_requests_total and pulse_http_request_duration_seconds by route and status, pulse_store_operations_total and pulse_store_operation_duration_seconds by operation and outcome, pulse_polls_waiting, pulse_workflow_executions_active, pulse_command_results_total by status, and the Go runtime's and the process's. Each series is this hub instance's: scrape every instance.
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReadyz Readiness
 	//
@@ -2463,6 +2609,36 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/agents/{id}/retire (the `RetireAgent` operationId).
 	RetireAgent(ctx context.Context, id string, body RetireAgentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAlertRules The alert rules in force
+	//
+	// Corresponds with GET /v1/alert-rules (the `GetAlertRules` operationId).
+	GetAlertRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApplyAlertRulesWithBody Apply the alert rules
+	//
+	// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
+	ApplyAlertRulesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ApplyAlertRules Apply the alert rules
+	//
+	// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
+	ApplyAlertRules(ctx context.Context, body ApplyAlertRulesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListAlerts List alerts
+	//
+	// Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
+	//
+	// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
+	ListAlerts(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListApprovals Commands waiting for your approval
 	//
@@ -3010,6 +3186,23 @@ func (c *Client) GetHealthz(ctx context.Context, reqEditors ...RequestEditorFn) 
 	return c.Client.Do(req)
 }
 
+// GetMetrics The hub's own metrics, for Prometheus
+//
+// Prometheus text format (OpenMetrics when asked): pulse_http_requests_total and pulse_http_request_duration_seconds by route and status, pulse_store_operations_total and pulse_store_operation_duration_seconds by operation and outcome, pulse_polls_waiting, pulse_workflow_executions_active, pulse_command_results_total by status, and the Go runtime's and the process's. Each series is this hub instance's: scrape every instance.
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetMetricsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // GetReadyz Readiness
 //
 // Answers 200 when the store is reachable, with the mode it runs in; otherwise 503 with a problem whose detail names the cause (unreachable endpoint, missing bucket, refused credentials).
@@ -3504,6 +3697,76 @@ func (c *Client) RetireAgentWithBody(ctx context.Context, id string, contentType
 // Corresponds with POST /v1/agents/{id}/retire (the `RetireAgent` operationId).
 func (c *Client) RetireAgent(ctx context.Context, id string, body RetireAgentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewRetireAgentRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAlertRules The alert rules in force
+//
+// Corresponds with GET /v1/alert-rules (the `GetAlertRules` operationId).
+func (c *Client) GetAlertRules(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAlertRulesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApplyAlertRulesWithBody Apply the alert rules
+//
+// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
+func (c *Client) ApplyAlertRulesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApplyAlertRulesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ApplyAlertRules Apply the alert rules
+//
+// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
+func (c *Client) ApplyAlertRules(ctx context.Context, body ApplyAlertRulesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewApplyAlertRulesRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListAlerts List alerts
+//
+// Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
+//
+// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
+func (c *Client) ListAlerts(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAlertsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4749,6 +5012,33 @@ func NewGetHealthzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewGetMetricsRequest constructs an http.Request for the GetMetrics method
+func NewGetMetricsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/metrics")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewGetReadyzRequest constructs an http.Request for the GetReadyz method
 func NewGetReadyzRequest(server string) (*http.Request, error) {
 	var err error
@@ -5668,6 +5958,127 @@ func NewRetireAgentRequestWithBody(server string, id string, contentType string,
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetAlertRulesRequest constructs an http.Request for the GetAlertRules method
+func NewGetAlertRulesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/alert-rules")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewApplyAlertRulesRequest calls the generic ApplyAlertRules builder with application/json body
+func NewApplyAlertRulesRequest(server string, body ApplyAlertRulesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewApplyAlertRulesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewApplyAlertRulesRequestWithBody constructs an http.Request for the ApplyAlertRules method, with any body, and a specified content type
+func NewApplyAlertRulesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/alert-rules")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListAlertsRequest constructs an http.Request for the ListAlerts method
+func NewListAlertsRequest(server string, params *ListAlertsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/alerts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -7957,6 +8368,15 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /healthz (the `GetHealthz` operationId).
 	GetHealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetHealthzResponse, error)
 
+	// GetMetricsWithResponse The hub's own metrics, for Prometheus
+	//
+	// Prometheus text format (OpenMetrics when asked): pulse_http_requests_total and pulse_http_request_duration_seconds by route and status, pulse_store_operations_total and pulse_store_operation_duration_seconds by operation and outcome, pulse_polls_waiting, pulse_workflow_executions_active, pulse_command_results_total by status, and the Go runtime's and the process's. Each series is this hub instance's: scrape every instance.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /metrics (the `GetMetrics` operationId).
+	GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error)
+
 	// GetReadyzWithResponse Readiness
 	//
 	// Answers 200 when the store is reachable, with the mode it runs in; otherwise 503 with a problem whose detail names the cause (unreachable endpoint, missing bucket, refused credentials).
@@ -8198,6 +8618,40 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/agents/{id}/retire (the `RetireAgent` operationId).
 	RetireAgentWithResponse(ctx context.Context, id string, body RetireAgentJSONRequestBody, reqEditors ...RequestEditorFn) (*RetireAgentResponse, error)
+
+	// GetAlertRulesWithResponse The alert rules in force
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/alert-rules (the `GetAlertRules` operationId).
+	GetAlertRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAlertRulesResponse, error)
+
+	// ApplyAlertRulesWithBodyWithResponse Apply the alert rules
+	//
+	// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
+	ApplyAlertRulesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApplyAlertRulesResponse, error)
+
+	// ApplyAlertRulesWithResponse Apply the alert rules
+	//
+	// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
+	ApplyAlertRulesWithResponse(ctx context.Context, body ApplyAlertRulesJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyAlertRulesResponse, error)
+
+	// ListAlertsWithResponse List alerts
+	//
+	// Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
+	ListAlertsWithResponse(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*ListAlertsResponse, error)
 
 	// ListApprovalsWithResponse Commands waiting for your approval
 	//
@@ -8828,6 +9282,47 @@ func (r GetHealthzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetHealthzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetMetricsResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetMetricsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -9964,6 +10459,171 @@ func (r RetireAgentResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r RetireAgentResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAlertRulesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertRulesOutputBody
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAlertRulesResponse) GetJSON200() *AlertRulesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAlertRulesResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetAlertRulesResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAlertRulesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAlertRulesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAlertRulesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAlertRulesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ApplyAlertRulesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertRulesOutputBody
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ApplyAlertRulesResponse) GetJSON200() *AlertRulesOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r ApplyAlertRulesResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ApplyAlertRulesResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ApplyAlertRulesResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ApplyAlertRulesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ApplyAlertRulesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ApplyAlertRulesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ApplyAlertRulesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListAlertsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AlertsOutputBody
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAlertsResponse) GetJSON200() *AlertsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListAlertsResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAlertsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAlertsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAlertsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAlertsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -12914,6 +13574,21 @@ func (c *ClientWithResponses) GetHealthzWithResponse(ctx context.Context, reqEdi
 	return ParseGetHealthzResponse(rsp)
 }
 
+// GetMetricsWithResponse The hub's own metrics, for Prometheus
+//
+// Prometheus text format (OpenMetrics when asked): pulse_http_requests_total and pulse_http_request_duration_seconds by route and status, pulse_store_operations_total and pulse_store_operation_duration_seconds by operation and outcome, pulse_polls_waiting, pulse_workflow_executions_active, pulse_command_results_total by status, and the Go runtime's and the process's. Each series is this hub instance's: scrape every instance.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /metrics (the `GetMetrics` operationId).
+func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error) {
+	rsp, err := c.GetMetrics(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetMetricsResponse(rsp)
+}
+
 // GetReadyzWithResponse Readiness
 //
 // Answers 200 when the store is reachable, with the mode it runs in; otherwise 503 with a problem whose detail names the cause (unreachable endpoint, missing bucket, refused credentials).
@@ -13322,6 +13997,64 @@ func (c *ClientWithResponses) RetireAgentWithResponse(ctx context.Context, id st
 		return nil, err
 	}
 	return ParseRetireAgentResponse(rsp)
+}
+
+// GetAlertRulesWithResponse The alert rules in force
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/alert-rules (the `GetAlertRules` operationId).
+func (c *ClientWithResponses) GetAlertRulesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetAlertRulesResponse, error) {
+	rsp, err := c.GetAlertRules(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAlertRulesResponse(rsp)
+}
+
+// ApplyAlertRulesWithBodyWithResponse Apply the alert rules
+//
+// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
+func (c *ClientWithResponses) ApplyAlertRulesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ApplyAlertRulesResponse, error) {
+	rsp, err := c.ApplyAlertRulesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApplyAlertRulesResponse(rsp)
+}
+
+// ApplyAlertRulesWithResponse Apply the alert rules
+//
+// Parses the rules (problems are reported with line:column in the source) and stores the next version; every hub instance evaluates the newest from its tick. Rules of a kind this hub does not evaluate yet are refused at their kind. A source identical to the newest version's stores nothing (unchanged: true).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/alert-rules (the `ApplyAlertRules` operationId).
+func (c *ClientWithResponses) ApplyAlertRulesWithResponse(ctx context.Context, body ApplyAlertRulesJSONRequestBody, reqEditors ...RequestEditorFn) (*ApplyAlertRulesResponse, error) {
+	rsp, err := c.ApplyAlertRules(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseApplyAlertRulesResponse(rsp)
+}
+
+// ListAlertsWithResponse List alerts
+//
+// Alerts that fired, newest first, with their resolution once they cleared. An alert is named by its rule, its subject and when its condition began, so it is listed once however many hub instances saw it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
+func (c *ClientWithResponses) ListAlertsWithResponse(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*ListAlertsResponse, error) {
+	rsp, err := c.ListAlerts(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAlertsResponse(rsp)
 }
 
 // ListApprovalsWithResponse Commands waiting for your approval
@@ -14351,6 +15084,32 @@ func ParseGetHealthzResponse(rsp *http.Response) (*GetHealthzResponse, error) {
 	return response, nil
 }
 
+// ParseGetMetricsResponse parses an HTTP response from a GetMetricsWithResponse call
+func ParseGetMetricsResponse(rsp *http.Response) (*GetMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseGetReadyzResponse parses an HTTP response from a GetReadyzWithResponse call
 func ParseGetReadyzResponse(rsp *http.Response) (*GetReadyzResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -15223,6 +15982,126 @@ func ParseRetireAgentResponse(rsp *http.Response) (*RetireAgentResponse, error) 
 			return nil, err
 		}
 		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAlertRulesResponse parses an HTTP response from a GetAlertRulesWithResponse call
+func ParseGetAlertRulesResponse(rsp *http.Response) (*GetAlertRulesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAlertRulesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertRulesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseApplyAlertRulesResponse parses an HTTP response from a ApplyAlertRulesWithResponse call
+func ParseApplyAlertRulesResponse(rsp *http.Response) (*ApplyAlertRulesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ApplyAlertRulesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertRulesOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListAlertsResponse parses an HTTP response from a ListAlertsWithResponse call
+func ParseListAlertsResponse(rsp *http.Response) (*ListAlertsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAlertsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AlertsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
 
 	}
 
