@@ -64,6 +64,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerProposals(h.operatorGroup(api, "Plans"), h)
 	registerTelemetry(h.operatorGroup(api, "Telemetry"), h)
 	registerAlerts(h.operatorGroup(api, "Alerts"), h)
+	registerPrometheus(h.operatorGroup(api, "Telemetry"), h)
 	registerArtifacts(h.operatorGroup(api, "Artifacts"), h)
 	registerMetrics(h.operatorGroup(api, "Metrics"), h)
 	return api
@@ -371,6 +372,7 @@ func handler(mux *http.ServeMux, log *slog.Logger, tm *telemetry.Metrics) http.H
 		w.Header().Set("X-Request-Id", id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		rctx := context.WithValue(r.Context(), respCtlKey{}, http.NewResponseController(w))
+		rctx = context.WithValue(rctx, hostKey{}, reached(r))
 		r = r.WithContext(domain.WithRequestID(rctx, id))
 		_, pattern := mux.Handler(r)
 		if pattern == "" {

@@ -1528,6 +1528,12 @@ type Principal struct {
 	Via string `json:"via"`
 }
 
+// PrometheusTargetGroup defines model for PrometheusTargetGroup.
+type PrometheusTargetGroup struct {
+	Labels  map[string]string `json:"labels"`
+	Targets []string          `json:"targets"`
+}
+
 // PromptState defines model for PromptState.
 type PromptState struct {
 	Deadline time.Time `json:"deadline,omitempty"`
@@ -2555,6 +2561,13 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/agents/{id}/poll (the `AgentPoll` operationId).
 	AgentPoll(ctx context.Context, id string, body AgentPollJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// AgentPrometheus An agent's newest samples in Prometheus' text format
+	//
+	// The newest sample of every series the agent uploaded (node_exporter-style names), each with the time it was sampled. Its target labels come from the http_sd listing. Costs one LIST per hour back to the newest hour the agent uploaded in, and a GET of each batch of that hour not read before.
+	//
+	// Corresponds with GET /v1/agents/{id}/prometheus (the `AgentPrometheus` operationId).
+	AgentPrometheus(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListAgentRejections Envelopes an agent refused
 	//
 	// Corresponds with GET /v1/agents/{id}/rejections (the `ListAgentRejections` operationId).
@@ -3085,6 +3098,20 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/plans/{name}/status (the `GetPlanStatus` operationId).
 	GetPlanStatus(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// FleetPrometheus Every agent's newest samples in one exposition
+	//
+	// As /v1/agents/{id}/prometheus for every agent, each series with an agent label (and agent_name). One scrape reads every agent's newest hour: for a large fleet, scrape the agents through /v1/prometheus/targets instead.
+	//
+	// Corresponds with GET /v1/prometheus/fleet (the `FleetPrometheus` operationId).
+	FleetPrometheus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PrometheusTargets The fleet as Prometheus scrape targets (http_sd)
+	//
+	// Prometheus' HTTP service discovery format: one target group per agent, whose target is this hub (the Host the request came to) with __metrics_path__ /v1/agents/{id}/prometheus, and the labels agent, agent_name and label_<name> for each of the agent's labels. Scrape with the same reader's token.
+	//
+	// Corresponds with GET /v1/prometheus/targets (the `PrometheusTargets` operationId).
+	PrometheusTargets(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTokens List operator tokens (without secrets)
 	//
 	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
@@ -3572,6 +3599,23 @@ func (c *Client) AgentPollWithBody(ctx context.Context, id string, contentType s
 // Corresponds with POST /v1/agents/{id}/poll (the `AgentPoll` operationId).
 func (c *Client) AgentPoll(ctx context.Context, id string, body AgentPollJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAgentPollRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentPrometheus An agent's newest samples in Prometheus' text format
+//
+// The newest sample of every series the agent uploaded (node_exporter-style names), each with the time it was sampled. Its target labels come from the http_sd listing. Costs one LIST per hour back to the newest hour the agent uploaded in, and a GET of each batch of that hour not read before.
+//
+// Corresponds with GET /v1/agents/{id}/prometheus (the `AgentPrometheus` operationId).
+func (c *Client) AgentPrometheus(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentPrometheusRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -4792,6 +4836,40 @@ func (c *Client) GetPlanStatus(ctx context.Context, name string, reqEditors ...R
 	return c.Client.Do(req)
 }
 
+// FleetPrometheus Every agent's newest samples in one exposition
+//
+// As /v1/agents/{id}/prometheus for every agent, each series with an agent label (and agent_name). One scrape reads every agent's newest hour: for a large fleet, scrape the agents through /v1/prometheus/targets instead.
+//
+// Corresponds with GET /v1/prometheus/fleet (the `FleetPrometheus` operationId).
+func (c *Client) FleetPrometheus(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewFleetPrometheusRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PrometheusTargets The fleet as Prometheus scrape targets (http_sd)
+//
+// Prometheus' HTTP service discovery format: one target group per agent, whose target is this hub (the Host the request came to) with __metrics_path__ /v1/agents/{id}/prometheus, and the labels agent, agent_name and label_<name> for each of the agent's labels. Scrape with the same reader's token.
+//
+// Corresponds with GET /v1/prometheus/targets (the `PrometheusTargets` operationId).
+func (c *Client) PrometheusTargets(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPrometheusTargetsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListTokens List operator tokens (without secrets)
 //
 // Corresponds with GET /v1/tokens (the `ListTokens` operationId).
@@ -5783,6 +5861,40 @@ func NewAgentPollRequestWithBody(server string, id string, contentType string, b
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewAgentPrometheusRequest constructs an http.Request for the AgentPrometheus method
+func NewAgentPrometheusRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/prometheus", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -8032,6 +8144,60 @@ func NewGetPlanStatusRequest(server string, name string) (*http.Request, error) 
 	return req, nil
 }
 
+// NewFleetPrometheusRequest constructs an http.Request for the FleetPrometheus method
+func NewFleetPrometheusRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/prometheus/fleet")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPrometheusTargetsRequest constructs an http.Request for the PrometheusTargets method
+func NewPrometheusTargetsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/prometheus/targets")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTokensRequest constructs an http.Request for the ListTokens method
 func NewListTokensRequest(server string) (*http.Request, error) {
 	var err error
@@ -8561,6 +8727,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/agents/{id}/poll (the `AgentPoll` operationId).
 	AgentPollWithResponse(ctx context.Context, id string, body AgentPollJSONRequestBody, reqEditors ...RequestEditorFn) (*AgentPollResponse, error)
+
+	// AgentPrometheusWithResponse An agent's newest samples in Prometheus' text format
+	//
+	// The newest sample of every series the agent uploaded (node_exporter-style names), each with the time it was sampled. Its target labels come from the http_sd listing. Costs one LIST per hour back to the newest hour the agent uploaded in, and a GET of each batch of that hour not read before.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/agents/{id}/prometheus (the `AgentPrometheus` operationId).
+	AgentPrometheusWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AgentPrometheusResponse, error)
 
 	// ListAgentRejectionsWithResponse Envelopes an agent refused
 	//
@@ -9145,6 +9320,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/plans/{name}/status (the `GetPlanStatus` operationId).
 	GetPlanStatusWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetPlanStatusResponse, error)
+
+	// FleetPrometheusWithResponse Every agent's newest samples in one exposition
+	//
+	// As /v1/agents/{id}/prometheus for every agent, each series with an agent label (and agent_name). One scrape reads every agent's newest hour: for a large fleet, scrape the agents through /v1/prometheus/targets instead.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/prometheus/fleet (the `FleetPrometheus` operationId).
+	FleetPrometheusWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*FleetPrometheusResponse, error)
+
+	// PrometheusTargetsWithResponse The fleet as Prometheus scrape targets (http_sd)
+	//
+	// Prometheus' HTTP service discovery format: one target group per agent, whose target is this hub (the Host the request came to) with __metrics_path__ /v1/agents/{id}/prometheus, and the labels agent, agent_name and label_<name> for each of the agent's labels. Scrape with the same reader's token.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/prometheus/targets (the `PrometheusTargets` operationId).
+	PrometheusTargetsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PrometheusTargetsResponse, error)
 
 	// ListTokensWithResponse List operator tokens (without secrets)
 	//
@@ -10218,6 +10411,68 @@ func (r AgentPollResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AgentPollResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// AgentPrometheusResponse200Headers the declared response headers of an HTTP 200 response for AgentPrometheus
+type AgentPrometheusResponse200Headers struct {
+	ContentType string
+}
+
+type AgentPrometheusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AgentPrometheusResponse200Headers
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AgentPrometheusResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AgentPrometheusResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AgentPrometheusResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AgentPrometheusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AgentPrometheusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AgentPrometheusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AgentPrometheusResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13112,6 +13367,116 @@ func (r GetPlanStatusResponse) ContentType() string {
 	return ""
 }
 
+// FleetPrometheusResponse200Headers the declared response headers of an HTTP 200 response for FleetPrometheus
+type FleetPrometheusResponse200Headers struct {
+	ContentType string
+}
+
+type FleetPrometheusResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *FleetPrometheusResponse200Headers
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r FleetPrometheusResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r FleetPrometheusResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r FleetPrometheusResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r FleetPrometheusResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r FleetPrometheusResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r FleetPrometheusResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r FleetPrometheusResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PrometheusTargetsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *[]PrometheusTargetGroup
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PrometheusTargetsResponse) GetJSON200() *[]PrometheusTargetGroup {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PrometheusTargetsResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PrometheusTargetsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PrometheusTargetsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PrometheusTargetsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PrometheusTargetsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13898,6 +14263,21 @@ func (c *ClientWithResponses) AgentPollWithResponse(ctx context.Context, id stri
 		return nil, err
 	}
 	return ParseAgentPollResponse(rsp)
+}
+
+// AgentPrometheusWithResponse An agent's newest samples in Prometheus' text format
+//
+// The newest sample of every series the agent uploaded (node_exporter-style names), each with the time it was sampled. Its target labels come from the http_sd listing. Costs one LIST per hour back to the newest hour the agent uploaded in, and a GET of each batch of that hour not read before.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/agents/{id}/prometheus (the `AgentPrometheus` operationId).
+func (c *ClientWithResponses) AgentPrometheusWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*AgentPrometheusResponse, error) {
+	rsp, err := c.AgentPrometheus(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentPrometheusResponse(rsp)
 }
 
 // ListAgentRejectionsWithResponse Envelopes an agent refused
@@ -14892,6 +15272,36 @@ func (c *ClientWithResponses) GetPlanStatusWithResponse(ctx context.Context, nam
 	return ParseGetPlanStatusResponse(rsp)
 }
 
+// FleetPrometheusWithResponse Every agent's newest samples in one exposition
+//
+// As /v1/agents/{id}/prometheus for every agent, each series with an agent label (and agent_name). One scrape reads every agent's newest hour: for a large fleet, scrape the agents through /v1/prometheus/targets instead.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/prometheus/fleet (the `FleetPrometheus` operationId).
+func (c *ClientWithResponses) FleetPrometheusWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*FleetPrometheusResponse, error) {
+	rsp, err := c.FleetPrometheus(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseFleetPrometheusResponse(rsp)
+}
+
+// PrometheusTargetsWithResponse The fleet as Prometheus scrape targets (http_sd)
+//
+// Prometheus' HTTP service discovery format: one target group per agent, whose target is this hub (the Host the request came to) with __metrics_path__ /v1/agents/{id}/prometheus, and the labels agent, agent_name and label_<name> for each of the agent's labels. Scrape with the same reader's token.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/prometheus/targets (the `PrometheusTargets` operationId).
+func (c *ClientWithResponses) PrometheusTargetsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PrometheusTargetsResponse, error) {
+	rsp, err := c.PrometheusTargets(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePrometheusTargetsResponse(rsp)
+}
+
 // ListTokensWithResponse List operator tokens (without secrets)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -15796,6 +16206,59 @@ func ParseAgentPollResponse(rsp *http.Response) (*AgentPollResponse, error) {
 		}
 		response.ApplicationProblemJSONDefault = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseAgentPrometheusResponse parses an HTTP response from a AgentPrometheusWithResponse call
+func ParseAgentPrometheusResponse(rsp *http.Response) (*AgentPrometheusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AgentPrometheusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers AgentPrometheusResponse200Headers
+		if values := rsp.Header.Values("Content-Type"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Type", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentType = value
+		}
+		response.Headers200 = &headers
 	}
 
 	return response, nil
@@ -18008,6 +18471,92 @@ func ParseGetPlanStatusResponse(rsp *http.Response) (*GetPlanStatusResponse, err
 			return nil, err
 		}
 		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseFleetPrometheusResponse parses an HTTP response from a FleetPrometheusWithResponse call
+func ParseFleetPrometheusResponse(rsp *http.Response) (*FleetPrometheusResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &FleetPrometheusResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers FleetPrometheusResponse200Headers
+		if values := rsp.Header.Values("Content-Type"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Content-Type", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ContentType = value
+		}
+		response.Headers200 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePrometheusTargetsResponse parses an HTTP response from a PrometheusTargetsWithResponse call
+func ParsePrometheusTargetsResponse(rsp *http.Response) (*PrometheusTargetsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PrometheusTargetsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest []PrometheusTargetGroup
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
 
 	}
 

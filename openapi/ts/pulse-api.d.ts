@@ -325,6 +325,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/{id}/prometheus": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An agent's newest samples in Prometheus' text format
+         * @description The newest sample of every series the agent uploaded (node_exporter-style names), each with the time it was sampled. Its target labels come from the http_sd listing. Costs one LIST per hour back to the newest hour the agent uploaded in, and a GET of each batch of that hour not read before.
+         */
+        get: operations["agent-prometheus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{id}/rejections": {
         parameters: {
             query?: never;
@@ -1116,6 +1136,46 @@ export interface paths {
          * @description For every agent the plan's targets select now: online or not, the version it holds, a version it refused and why, and every unit's state as it last reported it (unknown, "no report yet", before its first report).
          */
         get: operations["get-plan-status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/prometheus/fleet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every agent's newest samples in one exposition
+         * @description As /v1/agents/{id}/prometheus for every agent, each series with an agent label (and agent_name). One scrape reads every agent's newest hour: for a large fleet, scrape the agents through /v1/prometheus/targets instead.
+         */
+        get: operations["fleet-prometheus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/prometheus/targets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The fleet as Prometheus scrape targets (http_sd)
+         * @description Prometheus' HTTP service discovery format: one target group per agent, whose target is this hub (the Host the request came to) with __metrics_path__ /v1/agents/{id}/prometheus, and the labels agent, agent_name and label_<name> for each of the agent's labels. Scrape with the same reader's token.
+         */
+        get: operations["prometheus-targets"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2333,6 +2393,12 @@ export interface components {
             person?: string;
             /** @description How the principal authenticated: token, oidc or forward-auth. */
             via: string;
+        };
+        PrometheusTargetGroup: {
+            labels: {
+                [key: string]: string;
+            };
+            targets: string[] | null;
         };
         PromptState: {
             /** Format: date-time */
@@ -3715,6 +3781,57 @@ export interface operations {
             };
             /** @description Error */
             default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "agent-prometheus": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's id or name. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format. */
+            200: {
+                headers: {
+                    "Content-Type"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6129,6 +6246,83 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "fleet-prometheus": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format. */
+            200: {
+                headers: {
+                    "Content-Type"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "prometheus-targets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PrometheusTargetGroup"][] | null;
+                };
+            };
+            /** @description Error */
+            default: {
                 headers: {
                     [name: string]: unknown;
                 };
