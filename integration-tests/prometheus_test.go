@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
 
 // promServer is a real Prometheus started by a test, on a loopback port, with a config of its own.
@@ -143,4 +146,65 @@ scrape_configs:
 	waitFor(t, "the hub's count of its own scrapes", 30*time.Second, func() bool {
 		return len(prom.query(t, `pulse_http_requests_total{job="pulse-hub",route="GET /metrics",status="200"} > 0`)) == 1
 	})
+}
+
+// TestPrometheusScrapesTheFleet: a real Prometheus finds the fleet through the hub's http_sd endpoint
+// (with a viewer's token) and scrapes each agent's newest samples through the hub, and the test reads
+// an agent's metric back through Prometheus' query API, with the agent's labels as target labels.
+func TestPrometheusScrapesTheFleet(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	storeURL, admin := initStore(t, dir)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL)
+	_, tokenFile := viewerToken(t, h.url, admin, dir)
+	tok, errOut, code := pulseCLI(t, h.url, admin, "enroll-token", "create", "--uses", "2", "--labels", "role=web")
+	if code != 0 {
+		t.Fatalf("enroll-token create: %s", errOut)
+	}
+	var agents []*simagent.Agent
+	for _, name := range []string{"web-1", "web-2"} {
+		a, err := simagent.Enroll(ctx, h.url, strings.TrimSpace(tok), name, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents = append(agents, a)
+	}
+	// Samples a minute old, as an agent uploads them every few minutes.
+	from := time.Now().Add(-90 * time.Second).Truncate(time.Second).UTC()
+	for i, a := range agents {
+		ms := from.UnixMilli()
+		if err := a.UploadMetrics(ctx, wire.MetricBatch{Seq: 1, From: from, To: from.Add(time.Minute), IntervalSeconds: 10, Series: []wire.Series{
+			{Name: "node_filesystem_avail_bytes", Kind: wire.MetricGauge, Labels: map[string]string{"mountpoint": "/"},
+				Points: []wire.Point{{T: ms, V: float64(1000 * (i + 1))}, {T: ms + 30_000, V: float64(2000 * (i + 1))}}},
+		}}); err != nil {
+			t.Fatalf("%s uploads: %v", a.Name, err)
+		}
+	}
+	prom := startPrometheus(t, fmt.Sprintf(`global: {scrape_interval: 1s}
+scrape_configs:
+  - job_name: pulse-fleet
+    authorization: {type: Bearer, credentials_file: %[1]q}
+    http_sd_configs:
+      - url: %[2]q
+        refresh_interval: 1s
+        authorization: {type: Bearer, credentials_file: %[1]q}
+`, tokenFile, h.url+"/v1/prometheus/targets"))
+	var got []promSample
+	waitFor(t, "the fleet's filesystem metric in Prometheus", 60*time.Second, func() bool {
+		got = prom.query(t, `node_filesystem_avail_bytes{job="pulse-fleet",mountpoint="/"}`)
+		return len(got) == 2
+	})
+	values := map[string]any{}
+	for _, s := range got {
+		if s.Metric["label_role"] != "web" || s.Metric["agent"] == "" {
+			t.Errorf("a series without the agent's target labels: %+v", s.Metric)
+		}
+		values[s.Metric["agent_name"]] = s.Value[1]
+	}
+	if values["web-1"] != "2000" || values["web-2"] != "4000" {
+		t.Errorf("values through Prometheus: %v, want each agent's newest sample (2000, 4000)", values)
+	}
+	if up := prom.query(t, `sum(up{job="pulse-fleet"})`); len(up) != 1 || up[0].Value[1] != "2" {
+		t.Errorf("agents up as targets: %+v, want 2", up)
+	}
 }
