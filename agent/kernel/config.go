@@ -221,7 +221,7 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 		s, isString := v.(string)
 		if !isString {
 			switch k {
-			case "hub", "state_dir", "heartbeat", "plan_period", "log_level":
+			case "hub", "state_dir", "heartbeat", "liveness", "plan_period", "log_level":
 				bad("want a string, got %v", v)
 				continue
 			}
@@ -246,6 +246,13 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 				continue
 			}
 			cfg.Heartbeat = d
+		case "liveness":
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				bad("%q is not a positive duration such as \"2m\"", s)
+				continue
+			}
+			cfg.Liveness = d
 		case "plan_period":
 			d, err := time.ParseDuration(s)
 			if err != nil || d < time.Second {
@@ -260,7 +267,7 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 			}
 			cfg.LogLevel = s
 		default:
-			bad("unknown key (known: hub, state_dir, heartbeat, plan_period, log_level)")
+			bad("unknown key (known: hub, state_dir, heartbeat, liveness, plan_period, log_level)")
 		}
 	}
 }

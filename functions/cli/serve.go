@@ -43,6 +43,7 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	keyFile := fs.String("key-file", hubkey.DefaultFile, "the hub's signing key file, made by `pulse init` (or set $PULSE_SIGNING_KEY)")
 	pollHold := fs.Duration("poll-hold", 30*time.Second, "how long an agent's poll waits for work; short for cloud functions")
 	policyDir := fs.String("policy", "", "directory of .rego files extending or replacing the default policy")
+	liveness := fs.Duration("agent-liveness", 0, "how often the agents send an unchanged heartbeat ([agent] liveness, 2m by default); three missed make an agent offline (default: offline after 5m)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -68,7 +69,7 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 		return usageError{err}
 	}
 	log := cfg.Log.Logger()
-	h, err := hub.New(ctx, hub.Config{Settings: cfg, KeyFile: *keyFile, CreateKey: true, Log: log, Version: Version, PollHold: *pollHold})
+	h, err := hub.New(ctx, hub.Config{Settings: cfg, KeyFile: *keyFile, CreateKey: true, Log: log, Version: Version, PollHold: *pollHold, HeartbeatInterval: *liveness})
 	if err != nil {
 		return usageError{err}
 	}
