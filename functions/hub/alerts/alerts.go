@@ -51,8 +51,12 @@ type Service struct {
 	versions store.Once[Version]
 	events   store.Once[Event]
 
-	mu      sync.Mutex
-	last    time.Time
+	mu   sync.Mutex
+	last time.Time
+	// rules is the newest rule set as this instance last listed it (nil: none), at rulesAt: the tick
+	// lists the versions every RulesRefresh, not at every evaluation.
+	rules   *Version
+	rulesAt time.Time
 	tracks  map[string]map[string]*alert.Track // rule → subject → track
 	loaded  map[string]bool                    // rules whose stored tracks this instance read
 	written map[string]alert.Track             // key → the track this instance last wrote
@@ -60,6 +64,10 @@ type Service struct {
 
 // DefaultEvery is how often each instance evaluates the rules.
 const DefaultEvery = 5 * time.Second
+
+// RulesRefresh is how often an instance lists the rule versions to see another hub's apply (its own
+// applies it sees at once): a hub with no rules costs one LIST per RulesRefresh.
+const RulesRefresh = 30 * time.Second
 
 // Version is one stored version of the rule set.
 type Version struct {
@@ -134,6 +142,9 @@ func (s *Service) Apply(ctx context.Context, source string) (*Version, bool, err
 		}
 		if created {
 			s.versions.Put(layout.AlertRulesVersion(next), v)
+			s.mu.Lock()
+			s.rules, s.rulesAt = v, s.now()
+			s.mu.Unlock()
 			s.Log.Info("alert rules applied", "version", next, "rules", len(rs.Rules), "by", p.ID)
 			s.Trail.Record(ctx, "apply-alert-rules", nil, nil, "ok", map[string]any{"version": next, "rules": len(rs.Rules)})
 			return v, false, nil
@@ -223,9 +234,30 @@ func (s *Service) Tick(ctx context.Context) {
 	}
 }
 
-func (s *Service) evaluate(ctx context.Context, now time.Time) error {
+// inForce is the newest rule set, listed at most every RulesRefresh (nil when there is none).
+func (s *Service) inForce(ctx context.Context, now time.Time) (*Version, error) {
+	s.mu.Lock()
+	v, at := s.rules, s.rulesAt
+	s.mu.Unlock()
+	if !at.IsZero() && now.Sub(at) < RulesRefresh && !now.Before(at) {
+		return v, nil
+	}
 	v, err := s.latest(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		v, err = nil, nil
+	}
 	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.rules, s.rulesAt = v, now
+	s.mu.Unlock()
+	return v, nil
+}
+
+func (s *Service) evaluate(ctx context.Context, now time.Time) error {
+	v, err := s.inForce(ctx, now)
+	if err != nil || v == nil {
 		return err
 	}
 	all, err := s.Fleet.Identities(ctx, false)
