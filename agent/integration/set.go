@@ -19,6 +19,7 @@ type Set struct {
 	commands   map[string]Command
 	catalog    []wire.CommandSpec
 	collectors []collectorEntry
+	samplers   []Sampler // enabled MetricSources whose config samples
 	unknown    []string
 	log        *slog.Logger
 	hatch      func() error // nil: the hatch never opens
@@ -104,6 +105,9 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 				s.commands[c.spec.Name] = c
 				s.catalog = append(s.catalog, c.Spec())
 			}
+			if l.sampler.src != nil {
+				s.samplers = append(s.samplers, l.sampler)
+			}
 			if l.collector != nil {
 				s.collectors = append(s.collectors, collectorEntry{id: m.ID, c: l.collector})
 			}
@@ -142,6 +146,7 @@ type loaded struct {
 	enabled    bool
 	commands   []Command
 	collector  Collector
+	sampler    Sampler // src nil: the integration samples no metrics under its config
 	reconciler Reconciler
 	unitTypes  []string // what reconciler declares; also known for a disabled integration, for messages
 }
@@ -224,6 +229,11 @@ func loadOne(ctx context.Context, m Module, table any, stateDir string, artifact
 			seen[cmd.spec.Name] = true
 			l.commands = append(l.commands, cmd)
 		}
+	}
+
+	step = "SampleEvery"
+	if sm, ok := metricSampler(m.ID, inst); ok {
+		l.sampler = sm
 	}
 
 	if c, ok := inst.(Collector); ok {

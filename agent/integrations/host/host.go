@@ -1,6 +1,8 @@
 // Package host is the built-in integration that describes the machine the agent runs on: facts for
-// enrollment and inventory, and basic metrics. It only reads; none of its commands change anything, so
-// it is enabled everywhere by default.
+// enrollment and inventory, and its metrics (CPU, load, memory, filesystems, disk and network I/O,
+// temperatures, processes: see docs/metrics-agent.md), sampled every 10 s by default for the kernel to
+// batch and upload. It only reads; none of its commands change anything, so it is enabled everywhere by
+// default.
 package host
 
 import (
@@ -26,24 +28,56 @@ func init() {
 	integration.Register(integration.Module{ID: ID, New: func() integration.Integration { return &Host{} }})
 }
 
-// Host is the integration instance. It has no settings; it exists as a type so the optional interfaces
-// it implements are checked by the compiler below.
-type Host struct{}
+// Host is the integration instance: how often it samples metrics (0: not at all) and the sampler's
+// memory of stuck mounts.
+type Host struct {
+	sampleEvery time.Duration
+	sampler     sampler
+}
 
 var (
-	_ integration.Integration = (*Host)(nil)
-	_ integration.Commander   = (*Host)(nil)
-	_ integration.Collector   = (*Host)(nil)
+	_ integration.Integration  = (*Host)(nil)
+	_ integration.Commander    = (*Host)(nil)
+	_ integration.Collector    = (*Host)(nil)
+	_ integration.MetricSource = (*Host)(nil)
 )
 
-// config is empty: the host integration has nothing to configure, and decoding into it anyway makes any
-// key under [host] an error rather than a setting someone believes is applied.
-type config struct{}
+// config is the [host] table. Decoding it strictly makes a misspelt key an error rather than a setting
+// someone believes is applied.
+type config struct {
+	// SampleEvery is how often metrics are sampled ("10s" by default; at least 1s, at most 1h).
+	SampleEvery string `toml:"sample_every"`
+	// Metrics turns sampling off when false (facts and commands stay).
+	Metrics *bool `toml:"metrics"`
+}
 
-// Configure refuses every key, since there are none.
+// Configure reads [host]: sample_every and metrics.
 func (h *Host) Configure(raw map[string]any) error {
 	var c config
-	return integration.DecodeConfig(raw, &c)
+	if err := integration.DecodeConfig(raw, &c); err != nil {
+		return err
+	}
+	h.sampleEvery = wire.DefaultMetricSample
+	if c.SampleEvery != "" {
+		d, err := time.ParseDuration(c.SampleEvery)
+		if err != nil || d < time.Second || d > time.Hour {
+			return fmt.Errorf("sample_every %q: want a duration from 1s to 1h such as \"10s\"", c.SampleEvery)
+		}
+		h.sampleEvery = d
+	}
+	if c.Metrics != nil && !*c.Metrics {
+		h.sampleEvery = 0
+	}
+	return nil
+}
+
+// SampleEvery is [host] sample_every, or 0 when [host] metrics = false.
+func (h *Host) SampleEvery() time.Duration { return h.sampleEvery }
+
+// Sample reads the host's metrics once (integration.MetricSource), best effort: what could not be read
+// is named in the error and the rest returned.
+func (h *Host) Sample(ctx context.Context, now time.Time) ([]wire.Series, error) {
+	return h.sampler.sample(ctx, now)
 }
 
 // Enabled is always true: reading facts is harmless and every agent should report them.
