@@ -61,6 +61,8 @@ type Agent struct {
 
 	artifacts *artifacts.Cache // the one fetcher of artifacts, for the integrations that use them
 
+	metrics *metrics // samples, batches and uploads what the integrations' MetricSources read
+
 	wake    chan struct{} // nudges the uploader when the outbox grows
 	beatNow chan struct{} // asks for a heartbeat at once (the hatch opened or closed)
 
@@ -175,6 +177,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.beatHealth = &health{log: a.log}
 	a.uploadHealth = &health{log: a.log}
 	a.plans = newPlans(a)
+	if a.metrics, err = newMetrics(a); err != nil {
+		return nil, err
+	}
 	ok = true
 	return a, nil
 }
@@ -305,6 +310,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	upCtx, stopUploader := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	bg.Go(func() { a.uploader(upCtx) })
+	bg.Go(func() { a.metrics.uploader(upCtx) })
+	bg.Go(func() { a.metrics.run(ctx) }) // on the way out, writes what it sampled to its outbox
 	bg.Go(func() { a.heartbeats(ctx) })
 	bg.Go(func() { a.housekeeping(ctx) })
 	bg.Go(func() { a.watchHatch(ctx) })
@@ -324,7 +331,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.plans.wait()
 	stopUploader()
 	bg.Wait()
+	var flush sync.WaitGroup
+	flush.Go(func() { a.finalMetricsFlush() })
 	a.finalFlush()
+	flush.Wait()
 	if n := a.st.Outbox().Len(); n > 0 {
 		a.log.Info("reports left for the next start", "pending", n)
 	}
@@ -346,6 +356,16 @@ func (a *Agent) finalFlush() {
 			a.log.Debug("final flush incomplete", "err", err)
 			return
 		}
+	}
+}
+
+// finalMetricsFlush tries once, within ShutdownGrace, to upload the metric batches waiting (the last
+// one was just written); what the hub does not take waits for the next start.
+func (a *Agent) finalMetricsFlush() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownGrace)
+	defer cancel()
+	if err := a.metrics.drain(ctx); err != nil {
+		a.log.Debug("final metrics upload incomplete; the batches wait on disk", "err", err)
 	}
 }
 

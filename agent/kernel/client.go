@@ -77,14 +77,24 @@ func (c *hubClient) agentURL(rel string) string {
 // do sends one request and returns the body of a 2xx response. 409 counts as success when ok409 is set:
 // for write-once objects it means "already stored", which is what the agent wanted.
 func (c *hubClient) do(ctx context.Context, op, method, target, contentType string, body []byte, timeout time.Duration, sign, ok409 bool) ([]byte, int, error) {
+	var hdr http.Header
+	if contentType != "" {
+		hdr = http.Header{"Content-Type": {contentType}}
+	}
+	return c.doHeaders(ctx, op, method, target, hdr, body, timeout, sign, ok409)
+}
+
+// doHeaders is do with request headers of the caller's (a metric batch's Content-Encoding: gzip). The
+// signature's content digest covers the body as sent, that is compressed.
+func (c *hubClient) doHeaders(ctx context.Context, op, method, target string, hdr http.Header, body []byte, timeout time.Duration, sign, ok409 bool) ([]byte, int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", op, err)
 	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+	for k, v := range hdr {
+		req.Header[http.CanonicalHeaderKey(k)] = v
 	}
 	req.Header.Set("Accept", "application/json, application/problem+json")
 	if sign {

@@ -16,6 +16,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/pulsehq/pulse/agent/state"
+	"github.com/pulsehq/pulse/agent/wire"
 )
 
 // DefaultConfigPath is read when no --config is given, and only if it exists: an agent configured
@@ -85,6 +86,13 @@ type Config struct {
 	// ShutdownGrace bounds how long shutdown waits for cancelled commands and for the final outbox
 	// flush (5s if zero). Whatever is not uploaded by then stays on disk for the next start.
 	ShutdownGrace time.Duration
+	// MetricsUpload is how often sampled metrics are cut into a batch and uploaded ([agent]
+	// metrics_upload; wire.DefaultMetricsUpload, 5m, if zero). Samples stay in memory until then, so
+	// this is also how many minutes of samples a crash (not a shutdown) can lose.
+	MetricsUpload time.Duration
+	// MetricsOutboxBytes bounds the metric batches waiting for the hub (DefaultMetricsOutboxBytes if
+	// zero); beyond it the oldest is dropped with a warning.
+	MetricsOutboxBytes int64
 	// FirstHold is the hold assumed for the first poll, before the hub has said (30s if zero).
 	FirstHold time.Duration
 }
@@ -129,6 +137,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 5 * time.Second
+	}
+	if c.MetricsUpload <= 0 {
+		c.MetricsUpload = wire.DefaultMetricsUpload
+	}
+	if c.MetricsOutboxBytes <= 0 {
+		c.MetricsOutboxBytes = DefaultMetricsOutboxBytes
 	}
 	if c.FirstHold <= 0 {
 		c.FirstHold = 30 * time.Second
@@ -221,7 +235,7 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 		s, isString := v.(string)
 		if !isString {
 			switch k {
-			case "hub", "state_dir", "heartbeat", "liveness", "plan_period", "log_level":
+			case "hub", "state_dir", "heartbeat", "liveness", "plan_period", "log_level", "metrics_upload":
 				bad("want a string, got %v", v)
 				continue
 			}
@@ -260,6 +274,13 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 				continue
 			}
 			cfg.PlanPeriod = d
+		case "metrics_upload":
+			d, err := time.ParseDuration(s)
+			if err != nil || d < time.Second || d > time.Hour {
+				bad("%q is not a duration from 1s to 1h such as \"5m\"", s)
+				continue
+			}
+			cfg.MetricsUpload = d
 		case "log_level":
 			if _, err := ParseLevel(s); err != nil {
 				bad("%v", err)
@@ -267,7 +288,7 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 			}
 			cfg.LogLevel = s
 		default:
-			bad("unknown key (known: hub, state_dir, heartbeat, liveness, plan_period, log_level)")
+			bad("unknown key (known: hub, state_dir, heartbeat, liveness, plan_period, metrics_upload, log_level)")
 		}
 	}
 }

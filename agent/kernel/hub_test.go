@@ -1,6 +1,8 @@
 package kernel
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -53,6 +55,12 @@ type fakeHub struct {
 	refused    int                 // requests answered 503
 	gone       map[string]bool     // command ids the hub answers 404 for
 	badSigs    []string
+
+	metricBatches []wire.MetricBatch // every batch stored, in arrival order (a batch uploaded again is stored once)
+	metricPosts   []uint64           // the seq of every metrics request that reached the handler
+	failMetrics   bool               // 503 for metrics
+	refuseMetrics int                // answer metrics with this 4xx status (0: store them)
+	watchEvery    int                // PollResponse.MetricsEverySeconds
 
 	servePlans   bool                  // answer GET plans (an older hub answers 404)
 	plans        []wire.SignedEnvelope // what GET plans answers
@@ -184,6 +192,7 @@ func newFakeHub(t *testing.T) *fakeHub {
 		h.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	agentRoute("POST /v1/agents/{id}/metrics", h.metrics)
 	agentRoute("GET /v1/agents/{id}/plans", func(w http.ResponseWriter, r *http.Request, body []byte) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -283,7 +292,7 @@ wait:
 	if endorsers == nil {
 		endorsers = []ed25519.PrivateKey{h.priv}
 	}
-	resp := wire.PollResponse{HoldSeconds: h.hold, HubKeys: h.hubKeys(), HubKeySignatures: wire.SignKeySet(h.hubKeys(), endorsers...)}
+	resp := wire.PollResponse{HoldSeconds: h.hold, MetricsEverySeconds: h.watchEvery, HubKeys: h.hubKeys(), HubKeySignatures: wire.SignKeySet(h.hubKeys(), endorsers...)}
 	for _, e := range h.inbox {
 		se := e.env
 		se.InboxKey = e.key
@@ -291,6 +300,66 @@ wait:
 	}
 	h.mu.Unlock()
 	writeJSON(w, resp)
+}
+
+// metrics stores a batch as the contract says the hub does: JSON, gzip-compressed (Content-Encoding:
+// gzip), valid by wire.MetricBatch.Validate, stored once per seq, 204.
+func (h *fakeHub) metrics(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Content-Encoding") != "gzip" {
+		h.t.Errorf("hub: metrics with Content-Type %q, Content-Encoding %q", r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
+		problem(w, http.StatusUnsupportedMediaType, "want gzip-compressed JSON")
+		return
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(body))
+	if err != nil {
+		h.t.Errorf("hub: metrics body is not gzip: %v", err)
+		problem(w, http.StatusBadRequest, "not gzip")
+		return
+	}
+	raw, err := io.ReadAll(io.LimitReader(zr, wire.MaxBatchBytes+1))
+	if err != nil || len(raw) > wire.MaxBatchBytes {
+		h.t.Errorf("hub: metrics body: %v (%d bytes)", err, len(raw))
+		problem(w, http.StatusBadRequest, "bad gzip")
+		return
+	}
+	var b wire.MetricBatch
+	mustJSON(h.t, raw, &b)
+	if err := b.Validate(); err != nil {
+		h.t.Errorf("hub: the agent uploaded an invalid batch: %v", err)
+		problem(w, http.StatusUnprocessableEntity, err.Error())
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.metricPosts = append(h.metricPosts, b.Seq)
+	switch {
+	case h.failMetrics:
+		h.refused++
+		problem(w, http.StatusServiceUnavailable, "store unavailable")
+		return
+	case h.refuseMetrics != 0:
+		problem(w, h.refuseMetrics, fmt.Sprintf("batch %d refused by the test hub", b.Seq))
+		return
+	}
+	if !slices.ContainsFunc(h.metricBatches, func(o wire.MetricBatch) bool { return o.Seq == b.Seq }) {
+		h.metricBatches = append(h.metricBatches, b)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// metricPoints counts the points the hub stored of series name (any labels), and the seqs it stored.
+func (h *fakeHub) metricPoints(name string) (points int, seqs []uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, b := range h.metricBatches {
+		seqs = append(seqs, b.Seq)
+		for _, s := range b.Series {
+			if s.Name == name {
+				points += len(s.Points)
+			}
+		}
+	}
+	return points, seqs
 }
 
 // put places a signed envelope in the inbox under a fresh key and wakes a held poll.

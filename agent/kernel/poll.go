@@ -57,6 +57,7 @@ func (a *Agent) pollLoop(ctx context.Context) {
 			hold = min(time.Duration(resp.HoldSeconds)*time.Second, maxHold)
 		}
 		a.updateHubKeys(resp.HubKeys, resp.HubKeySignatures)
+		a.metrics.watch(time.Duration(resp.MetricsEverySeconds)*time.Second, 2*hold+pollMargin)
 		for _, se := range resp.Envelopes {
 			a.handle(se)
 		}

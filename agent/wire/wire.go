@@ -357,6 +357,12 @@ type PollResponse struct {
 	// HubKeySignatures endorse HubKeys, one signature per hub key, so an agent that trusts any of them
 	// can adopt the set.
 	HubKeySignatures []KeySignature `json:"hubKeySignatures,omitempty"`
+	// MetricsEverySeconds, when set, asks the agent to upload its metric samples at least this often
+	// (at once when it first appears): the hub sets it while someone watches the agent live, so the
+	// dashboard need not wait for the next batch (5 minutes by default). An answer without it ends the
+	// watch; so does silence (no answer renews it within twice the hold). The agent clamps it to
+	// between 1 second and its own upload interval. A hub that never sets it changes nothing.
+	MetricsEverySeconds int `json:"metricsEverySeconds,omitempty"`
 }
 
 // KeySignature is one hub key's signature over a key set.

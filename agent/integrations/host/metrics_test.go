@@ -184,7 +184,6 @@ func TestHostMetricsConfig(t *testing.T) {
 	}
 }
 
-
 func labelString(l map[string]string) string {
 	keys := make([]string, 0, len(l))
 	for k := range l {
