@@ -58,6 +58,7 @@ type fakeHub struct {
 
 	metricBatches []wire.MetricBatch // every batch stored, in arrival order (a batch uploaded again is stored once)
 	metricPosts   []uint64           // the seq of every metrics request that reached the handler
+	metricBodies  map[uint64]int     // the compressed size of each batch stored, by seq
 	failMetrics   bool               // 503 for metrics
 	refuseMetrics int                // answer metrics with this 4xx status (0: store them)
 	watchEvery    int                // PollResponse.MetricsEverySeconds
@@ -343,6 +344,10 @@ func (h *fakeHub) metrics(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	if !slices.ContainsFunc(h.metricBatches, func(o wire.MetricBatch) bool { return o.Seq == b.Seq }) {
 		h.metricBatches = append(h.metricBatches, b)
+		if h.metricBodies == nil {
+			h.metricBodies = map[uint64]int{}
+		}
+		h.metricBodies[b.Seq] = len(body)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -144,7 +144,12 @@ func (m *metrics) lastSeq() (uint64, error) {
 	case err == nil:
 		seq, err = strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("metrics outbox: %s is corrupt (%w); remove it only if no batch was ever uploaded", filepath.Join(m.dir, metricsSeqFile), err)
+			// Metrics must not keep the agent from starting, nor may a number be used again (the hub
+			// would take the batch for one it stored). No agent has cut more batches than seconds
+			// have passed since 1970, so continuing from the current Unix time is safe.
+			seq = uint64(m.now().Unix())
+			m.log.Error("the metrics seq file is corrupt; numbering batches from the current Unix time, above any used before",
+				"file", filepath.Join(m.dir, metricsSeqFile), "err", err, "seq", seq)
 		}
 	case !errors.Is(err, fs.ErrNotExist):
 		return 0, fmt.Errorf("metrics outbox: %w", err)
@@ -487,9 +492,6 @@ func (m *metrics) write(b *wire.MetricBatch) error {
 	}
 	if err := atomicfile.Write(filepath.Join(m.dir, batchName(seq)), gz.Bytes(), atomicfile.Options{}); err != nil {
 		return fmt.Errorf("metrics outbox: batch %d: %w", seq, err)
-	}
-	if m.onWrite != nil {
-		m.onWrite(gz.Len())
 	}
 	m.log.Debug("metric batch written", "seq", seq, "series", len(b.Series), "bytes", gz.Len(), "uncompressed", len(body))
 	m.bound()

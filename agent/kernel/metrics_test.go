@@ -358,3 +358,63 @@ func TestMetricsLiveWatchUploadsSooner(t *testing.T) {
 	ra.stop()
 	checkAllArrived(t, h)
 }
+
+func TestParseMetricsUpload(t *testing.T) {
+	for _, tc := range []struct {
+		value   string
+		want    time.Duration
+		problem string
+	}{
+		{`"5m"`, 5 * time.Minute, ""},
+		{`"30s"`, 30 * time.Second, ""},
+		{`"100ms"`, 0, "from 1s to 1h"},
+		{`"2h"`, 0, "from 1s to 1h"},
+		{`"later"`, 0, "from 1s to 1h"},
+		{`300`, 0, "want a string"},
+	} {
+		c := ParseConfig([]byte("[agent]\nmetrics_upload = " + tc.value + "\n"))
+		if c.MetricsUpload != tc.want || (tc.problem == "") != (len(c.Problems) == 0) || (tc.problem != "" && !strings.Contains(c.Problems[0], tc.problem)) {
+			t.Errorf("metrics_upload = %s: %v, problems %v", tc.value, c.MetricsUpload, c.Problems)
+		}
+	}
+	var c Config
+	c.setDefaults()
+	if c.MetricsUpload != 5*time.Minute || c.MetricsOutboxBytes != DefaultMetricsOutboxBytes {
+		t.Fatalf("defaults: upload %s, outbox %d", c.MetricsUpload, c.MetricsOutboxBytes)
+	}
+}
+
+// TestMetricsSeqNeverReused checks where a restarted agent continues numbering: after the seq file,
+// after a batch file numbered higher (written, then the seq file lost), and above the current Unix time
+// when the seq file is corrupt, so no number is handed out twice.
+func TestMetricsSeqNeverReused(t *testing.T) {
+	now := time.Unix(1_764_000_000, 0)
+	for _, tc := range []struct {
+		name    string
+		seqFile string // "" none
+		files   []string
+		want    uint64
+	}{
+		{"fresh", "", nil, 0},
+		{"seq file", "41\n", nil, 41},
+		{"waiting batch above it", "41\n", []string{batchName(40), batchName(43)}, 43},
+		{"refused batch above it", "7\n", []string{metricsRefusedDir + "/" + batchName(9)}, 9},
+		{"corrupt", "4x\n", []string{batchName(3)}, uint64(now.Unix())},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.MkdirAll(filepath.Join(dir, metricsRefusedDir), 0o700)
+			if tc.seqFile != "" {
+				os.WriteFile(filepath.Join(dir, metricsSeqFile), []byte(tc.seqFile), 0o600)
+			}
+			for _, f := range tc.files {
+				os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600)
+			}
+			m := &metrics{dir: dir, log: slog.New(slog.DiscardHandler), now: func() time.Time { return now }}
+			got, err := m.lastSeq()
+			if err != nil || got != tc.want {
+				t.Fatalf("lastSeq = %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}
