@@ -72,6 +72,7 @@ type metrics struct {
 	uploadEvery time.Duration
 	outboxBytes int64
 	health      *health
+	noRoute     bool // the hub answered 404 to metrics (logged once); only the uploader touches it
 
 	mu     sync.Mutex
 	acc    map[string]*wire.Series // by name and labels
@@ -563,7 +564,16 @@ func (m *metrics) uploader(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			m.health.fail("metrics upload", err)
+			if hasStatus(err, http.StatusNotFound) {
+				// The poll and heartbeat say so if the hub does not know the agent; here 404 most
+				// likely means a hub older than the metrics route. The batches wait, bounded.
+				if !m.noRoute {
+					m.noRoute = true
+					m.log.Warn("the hub does not take metrics (404: a hub older than POST metrics?); batches wait in the outbox, bounded, and are retried", "err", err)
+				}
+			} else {
+				m.health.fail("metrics upload", err)
+			}
 			if !sleep(ctx, b.next()) {
 				return
 			}
@@ -603,6 +613,10 @@ func (m *metrics) drain(ctx context.Context) error {
 		_, _, err = m.a.hub.doHeaders(ctx, "upload metrics", http.MethodPost, m.a.hub.agentURL("metrics"), hdr, data, uploadTimeout, true, false)
 		if err == nil {
 			m.health.ok()
+			if m.noRoute {
+				m.noRoute = false
+				m.log.Info("the hub takes metrics now")
+			}
 			if err := os.Remove(filepath.Join(m.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				m.log.Warn("metrics outbox: cannot remove an uploaded batch; it will be uploaded again (the hub stores it once)", "batch", name, "err", err)
 			}

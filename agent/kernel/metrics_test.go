@@ -418,3 +418,28 @@ func TestMetricsSeqNeverReused(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsWaitForAHubWithoutTheRoute: a hub older than POST metrics answers 404. The batches wait
+// (they are not refused), the agent says so once, and they all arrive once the hub takes them.
+func TestMetricsWaitForAHubWithoutTheRoute(t *testing.T) {
+	h := newFakeHub(t)
+	h.with(func() { h.refuseMetrics = 404 })
+	dir := t.TempDir()
+	cfg, logs := metricsConfig(t, h, dir)
+	ra := startAgent(t, cfg)
+	eventually(t, 20*time.Second, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(pending(t, dir)) >= 2 && len(h.metricPosts) >= 3
+	}, "batches waiting after several 404s")
+	if names, _ := batchFiles(filepath.Join(dir, metricsDir, metricsRefusedDir)); len(names) != 0 {
+		t.Fatalf("404 refused batches for good: %v", names)
+	}
+	if n := strings.Count(logs.String(), "the hub does not take metrics"); n != 1 {
+		t.Fatalf("the missing route was logged %d times, want once", n)
+	}
+	h.with(func() { h.refuseMetrics = 0 })
+	eventually(t, 20*time.Second, func() bool { return len(pending(t, dir)) == 0 }, "the outbox to drain")
+	ra.stop()
+	checkAllArrived(t, h)
+}
