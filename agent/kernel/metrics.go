@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -269,7 +271,7 @@ func (m *metrics) add(series []wire.Series) {
 				m.warnOnce("bad:"+key, "a metric series the hub would refuse; left out", "series", s.Name, "err", err)
 				continue
 			}
-			cur = &wire.Series{Name: s.Name, Kind: s.Kind, Labels: s.Labels}
+			cur = &wire.Series{Name: s.Name, Kind: s.Kind, Labels: maps.Clone(s.Labels)}
 			m.acc[key] = cur
 			m.order = append(m.order, key)
 		}
@@ -277,8 +279,8 @@ func (m *metrics) add(series []wire.Series) {
 			if n := len(cur.Points); n > 0 && p.T <= cur.Points[n-1].T {
 				continue // the clock stepped back, or a source sampled twice in a millisecond
 			}
-			if checkSeries(wire.Series{Name: s.Name, Kind: s.Kind, Points: []wire.Point{p}}) != nil {
-				continue
+			if math.IsNaN(p.V) || math.IsInf(p.V, 0) {
+				continue // the name and labels were checked when the series first came
 			}
 			cur.Points = append(cur.Points, p)
 			m.points++
@@ -311,7 +313,7 @@ func checkSeries(s wire.Series) error {
 }
 
 func (m *metrics) warnOnce(key, msg string, args ...any) {
-	if m.warned[key] {
+	if m.warned[key] || len(m.warned) >= 1000 { // a source inventing names must not grow this forever
 		return
 	}
 	m.warned[key] = true
