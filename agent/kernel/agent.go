@@ -1,7 +1,8 @@
 // Package kernel is the agent's runtime: it enrolls, authenticates every request with the agent's key,
 // long-polls the hub, verifies and dispatches signed work, streams output, uploads results through a
-// durable outbox and sends heartbeats. It knows no integration by name: commands come from whatever
-// registered with agent/integration.
+// durable outbox, sends heartbeats, and batches the metrics integrations sample into compressed uploads
+// with an outbox of their own (metrics.go). It knows no integration by name: commands and metric
+// sources come from whatever registered with agent/integration.
 //
 // The order of operations is what makes the agent safe to crash at any point. An envelope is recorded in
 // the replay record before its command starts, so it can never run twice; every report (running notice,
