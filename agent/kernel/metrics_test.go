@@ -2,8 +2,11 @@ package kernel
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -442,4 +445,60 @@ func TestMetricsWaitForAHubWithoutTheRoute(t *testing.T) {
 	eventually(t, 20*time.Second, func() bool { return len(pending(t, dir)) == 0 }, "the outbox to drain")
 	ra.stop()
 	checkAllArrived(t, h)
+}
+
+// TestMetricsOversizeBatchIsSplit: a batch whose JSON would exceed wire.MaxBatchBytes (many series with
+// long labels) is written as several batches, each valid and within the bound, with consecutive seqs.
+func TestMetricsOversizeBatchIsSplit(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, metricsRefusedDir), 0o700)
+	m := &metrics{dir: dir, log: slog.New(slog.DiscardHandler), now: time.Now, outboxBytes: DefaultMetricsOutboxBytes}
+	from := time.Now().Truncate(time.Second)
+	b := &wire.MetricBatch{From: from, To: from.Add(time.Hour), IntervalSeconds: 10}
+	long := strings.Repeat("x", 190)
+	points := 0
+	for i := range wire.MaxBatchSeries {
+		labels := map[string]string{}
+		for j := range wire.MaxMetricLabels {
+			labels[fmt.Sprintf("l%d", j)] = fmt.Sprintf("%s%04d", long, i)
+		}
+		s := wire.Series{Name: "test_big_bytes", Kind: wire.MetricGauge, Labels: labels}
+		for k := range 100 { // 2000 × 100 = wire.MaxBatchPoints
+			s.Points = append(s.Points, wire.Point{T: from.Add(time.Duration(k) * 10 * time.Second).UnixMilli(), V: float64(k) + 0.123456789})
+			points++
+		}
+		b.Series = append(b.Series, s)
+	}
+	if err := m.write(b); err != nil {
+		t.Fatal(err)
+	}
+	names, _ := batchFiles(dir)
+	if len(names) < 2 {
+		t.Fatalf("%d batch files, want the batch split", len(names))
+	}
+	got := 0
+	for i, n := range names {
+		if seqOf(n) != uint64(i+1) {
+			t.Errorf("file %s, want seq %d", n, i+1)
+		}
+		data, _ := os.ReadFile(filepath.Join(dir, n))
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(zr)
+		var part wire.MetricBatch
+		if err := json.Unmarshal(raw, &part); err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > wire.MaxBatchBytes || part.Validate() != nil {
+			t.Errorf("%s: %d bytes, %v", n, len(raw), part.Validate())
+		}
+		for _, s := range part.Series {
+			got += len(s.Points)
+		}
+	}
+	if got != points {
+		t.Fatalf("%d points in the parts, want %d", got, points)
+	}
 }
