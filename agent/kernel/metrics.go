@@ -87,6 +87,7 @@ type metrics struct {
 
 	dropped atomic.Uint64 // batches dropped from a full outbox since start
 	refused atomic.Uint64 // batches the hub refused since start
+	directs atomic.Uint64 // live batches uploaded without touching the outbox, for tests
 
 	wake     chan struct{}     // a batch was written: upload
 	flushReq chan struct{}     // enough points for a batch: cut one now
@@ -342,7 +343,11 @@ func (m *metrics) flusher(ctx context.Context) {
 				m.log.Info("live metrics ended (the hub stopped asking)", "uploadEvery", m.uploadEvery)
 				live = 0
 			}
-			m.flush("interval")
+			if live > 0 {
+				m.flush("live")
+			} else {
+				m.flush("interval")
+			}
 		case <-m.flushReq:
 			m.flush("full")
 		case w := <-m.live:
@@ -447,7 +452,12 @@ func (m *metrics) flush(why string) {
 	if b == nil {
 		return
 	}
-	if err := m.write(b); err != nil {
+	// While someone watches, a batch every few seconds through the outbox would cost a file write,
+	// its fsyncs and a delete each: a dashboard left open all day would wear an SD card. So a live
+	// batch goes to the hub straight from memory when nothing older waits, and only to the outbox if
+	// the hub does not take it.
+	direct := why == "live" && m.a != nil
+	if err := m.write(b, direct); err != nil {
 		m.log.Error("metric samples could not be written to the outbox and are lost", "why", why, "err", err)
 		return
 	}
@@ -459,7 +469,7 @@ func (m *metrics) flush(why string) {
 
 // write numbers b, persists the number, and writes b to the outbox (split in two if it is larger
 // than the hub accepts), then enforces the outbox bound.
-func (m *metrics) write(b *wire.MetricBatch) error {
+func (m *metrics) write(b *wire.MetricBatch, direct bool) error {
 	body, err := json.Marshal(b)
 	if err != nil {
 		return fmt.Errorf("encode metric batch: %w", err)
@@ -468,10 +478,10 @@ func (m *metrics) write(b *wire.MetricBatch) error {
 		half := len(b.Series) / 2
 		first, second := *b, *b
 		first.Series, second.Series = b.Series[:half], b.Series[half:]
-		if err := m.write(&first); err != nil {
+		if err := m.write(&first, direct); err != nil {
 			return err
 		}
-		return m.write(&second)
+		return m.write(&second, direct)
 	}
 	seq := m.seq + 1
 	b.Seq = seq
@@ -493,12 +503,46 @@ func (m *metrics) write(b *wire.MetricBatch) error {
 		m.keepRefused(batchName(seq), gz.Bytes(), "refused by the agent itself: "+err.Error())
 		return fmt.Errorf("metric batch %d: %w", seq, err)
 	}
+	if direct {
+		if names, err := batchFiles(m.dir); err == nil && len(names) == 0 && m.uploadDirect(seq, gz.Bytes()) {
+			return nil
+		}
+	}
 	if err := atomicfile.Write(filepath.Join(m.dir, batchName(seq)), gz.Bytes(), atomicfile.Options{}); err != nil {
 		return fmt.Errorf("metrics outbox: batch %d: %w", seq, err)
 	}
 	m.log.Debug("metric batch written", "seq", seq, "series", len(b.Series), "bytes", gz.Len(), "uncompressed", len(body))
 	m.bound()
 	return nil
+}
+
+// uploadDirect uploads a live batch without writing it to the outbox first. It reports whether the
+// batch is dealt with: stored by the hub, or refused for good (then kept in metrics/refused/). When it
+// is not (the hub is unreachable), the caller writes it to the outbox.
+func (m *metrics) uploadDirect(seq uint64, data []byte) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err := m.post(ctx, data)
+	switch {
+	case err == nil:
+		m.directs.Add(1)
+		m.log.Debug("live metric batch uploaded", "seq", seq, "bytes", len(data))
+		return true
+	case retryable(err):
+		return false
+	}
+	n := m.refused.Add(1)
+	m.log.Error("the hub refused a metric batch; kept in metrics/refused/ and not retried", "seq", seq,
+		"dir", filepath.Join(m.dir, metricsRefusedDir), "err", err, "refusedSinceStart", n)
+	m.keepRefused(batchName(seq), data, err.Error())
+	return true
+}
+
+// post sends one compressed batch.
+func (m *metrics) post(ctx context.Context, data []byte) error {
+	hdr := http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}
+	_, _, err := m.a.hub.doHeaders(ctx, "upload metrics", http.MethodPost, m.a.hub.agentURL("metrics"), hdr, data, uploadTimeout, true, false)
+	return err
 }
 
 // bound drops the oldest waiting batches while the outbox holds more than outboxBytes (never the newest
@@ -611,8 +655,7 @@ func (m *metrics) drain(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("metrics outbox: %w", err)
 		}
-		hdr := http.Header{"Content-Type": {"application/json"}, "Content-Encoding": {"gzip"}}
-		_, _, err = m.a.hub.doHeaders(ctx, "upload metrics", http.MethodPost, m.a.hub.agentURL("metrics"), hdr, data, uploadTimeout, true, false)
+		err = m.post(ctx, data)
 		if err == nil {
 			m.health.ok()
 			if m.noRoute {

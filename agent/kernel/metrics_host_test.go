@@ -40,7 +40,8 @@ func TestHostMetricsEndToEnd(t *testing.T) {
 
 // TestMeasureMetricsDiskWrites measures what the agent writes to its disk for metrics with the
 // default settings (host sampled every 10 s, a batch every 5 minutes), over PULSE_MEASURE_METRICS
-// (e.g. "10m30s"); it is skipped without it. It reports the bytes of every batch file, the seq file,
+// (e.g. "10m30s"); it is skipped without it. PULSE_MEASURE_WATCH=10 measures while the hub asks for
+// live metrics every 10 s. It reports the bytes of every batch file, the seq file,
 // the write_bytes the kernel accounted to this process (page-granular, what reaches the block layer
 // before the filesystem's journal), the series per sample and the batch sizes.
 //
@@ -55,6 +56,13 @@ func TestMeasureMetricsDiskWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newFakeHub(t)
+	if w := os.Getenv("PULSE_MEASURE_WATCH"); w != "" { // seconds: measure while someone watches live
+		n, err := strconv.Atoi(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.watchEvery = n
+	}
 	cfg := testConfig(t, h, t.TempDir())
 	cfg.Logger = nil // info to stderr is not what is measured; keep the defaults otherwise
 	cfg.Heartbeat = 0

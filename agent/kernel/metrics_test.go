@@ -356,6 +356,9 @@ func TestMetricsLiveWatchUploadsSooner(t *testing.T) {
 		_, seqs := h.metricPoints("test_samples_total")
 		return len(seqs) >= 2
 	}, "two batches within the hour, at the hub's request")
+	if ra.a.metrics.directs.Load() == 0 {
+		t.Error("no live batch went to the hub straight from memory")
+	}
 	h.with(func() { h.watchEvery = 0 })
 	eventually(t, 30*time.Second, func() bool { return strings.Contains(logs.String(), "live metrics ended") }, "the watch to end")
 	ra.stop()
@@ -469,7 +472,7 @@ func TestMetricsOversizeBatchIsSplit(t *testing.T) {
 		}
 		b.Series = append(b.Series, s)
 	}
-	if err := m.write(b); err != nil {
+	if err := m.write(b, false); err != nil {
 		t.Fatal(err)
 	}
 	names, _ := batchFiles(dir)
@@ -501,4 +504,25 @@ func TestMetricsOversizeBatchIsSplit(t *testing.T) {
 	if got != points {
 		t.Fatalf("%d points in the parts, want %d", got, points)
 	}
+}
+
+// TestMetricsLiveBatchesFallBackToTheOutbox: while watched, a batch the hub does not take goes to the
+// outbox like any other, and arrives, in order, when the hub is back.
+func TestMetricsLiveBatchesFallBackToTheOutbox(t *testing.T) {
+	h := newFakeHub(t)
+	dir := t.TempDir()
+	cfg, _ := metricsConfig(t, h, dir)
+	cfg.MetricsUpload = time.Hour
+	h.with(func() { h.watchEvery, h.failMetrics = 1, true })
+	ra := startAgent(t, cfg)
+	eventually(t, 30*time.Second, func() bool { return len(pending(t, dir)) >= 2 }, "live batches waiting in the outbox")
+	h.with(func() { h.failMetrics, h.metricPosts = false, nil })
+	eventually(t, 30*time.Second, func() bool { return len(pending(t, dir)) == 0 }, "the outbox to drain")
+	ra.stop()
+	checkAllArrived(t, h)
+	h.with(func() {
+		if !slices.IsSorted(h.metricPosts) {
+			t.Errorf("posted out of order: %v", h.metricPosts)
+		}
+	})
 }
