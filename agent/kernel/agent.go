@@ -368,6 +368,7 @@ func (a *Agent) finalMetricsFlush() {
 	if err := a.metrics.drain(ctx); err != nil {
 		a.log.Debug("final metrics upload incomplete; the batches wait on disk", "err", err)
 	}
+	a.metrics.seqf.close()
 }
 
 // Run is New followed by Agent.Run, for the binary.

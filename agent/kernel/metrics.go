@@ -29,7 +29,7 @@ import (
 
 // The metrics outbox, inside the state directory:
 //
-//	metrics/seq                         the last batch number handed out (survives restarts)
+//	metrics/seq                         the last batch number handed out (survives restarts; seqfile.go)
 //	metrics/<seq, 20 digits>.json.gz    batches waiting for the hub, uploaded oldest first
 //	metrics/refused/<seq>.json.gz       batches the hub refused for good, kept for an operator
 //	metrics/refused/<seq>.reason        why
@@ -84,6 +84,7 @@ type metrics struct {
 
 	writeMu sync.Mutex // one batch written at a time, so seq and file names appear in order
 	seq     uint64     // the last seq handed out
+	seqf    seqFile    // where it is kept
 
 	dropped atomic.Uint64 // batches dropped from a full outbox since start
 	refused atomic.Uint64 // batches the hub refused since start
@@ -135,6 +136,7 @@ func newMetrics(a *Agent) (*metrics, error) {
 		return nil, err
 	}
 	m.seq = seq
+	m.seqf.path = filepath.Join(m.dir, metricsSeqFile)
 	return m, nil
 }
 
@@ -146,7 +148,7 @@ func (m *metrics) lastSeq() (uint64, error) {
 	data, err := os.ReadFile(filepath.Join(m.dir, metricsSeqFile))
 	switch {
 	case err == nil:
-		seq, err = strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+		seq, err = parseSeqRecord(data)
 		if err != nil {
 			// Metrics must not keep the agent from starting, nor may a number be used again (the hub
 			// would take the batch for one it stored). No agent has cut more batches than seconds
@@ -487,7 +489,7 @@ func (m *metrics) write(b *wire.MetricBatch, direct bool) error {
 	b.Seq = seq
 	body, _ = json.Marshal(b)
 	// The number is durable before the batch exists, so no restart can hand it out again.
-	if err := atomicfile.Write(filepath.Join(m.dir, metricsSeqFile), []byte(strconv.FormatUint(seq, 10)+"\n"), atomicfile.Options{}); err != nil {
+	if err := m.seqf.store(seq); err != nil {
 		return fmt.Errorf("metrics outbox: store seq %d: %w", seq, err)
 	}
 	m.seq = seq

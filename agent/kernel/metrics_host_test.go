@@ -104,7 +104,7 @@ func TestMeasureMetricsDiskWrites(t *testing.T) {
 		}
 	})
 	perHour := func(n int) float64 { return float64(n) * float64(time.Hour) / float64(elapsed) }
-	t.Logf("over %s: %d batch files cut in the window, %d bytes (+ %d-byte seq file rewritten with each): %.0f bytes/hour of file content; write_bytes %d (%.0f/hour, page-granular)",
+	t.Logf("over %s: %d batches cut in the window, %d bytes compressed (+ %d-byte seq file rewritten with each): %.0f bytes/hour of file content; write_bytes %d (%.0f/hour, page-granular)",
 		elapsed.Round(time.Second), len(files), total, seqBytes, perHour(total+len(files)*seqBytes), io1-io0, perHour(int(io1-io0)))
 }
 

@@ -406,6 +406,8 @@ func TestMetricsSeqNeverReused(t *testing.T) {
 		{"waiting batch above it", "41\n", []string{batchName(40), batchName(43)}, 43},
 		{"refused batch above it", "7\n", []string{metricsRefusedDir + "/" + batchName(9)}, 9},
 		{"corrupt", "4x\n", []string{batchName(3)}, uint64(now.Unix())},
+		{"record", string(seqRecord(1234)), nil, 1234},
+		{"torn record", strings.Replace(string(seqRecord(1234)), "1234", "1200", 1), nil, uint64(now.Unix())},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -420,6 +422,17 @@ func TestMetricsSeqNeverReused(t *testing.T) {
 			got, err := m.lastSeq()
 			if err != nil || got != tc.want {
 				t.Fatalf("lastSeq = %d, %v; want %d", got, err, tc.want)
+			}
+			// Numbers stored afterwards, first by creating the file and then in place, read back.
+			m.seqf.path = filepath.Join(dir, metricsSeqFile)
+			defer m.seqf.close()
+			for _, n := range []uint64{got + 1, got + 2, got + 1000} {
+				if err := m.seqf.store(n); err != nil {
+					t.Fatal(err)
+				}
+				if back, err := m.lastSeq(); err != nil || back < n {
+					t.Fatalf("after storing %d: lastSeq %d, %v", n, back, err)
+				}
 			}
 		})
 	}
@@ -456,6 +469,8 @@ func TestMetricsOversizeBatchIsSplit(t *testing.T) {
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, metricsRefusedDir), 0o700)
 	m := &metrics{dir: dir, log: slog.New(slog.DiscardHandler), now: time.Now, outboxBytes: DefaultMetricsOutboxBytes}
+	m.seqf.path = filepath.Join(dir, metricsSeqFile)
+	defer m.seqf.close()
 	from := time.Now().Truncate(time.Second)
 	b := &wire.MetricBatch{From: from, To: from.Add(time.Hour), IntervalSeconds: 10}
 	long := strings.Repeat("x", 190)
