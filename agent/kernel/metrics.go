@@ -44,7 +44,7 @@ const (
 )
 
 // DefaultMetricsOutboxBytes bounds the waiting batches. At the default settings a batch of the host
-// integration is ~10 KiB, so 32 MiB holds about ten days of a hub outage; beyond it the oldest batch is
+// integration is ~7 KB, so 32 MiB holds about two weeks of a hub outage; beyond it the oldest batch is
 // dropped (logged, and counted in pulse_agent_metrics_batches_dropped_total), because a disk filled by
 // metrics would break what the agent is for.
 const DefaultMetricsOutboxBytes = 32 << 20
@@ -64,7 +64,8 @@ const maxSourceSeries = wire.MaxBatchSeries - 10
 // a numbered wire.MetricBatch every upload interval (sooner while someone watches the agent live),
 // writes each batch gzip-compressed and atomically into its outbox and uploads the outbox in order. The
 // only disk writes are one file per batch and the sequence number: samples live in memory until then,
-// so an agent on an SD card writes a few hundred KiB an hour for its metrics, not one file per sample.
+// so an agent on an SD card writes ~75 KB an hour of metrics (~1 MiB with ext4's journal), not one
+// file per sample (docs/metrics-agent.md).
 type metrics struct {
 	a           *Agent
 	log         *slog.Logger
