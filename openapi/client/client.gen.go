@@ -1507,12 +1507,13 @@ type PollResponse struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: https://example.com/schemas/PollResponse.json
-	Schema           string           `json:"$schema,omitempty"`
-	Envelopes        []SignedEnvelope `json:"envelopes"`
-	HoldSeconds      int64            `json:"holdSeconds"`
-	HubKeySignatures []KeySignature   `json:"hubKeySignatures,omitempty"`
-	HubKeys          []HubKey         `json:"hubKeys,omitempty"`
-	NextPollMillis   int64            `json:"nextPollMillis"`
+	Schema              string           `json:"$schema,omitempty"`
+	Envelopes           []SignedEnvelope `json:"envelopes"`
+	HoldSeconds         int64            `json:"holdSeconds"`
+	HubKeySignatures    []KeySignature   `json:"hubKeySignatures,omitempty"`
+	HubKeys             []HubKey         `json:"hubKeys,omitempty"`
+	MetricsEverySeconds int64            `json:"metricsEverySeconds,omitempty"`
+	NextPollMillis      int64            `json:"nextPollMillis"`
 }
 
 // Principal defines model for Principal.

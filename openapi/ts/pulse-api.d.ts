@@ -2382,6 +2382,8 @@ export interface components {
             hubKeySignatures?: components["schemas"]["KeySignature"][] | null;
             hubKeys?: components["schemas"]["HubKey"][] | null;
             /** Format: int64 */
+            metricsEverySeconds?: number;
+            /** Format: int64 */
             nextPollMillis: number;
         };
         Principal: {
