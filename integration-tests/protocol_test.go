@@ -125,6 +125,12 @@ var operations = []struct {
 	{"GET", "/v1/agents/{}/rejections", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
 		return c.ListAgentRejections(ctx, args[0])
 	}},
+	{"PUT", "/v1/alert-rules", func(ctx context.Context, c *client.Client, _ []string, body io.Reader) (*http.Response, error) {
+		return c.ApplyAlertRulesWithBody(ctx, jsonType, body)
+	}},
+	{"GET", "/v1/alerts", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
+		return c.ListAlerts(ctx, nil)
+	}},
 	{"POST", "/v1/enroll-tokens", func(ctx context.Context, c *client.Client, _ []string, body io.Reader) (*http.Response, error) {
 		return c.CreateEnrollTokenWithBody(ctx, jsonType, body)
 	}},

@@ -245,12 +245,13 @@ func (h *Hub) Run(ctx context.Context) {
 			h.Commands.Tick(ctx)
 			h.active.Store(int64(h.Workflows.Tick(ctx)))
 			h.Plans.Tick(ctx)
-			h.Alerts.Tick(ctx)
 		})
 	})
 	// Metrics compaction has a loop of its own: compacting an hour of a large fleet takes a while,
 	// and must not hold up timers, releases and rollouts.
 	wg.Go(func() { every(ctx, tickInterval, h.Metrics.Tick) })
+	// So has alert evaluation: a fleet that goes offline at once fires an alert per agent and rule.
+	wg.Go(func() { every(ctx, tickInterval, h.Alerts.Tick) })
 	wg.Wait()
 }
 

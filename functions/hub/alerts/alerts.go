@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/pulsehq/pulse/functions/alert"
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
@@ -275,15 +277,26 @@ func (s *Service) evaluate(ctx context.Context, now time.Time) error {
 		if err := s.loadTracks(ctx, r.Name); err != nil {
 			return err
 		}
+		// Steps that change nothing cost no request; a fleet going offline at once writes a track and
+		// an alert per agent, which go out side by side, not one after another.
+		var g errgroup.Group
+		g.SetLimit(stepWriters)
 		for _, t := range all {
 			if !fleet.Matches(t, r.Targets) {
 				continue
 			}
-			s.step(ctx, r, t, offline(t, s.Fleet.OfflineAfter(), now), now)
+			g.Go(func() error {
+				s.step(ctx, r, t, offline(t, s.Fleet.OfflineAfter(), now), now)
+				return nil
+			})
 		}
+		g.Wait()
 	}
 	return nil
 }
+
+// stepWriters bounds the store writes one evaluation has in flight.
+const stepWriters = 32
 
 // offline observes whether an agent is offline: its last heartbeat (its enrollment, before any) is
 // older than the fleet's offline threshold. The condition began at that heartbeat plus the threshold.
