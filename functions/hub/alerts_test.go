@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/pulsehq/pulse/functions/hub/alerts"
 	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
 )
 
 // TestOfflineAlerts: two hub instances on one bucket evaluate an offline rule. Agents already
@@ -105,5 +108,70 @@ func TestOfflineAlerts(t *testing.T) {
 	}
 	if resolved != 1 {
 		t.Fatalf("after web-1 came back: %+v", list(one, ""))
+	}
+}
+
+// failingAlertWrites refuses the first n writes of alert events, as a store that is briefly down.
+type failingAlertWrites struct {
+	store.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (f *failingAlertWrites) Put(ctx context.Context, k string, r io.Reader, size int64, o store.PutOptions) (store.ObjectInfo, error) {
+	f.mu.Lock()
+	fail := strings.HasPrefix(k, layout.Alerts) && f.n > 0
+	if fail {
+		f.n--
+	}
+	f.mu.Unlock()
+	if fail {
+		return store.ObjectInfo{}, errors.New("store down (test)")
+	}
+	return f.Store.Put(ctx, k, r, size, o)
+}
+
+// TestAlertNotLostWhenItsRecordFails: an alert whose event cannot be stored is not given up: its
+// track is not moved (in memory or in the bucket), so the next evaluation, by this hub or by one that
+// starts afresh from the stored tracks, fires and records it.
+func TestAlertNotLostWhenItsRecordFails(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	url := "file:" + t.TempDir()
+	fw := &failingAlertWrites{n: 1}
+	th := startTestHub(t, url, priv, func(s store.Store) store.Store { fw.Store = s; return fw })
+	ctx := context.Background()
+	a := th.agent("web-1", nil, nil)
+	if err := a.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	clock := time.Now()
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	th.h.Alerts.Every, th.h.Alerts.Now = time.Nanosecond, now
+	th.applyAlertRules("rules:\n  - {name: down, kind: offline, for: 1m}\n")
+	th.h.Alerts.Tick(ctx) // online: ok
+	mu.Lock()
+	clock = clock.Add(time.Hour)
+	mu.Unlock()
+	th.h.Alerts.Tick(ctx) // fires; its record is refused
+	if keys := th.stored(layout.Alerts); len(keys) != 0 {
+		t.Fatalf("stored %v through a failing store", keys)
+	}
+	// A hub that starts afresh on the same bucket goes on from the stored tracks.
+	fresh := startTestHub(t, url, priv, nil)
+	fresh.h.Alerts.Every, fresh.h.Alerts.Now = time.Nanosecond, now
+	mu.Lock()
+	clock = clock.Add(time.Second)
+	mu.Unlock()
+	fresh.h.Alerts.Tick(ctx)
+	if keys := fresh.stored(layout.Alerts); len(keys) != 1 {
+		t.Fatalf("after the store came back: %v, want the alert recorded", keys)
+	}
+}
+
+func (th *testHub) applyAlertRules(src string) {
+	th.t.Helper()
+	if st := th.call(th.admin, "PUT", "/v1/alert-rules", map[string]any{"source": src}, nil); st != 200 {
+		th.t.Fatalf("apply alert rules: %d", st)
 	}
 }

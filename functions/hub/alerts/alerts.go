@@ -310,30 +310,29 @@ func offline(t fleet.Target, after time.Duration, now time.Time) alert.Observati
 		Detail: fmt.Sprintf("no heartbeat since %s", seen.UTC().Format(time.RFC3339))}
 }
 
-// step moves one track, keeps it, and records a transition.
+// step moves one track and records a transition: the alert's event first (create-only), then the
+// track, so a track never says firing for an alert that was not recorded. When the event cannot be
+// stored the track stays as it was, and the next evaluation decides again.
 func (s *Service) step(ctx context.Context, r *alert.Rule, t fleet.Target, o alert.Observation, now time.Time) {
 	subject := t.Ident.ID
 	s.mu.Lock()
 	prev := s.tracks[r.Name][subject]
 	s.mu.Unlock()
 	next, change := alert.Step(r, subject, prev, o, now)
+	if change != nil {
+		e := Event{Alert: change.AlertID, Kind: change.Kind, Rule: r.Name, RuleKind: r.Kind, Severity: r.Severity, Agent: subject, Name: t.Ident.Name,
+			Subject: subject, Since: next.Since, At: change.At.UTC(), Detail: o.Detail, Notify: change.Notify}
+		created, err := store.CreateJSON(ctx, s.Store, layout.AlertEvent(change.AlertID, change.Kind), e)
+		if err != nil {
+			s.Log.Error("record an alert; the next evaluation records it", "alert", change.AlertID, "kind", change.Kind, "err", err)
+			return
+		}
+		if created {
+			s.events.Put(layout.AlertEvent(change.AlertID, change.Kind), &e)
+			s.Log.Warn("alert "+change.Kind, "alert", change.AlertID, "rule", r.Name, "agent", t.Ident.Name, "severity", r.Severity, "detail", o.Detail)
+		}
+	}
 	s.keepTrack(ctx, r.Name, subject, next)
-	if change == nil {
-		return
-	}
-	e := Event{Alert: change.AlertID, Kind: change.Kind, Rule: r.Name, RuleKind: r.Kind, Severity: r.Severity, Agent: subject, Name: t.Ident.Name,
-		Subject: subject, Since: next.Since, At: change.At.UTC(), Detail: o.Detail, Notify: change.Notify}
-	created, err := store.CreateJSON(ctx, s.Store, layout.AlertEvent(change.AlertID, change.Kind), e)
-	switch {
-	case err != nil:
-		s.Log.Error("record an alert; the next evaluation records it", "alert", change.AlertID, "kind", change.Kind, "err", err)
-		s.mu.Lock()
-		s.tracks[r.Name][subject] = prev // decide it again next time
-		s.mu.Unlock()
-	case created:
-		s.events.Put(layout.AlertEvent(change.AlertID, change.Kind), &e)
-		s.Log.Warn("alert "+change.Kind, "alert", change.AlertID, "rule", r.Name, "agent", t.Ident.Name, "severity", r.Severity, "detail", o.Detail)
-	}
 }
 
 // keepTrack keeps a track in memory and, when it changed, in the store, so a restarted hub goes on
