@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -208,14 +209,7 @@ func runPlanRollback(ctx context.Context, env *Env, args []string) error {
 			"a rollout of the newest version ends rolled_back.")
 	reason := fs.String("reason", "", "why, for the audit trail")
 	asJSON := fs.Bool("json", false, "print JSON")
-	connect := clientFlags(fs)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if name == "" {
-		return usagef("want `pulse plan rollback NAME`")
-	}
-	c, err := connect()
+	c, err := namedCommand(fs, rest, name, "pulse plan rollback NAME")
 	if err != nil {
 		return err
 	}
@@ -274,14 +268,7 @@ func runPlanStatus(ctx context.Context, env *Env, args []string) error {
 			"holds (- before its first report), then each unit's state (pending, applying, converged, failed,\n"+
 			"drifted; unknown before the agent reported) and the reason the agent gave, or the version it refused and why.")
 	asJSON := fs.Bool("json", false, "print JSON")
-	connect := clientFlags(fs)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if name == "" {
-		return usagef("want `pulse plan status NAME`")
-	}
-	c, err := connect()
+	c, err := namedCommand(fs, rest, name, "pulse plan status NAME")
 	if err != nil {
 		return err
 	}
@@ -349,14 +336,7 @@ func runPlanShow(ctx context.Context, env *Env, args []string) error {
 	name, rest := splitID(args)
 	fs := newFlags(env, "plan show", "NAME [--json]", "Prints a plan's newest version as it was applied (its source), or with --json the stored version:\nsource, targets, the plan as agents receive it, who applied it and when.")
 	asJSON := fs.Bool("json", false, "print JSON")
-	connect := clientFlags(fs)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if name == "" {
-		return usagef("want `pulse plan show NAME`")
-	}
-	c, err := connect()
+	c, err := namedCommand(fs, rest, name, "pulse plan show NAME")
 	if err != nil {
 		return err
 	}
@@ -377,14 +357,7 @@ func runPlanDelete(ctx context.Context, env *Env, args []string) error {
 	name, rest := splitID(args)
 	fs := newFlags(env, "plan delete", "NAME [--json]", "Deletes a plan: its agents stop getting it and, once their fetches have not listed it for a plan\nperiod, release its units (a supervised process is stopped; a file is left where it is). The history\nof its versions stays; applying it again starts at the next version.")
 	asJSON := fs.Bool("json", false, "print JSON")
-	connect := clientFlags(fs)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if name == "" {
-		return usagef("want `pulse plan delete NAME`")
-	}
-	c, err := connect()
+	c, err := namedCommand(fs, rest, name, "pulse plan delete NAME")
 	if err != nil {
 		return err
 	}
@@ -430,6 +403,19 @@ func runPlans(ctx context.Context, env *Env, args []string) error {
 	return tw.Flush()
 }
 
+// namedCommand parses a plan subcommand's flags and, once the plan's NAME is there (want is the usage
+// that says so), connects: clientCommand for the subcommands that name a plan.
+func namedCommand(fs *flag.FlagSet, args []string, name, want string) (*client, error) {
+	connect := clientFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	if name == "" {
+		return nil, usagef("want `%s`", want)
+	}
+	return connect()
+}
+
 // printProposal says that an operation awaits approvals, and how to give them.
 func printProposal(w io.Writer, op, name string, p api.ProposalView) {
 	fmt.Fprintf(w, "plan %s: the %s awaits %d approval(s) from %s (%s); nothing was done yet.\n  proposal %s: another person approves it with `pulse plan approve %s %s`\n",
@@ -442,14 +428,7 @@ func runPlanProposals(ctx context.Context, env *Env, args []string) error {
 		"Lists a plan's proposals: operations (apply, delete, rollback, rollout operations) that the policy allows\n"+
 			"only after others approve them, newest first, with who approved them and what became of them.")
 	asJSON := fs.Bool("json", false, "print JSON")
-	connect := clientFlags(fs)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if name == "" {
-		return usagef("want `pulse plan proposals NAME`")
-	}
-	c, err := connect()
+	c, err := namedCommand(fs, rest, name, "pulse plan proposals NAME")
 	if err != nil {
 		return err
 	}
