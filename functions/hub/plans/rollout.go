@@ -407,19 +407,21 @@ func (s *Service) advance(ctx context.Context, v *Version) error {
 		}
 		return err
 	}
-	return s.release(ctx, v, events, st.Released+1, "hub", "")
+	_, err = s.release(ctx, v, events, st.Released+1, "hub", "")
+	return err
 }
 
-// release stores the event that releases wave (from 2) and sends the version to its agents.
-func (s *Service) release(ctx context.Context, v *Version, events []RolloutEvent, wave int, by, reason string) error {
+// release stores the event that releases wave (from 2) and sends the version to its agents. It says
+// false when another hub stored an event first (the caller decides again on what it says).
+func (s *Service) release(ctx context.Context, v *Version, events []RolloutEvent, wave int, by, reason string) (bool, error) {
 	ok, err := s.appendEvent(ctx, v, events, RolloutEvent{Kind: evReleased, Wave: wave, By: by, Reason: reason})
 	if err != nil || !ok {
-		return err
+		return ok, err
 	}
 	agents := v.Rollout.Waves[wave-1]
 	s.Log.Info("rollout wave released", "plan", v.Name, "version", v.Version, "wave", wave, "agents", len(agents), "by", by)
 	s.deliver(ctx, v, wave, agents)
-	return nil
+	return true, nil
 }
 
 // unhealthy names, for a halt's reason, the units that are not converged.
@@ -573,14 +575,7 @@ func (s *Service) RolloutOp(ctx context.Context, name, op, reason string) (*Roll
 	} else if err != nil {
 		return nil, err
 	}
-	if p := approvedFrom(ctx); p != nil && op == OpPromote {
-		// The promotion approved is of the wave after the ones released when it was proposed.
-		if events, err := s.rolloutEvents(ctx, name, v.Version); err != nil {
-			return nil, err
-		} else if st := foldRollout(v, events); st.Released != p.Released {
-			return nil, domain.Conflict("rollout of plan %s version %d has released %d wave(s) since the promotion was proposed (%d then)", name, v.Version, st.Released, p.Released)
-		}
-	}
+	approved := approvedFrom(ctx)
 	by := domain.PrincipalFrom(ctx).ID
 	for range applyTries {
 		events, err := s.rolloutEvents(ctx, name, v.Version)
@@ -607,11 +602,11 @@ func (s *Service) RolloutOp(ctx context.Context, name, op, reason string) (*Roll
 			return nil, refuse("resume it first (it halted: %s)", st.Reason)
 		case op == OpPromote && st.Released >= len(v.Rollout.Waves):
 			return nil, refuse("every wave is released; it completes once the last wave converged and stayed healthy")
+		case op == OpPromote && approved != nil && st.Released != approved.Released:
+			// The promotion approved is of the wave after the ones released when it was proposed.
+			return nil, domain.Conflict("rollout of plan %s version %d has released %d wave(s) since the promotion was proposed (%d then)", name, v.Version, st.Released, approved.Released)
 		case op == OpPromote:
-			if err = s.release(ctx, v, events, st.Released+1, by, reason); err == nil {
-				now, _ := s.rolloutEvents(ctx, name, v.Version)
-				ok = foldRollout(v, now).Released > st.Released
-			}
+			ok, err = s.release(ctx, v, events, st.Released+1, by, reason)
 		case op == OpAbort:
 			ok, err = s.appendEvent(ctx, v, events, RolloutEvent{Kind: evAborted, By: by, Reason: reason})
 		default:
