@@ -73,6 +73,15 @@ type Rules struct {
 	Rules []Rule `json:"rules"`
 	// Quiet, when set, holds notifications (not the alerts' states) during those hours.
 	Quiet *Quiet `json:"quiet,omitempty"`
+
+	locs map[string][2]int // where each value was in the source, by path
+}
+
+// At is where path ("rules[1].kind") was in the source (0, 0 when it was not written), so the hub can
+// place what it refuses later at its line and column.
+func (rs *Rules) At(path string) (line, col int) {
+	l := rs.locs[path]
+	return l[0], l[1]
 }
 
 // Rule is one alert rule.
@@ -198,7 +207,8 @@ func Parse(src []byte) (*Rules, error) {
 		ps.Add(1, 1, "", "empty rules: want a mapping with a list of rules")
 		return nil, ps.Err("alert rules")
 	}
-	p := &parser{w: yamlsrc.Walker{Problems: &ps}, out: &Rules{}}
+	p := &parser{out: &Rules{locs: map[string][2]int{}}}
+	p.w = yamlsrc.Walker{Problems: &ps, Record: func(n *yaml.Node, path string) { p.out.locs[path] = [2]int{n.Line, n.Column} }}
 	p.top(root)
 	if err := ps.Err("alert rules"); err != nil {
 		return nil, err

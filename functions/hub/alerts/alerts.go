@@ -121,7 +121,7 @@ func (s *Service) Apply(ctx context.Context, source string) (*Version, bool, err
 	if err != nil {
 		return nil, false, domain.Refused("alert rules", err)
 	}
-	if err := notEvaluated(source, rs); err != nil {
+	if err := notEvaluated(rs); err != nil {
 		return nil, false, domain.Refused("alert rules", err)
 	}
 	prev, err := s.latest(ctx)
@@ -157,37 +157,17 @@ func (s *Service) Apply(ctx context.Context, source string) (*Version, bool, err
 }
 
 // notEvaluated refuses, at their kind, rules this hub would store and never evaluate.
-func notEvaluated(source string, rs *alert.Rules) error {
+func notEvaluated(rs *alert.Rules) error {
 	var ps yamlsrc.Problems
 	for i, r := range rs.Rules {
 		if !slices.Contains(evaluated, r.Kind) {
-			line, col := kindAt(source, i)
-			ps.Add(line, col, yamlsrc.Index("rules", i)+".kind", "kind %s: this hub does not evaluate %s rules yet (it evaluates: %s), so the rule would never fire",
+			path := yamlsrc.Index("rules", i) + ".kind"
+			line, col := rs.At(path)
+			ps.Add(line, col, path, "kind %s: this hub does not evaluate %s rules yet (it evaluates: %s), so the rule would never fire",
 				r.Kind, r.Kind, strings.Join(evaluated, ", "))
 		}
 	}
 	return ps.Err("alert rules")
-}
-
-// kindAt finds the line and column of the i-th rule's kind (0, 0 when it cannot).
-func kindAt(source string, i int) (int, int) {
-	root, _, syntax := yamlsrc.Read([]byte(source))
-	if syntax != nil || root == nil {
-		return 0, 0
-	}
-	for j := 0; j+1 < len(root.Content); j += 2 {
-		if root.Content[j].Value != "rules" || i >= len(root.Content[j+1].Content) {
-			continue
-		}
-		r := root.Content[j+1].Content[i]
-		for k := 0; k+1 < len(r.Content); k += 2 {
-			if r.Content[k].Value == "kind" {
-				return r.Content[k+1].Line, r.Content[k+1].Column
-			}
-		}
-		return r.Line, r.Column
-	}
-	return 0, 0
 }
 
 // Rules returns the newest version of the rule set.
