@@ -28,6 +28,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/trail"
 	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/notify"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/functions/yamlsrc"
 )
@@ -37,6 +38,19 @@ type Fleet interface {
 	Identities(ctx context.Context, withRetired bool) ([]fleet.Target, error)
 	WithCatalogs(ctx context.Context, ts []fleet.Target) error
 	OfflineAfter() time.Duration
+}
+
+// Notifier queues the notifications of alerts (the notifications room). An alert's event is stored
+// before it is queued, and queueing is idempotent, so a hub that fails between the two queues it at the
+// next evaluation and no notification is lost or sent twice.
+type Notifier interface {
+	// Notify queues m for each named channel (nil: the channels configured as defaults), to be sent at
+	// or after notBefore (the end of quiet hours). It is idempotent per (m.Alert, m.Kind, channel):
+	// a second call, from this hub or another, queues nothing more.
+	Notify(ctx context.Context, m notify.Message, channels []string, notBefore time.Time) error
+	// Channels lists the configured channels' names, so a rule naming one that does not exist is
+	// refused when applied rather than silently notifying no one.
+	Channels(ctx context.Context) ([]string, error)
 }
 
 // Service keeps the alert rules and the alerts.
