@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -241,30 +240,13 @@ func (m *metrics) sampleLoop(ctx context.Context, s integration.Sampler) {
 	}
 }
 
-func seriesKey(s wire.Series) string {
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	b.WriteString(s.Name)
-	for _, k := range keys {
-		b.WriteByte(0)
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(s.Labels[k])
-	}
-	return b.String()
-}
-
 // add accumulates one sample's series. A series the hub would refuse (a bad name or label, a value that
 // is not a number) is left out and logged once, so one broken series never costs a whole batch.
 func (m *metrics) add(series []wire.Series) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, s := range series {
-		key := seriesKey(s)
+		key := s.Key()
 		cur, ok := m.acc[key]
 		if !ok {
 			if len(m.acc) >= maxSourceSeries {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -64,6 +66,28 @@ var (
 	metricName = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]{0,199}$`)
 	labelName  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,99}$`)
 )
+
+// Key names a series within an agent, as Prometheus writes it: its name and its labels sorted,
+// name{k="v",…}. Values are quoted, so two series never share a key; the hub keeps its tiers and its
+// alerts' subjects by it.
+func (s Series) Key() string {
+	keys := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var sb strings.Builder
+	sb.WriteString(s.Name)
+	sb.WriteByte('{')
+	for i, k := range keys {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, "%s=%q", k, s.Labels[k])
+	}
+	sb.WriteByte('}')
+	return sb.String()
+}
 
 // ErrBadBatch wraps every reason Validate refuses a batch for.
 var ErrBadBatch = errors.New("bad metric batch")

@@ -146,6 +146,20 @@ func (q *Quiet) Holds(now time.Time) bool {
 	return m >= q.from || m < q.to
 }
 
+// Ends is when the quiet hours holding at now end (now itself when they do not hold): notifications
+// held by them are sent then.
+func (q *Quiet) Ends(now time.Time) time.Time {
+	if !q.Holds(now) {
+		return now
+	}
+	t := now.In(q.loc)
+	end := time.Date(t.Year(), t.Month(), t.Day(), q.to/60, q.to%60, 0, 0, q.loc)
+	if !end.After(t) {
+		end = time.Date(t.Year(), t.Month(), t.Day()+1, q.to/60, q.to%60, 0, 0, q.loc)
+	}
+	return end
+}
+
 func (q *Quiet) compile() error {
 	var err error
 	if q.from, err = clock(q.From); err != nil {

@@ -60,14 +60,20 @@ func TestParseExample(t *testing.T) {
 	for _, tc := range []struct {
 		at   time.Time
 		hold bool
+		ends time.Time // when the quiet hours holding at at end
 	}{
-		{time.Date(2026, 12, 1, 23, 0, 0, 0, berlin), true},
-		{time.Date(2026, 12, 1, 6, 59, 0, 0, berlin), true},
-		{time.Date(2026, 12, 1, 7, 0, 0, 0, berlin), false},
-		{time.Date(2026, 12, 1, 12, 0, 0, 0, berlin), false},
+		{time.Date(2026, 12, 1, 23, 0, 0, 0, berlin), true, time.Date(2026, 12, 2, 7, 0, 0, 0, berlin)},
+		{time.Date(2026, 12, 1, 6, 59, 0, 0, berlin), true, time.Date(2026, 12, 1, 7, 0, 0, 0, berlin)},
+		{time.Date(2026, 12, 1, 7, 0, 0, 0, berlin), false, time.Date(2026, 12, 1, 7, 0, 0, 0, berlin)},
+		{time.Date(2026, 12, 1, 12, 0, 0, 0, berlin), false, time.Date(2026, 12, 1, 12, 0, 0, 0, berlin)},
+		// the night the clocks go back: 07:00 is still the end, an hour longer by the wall
+		{time.Date(2026, 10, 24, 23, 30, 0, 0, berlin), true, time.Date(2026, 10, 25, 7, 0, 0, 0, berlin)},
 	} {
 		if got := rs.Quiet.Holds(tc.at); got != tc.hold {
 			t.Errorf("quiet at %s: %v, want %v", tc.at, got, tc.hold)
+		}
+		if got := rs.Quiet.Ends(tc.at); !got.Equal(tc.ends) {
+			t.Errorf("quiet at %s ends %s, want %s", tc.at, got, tc.ends)
 		}
 	}
 }

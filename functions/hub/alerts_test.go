@@ -6,13 +6,17 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/agent/wire"
+	"github.com/pulsehq/pulse/functions/alert"
 	"github.com/pulsehq/pulse/functions/hub/alerts"
 	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/notify"
 	"github.com/pulsehq/pulse/functions/store"
 )
 
@@ -43,9 +47,9 @@ func TestOfflineAlerts(t *testing.T) {
 		Detail string
 		Errors []struct{ Location, Message string }
 	}
-	if st := one.call(one.admin, "PUT", "/v1/alert-rules", map[string]any{"source": "rules:\n  - name: cpu\n    kind: metric\n    metric: node_load1\n    above: 4\n"}, &problem); st != 422 ||
-		!strings.Contains(problem.Detail, "3:11") || !strings.Contains(problem.Detail, "does not evaluate metric rules yet") {
-		t.Fatalf("a metric rule: %d %+v", st, problem)
+	if st := one.call(one.admin, "PUT", "/v1/alert-rules", map[string]any{"source": "rules:\n  - name: failing\n    kind: commands\n    failures: 3\n    within: 10m\n"}, &problem); st != 422 ||
+		!strings.Contains(problem.Detail, "3:11") || !strings.Contains(problem.Detail, "does not evaluate commands rules yet") {
+		t.Fatalf("a commands rule: %d %+v", st, problem)
 	}
 	if st := one.call(one.admin, "PUT", "/v1/alert-rules", map[string]any{"source": "rules:\n  - name: down\n    kind: offline\n"}, &problem); st != 422 || !strings.Contains(problem.Detail, "needs a duration") {
 		t.Fatalf("an offline rule without for: %d %+v", st, problem)
@@ -166,6 +170,171 @@ func TestAlertNotLostWhenItsRecordFails(t *testing.T) {
 	fresh.h.Alerts.Tick(ctx)
 	if keys := fresh.stored(layout.Alerts); len(keys) != 1 {
 		t.Fatalf("after the store came back: %v, want the alert recorded", keys)
+	}
+}
+
+// notified records what the alerts room queued, as the notifications room would take it.
+type notified struct {
+	mu    sync.Mutex
+	calls []notifyCall
+	names []string
+	fail  int // refuse this many Notify calls
+}
+
+type notifyCall struct {
+	m         notify.Message
+	channels  []string
+	notBefore time.Time
+}
+
+func (n *notified) Notify(_ context.Context, m notify.Message, channels []string, notBefore time.Time) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.fail > 0 {
+		n.fail--
+		return errors.New("queue down (test)")
+	}
+	n.calls = append(n.calls, notifyCall{m, channels, notBefore})
+	return nil
+}
+
+func (n *notified) Channels(context.Context) ([]string, error) { return n.names, nil }
+
+// queued is what was queued, one line per call: kind, alert, channels.
+func (n *notified) queued() []notifyCall {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]notifyCall(nil), n.calls...)
+}
+
+// fsBatch is seq of an agent's free-space ratio on / over the 5 minutes from from, sample i of 30
+// being v(i); and a series of another mount the rule does not name, always nearly full.
+func fsBatch(seq uint64, from time.Time, v func(i int) float64) wire.MetricBatch {
+	b := wire.MetricBatch{Seq: seq, From: from, To: from.Add(5 * time.Minute), IntervalSeconds: 10}
+	root := wire.Series{Name: "node_filesystem_avail_ratio", Kind: wire.MetricGauge, Labels: map[string]string{"mountpoint": "/", "fstype": "ext4"}}
+	boot := wire.Series{Name: "node_filesystem_avail_ratio", Kind: wire.MetricGauge, Labels: map[string]string{"mountpoint": "/boot"}}
+	for i := range 30 {
+		at := from.Add(time.Duration(i) * 10 * time.Second).UnixMilli()
+		root.Points = append(root.Points, wire.Point{T: at, V: v(i)})
+		boot.Points = append(boot.Points, wire.Point{T: at, V: 0.01})
+	}
+	b.Series = []wire.Series{root, boot}
+	return b
+}
+
+// TestMetricAlerts: a metric rule is evaluated over the batches as hubs take them, by the samples'
+// times: a dip shorter than for never fires; a dip that lasts fires once at the sample that makes for,
+// even with its batches taken by two hub instances and one uploaded again; a value between the
+// trigger and clear keeps it firing (hysteresis); it resolves when the value clears. Each transition
+// is queued for the rule's channels, held to the end of quiet hours; a queue that fails makes the
+// upload fail, and the batch uploaded again queues it (nothing lost, nothing twice). A rule naming a
+// channel that does not exist is refused at its place.
+func TestMetricAlerts(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	url := "file:" + t.TempDir()
+	one, other := startTestHub(t, url, priv, nil), startTestHub(t, url, priv, nil)
+	n := &notified{names: []string{"ops", "pager"}}
+	one.h.Alerts.Notifier, other.h.Alerts.Notifier = n, n
+	ctx := context.Background()
+	a := one.agent("db-1", map[string]string{"role": "db"}, nil)
+	var problem struct{ Detail string }
+	src := "rules:\n  - name: disk_full\n    kind: metric\n    targets: [role=db]\n    metric: node_filesystem_avail_ratio\n    labels: {mountpoint: /}\n" +
+		"    below: 0.10\n    clear: 0.15\n    for: 1m\n    severity: critical\n    channels: [ops, pgaer]\n"
+	if st := one.call(one.admin, "PUT", "/v1/alert-rules", map[string]any{"source": src}, &problem); st != 422 ||
+		!strings.Contains(problem.Detail, "11:") || !strings.Contains(problem.Detail, `"pgaer"`) {
+		t.Fatalf("a rule naming an unknown channel: %d %+v", st, problem)
+	}
+	quiet := "quiet: {from: \"00:00\", to: \"23:59\", zone: UTC}\n"
+	one.applyAlertRules(strings.Replace(src, "pgaer", "pager", 1) + quiet)
+
+	from := time.Now().UTC().Truncate(5 * time.Minute).Add(-40 * time.Minute)
+	upload := func(th *testHub, b wire.MetricBatch) error {
+		a.Hub = th.url
+		return a.UploadMetrics(ctx, b)
+	}
+	batches := []wire.MetricBatch{
+		fsBatch(1, from, func(int) float64 { return 0.5 }),
+		// a dip of 50 s (samples 10..14): shorter than for
+		fsBatch(2, from.Add(5*time.Minute), func(i int) float64 {
+			if i >= 10 && i < 15 {
+				return 0.05
+			}
+			return 0.5
+		}),
+		// from sample 6 (one minute in): below 0.10 for 2 minutes, then 0.12, under clear
+		fsBatch(3, from.Add(10*time.Minute), func(i int) float64 {
+			switch {
+			case i < 6:
+				return 0.5
+			case i < 18:
+				return 0.05
+			}
+			return 0.12
+		}),
+		fsBatch(4, from.Add(15*time.Minute), func(i int) float64 { return 0.12 }),
+		// clears at sample 3
+		fsBatch(5, from.Add(20*time.Minute), func(i int) float64 {
+			if i < 3 {
+				return 0.12
+			}
+			return 0.4
+		}),
+	}
+	for i, b := range batches[:3] {
+		if err := upload([]*testHub{one, other}[i%2], b); err != nil {
+			t.Fatalf("batch %d: %v", b.Seq, err)
+		}
+	}
+	got := n.queued()
+	if len(got) != 1 {
+		t.Fatalf("queued %+v, want the one firing", got)
+	}
+	fired := got[0]
+	dipStart := from.Add(10*time.Minute + 60*time.Second)
+	if m := fired.m; m.Kind != notify.KindFired || m.Rule != "disk_full" || m.Severity != "critical" || m.Agent != a.ID || m.Name != "db-1" ||
+		!m.Since.Equal(dipStart) || !m.At.Equal(dipStart.Add(time.Minute)) || m.Value == nil || *m.Value != 0.05 ||
+		!strings.Contains(m.Subject, `mountpoint="/"`) || !strings.Contains(m.Detail, "< 0.1") {
+		t.Fatalf("fired: %+v", m)
+	}
+	if !slices.Equal(fired.channels, []string{"ops", "pager"}) {
+		t.Fatalf("channels %v", fired.channels)
+	}
+	rs, err := alert.Parse([]byte("rules: []\n" + quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := rs.Quiet.Ends(fired.m.At); !fired.notBefore.Equal(want) || !want.After(fired.m.At) {
+		t.Fatalf("held until %s, want the end of quiet hours %s", fired.notBefore, want)
+	}
+	// The same batch again, at the other hub: nothing new.
+	if err := upload(one, batches[2]); err != nil {
+		t.Fatal(err)
+	}
+	// Under clear but above the trigger: still firing. Then the queue fails once: the upload fails,
+	// and the agent's second upload of the batch queues the resolution once.
+	if err := upload(other, batches[3]); err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	n.fail = 1
+	n.mu.Unlock()
+	if st, _ := status(upload(one, batches[4])); st < 500 {
+		t.Fatalf("a batch whose resolution could not be queued: %d, want a 5xx the agent retries", st)
+	}
+	if err := upload(other, batches[4]); err != nil {
+		t.Fatal(err)
+	}
+	if err := upload(one, batches[4]); err != nil {
+		t.Fatal(err)
+	}
+	got = n.queued()
+	if len(got) != 2 || got[1].m.Kind != notify.KindResolved || got[1].m.Alert != fired.m.Alert ||
+		!got[1].m.At.Equal(from.Add(20*time.Minute+30*time.Second)) {
+		t.Fatalf("queued %+v, want fired then its resolution at the first clear sample", got)
+	}
+	var list struct{ Alerts []alerts.Alert }
+	if st := one.call(one.admin, "GET", "/v1/alerts", nil, &list); st != 200 || len(list.Alerts) != 1 || list.Alerts[0].State != "resolved" {
+		t.Fatalf("alerts: %d %+v", st, list)
 	}
 }
 

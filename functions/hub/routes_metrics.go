@@ -57,7 +57,14 @@ func registerAgentMetrics(api huma.API, h *Hub) {
 			"422 says why a batch was refused (a bad name, points out of order, ended more than the raw retention ago …): drop it, it will never be accepted. 413: split it.",
 		DefaultStatus: http.StatusNoContent, MaxBodyBytes: metrics.MaxCompressedBatch, SkipValidateBody: true, Errors: []int{409, 413, 422}},
 		func(ctx context.Context, in *AgentMetricsUploadInput) (*struct{}, error) {
-			return nil, h.Metrics.Ingest(ctx, domain.AgentFrom(ctx), in.ContentEncoding, in.RawBody)
+			agent := domain.AgentFrom(ctx)
+			b, err := h.Metrics.Ingest(ctx, agent, in.ContentEncoding, in.RawBody)
+			if err != nil {
+				return nil, err
+			}
+			// The batch is stored; its alerts are decided before it is answered, so a failure to
+			// record one makes the agent upload the batch again (stored once) and nothing is lost.
+			return nil, h.Alerts.ObserveBatch(ctx, agent, b)
 		})
 }
 

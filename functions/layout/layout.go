@@ -49,6 +49,9 @@ const (
 	AlertRules          = "v1/alert-rules/"
 	Alerts              = "v1/alerts/"
 	AlertTracks         = "v1/alert-tracks/"
+	AlertSeriesTracks   = "v1/alert-series-tracks/"
+	AlertAcks           = "v1/alert-acks/"
+	AlertSnoozes        = "v1/alert-snoozes/"
 
 	Metrics    = "v1/metrics/"
 	Audit      = "v1/audit/"
@@ -83,6 +86,9 @@ func Prefixes() []Prefix {
 		{AlertRules, "alert rule sets, one write-once version each; the newest is evaluated"},
 		{Alerts, "alerts, by id: when each fired and resolved (write-once, so an alert fires once whichever hub saw it)"},
 		{AlertTracks, "where each rule stands on each subject (overwritten when it changes), so a restarted hub goes on"},
+		{AlertSeriesTracks, "where every metric rule stands on each series of one agent, one object per agent (overwritten by the hub that takes its batch)"},
+		{AlertAcks, "who acknowledged an alert, written once per alert"},
+		{AlertSnoozes, "a rule's notifications held on one subject until a time (overwritten when extended)"},
 		{Metrics, "agents' metric batches (raw, by hour) and their compacted tiers (1m by hour, 1h by day, 1d by month), and which windows are compacted"},
 		{Audit, "audit records, one per mutation, by day"},
 		{AuditSeals, "the hash chain sealing the audit records"},
@@ -369,6 +375,16 @@ func AlertTracksOf(rule string) string { return AlertTracks + rule + "/" }
 
 // AlertTrack is where rule stands on one subject (subject: a key-safe name of it).
 func AlertTrack(rule, subject string) string { return AlertTracksOf(rule) + subject + ".json" }
+
+// AlertSeriesTrack is where every metric rule stands on the series of one agent: the hub that takes a
+// batch reads and writes one object, however many rules and series.
+func AlertSeriesTrack(agent string) string { return AlertSeriesTracks + agent + ".json" }
+
+// AlertAck is the acknowledgement of one alert, written once.
+func AlertAck(id string) string { return AlertAcks + id + ".json" }
+
+// AlertSnooze holds a rule's notifications on one subject (a key-safe name of it).
+func AlertSnooze(rule, subject string) string { return AlertSnoozes + rule + "/" + subject + ".json" }
 
 // --- metrics ---
 

@@ -4,9 +4,11 @@
 // written create-only, so an alert fires once however many hubs run. A newcomer reads Apply (the
 // rules), Tick (evaluate and record) and List (what fired), in that order.
 //
-// This hub evaluates offline rules so far; rules of the other kinds are refused when applied, at their
-// kind, rather than stored and never evaluated. Notifications to channels are to come: an alert is
-// recorded and listed, and said in the hub's log.
+// Offline rules are evaluated from the tick; metric rules over each batch as the hub takes it
+// (ObserveBatch, metric.go), by the samples' own times. Rules of the other kinds are refused when
+// applied, at their kind, rather than stored and never evaluated. An alert's event is stored, then its
+// notifications queued (Notifier), then its track moved: a failure at any step leaves the track, and
+// the next evaluation does it again, which records and queues nothing twice.
 package alerts
 
 import (
@@ -59,6 +61,8 @@ type Service struct {
 	Log   *slog.Logger
 	Trail *trail.Recorder
 	Fleet Fleet
+	// Notifier queues the alerts' notifications (nil: alerts are recorded and logged only).
+	Notifier Notifier
 	// Every is how often this instance evaluates (0: DefaultEvery).
 	Every time.Duration
 	// Now is the clock (nil: time.Now); tests move it.
@@ -107,7 +111,11 @@ type Event struct {
 	Since    time.Time `json:"since" doc:"When the condition began, by the data."`
 	At       time.Time `json:"at"`
 	Detail   string    `json:"detail"`
-	Notify   bool      `json:"notify" doc:"False while the alert flaps, or for a resolution its rule does not notify."`
+	// Value is the value that crossed (metric rules).
+	Value  *float64 `json:"value,omitempty"`
+	Notify bool     `json:"notify" doc:"False while the alert flaps, or for a resolution its rule does not notify."`
+	// Silenced says why the event notifies no one.
+	Silenced string `json:"silenced,omitempty"`
 }
 
 // Alert is an alert as operators see it: its firing and, once it cleared, its resolution.
@@ -125,7 +133,7 @@ type Alert struct {
 }
 
 // evaluated are the rule kinds this hub evaluates.
-var evaluated = []string{alert.KindOffline}
+var evaluated = []string{alert.KindOffline, alert.KindMetric}
 
 // Apply parses and stores a new version of the rule set, create-only (two hubs applying at once
 // collide and the loser takes the next number). A source identical to the newest version's writes
@@ -137,6 +145,9 @@ func (s *Service) Apply(ctx context.Context, source string) (*Version, bool, err
 	}
 	if err := notEvaluated(rs); err != nil {
 		return nil, false, domain.Refused("alert rules", err)
+	}
+	if err := s.unknownChannels(ctx, rs); err != nil {
+		return nil, false, err
 	}
 	prev, err := s.latest(ctx)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -182,6 +193,40 @@ func notEvaluated(rs *alert.Rules) error {
 		}
 	}
 	return ps.Err("alert rules")
+}
+
+// unknownChannels refuses, at their place, channels a rule names that are not configured: the rule
+// would fire and notify no one.
+func (s *Service) unknownChannels(ctx context.Context, rs *alert.Rules) error {
+	if s.Notifier == nil {
+		return nil
+	}
+	names, err := s.Notifier.Channels(ctx)
+	if err != nil {
+		return fmt.Errorf("list the notification channels: %w", err)
+	}
+	var ps yamlsrc.Problems
+	for i, r := range rs.Rules {
+		for j, c := range r.Channels {
+			if slices.Contains(names, c) {
+				continue
+			}
+			path := yamlsrc.Index(yamlsrc.Index("rules", i)+".channels", j)
+			line, col := rs.At(path)
+			if line == 0 {
+				line, col = rs.At(yamlsrc.Index("rules", i) + ".channels")
+			}
+			known := "none is configured yet (pulse channels)"
+			if len(names) > 0 {
+				known = "configured: " + strings.Join(names, ", ")
+			}
+			ps.Add(line, col, path, "channel %q does not exist (%s), so the rule would notify no one", c, known)
+		}
+	}
+	if err := ps.Err("alert rules"); err != nil {
+		return domain.Refused("alert rules", err)
+	}
+	return nil
 }
 
 // Rules returns the newest version of the rule set.
@@ -280,7 +325,7 @@ func (s *Service) evaluate(ctx context.Context, now time.Time) error {
 				continue
 			}
 			g.Go(func() error {
-				s.step(ctx, r, t, offline(t, s.Fleet.OfflineAfter(), now), now)
+				s.step(ctx, v, r, t, offline(t, s.Fleet.OfflineAfter(), now), now)
 				return nil
 			})
 		}
@@ -304,29 +349,70 @@ func offline(t fleet.Target, after time.Duration, now time.Time) alert.Observati
 		Detail: fmt.Sprintf("no heartbeat since %s", seen.UTC().Format(time.RFC3339))}
 }
 
-// step moves one track and records a transition: the alert's event first (create-only), then the
-// track, so a track never says firing for an alert that was not recorded. When the event cannot be
-// stored the track stays as it was, and the next evaluation decides again.
-func (s *Service) step(ctx context.Context, r *alert.Rule, t fleet.Target, o alert.Observation, now time.Time) {
+// step moves one track and records a transition: the alert's event first (create-only), then its
+// notifications, then the track, so a track never says firing for an alert that was not recorded and
+// notified. When either cannot be stored the track stays as it was, and the next evaluation decides
+// again (the same alert, by the same id: recording and queueing are idempotent).
+func (s *Service) step(ctx context.Context, v *Version, r *alert.Rule, t fleet.Target, o alert.Observation, now time.Time) {
 	subject := t.Ident.ID
 	s.mu.Lock()
 	prev := s.tracks[r.Name][subject]
 	s.mu.Unlock()
 	next, change := alert.Step(r, subject, prev, o, now)
 	if change != nil {
-		e := Event{Alert: change.AlertID, Kind: change.Kind, Rule: r.Name, RuleKind: r.Kind, Severity: r.Severity, Agent: subject, Name: t.Ident.Name,
-			Subject: subject, Since: next.Since, At: change.At.UTC(), Detail: o.Detail, Notify: change.Notify}
-		created, err := store.CreateJSON(ctx, s.Store, layout.AlertEvent(change.AlertID, change.Kind), e)
-		if err != nil {
+		if err := s.record(ctx, v, r, t.Ident.ID, t.Ident.Name, subject, next, change, o); err != nil {
 			s.Log.Error("record an alert; the next evaluation records it", "alert", change.AlertID, "kind", change.Kind, "err", err)
 			return
 		}
-		if created {
-			s.events.Put(layout.AlertEvent(change.AlertID, change.Kind), &e)
-			s.Log.Warn("alert "+change.Kind, "alert", change.AlertID, "rule", r.Name, "agent", t.Ident.Name, "severity", r.Severity, "detail", o.Detail)
-		}
 	}
 	s.keepTrack(ctx, r.Name, subject, next)
+}
+
+// record stores a transition's event create-only and queues its notifications. An event already
+// stored (by another hub, or by this one before a failure) is queued again, which queues nothing new.
+func (s *Service) record(ctx context.Context, v *Version, r *alert.Rule, agent, name, subject string, next alert.Track, change *alert.Transition, o alert.Observation) error {
+	e := Event{Alert: change.AlertID, Kind: change.Kind, Rule: r.Name, RuleKind: r.Kind, Severity: r.Severity, Agent: agent, Name: name,
+		Subject: subject, Since: next.Since, At: change.At.UTC(), Detail: o.Detail, Notify: change.Notify}
+	if r.Kind == alert.KindMetric {
+		val := o.Value
+		e.Value = &val
+	}
+	if !change.Notify {
+		e.Silenced = silenced(r, next, change)
+	}
+	key := layout.AlertEvent(change.AlertID, change.Kind)
+	created, err := store.CreateJSON(ctx, s.Store, key, e)
+	if err != nil {
+		return fmt.Errorf("store alert %s %s: %w", change.AlertID, change.Kind, err)
+	}
+	if created {
+		s.events.Put(key, &e)
+		s.Log.Warn("alert "+change.Kind, "alert", change.AlertID, "rule", r.Name, "agent", name, "subject", subject, "severity", r.Severity, "detail", o.Detail)
+	}
+	if !e.Notify || s.Notifier == nil {
+		return nil
+	}
+	m := notify.Message{Alert: e.Alert, Kind: e.Kind, Rule: e.Rule, RuleKind: e.RuleKind, Severity: e.Severity, Agent: e.Agent, Name: e.Name,
+		Subject: e.Subject, Value: e.Value, Detail: e.Detail, Since: e.Since, At: e.At}
+	notBefore := e.At
+	if v.Rules.Quiet != nil {
+		notBefore = v.Rules.Quiet.Ends(e.At)
+	}
+	if err := s.Notifier.Notify(ctx, m, r.Channels, notBefore); err != nil {
+		return fmt.Errorf("queue the notifications of alert %s %s: %w", e.Alert, e.Kind, err)
+	}
+	return nil
+}
+
+// silenced says why a transition notifies no one.
+func silenced(r *alert.Rule, t alert.Track, change *alert.Transition) string {
+	switch {
+	case t.Flapping:
+		return fmt.Sprintf("flapping: fired more than %d times within %s", alert.FlapLimit, alert.FlapWindow)
+	case change.Kind == alert.Resolved && !r.NotifyResolved:
+		return "the rule does not notify resolutions (notifyResolved: false)"
+	}
+	return ""
 }
 
 // keepTrack keeps a track in memory and, when it changed, in the store, so a restarted hub goes on

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -126,53 +125,53 @@ const maxFuture = 5 * time.Minute
 // answered as stored; another batch under a seq already used is a conflict. A batch that cannot be
 // read or that Validate refuses is invalid input, with the reason; one older than the raw retention
 // too, since it would be deleted before it could be compacted. One PUT per hour touched (a GET more
-// when the key is taken).
-func (s *Service) Ingest(ctx context.Context, agent, encoding string, body []byte) error {
+// when the key is taken). It returns the batch stored, for the alerts room to evaluate.
+func (s *Service) Ingest(ctx context.Context, agent, encoding string, body []byte) (*wire.MetricBatch, error) {
 	if len(body) > MaxCompressedBatch {
-		return domain.TooLarge("the batch is %d bytes as sent, at most %d: upload smaller batches (more often)", len(body), MaxCompressedBatch)
+		return nil, domain.TooLarge("the batch is %d bytes as sent, at most %d: upload smaller batches (more often)", len(body), MaxCompressedBatch)
 	}
 	var raw []byte
 	switch strings.ToLower(strings.TrimSpace(encoding)) {
 	case "gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(body))
 		if err != nil {
-			return &domain.Error{Kind: domain.KindInvalid, Field: "header.Content-Encoding", Msg: "Content-Encoding says gzip but the body is not gzip data: " + err.Error()}
+			return nil, &domain.Error{Kind: domain.KindInvalid, Field: "header.Content-Encoding", Msg: "Content-Encoding says gzip but the body is not gzip data: " + err.Error()}
 		}
 		raw, err = io.ReadAll(io.LimitReader(zr, wire.MaxBatchBytes+1))
 		if err != nil {
-			return &domain.Error{Kind: domain.KindInvalid, Field: "body", Msg: "the gzip body is damaged: " + err.Error()}
+			return nil, &domain.Error{Kind: domain.KindInvalid, Field: "body", Msg: "the gzip body is damaged: " + err.Error()}
 		}
 	case "", "identity":
 		raw = body
 	default:
-		return &domain.Error{Kind: domain.KindInvalid, Field: "header.Content-Encoding",
+		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "header.Content-Encoding",
 			Msg: fmt.Sprintf("Content-Encoding %q: send gzip (or no Content-Encoding for plain JSON)", encoding)}
 	}
 	if len(raw) > wire.MaxBatchBytes {
-		return domain.TooLarge("the batch is more than %d bytes decompressed: upload smaller batches (more often)", wire.MaxBatchBytes)
+		return nil, domain.TooLarge("the batch is more than %d bytes decompressed: upload smaller batches (more often)", wire.MaxBatchBytes)
 	}
 	var b wire.MetricBatch
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
-		return &domain.Error{Kind: domain.KindInvalid, Field: "body", Msg: "the body is not a metric batch (JSON of wire.MetricBatch): " + err.Error()}
+		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "body", Msg: "the body is not a metric batch (JSON of wire.MetricBatch): " + err.Error()}
 	}
 	if err := b.Validate(); err != nil {
-		return &domain.Error{Kind: domain.KindInvalid, Field: "body", Msg: err.Error(), Err: err}
+		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "body", Msg: err.Error(), Err: err}
 	}
 	now, ret := s.now(), s.retention()
 	switch {
 	case b.To.After(now.Add(maxFuture)):
-		return &domain.Error{Kind: domain.KindInvalid, Field: "body.to", Msg: fmt.Sprintf("the batch ends at %s, after the hub's clock (%s): check the agent's clock", b.To.UTC().Format(time.RFC3339), now.Format(time.RFC3339))}
+		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "body.to", Msg: fmt.Sprintf("the batch ends at %s, after the hub's clock (%s): check the agent's clock", b.To.UTC().Format(time.RFC3339), now.Format(time.RFC3339))}
 	case b.To.Before(now.Add(-ret.Raw)):
-		return &domain.Error{Kind: domain.KindInvalid, Field: "body.to", Msg: fmt.Sprintf("the batch ended at %s, more than the raw retention (%s) ago: the hub keeps no batch that old; drop it", b.To.UTC().Format(time.RFC3339), ret.Raw)}
+		return nil, &domain.Error{Kind: domain.KindInvalid, Field: "body.to", Msg: fmt.Sprintf("the batch ended at %s, more than the raw retention (%s) ago: the hub keeps no batch that old; drop it", b.To.UTC().Format(time.RFC3339), ret.Raw)}
 	}
 	for _, part := range splitByHour(b) {
 		if err := s.storePart(ctx, agent, part); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return &b, nil
 }
 
 // rawPart is the points of a batch in one hour.
@@ -272,24 +271,9 @@ func gunzip(b []byte) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(zr, 64<<20))
 }
 
-// seriesKey identifies a series within an agent: its name and its labels, sorted.
+// seriesKey identifies a series within an agent (wire.Series.Key).
 func seriesKey(name string, labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var sb strings.Builder
-	sb.WriteString(name)
-	sb.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		fmt.Fprintf(&sb, "%s=%q", k, labels[k])
-	}
-	sb.WriteByte('}')
-	return sb.String()
+	return wire.Series{Name: name, Labels: labels}.Key()
 }
 
 // objCache keeps decoded write-once objects (raw parts, rollups), so a repeated query reads each

@@ -104,7 +104,7 @@ func gz(t *testing.T, v any) []byte {
 
 func (r *rig) ingest(s *metrics.Service, agent string, b wire.MetricBatch) {
 	r.t.Helper()
-	if err := s.Ingest(context.Background(), agent, "gzip", gz(r.t, b)); err != nil {
+	if _, err := s.Ingest(context.Background(), agent, "gzip", gz(r.t, b)); err != nil {
 		r.t.Fatalf("ingest %d: %v", b.Seq, err)
 	}
 }
@@ -126,14 +126,14 @@ func TestIngestStoresOnce(t *testing.T) {
 	}
 	other := batch(1, h0, 5*time.Minute, func(i int) float64 { return 0.7 })
 	var de *domain.Error
-	if err := s.Ingest(ctx, "a1", "gzip", gz(t, other)); !errors.As(err, &de) || de.Kind != domain.KindConflict || !strings.Contains(de.Msg, "seq") {
+	if _, err := s.Ingest(ctx, "a1", "gzip", gz(t, other)); !errors.As(err, &de) || de.Kind != domain.KindConflict || !strings.Contains(de.Msg, "seq") {
 		t.Fatalf("another batch under seq 1: %v, want a conflict naming the seq", err)
 	}
 	r.ingest(s, "a1", batch(2, h0.Add(58*time.Minute), 5*time.Minute, func(i int) float64 { return 0.1 }))
 	if n := r.count(layout.MetricsTier(layout.MetricsRaw)); n != 3 {
 		t.Fatalf("raw objects after a batch across 11:00 = %d, want 3 (one per hour it touches)", n)
 	}
-	if err := s.Ingest(ctx, "a1", "", mustJSON(t, batch(3, h0.Add(10*time.Minute), time.Minute, func(int) float64 { return 1 }))); err != nil {
+	if _, err := s.Ingest(ctx, "a1", "", mustJSON(t, batch(3, h0.Add(10*time.Minute), time.Minute, func(int) float64 { return 1 }))); err != nil {
 		t.Fatalf("plain JSON: %v", err)
 	}
 }
@@ -177,7 +177,7 @@ func TestIngestRefusals(t *testing.T) {
 		{"too large as sent", "", make([]byte, metrics.MaxCompressedBatch+1), domain.KindTooLarge, "as sent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := s.Ingest(context.Background(), "a1", tc.encoding, tc.body)
+			_, err := s.Ingest(context.Background(), "a1", tc.encoding, tc.body)
 			var de *domain.Error
 			if !errors.As(err, &de) || de.Kind != tc.kind || !strings.Contains(de.Msg, tc.want) {
 				t.Fatalf("got %v, want kind %d saying %q", err, tc.kind, tc.want)
