@@ -90,7 +90,18 @@ func runAlertRules(ctx context.Context, env *Env, args []string) error {
 }
 
 func runAlerts(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "alerts", "[--state firing|resolved] [--json]", "Lists the alerts that fired, newest first, with their resolution once they cleared.\nSee `pulse alert-rules --help` for the rules that raise them.")
+	if len(args) > 0 {
+		switch args[0] {
+		case "ack":
+			return runAlertAck(ctx, env, args[1:])
+		case "snooze":
+			return runAlertSnooze(ctx, env, args[1:])
+		}
+	}
+	fs := newFlags(env, "alerts", "[--state firing|resolved] [--json] | ack ID | snooze ID --for 2h", "Lists the alerts that fired, newest first, with their resolution once they cleared.\n"+
+		"  pulse alerts ack ID [--note TEXT]         say you are on it (the first acknowledgement stands)\n"+
+		"  pulse alerts snooze ID --for 2h [--note]  hold the notifications of its rule on its subject (--for 0 lifts it)\n"+
+		"See `pulse alert-rules --help` for the rules that raise them.")
 	state := fs.String("state", "", "only alerts in this state: firing or resolved")
 	asJSON := fs.Bool("json", false, "print JSON")
 	c, err := clientCommand(fs, args)
@@ -111,16 +122,78 @@ func runAlerts(ctx context.Context, env *Env, args []string) error {
 		return printAnswer(env.Stdout, resp.Body)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ALERT\tSTATE\tSEVERITY\tRULE\tAGENT\tFIRED\tRESOLVED\tDETAIL")
+	fmt.Fprintln(tw, "ALERT\tSTATE\tSEVERITY\tRULE\tAGENT\tFIRED\tRESOLVED\tACK\tDETAIL")
 	for _, a := range out.Alerts {
-		resolved := "-"
+		resolved, ack := "-", "-"
 		if !a.ResolvedAt.IsZero() {
 			resolved = a.ResolvedAt.Local().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.State, a.Severity, a.Rule, a.Name, a.FiredAt.Local().Format(time.RFC3339), resolved, oneLineText(a.Detail))
+		if a.Ack.By != "" {
+			ack = a.Ack.By
+		}
+		detail := a.Detail
+		if a.Silenced != "" {
+			detail += " [" + a.Silenced + "]"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.State, a.Severity, a.Rule, a.Name, a.FiredAt.Local().Format(time.RFC3339), resolved, ack, oneLineText(detail))
 	}
 	if len(out.Alerts) == 0 {
 		fmt.Fprintln(env.Stderr, "no alerts")
 	}
 	return tw.Flush()
+}
+
+func runAlertAck(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "alerts ack", "ID [--note TEXT] [--json]", "Acknowledges an alert: says you are on it. The alert lists who acknowledged it first; a second\nacknowledgement changes nothing.")
+	note := fs.String("note", "", "what you are doing about it")
+	asJSON := fs.Bool("json", false, "print JSON")
+	id, rest := splitID(args)
+	c, err := namedCommand(fs, rest, id, "pulse alerts ack ID")
+	if err != nil {
+		return err
+	}
+	resp, err := c.api.AckAlertWithResponse(ctx, id, api.AckAlertJSONRequestBody{Note: *note})
+	out, err := answer(c, resp, err, (*api.AckAlertResponse).GetJSON200)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	if out.Already {
+		fmt.Fprintf(env.Stdout, "alert %s was acknowledged before, by %s at %s\n", id, out.By, out.At.Local().Format(time.RFC3339))
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "alert %s acknowledged by %s\n", id, out.By)
+	return nil
+}
+
+func runAlertSnooze(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "alerts snooze", "ID --for DURATION [--note TEXT] [--json]", "Holds the notifications of the alert's rule on its subject (the agent, or the series) for a while:\n"+
+		"its resolution and any new firing of the same problem are recorded, listed as snoozed, and sent to no\nchannel. --for 0 lifts the snooze.")
+	d := fs.String("for", "", "how long: 30m, 2h, 1d (at most 30d); 0 lifts it")
+	note := fs.String("note", "", "why")
+	asJSON := fs.Bool("json", false, "print JSON")
+	id, rest := splitID(args)
+	c, err := namedCommand(fs, rest, id, "pulse alerts snooze ID --for 2h")
+	if err != nil {
+		return err
+	}
+	if *d == "" {
+		return usagef("want `pulse alerts snooze ID --for DURATION` (--for 0 lifts it)")
+	}
+	resp, err := c.api.SnoozeAlertWithResponse(ctx, id, api.SnoozeAlertJSONRequestBody{For: *d, Note: *note})
+	out, err := answer(c, resp, err, (*api.SnoozeAlertResponse).GetJSON200)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printAnswer(env.Stdout, resp.Body)
+	}
+	if !out.Until.After(out.At) {
+		fmt.Fprintf(env.Stdout, "notifications of %s on %s are no longer snoozed\n", out.Rule, out.Subject)
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "notifications of %s on %s snoozed until %s\n", out.Rule, out.Subject, out.Until.Local().Format(time.RFC3339))
+	return nil
 }

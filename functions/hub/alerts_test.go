@@ -338,6 +338,80 @@ func TestMetricAlerts(t *testing.T) {
 	}
 }
 
+// TestAckAndSnooze: an operator acknowledges an alert (a viewer may not; the first acknowledgement
+// stands) and snoozes its rule on its agent: the resolution is recorded, listed as snoozed and queued
+// for no channel; once the snooze is lifted the next firing of the same problem is queued again.
+func TestAckAndSnooze(t *testing.T) {
+	th := newTestHub(t)
+	n := &notified{names: []string{"ops"}}
+	th.h.Alerts.Notifier = n
+	ctx := context.Background()
+	a := th.agent("web-1", nil, nil)
+	var mu sync.Mutex
+	clock := time.Now()
+	th.h.Alerts.Every = time.Nanosecond
+	th.h.Alerts.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	at := func(c time.Time) { mu.Lock(); clock = c; mu.Unlock(); th.h.Alerts.Tick(ctx) }
+	beat := func() {
+		if err := a.Heartbeat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	beat()
+	th.applyAlertRules("rules:\n  - {name: down, kind: offline, for: 1m, channels: [ops]}\n")
+	at(time.Now())
+	at(time.Now().Add(time.Hour))
+	var list struct{ Alerts []alerts.Alert }
+	th.call(th.admin, "GET", "/v1/alerts", nil, &list)
+	if len(list.Alerts) != 1 || len(n.queued()) != 1 {
+		t.Fatalf("alerts %+v, queued %+v", list.Alerts, n.queued())
+	}
+	id := list.Alerts[0].ID
+	viewer, alice, bob := th.token("eve", "viewer"), th.token("alice", "operator"), th.token("bob", "operator")
+	var ack struct {
+		By      string
+		Already bool
+	}
+	if st := th.call(viewer, "POST", "/v1/alerts/"+id+"/ack", map[string]any{}, nil); st != 403 {
+		t.Fatalf("a viewer acknowledges: %d", st)
+	}
+	if st := th.call(alice, "POST", "/v1/alerts/"+id+"/ack", map[string]any{"note": "on it"}, &ack); st != 200 || ack.By != "alice" || ack.Already {
+		t.Fatalf("ack: %d %+v", st, ack)
+	}
+	if st := th.call(bob, "POST", "/v1/alerts/"+id+"/ack", map[string]any{}, &ack); st != 200 || ack.By != "alice" || !ack.Already {
+		t.Fatalf("a second ack: %d %+v", st, ack)
+	}
+	var problem struct{ Detail string }
+	if st := th.call(alice, "POST", "/v1/alerts/al-nope/ack", map[string]any{}, &problem); st != 404 || !strings.Contains(problem.Detail, "pulse alerts") {
+		t.Fatalf("ack of no alert: %d %+v", st, problem)
+	}
+	if st := th.call(alice, "POST", "/v1/alerts/"+id+"/snooze", map[string]any{"for": "soon"}, &problem); st != 422 || !strings.Contains(problem.Detail, "30m") {
+		t.Fatalf("snooze for soon: %d %+v", st, problem)
+	}
+	if st := th.call(alice, "POST", "/v1/alerts/"+id+"/snooze", map[string]any{"for": "1d", "note": "maintenance"}, nil); st != 200 {
+		t.Fatalf("snooze: %d", st)
+	}
+	// Back online: resolved, recorded as snoozed, queued for no one.
+	beat()
+	at(time.Now())
+	th.call(th.admin, "GET", "/v1/alerts", nil, &list)
+	if len(list.Alerts) != 1 || list.Alerts[0].State != "resolved" || list.Alerts[0].Ack == nil || list.Alerts[0].Ack.Note != "on it" || len(n.queued()) != 1 {
+		t.Fatalf("after the snooze: %+v, queued %d", list.Alerts, len(n.queued()))
+	}
+	var resolved alerts.Event
+	if _, err := store.ReadJSON(ctx, th.h.Store, layout.AlertEvent(id, "resolved"), &resolved); err != nil || resolved.Notify || !strings.Contains(resolved.Silenced, "snoozed by alice") {
+		t.Fatalf("resolution: %+v %v", resolved, err)
+	}
+	// Lifted: the next time it goes, it is queued.
+	if st := th.call(bob, "POST", "/v1/alerts/"+id+"/snooze", map[string]any{"for": "0"}, nil); st != 200 {
+		t.Fatalf("lift: %d", st)
+	}
+	at(time.Now().Add(2 * time.Hour))
+	if got := n.queued(); len(got) != 2 || got[1].m.Alert == id || got[1].m.Kind != notify.KindFired {
+		t.Fatalf("after lifting: queued %+v", got)
+	}
+}
+
 func (th *testHub) applyAlertRules(src string) {
 	th.t.Helper()
 	if st := th.call(th.admin, "PUT", "/v1/alert-rules", map[string]any{"source": src}, nil); st != 200 {

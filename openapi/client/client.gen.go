@@ -471,6 +471,40 @@ func (e ListExecutionsParamsStatus) Valid() bool {
 	}
 }
 
+// Ack defines model for Ack.
+type Ack struct {
+	Alert string    `json:"alert"`
+	At    time.Time `json:"at"`
+	By    string    `json:"by"`
+	Note  string    `json:"note,omitempty"`
+}
+
+// AckAlertInputBody defines model for AckAlertInputBody.
+type AckAlertInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/AckAlertInputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Note What you are doing about it.
+	Note string `json:"note,omitempty"`
+}
+
+// AckAlertOutputBody defines model for AckAlertOutputBody.
+type AckAlertOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/AckAlertOutputBody.json
+	Schema string `json:"$schema,omitempty"`
+	Alert  string `json:"alert"`
+
+	// Already Someone had acknowledged it before: theirs stands.
+	Already bool      `json:"already,omitempty"`
+	At      time.Time `json:"at"`
+	By      string    `json:"by"`
+	Note    string    `json:"note,omitempty"`
+}
+
 // Actor defines model for Actor.
 type Actor struct {
 	Groups []string `json:"groups,omitempty"`
@@ -564,6 +598,7 @@ type AgentView struct {
 
 // Alert defines model for Alert.
 type Alert struct {
+	Ack        Ack        `json:"ack,omitempty"`
 	Agent      string     `json:"agent"`
 	Detail     string     `json:"detail"`
 	FiredAt    time.Time  `json:"firedAt"`
@@ -572,8 +607,11 @@ type Alert struct {
 	ResolvedAt time.Time  `json:"resolvedAt,omitempty"`
 	Rule       string     `json:"rule"`
 	Severity   string     `json:"severity"`
+	Silenced   string     `json:"silenced,omitempty"`
 	Since      time.Time  `json:"since"`
 	State      AlertState `json:"state"`
+	Subject    string     `json:"subject"`
+	Value      float64    `json:"value,omitempty"`
 }
 
 // AlertState defines model for Alert.State.
@@ -1860,6 +1898,34 @@ type SignedEnvelope struct {
 	Signature string `json:"signature"`
 }
 
+// Snooze defines model for Snooze.
+type Snooze struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/Snooze.json
+	Schema  string    `json:"$schema,omitempty"`
+	Agent   string    `json:"agent"`
+	Alert   string    `json:"alert"`
+	At      time.Time `json:"at"`
+	By      string    `json:"by"`
+	Note    string    `json:"note,omitempty"`
+	Rule    string    `json:"rule"`
+	Subject string    `json:"subject"`
+	Until   time.Time `json:"until"`
+}
+
+// SnoozeAlertInputBody defines model for SnoozeAlertInputBody.
+type SnoozeAlertInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/SnoozeAlertInputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// For How long: 30m, 2h, 1d (at most 30d); 0 lifts the snooze.
+	For  string `json:"for"`
+	Note string `json:"note,omitempty"`
+}
+
 // StartExecutionInputBody defines model for StartExecutionInputBody.
 type StartExecutionInputBody struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -2247,6 +2313,12 @@ type RetireAgentJSONRequestBody = RetireInputBody
 
 // ApplyAlertRulesJSONRequestBody defines body for ApplyAlertRules for application/json ContentType.
 type ApplyAlertRulesJSONRequestBody = ApplyAlertRulesInputBody
+
+// AckAlertJSONRequestBody defines body for AckAlert for application/json ContentType.
+type AckAlertJSONRequestBody = AckAlertInputBody
+
+// SnoozeAlertJSONRequestBody defines body for SnoozeAlert for application/json ContentType.
+type SnoozeAlertJSONRequestBody = SnoozeAlertInputBody
 
 // PushArtifactJSONRequestBody defines body for PushArtifact for application/json ContentType.
 type PushArtifactJSONRequestBody = FinishArtifactInputBody
@@ -2653,6 +2725,42 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
 	ListAlerts(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AckAlertWithBody Acknowledge an alert
+	//
+	// Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/alerts/{id}/ack (the `AckAlert` operationId).
+	AckAlertWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AckAlert Acknowledge an alert
+	//
+	// Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/alerts/{id}/ack (the `AckAlert` operationId).
+	AckAlert(ctx context.Context, id string, body AckAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SnoozeAlertWithBody Snooze an alert's notifications
+	//
+	// Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/alerts/{id}/snooze (the `SnoozeAlert` operationId).
+	SnoozeAlertWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SnoozeAlert Snooze an alert's notifications
+	//
+	// Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/alerts/{id}/snooze (the `SnoozeAlert` operationId).
+	SnoozeAlert(ctx context.Context, id string, body SnoozeAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListApprovals Commands waiting for your approval
 	//
@@ -3812,6 +3920,82 @@ func (c *Client) ApplyAlertRules(ctx context.Context, body ApplyAlertRulesJSONRe
 // Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
 func (c *Client) ListAlerts(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewListAlertsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AckAlertWithBody Acknowledge an alert
+//
+// Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/alerts/{id}/ack (the `AckAlert` operationId).
+func (c *Client) AckAlertWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAckAlertRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AckAlert Acknowledge an alert
+//
+// Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/alerts/{id}/ack (the `AckAlert` operationId).
+func (c *Client) AckAlert(ctx context.Context, id string, body AckAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAckAlertRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SnoozeAlertWithBody Snooze an alert's notifications
+//
+// Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/alerts/{id}/snooze (the `SnoozeAlert` operationId).
+func (c *Client) SnoozeAlertWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSnoozeAlertRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SnoozeAlert Snooze an alert's notifications
+//
+// Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/alerts/{id}/snooze (the `SnoozeAlert` operationId).
+func (c *Client) SnoozeAlert(ctx context.Context, id string, body SnoozeAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSnoozeAlertRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -6192,6 +6376,100 @@ func NewListAlertsRequest(server string, params *ListAlertsParams) (*http.Reques
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewAckAlertRequest calls the generic AckAlert builder with application/json body
+func NewAckAlertRequest(server string, id string, body AckAlertJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAckAlertRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAckAlertRequestWithBody constructs an http.Request for the AckAlert method, with any body, and a specified content type
+func NewAckAlertRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/alerts/%s/ack", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSnoozeAlertRequest calls the generic SnoozeAlert builder with application/json body
+func NewSnoozeAlertRequest(server string, id string, body SnoozeAlertJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSnoozeAlertRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSnoozeAlertRequestWithBody constructs an http.Request for the SnoozeAlert method, with any body, and a specified content type
+func NewSnoozeAlertRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/alerts/%s/snooze", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -8829,6 +9107,42 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /v1/alerts (the `ListAlerts` operationId).
 	ListAlertsWithResponse(ctx context.Context, params *ListAlertsParams, reqEditors ...RequestEditorFn) (*ListAlertsResponse, error)
 
+	// AckAlertWithBodyWithResponse Acknowledge an alert
+	//
+	// Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/alerts/{id}/ack (the `AckAlert` operationId).
+	AckAlertWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AckAlertResponse, error)
+
+	// AckAlertWithResponse Acknowledge an alert
+	//
+	// Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/alerts/{id}/ack (the `AckAlert` operationId).
+	AckAlertWithResponse(ctx context.Context, id string, body AckAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*AckAlertResponse, error)
+
+	// SnoozeAlertWithBodyWithResponse Snooze an alert's notifications
+	//
+	// Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/alerts/{id}/snooze (the `SnoozeAlert` operationId).
+	SnoozeAlertWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SnoozeAlertResponse, error)
+
+	// SnoozeAlertWithResponse Snooze an alert's notifications
+	//
+	// Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/alerts/{id}/snooze (the `SnoozeAlert` operationId).
+	SnoozeAlertWithResponse(ctx context.Context, id string, body SnoozeAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*SnoozeAlertResponse, error)
+
 	// ListApprovalsWithResponse Commands waiting for your approval
 	//
 	// Commands awaiting approval that the caller may approve: not their own, not approved by them yet, and they are in a required group.
@@ -10880,6 +11194,130 @@ func (r ListAlertsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r ListAlertsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AckAlertResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AckAlertOutputBody
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r AckAlertResponse) GetJSON200() *AckAlertOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r AckAlertResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AckAlertResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AckAlertResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AckAlertResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AckAlertResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AckAlertResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AckAlertResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SnoozeAlertResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Snooze
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SnoozeAlertResponse) GetJSON200() *Snooze {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SnoozeAlertResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SnoozeAlertResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SnoozeAlertResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SnoozeAlertResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SnoozeAlertResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SnoozeAlertResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SnoozeAlertResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -14438,6 +14876,66 @@ func (c *ClientWithResponses) ListAlertsWithResponse(ctx context.Context, params
 	return ParseListAlertsResponse(rsp)
 }
 
+// AckAlertWithBodyWithResponse Acknowledge an alert
+//
+// Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/alerts/{id}/ack (the `AckAlert` operationId).
+func (c *ClientWithResponses) AckAlertWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AckAlertResponse, error) {
+	rsp, err := c.AckAlertWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAckAlertResponse(rsp)
+}
+
+// AckAlertWithResponse Acknowledge an alert
+//
+// Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/alerts/{id}/ack (the `AckAlert` operationId).
+func (c *ClientWithResponses) AckAlertWithResponse(ctx context.Context, id string, body AckAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*AckAlertResponse, error) {
+	rsp, err := c.AckAlert(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAckAlertResponse(rsp)
+}
+
+// SnoozeAlertWithBodyWithResponse Snooze an alert's notifications
+//
+// Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/alerts/{id}/snooze (the `SnoozeAlert` operationId).
+func (c *ClientWithResponses) SnoozeAlertWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SnoozeAlertResponse, error) {
+	rsp, err := c.SnoozeAlertWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSnoozeAlertResponse(rsp)
+}
+
+// SnoozeAlertWithResponse Snooze an alert's notifications
+//
+// Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/alerts/{id}/snooze (the `SnoozeAlert` operationId).
+func (c *ClientWithResponses) SnoozeAlertWithResponse(ctx context.Context, id string, body SnoozeAlertJSONRequestBody, reqEditors ...RequestEditorFn) (*SnoozeAlertResponse, error) {
+	rsp, err := c.SnoozeAlert(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSnoozeAlertResponse(rsp)
+}
+
 // ListApprovalsWithResponse Commands waiting for your approval
 //
 // Commands awaiting approval that the caller may approve: not their own, not approved by them yet, and they are in a required group.
@@ -16566,6 +17064,100 @@ func ParseListAlertsResponse(rsp *http.Response) (*ListAlertsResponse, error) {
 			return nil, err
 		}
 		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAckAlertResponse parses an HTTP response from a AckAlertWithResponse call
+func ParseAckAlertResponse(rsp *http.Response) (*AckAlertResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AckAlertResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AckAlertOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSnoozeAlertResponse parses an HTTP response from a SnoozeAlertWithResponse call
+func ParseSnoozeAlertResponse(rsp *http.Response) (*SnoozeAlertResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SnoozeAlertResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Snooze
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
 
 	}
 

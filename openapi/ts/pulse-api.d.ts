@@ -444,6 +444,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alerts/{id}/ack": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge an alert
+         * @description Says you are on it: the alert lists who acknowledged it first, and when. A second acknowledgement changes nothing and is answered with the first (already: true).
+         */
+        post: operations["ack-alert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alerts/{id}/snooze": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Snooze an alert's notifications
+         * @description Holds the notifications of the alert's rule on its subject (the agent, or the series) for the duration: its resolution, and any new firing of the same problem, are recorded and listed as snoozed, and no channel hears of them. A new snooze replaces the one before; for: 0 lifts it.
+         */
+        post: operations["snooze-alert"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/approvals": {
         parameters: {
             query?: never;
@@ -1275,6 +1315,38 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        Ack: {
+            alert: string;
+            /** Format: date-time */
+            at: string;
+            by: string;
+            note?: string;
+        };
+        AckAlertInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/AckAlertInputBody.json
+             */
+            readonly $schema?: string;
+            /** @description What you are doing about it. */
+            note?: string;
+        };
+        AckAlertOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/AckAlertOutputBody.json
+             */
+            readonly $schema?: string;
+            alert: string;
+            /** @description Someone had acknowledged it before: theirs stands. */
+            already?: boolean;
+            /** Format: date-time */
+            at: string;
+            by: string;
+            note?: string;
+        };
         Actor: {
             groups?: string[] | null;
             id: string;
@@ -1375,6 +1447,7 @@ export interface components {
             version: string;
         };
         Alert: {
+            ack?: components["schemas"]["Ack"];
             agent: string;
             detail: string;
             /** Format: date-time */
@@ -1385,10 +1458,14 @@ export interface components {
             resolvedAt?: string;
             rule: string;
             severity: string;
+            silenced?: string;
             /** Format: date-time */
             since: string;
             /** @enum {string} */
             state: "firing" | "resolved";
+            subject: string;
+            /** Format: double */
+            value?: number;
         };
         AlertQuietHours: {
             from: string;
@@ -2732,6 +2809,35 @@ export interface components {
             keyId: string;
             payload: string;
             signature: string;
+        };
+        Snooze: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/Snooze.json
+             */
+            readonly $schema?: string;
+            agent: string;
+            alert: string;
+            /** Format: date-time */
+            at: string;
+            by: string;
+            note?: string;
+            rule: string;
+            subject: string;
+            /** Format: date-time */
+            until: string;
+        };
+        SnoozeAlertInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/SnoozeAlertInputBody.json
+             */
+            readonly $schema?: string;
+            /** @description How long: 30m, 2h, 1d (at most 30d); 0 lifts the snooze. */
+            for: string;
+            note?: string;
         };
         StartExecutionInputBody: {
             /**
@@ -4168,6 +4274,114 @@ export interface operations {
             };
             /** @description Error */
             default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "ack-alert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The alert's id (pulse alerts). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AckAlertInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AckAlertOutputBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "snooze-alert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The alert's id (pulse alerts). */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SnoozeAlertInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Snooze"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };

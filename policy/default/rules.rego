@@ -94,6 +94,8 @@ operator_actions := {
 	"list-enroll-tokens",
 	"revoke-enroll-token",
 	"set-agent-labels",
+	"ack-alert",
+	"snooze-alert",
 }
 
 # Actions on who may do what, on the audit trail, on someone else's command awaiting approval,

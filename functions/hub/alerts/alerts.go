@@ -70,6 +70,7 @@ type Service struct {
 
 	versions store.Once[Version]
 	events   store.Once[Event]
+	acks     store.Once[Ack]
 
 	mu   sync.Mutex
 	last time.Time
@@ -130,6 +131,14 @@ type Alert struct {
 	FiredAt    time.Time `json:"firedAt"`
 	ResolvedAt time.Time `json:"resolvedAt,omitzero"`
 	Detail     string    `json:"detail"`
+	// Subject is what the rule watched on the agent: the agent itself, or one of its series.
+	Subject string `json:"subject"`
+	// Value is the value that crossed (metric rules).
+	Value *float64 `json:"value,omitempty"`
+	// Silenced says why the firing notified no one (flapping, snoozed).
+	Silenced string `json:"silenced,omitempty"`
+	// Ack is who acknowledged the alert first.
+	Ack *Ack `json:"ack,omitempty"`
 }
 
 // evaluated are the rule kinds this hub evaluates.
@@ -379,6 +388,10 @@ func (s *Service) record(ctx context.Context, v *Version, r *alert.Rule, agent, 
 	}
 	if !change.Notify {
 		e.Silenced = silenced(r, next, change)
+	} else if why, err := s.snoozed(ctx, r.Name, agent, subject, e.At); err != nil {
+		return err
+	} else if why != "" {
+		e.Notify, e.Silenced = false, why
 	}
 	key := layout.AlertEvent(change.AlertID, change.Kind)
 	created, err := store.CreateJSON(ctx, s.Store, key, e)
@@ -387,7 +400,15 @@ func (s *Service) record(ctx context.Context, v *Version, r *alert.Rule, agent, 
 	}
 	if created {
 		s.events.Put(key, &e)
-		s.Log.Warn("alert "+change.Kind, "alert", change.AlertID, "rule", r.Name, "agent", name, "subject", subject, "severity", r.Severity, "detail", o.Detail)
+		s.Log.Warn("alert "+change.Kind, "alert", change.AlertID, "rule", r.Name, "agent", name, "subject", subject, "severity", r.Severity, "detail", o.Detail, "silenced", e.Silenced)
+	} else {
+		// Recorded before (by another hub, or by this one before a failure): the stored event is
+		// what happened, and what is notified.
+		held, err := s.events.Get(ctx, s.Store, key)
+		if err != nil {
+			return fmt.Errorf("read alert %s %s, stored before: %w", change.AlertID, change.Kind, err)
+		}
+		e = *held
 	}
 	if !e.Notify || s.Notifier == nil {
 		return nil
@@ -510,7 +531,19 @@ func (s *Service) loadTracks(ctx context.Context, rule string) error {
 // alerts and a read of each event this process has not read (they are write-once).
 func (s *Service) List(ctx context.Context, state string) ([]Alert, error) {
 	byID := map[string]*Alert{}
+	acks := map[string]*Ack{}
 	err := store.Walk(ctx, s.Store, layout.Alerts, "", 0, func(o store.ObjectInfo) error {
+		if strings.HasSuffix(o.Key, "/ack.json") {
+			a, err := s.acks.Get(ctx, s.Store, o.Key)
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			acks[a.Alert] = a
+			return nil
+		}
 		e, err := s.events.Get(ctx, s.Store, o.Key)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -520,12 +553,12 @@ func (s *Service) List(ctx context.Context, state string) ([]Alert, error) {
 		}
 		a := byID[e.Alert]
 		if a == nil {
-			a = &Alert{ID: e.Alert, Rule: e.Rule, Severity: e.Severity, Agent: e.Agent, Name: e.Name, Since: e.Since, Detail: e.Detail}
+			a = &Alert{ID: e.Alert, Rule: e.Rule, Severity: e.Severity, Agent: e.Agent, Name: e.Name, Since: e.Since, Subject: e.Subject}
 			byID[e.Alert] = a
 		}
 		switch e.Kind {
 		case alert.Fired:
-			a.FiredAt = e.At
+			a.FiredAt, a.Detail, a.Value, a.Silenced = e.At, e.Detail, e.Value, e.Silenced
 		case alert.Resolved:
 			a.ResolvedAt = e.At
 		}
@@ -536,6 +569,10 @@ func (s *Service) List(ctx context.Context, state string) ([]Alert, error) {
 	}
 	out := []Alert{}
 	for _, a := range byID {
+		if a.FiredAt.IsZero() {
+			continue // a resolution whose firing is not readable (planted, or being written)
+		}
+		a.Ack = acks[a.ID]
 		a.State = alert.StateFiring
 		if !a.ResolvedAt.IsZero() {
 			a.State = alert.StateResolved
