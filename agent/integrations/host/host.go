@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -49,9 +50,12 @@ type config struct {
 	SampleEvery string `toml:"sample_every"`
 	// Metrics turns sampling off when false (facts and commands stay).
 	Metrics *bool `toml:"metrics"`
+	// TextfileDir, when set, is a directory whose *.prom files (Prometheus text format, as
+	// node_exporter's textfile collector reads them) are read at every sample.
+	TextfileDir string `toml:"textfile_dir"`
 }
 
-// Configure reads [host]: sample_every and metrics.
+// Configure reads [host]: sample_every, metrics and textfile_dir.
 func (h *Host) Configure(raw map[string]any) error {
 	var c config
 	if err := integration.DecodeConfig(raw, &c); err != nil {
@@ -68,6 +72,10 @@ func (h *Host) Configure(raw map[string]any) error {
 	if c.Metrics != nil && !*c.Metrics {
 		h.sampleEvery = 0
 	}
+	if c.TextfileDir != "" && !filepath.IsAbs(c.TextfileDir) {
+		return fmt.Errorf("textfile_dir %q: want an absolute path", c.TextfileDir)
+	}
+	h.sampler.textfileDir = c.TextfileDir
 	return nil
 }
 

@@ -68,6 +68,8 @@ var virtualInterface = regexp.MustCompile(`^(lo|veth.*)$`)
 type sampler struct {
 	mu    sync.Mutex
 	stuck map[string]bool // mount points whose statfs has not returned yet
+	// textfileDir is [host] textfile_dir: scripts' metrics read at every sample (textfile.go).
+	textfileDir string
 }
 
 // series builds the points of one sample; ts is the sample time in Unix milliseconds.
@@ -144,6 +146,7 @@ func (sm *sampler) sample(ctx context.Context, now time.Time) ([]wire.Series, er
 	sm.disks(ctx, s)
 	sm.network(ctx, s)
 	sm.temperatures(ctx, s)
+	s.textfiles(sm.textfileDir)
 
 	if boot, err := pshost.BootTimeWithContext(ctx); err != nil {
 		s.fail("boot time", err)

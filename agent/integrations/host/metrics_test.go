@@ -157,6 +157,8 @@ func TestHostMetricsConfig(t *testing.T) {
 		{"too often", map[string]any{"sample_every": "100ms"}, 0, "sample_every"},
 		{"not a duration", map[string]any{"sample_every": "often"}, 0, "sample_every"},
 		{"typo", map[string]any{"sample_evry": "10s"}, 0, "sample_evry"},
+		{"textfile_dir", map[string]any{"textfile_dir": "/var/lib/pulse/textfile"}, 10 * time.Second, ""},
+		{"relative textfile_dir", map[string]any{"textfile_dir": "textfile"}, 0, "absolute path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := integration.Load(context.Background(), map[string]any{"host": tc.raw}, nil)
