@@ -134,6 +134,13 @@ func pulseCLI(t testing.TB, hubURL, token string, args ...string) (string, strin
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	return pulseCLIContext(ctx, t, hubURL, token, args...)
+}
+
+// pulseCLIContext is pulseCLI until ctx ends, when the command is killed (a --watch that never
+// returns by itself): what it printed until then is returned, with exit code -1.
+func pulseCLIContext(ctx context.Context, t testing.TB, hubURL, token string, args ...string) (string, string, int) {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, pulseBin, args...)
 	cmd.Env = append(os.Environ(), "PULSE_HUB="+hubURL, "PULSE_TOKEN="+token)
 	var stdout, stderr bytes.Buffer

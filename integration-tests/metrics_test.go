@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -86,4 +87,42 @@ func TestMetricsEndToEnd(t *testing.T) {
 	if len(keys) == 0 || !strings.Contains(keys[0], "/"+id+"/") || !strings.HasSuffix(keys[0], ".json.gz") {
 		t.Fatalf("raw batches stored: %v", keys)
 	}
+}
+
+// TestLiveWatchUploadsSooner: a real pulse-agent that uploads every 5 minutes (the default) is
+// watched with `pulse metrics --watch` (a query with live=true): the hub's poll answer asks it to
+// upload every 10 s, and its samples reach the history long before its first 5-minute batch.
+func TestLiveWatchUploadsSooner(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, token := initStore(t, dir)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
+	tok, errOut, code := pulseCLI(t, h.url, token, "enroll-token", "create")
+	if code != 0 {
+		t.Fatalf("enroll-token create: %s", errOut)
+	}
+	a := startAgent(t, h.url, dir+"/agent", agentConfig+"\n[host]\nsample_every = \"1s\"\n", "--enroll-token", strings.TrimSpace(tok))
+	id := a.id()
+	samples := func(live bool) int {
+		args := []string{"metrics", id, "node_load1", "--since", "10m", "--json"}
+		if live {
+			args = append(args, "--watch")
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		out, _, _ := pulseCLIContext(ctx, t, h.url, token, args...)
+		var m metricsAnswer
+		json.NewDecoder(strings.NewReader(out)).Decode(&m) // --watch prints one answer, then waits
+		n := 0
+		for _, s := range m.Series {
+			for _, p := range s.Points {
+				n += p.Count
+			}
+		}
+		return n
+	}
+	time.Sleep(3 * time.Second)
+	if n := samples(false); n != 0 {
+		t.Fatalf("%d samples before the first 5-minute batch: the agent was not on its default interval", n)
+	}
+	waitFor(t, "samples while watched", 60*time.Second, func() bool { return samples(true) > 0 })
 }

@@ -24,12 +24,16 @@ The hub answers from the finest tier that still covers the range: raw samples fo
 
   pulse metrics web-1 node_load1 --since 6h
   pulse metrics web-1 node_filesystem_avail_bytes --label mountpoint=/ --since 7d --step 1h
-  pulse metrics web-1 node_cpu_seconds_total --json`
+  pulse metrics web-1 node_cpu_seconds_total --json
+  pulse metrics web-1 node_load1 --since 10m --watch   # redraw every 10 s; the agent uploads every 10 s meanwhile
+
+With --watch the chart is drawn again every 10 seconds until Ctrl-C, and the hub asks the agent to
+upload its samples every 10 s while you watch (instead of every 5 minutes), so the chart moves.`
 
 func runMetrics(ctx context.Context, env *Env, args []string) error {
 	agent, rest := splitID(args)
 	name, rest := splitID(rest)
-	fs := newFlags(env, "metrics", "AGENT [NAME] [--since 6h] [--step 1m] [--label k=v] [--json]", metricsHelp)
+	fs := newFlags(env, "metrics", "AGENT [NAME] [--since 6h] [--step 1m] [--label k=v] [--watch] [--json]", metricsHelp)
 	since := fs.String("since", "1h", "how far back: a duration (30m, 6h, 7d) or an RFC 3339 time")
 	until := fs.String("until", "", "end of the range: a duration before now or an RFC 3339 time (default now)")
 	step := fs.String("step", "", "bucket width (10s, 1m, 1h, 1d); default: about 240 points over the range")
@@ -37,6 +41,7 @@ func runMetrics(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&labels, "label", "only series with this label, k=v (repeatable)")
 	asJSON := fs.Bool("json", false, "print the hub's JSON answer")
 	width := fs.Int("width", 60, "width of a sparkline in characters")
+	watch := fs.Bool("watch", false, "draw the chart again every 10 s until interrupted; the agent uploads every 10 s while watched")
 	connect := clientFlags(fs)
 	if err := parse(fs, rest); err != nil {
 		return err
@@ -77,12 +82,34 @@ func runMetrics(ctx context.Context, env *Env, args []string) error {
 		l := []string(labels)
 		params.Label = &l
 	}
+	if !*watch {
+		return drawMetrics(ctx, env, c, agent, params, *asJSON, *width)
+	}
+	live := true
+	params.Live = &live
+	for {
+		if err := drawMetrics(ctx, env, c, agent, params, *asJSON, *width); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(10 * time.Second):
+		}
+		if !*asJSON {
+			fmt.Fprintln(env.Stdout)
+		}
+	}
+}
+
+// drawMetrics queries one range and prints it.
+func drawMetrics(ctx context.Context, env *Env, c *client, agent string, params *api.GetAgentMetricsParams, asJSON bool, width int) error {
 	resp, err := c.api.GetAgentMetricsWithResponse(ctx, agent, params)
 	v, err := answer(c, resp, err, (*api.GetAgentMetricsResponse).GetJSON200)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return printAnswer(env.Stdout, resp.Body)
 	}
 	fmt.Fprintf(env.Stdout, "%s on %s, %s to %s, every %s (tier %s)\n", v.Name, v.Agent,
@@ -92,7 +119,7 @@ func runMetrics(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 	for _, s := range v.Series {
-		printSeries(env.Stdout, s, *width)
+		printSeries(env.Stdout, s, width)
 	}
 	return nil
 }

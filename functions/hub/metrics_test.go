@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -209,5 +211,56 @@ func TestMetricsQuery(t *testing.T) {
 				t.Errorf("%d %q, want %d saying %q", st, said, tc.status, tc.want)
 			}
 		})
+	}
+}
+
+// TestLiveWatch: a query with live=true at one hub instance answers, within about a second, the poll
+// the agent holds at another instance with a request to upload every 10 s, and every poll answer
+// carries it; an agent nobody watches is not asked. A watch renewed soon after costs no bell write.
+func TestLiveWatch(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	url := "file:" + t.TempDir()
+	one, other := startTestHub(t, url, priv, nil), startTestHub(t, url, priv, nil)
+	ctx := context.Background()
+	a := one.agent("web-1", nil, nil)
+	b := one.agent("web-2", nil, nil)
+	a.Hub, b.Hub = other.url, other.url
+	type answer struct {
+		resp wire.PollResponse
+		took time.Duration
+		err  error
+	}
+	poll := func(ag *simagent.Agent) <-chan answer {
+		ch := make(chan answer, 1)
+		go func() {
+			start := time.Now()
+			_, resp, err := ag.Poll(ctx, nil)
+			ch <- answer{resp, time.Since(start), err}
+		}()
+		return ch
+	}
+	// Both hold their polls (2 s) at the other instance; the watch is asked of the first.
+	first, second := poll(a), poll(b)
+	time.Sleep(300 * time.Millisecond)
+	var m metricsQuery
+	if st := one.call(one.admin, "GET", "/v1/agents/"+a.ID+"/metrics?name=node_load1&live=true", nil, &m); st != 200 {
+		t.Fatalf("live query: %d %+v", st, m)
+	}
+	got := <-first
+	if got.err != nil || got.resp.MetricsEverySeconds != 10 {
+		t.Fatalf("the watched agent's poll: %+v", got)
+	}
+	if got := <-second; got.err != nil || got.resp.MetricsEverySeconds != 0 {
+		t.Fatalf("an agent nobody watches: %+v", got)
+	}
+	if _, resp, err := a.Poll(ctx, nil); err != nil || resp.MetricsEverySeconds != 10 {
+		t.Fatalf("the next poll: %+v %v", resp, err)
+	}
+	bells := len(one.stored(layout.Bells))
+	if st := one.call(one.admin, "GET", "/v1/agents/"+a.ID+"/metrics?name=node_load1&live=true", nil, &m); st != 200 {
+		t.Fatalf("live query again: %d", st)
+	}
+	if n := len(one.stored(layout.Bells)); n != bells {
+		t.Fatalf("a watch renewed at once wrote %d bells more", n-bells)
 	}
 }

@@ -28,7 +28,14 @@ type AgentMetricsQueryInput struct {
 	To    string   `query:"to" doc:"End: RFC 3339, or a duration before now. Default: now."`
 	Step  string   `query:"step" doc:"Bucket width (10s, 1m, 1h, 1d). Default: about 240 points over the range. Raised to the tier's resolution."`
 	Label []string `query:"label" doc:"name=value a series must have, e.g. mountpoint=/ (repeatable)."`
+	Live  bool     `query:"live" doc:"Someone watches live: for the next 2 minutes the agent uploads its samples every 10 s instead of every batch interval (5 minutes by default), so the next queries show them. Ask again to go on."`
 }
+
+// Live watching: what a query with live=true asks of the agent, and for how long.
+const (
+	liveEvery = 10 * time.Second
+	liveFor   = 2 * time.Minute
+)
 
 // AgentMetricsOutput is a range query's answer.
 type AgentMetricsOutput struct {
@@ -81,6 +88,9 @@ func registerMetrics(api huma.API, h *Hub) {
 				return nil, err
 			}
 			now := h.Metrics.Now()
+			if in.Live {
+				h.Delivery.Watch(ctx, t.Ident.ID, liveEvery, time.Now().Add(liveFor))
+			}
 			q := metrics.Query{Agent: t.Ident.ID, Name: in.Name}
 			if q.From, err = parseWhen("query.from", in.From, now); err != nil {
 				return nil, err

@@ -2160,6 +2160,9 @@ type GetAgentMetricsParams struct {
 
 	// Label name=value a series must have, e.g. mountpoint=/ (repeatable).
 	Label *[]string `form:"label,omitempty" json:"label,omitempty"`
+
+	// Live Someone watches live: for the next 2 minutes the agent uploads its samples every 10 s instead of every batch interval (5 minutes by default), so the next queries show them. Ask again to go on.
+	Live *bool `form:"live,omitempty" json:"live,omitempty"`
 }
 
 // AgentMetricsJSONBody defines parameters for AgentMetrics.
@@ -5798,6 +5801,18 @@ func NewGetAgentMetricsRequest(server string, id string, params *GetAgentMetrics
 		if params.Label != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "label", params.Label, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Live != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "live", *params.Live, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {

@@ -3609,6 +3609,8 @@ export interface operations {
                 step?: string;
                 /** @description name=value a series must have, e.g. mountpoint=/ (repeatable). */
                 label?: string[] | null;
+                /** @description Someone watches live: for the next 2 minutes the agent uploads its samples every 10 s instead of every batch interval (5 minutes by default), so the next queries show them. Ask again to go on. */
+                live?: boolean;
             };
             header?: never;
             path: {

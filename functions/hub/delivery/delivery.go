@@ -40,6 +40,7 @@ type Service struct {
 
 	notify    notifier
 	index     index
+	watching  watches
 	drainMu   sync.Mutex
 	draining  chan struct{} // closed by Drain; made on first use
 	drainOnce sync.Once
@@ -179,8 +180,10 @@ func (s *Service) Done(agent, ref string) { s.index.done(agent, ref) }
 
 // bell is one entry of the change feed that tells other hub instances about a new delivery.
 type bell struct {
-	Delivery string   `json:"delivery"`
-	Agents   []string `json:"agents"`
+	Delivery string   `json:"delivery,omitempty"`
+	Agents   []string `json:"agents,omitempty"`
+	// Watch, instead of a delivery, says an agent is watched live (watch.go).
+	Watch *watchBell `json:"watch,omitempty"`
 }
 
 // ring tells other hub instances about a delivery through the bell feed, which each instance lists
@@ -236,7 +239,13 @@ func (s *Service) WatchBells(ctx context.Context) {
 					}
 					seen[o.Key] = now
 					var b bell
-					if _, err := store.ReadJSON(ctx, s.Store, o.Key, &b); err == nil && s.load(ctx, b.Delivery) == nil {
+					_, err := store.ReadJSON(ctx, s.Store, o.Key, &b)
+					switch {
+					case err != nil:
+					case b.Watch != nil:
+						s.watching.set(b.Watch.Agent, b.Watch.Every, b.Watch.Until)
+						s.notify.wake([]string{b.Watch.Agent})
+					case s.load(ctx, b.Delivery) == nil:
 						s.notify.wake(b.Agents)
 					}
 				}
@@ -336,14 +345,17 @@ func (s *Service) Poll(ctx context.Context, agent string, req wire.PollRequest) 
 	}
 	hold := s.pollHold()
 	deadline := time.Now().Add(hold)
-	resp := wire.PollResponse{Envelopes: []wire.SignedEnvelope{}, HoldSeconds: int(hold / time.Second), HubKeys: s.Keys.Public(), HubKeySignatures: s.Keys.KeySetSignatures()}
+	resp := wire.PollResponse{Envelopes: []wire.SignedEnvelope{}, HoldSeconds: int(hold / time.Second), HubKeys: s.Keys.Public(), HubKeySignatures: s.Keys.KeySetSignatures(),
+		MetricsEverySeconds: s.watching.get(agent, time.Now())}
 	draining := s.drainCh()
 	for {
 		// Register before looking, so a post between the two still wakes us.
 		woken, stop := s.notify.wait(agent)
 		envs := s.index.pending(agent, time.Now())
 		left := time.Until(deadline)
-		if len(envs) > 0 || left <= 0 {
+		watched := s.watching.get(agent, time.Now())
+		if len(envs) > 0 || left <= 0 || watched != resp.MetricsEverySeconds {
+			resp.MetricsEverySeconds = watched // a watch that began or ended while the poll waited
 			stop()
 			resp.Envelopes = envs
 			return resp, nil
