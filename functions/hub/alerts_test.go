@@ -412,6 +412,82 @@ func TestAckAndSnooze(t *testing.T) {
 	}
 }
 
+// TestUnitAlerts: a unit rule fires when an agent reports one of its plan's units failed, with the
+// unit and the reason, once however often the status is reported, and resolves when the unit
+// converges; a status older than one taken changes nothing; a unit the plan dropped counts as clear;
+// a rule for another plan stays silent. A duration on a unit rule is refused at its place.
+func TestUnitAlerts(t *testing.T) {
+	th := newTestHub(t)
+	n := &notified{names: []string{"ops"}}
+	th.h.Alerts.Notifier = n
+	ctx := context.Background()
+	web := th.agent("web-1", map[string]string{"role": "web"}, nil)
+	var problem struct{ Detail string }
+	if st := th.call(th.admin, "PUT", "/v1/alert-rules", map[string]any{"source": "rules:\n  - name: units\n    kind: unit\n    for: 5m\n"}, &problem); st != 422 ||
+		!strings.Contains(problem.Detail, "4:10") || !strings.Contains(problem.Detail, "leave out for") {
+		t.Fatalf("a unit rule with for: %d %+v", st, problem)
+	}
+	th.applyAlertRules("rules:\n  - {name: units, kind: unit, targets: [role=web], severity: critical}\n  - {name: other, kind: unit, plan: db}\n")
+	if st, out := th.applyPlan(th.admin, "web", webPlan("port=8080")); st != 200 {
+		t.Fatalf("apply: %d %s", st, out.Detail)
+	}
+	t0 := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	report := func(at time.Time, conf string, units ...string) error {
+		st := wire.PlanStatus{Plan: "web", Version: 1, At: at}
+		for _, u := range units {
+			us := wire.UnitStatus{Unit: u, Type: "file", State: wire.UnitConverged, ChangedAt: t0}
+			if u == "conf" {
+				us.State, us.ChangedAt = conf, at
+				if conf == wire.UnitFailed {
+					us.Reason = "permission denied"
+				}
+			}
+			st.Units = append(st.Units, us)
+		}
+		return web.ReportPlan(ctx, st)
+	}
+	if err := report(t0, wire.UnitConverged, "conf", "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := report(t0.Add(time.Second), wire.UnitFailed, "conf", "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := report(t0.Add(2*time.Second), wire.UnitFailed, "conf", "app"); err != nil { // still failed
+		t.Fatal(err)
+	}
+	got := n.queued()
+	if len(got) != 1 || got[0].m.Kind != notify.KindFired || got[0].m.Rule != "units" || got[0].m.Subject != "web/conf" ||
+		!got[0].m.Since.Equal(t0.Add(time.Second)) || !strings.Contains(got[0].m.Detail, "permission denied") {
+		t.Fatalf("queued %+v, want one firing of web/conf", got)
+	}
+	// An older status, arriving late, changes nothing; converged resolves.
+	if err := report(t0.Add(500*time.Millisecond), wire.UnitConverged, "conf", "app"); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.queued()) != 1 {
+		t.Fatalf("a late status moved the alert: %+v", n.queued())
+	}
+	if err := report(t0.Add(3*time.Second), wire.UnitConverged, "conf", "app"); err != nil {
+		t.Fatal(err)
+	}
+	// Failed again, then the unit leaves the plan: that resolves it too.
+	if err := report(t0.Add(4*time.Second), wire.UnitFailed, "conf", "app"); err != nil {
+		t.Fatal(err)
+	}
+	if err := report(t0.Add(5*time.Second), "", "app"); err != nil {
+		t.Fatal(err)
+	}
+	got = n.queued()
+	kinds := []string{}
+	for _, c := range got {
+		kinds = append(kinds, c.m.Kind+" "+c.m.Rule+" "+c.m.Subject)
+	}
+	want := []string{"fired units web/conf", "resolved units web/conf", "fired units web/conf", "resolved units web/conf"}
+	if !slices.Equal(kinds, want) || got[2].m.Alert == got[0].m.Alert {
+		t.Fatalf("queued %v, want %v (two alerts)", kinds, want)
+	}
+}
+
 func (th *testHub) applyAlertRules(src string) {
 	th.t.Helper()
 	if st := th.call(th.admin, "PUT", "/v1/alert-rules", map[string]any{"source": src}, nil); st != 200 {

@@ -286,6 +286,12 @@ func registerAgentPlans(api huma.API, h *Hub) {
 			"404 for a plan the hub does not have, 409 when the plan's targets do not select the agent or the version is one the plan does not have: nothing is stored then.",
 		DefaultStatus: http.StatusNoContent, Errors: []int{404, 409, 422}},
 		func(ctx context.Context, in *AgentPlanStatusInput) (*struct{}, error) {
-			return nil, h.Plans.Report(ctx, domain.AgentFrom(ctx), in.Name, in.Body)
+			agent := domain.AgentFrom(ctx)
+			if err := h.Plans.Report(ctx, agent, in.Name, in.Body); err != nil {
+				return nil, err
+			}
+			// Stored; its unit alerts are decided before it is answered, so a failure to record one
+			// makes the agent report again, and nothing is lost.
+			return nil, h.Alerts.ObservePlanStatus(ctx, agent, in.Name, in.Body)
 		})
 }

@@ -50,6 +50,7 @@ const (
 	Alerts              = "v1/alerts/"
 	AlertTracks         = "v1/alert-tracks/"
 	AlertSeriesTracks   = "v1/alert-series-tracks/"
+	AlertUnitTracks     = "v1/alert-unit-tracks/"
 	AlertSnoozes        = "v1/alert-snoozes/"
 
 	Metrics    = "v1/metrics/"
@@ -86,6 +87,7 @@ func Prefixes() []Prefix {
 		{Alerts, "alerts, by id: when each fired and resolved (write-once, so an alert fires once whichever hub saw it)"},
 		{AlertTracks, "where each rule stands on each subject (overwritten when it changes), so a restarted hub goes on"},
 		{AlertSeriesTracks, "where every metric rule stands on each series of one agent, one object per agent (overwritten by the hub that takes its batch)"},
+		{AlertUnitTracks, "where every unit rule stands on each plan unit of one agent, one object per agent (overwritten by the hub that takes its plan status)"},
 		{AlertSnoozes, "a rule's notifications held on one subject until a time (overwritten when extended)"},
 		{Metrics, "agents' metric batches (raw, by hour) and their compacted tiers (1m by hour, 1h by day, 1d by month), and which windows are compacted"},
 		{Audit, "audit records, one per mutation, by day"},
@@ -381,6 +383,9 @@ func AlertSeriesTrack(agent string) string { return AlertSeriesTracks + agent + 
 // AlertAck is the acknowledgement of one alert, written once, beside its events so one listing of
 // the alerts finds it.
 func AlertAck(id string) string { return Alerts + id + "/ack.json" }
+
+// AlertUnitTrack is where every unit rule stands on the plan units of one agent.
+func AlertUnitTrack(agent string) string { return AlertUnitTracks + agent + ".json" }
 
 // AlertSnooze holds a rule's notifications on one subject (a key-safe name of it).
 func AlertSnooze(rule, subject string) string { return AlertSnoozes + rule + "/" + subject + ".json" }

@@ -5,7 +5,8 @@
 // rules), Tick (evaluate and record) and List (what fired), in that order.
 //
 // Offline rules are evaluated from the tick; metric rules over each batch as the hub takes it
-// (ObserveBatch, metric.go), by the samples' own times. Rules of the other kinds are refused when
+// (ObserveBatch, metric.go), by the samples' own times; unit rules over each plan status as the hub
+// takes it (ObservePlanStatus, unit.go). Rules of the other kinds are refused when
 // applied, at their kind, rather than stored and never evaluated. An alert's event is stored, then its
 // notifications queued (Notifier), then its track moved: a failure at any step leaves the track, and
 // the next evaluation does it again, which records and queues nothing twice.
@@ -142,7 +143,7 @@ type Alert struct {
 }
 
 // evaluated are the rule kinds this hub evaluates.
-var evaluated = []string{alert.KindOffline, alert.KindMetric}
+var evaluated = []string{alert.KindOffline, alert.KindMetric, alert.KindUnit}
 
 // Apply parses and stores a new version of the rule set, create-only (two hubs applying at once
 // collide and the loser takes the next number). A source identical to the newest version's writes
@@ -199,6 +200,11 @@ func notEvaluated(rs *alert.Rules) error {
 			line, col := rs.At(path)
 			ps.Add(line, col, path, "kind %s: this hub does not evaluate %s rules yet (it evaluates: %s), so the rule would never fire",
 				r.Kind, r.Kind, strings.Join(evaluated, ", "))
+		}
+		if r.Kind == alert.KindUnit && r.ForSeconds > 0 {
+			path := yamlsrc.Index("rules", i) + ".for"
+			line, col := rs.At(path)
+			ps.Add(line, col, path, "a unit rule fires when the agent reports the unit's state; this hub does not evaluate a duration for unit rules yet, so leave out for")
 		}
 	}
 	return ps.Err("alert rules")

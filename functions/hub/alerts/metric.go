@@ -16,20 +16,85 @@ import (
 	"github.com/pulsehq/pulse/functions/store"
 )
 
-// seriesTracks is where every metric rule stands on the series of one agent, stored in one object
-// (layout.AlertSeriesTrack), so a batch costs one read and, only when a track moved, one write,
-// however many rules and series.
-type seriesTracks struct {
+// agentTracks is where every rule of one kind that an agent's reports drive (metric rules over its
+// batches, unit rules over its plan statuses) stands on each of its subjects, stored in one object
+// per agent and kind (layout.AlertSeriesTrack, layout.AlertUnitTrack), so a report costs one read and,
+// only when a track moved, one write, however many rules and subjects. One object per kind, because
+// a batch and a plan status of one agent may be taken by two hubs at once.
+type agentTracks struct {
 	Agent string `json:"agent"`
-	// Tracks are by rule and series key ("disk_full node_filesystem_avail_ratio{mountpoint=\"/\"}").
+	// Tracks are by rule and subject ("disk_full node_filesystem_avail_ratio{mountpoint=\"/\"}").
 	Tracks map[string]*seriesTrack `json:"tracks"`
 }
 
 type seriesTrack struct {
 	Track alert.Track `json:"track"`
-	// Through is the time (ms) of the last sample evaluated, so a batch uploaded again (after its
-	// answer was lost) moves nothing twice.
+	// Through is the time (ms) of the last sample or report evaluated, so a batch uploaded again
+	// (after its answer was lost), or a report that arrives late, moves nothing twice.
 	Through int64 `json:"through"`
+}
+
+// load reads an agent's tracks of one kind (none yet: empty).
+func (s *Service) loadAgentTracks(ctx context.Context, key, agent string) (*agentTracks, error) {
+	var st agentTracks
+	if _, err := store.ReadJSON(ctx, s.Store, key, &st); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("read the alert tracks of %s: %w", agent, err)
+	}
+	if st.Tracks == nil {
+		st.Tracks = map[string]*seriesTrack{}
+	}
+	st.Agent = agent
+	return &st, nil
+}
+
+// track is the subject's track under rule; new ones start ok, not baseline: a subject first seen
+// already past its trigger (a full disk, a failed unit when the rule is applied) is a problem to
+// report.
+func (st *agentTracks) track(rule, subject string) *seriesTrack {
+	k := rule + " " + subject
+	tr := st.Tracks[k]
+	if tr == nil {
+		tr = &seriesTrack{Track: alert.Track{State: alert.StateOK}}
+		st.Tracks[k] = tr
+	}
+	return tr
+}
+
+// prune drops the tracks of rules of kind no longer in force; it says whether it dropped any.
+func (st *agentTracks) prune(v *Version, kind string) bool {
+	dropped := false
+	for k := range st.Tracks {
+		rule, _, _ := strings.Cut(k, " ")
+		if !slices.ContainsFunc(v.Rules.Rules, func(r alert.Rule) bool { return r.Kind == kind && r.Name == rule }) {
+			delete(st.Tracks, k)
+			dropped = true
+		}
+	}
+	return dropped
+}
+
+// rulesFor are the rules of kind in force whose targets select agent, and the agent (ok false: the
+// agent is not in the fleet, or no rule applies).
+func (s *Service) rulesFor(ctx context.Context, agent, kind string) (*Version, []*alert.Rule, fleet.Target, bool, error) {
+	v, err := s.inForce(ctx, s.now())
+	if err != nil || v == nil {
+		return nil, nil, fleet.Target{}, false, err
+	}
+	var rules []*alert.Rule
+	for i := range v.Rules.Rules {
+		if v.Rules.Rules[i].Kind == kind {
+			rules = append(rules, &v.Rules.Rules[i])
+		}
+	}
+	if len(rules) == 0 {
+		return nil, nil, fleet.Target{}, false, nil
+	}
+	t, ok, err := s.target(ctx, agent)
+	if err != nil || !ok {
+		return nil, nil, fleet.Target{}, false, err
+	}
+	rules = slices.DeleteFunc(rules, func(r *alert.Rule) bool { return !fleet.Matches(t, r.Targets) })
+	return v, rules, t, len(rules) > 0, nil
 }
 
 // ObserveBatch evaluates the metric rules over one agent's batch as the hub takes it: for each rule
@@ -43,34 +108,14 @@ type seriesTrack struct {
 // notifications) is returned so the agent keeps the batch and uploads it again; the batch is stored
 // once and the tracks go on from the last sample they evaluated.
 func (s *Service) ObserveBatch(ctx context.Context, agent string, b *wire.MetricBatch) error {
-	v, err := s.inForce(ctx, s.now())
-	if err != nil || v == nil {
-		return err
-	}
-	var rules []*alert.Rule
-	for i := range v.Rules.Rules {
-		if v.Rules.Rules[i].Kind == alert.KindMetric {
-			rules = append(rules, &v.Rules.Rules[i])
-		}
-	}
-	if len(rules) == 0 {
-		return nil
-	}
-	t, ok, err := s.target(ctx, agent)
+	v, rules, t, ok, err := s.rulesFor(ctx, agent, alert.KindMetric)
 	if err != nil || !ok {
 		return err
 	}
-	rules = slices.DeleteFunc(rules, func(r *alert.Rule) bool { return !fleet.Matches(t, r.Targets) })
-	if len(rules) == 0 {
-		return nil
-	}
 	key := layout.AlertSeriesTrack(agent)
-	var st seriesTracks
-	if _, err := store.ReadJSON(ctx, s.Store, key, &st); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("read the metric alert tracks of %s: %w", agent, err)
-	}
-	if st.Tracks == nil {
-		st.Tracks = map[string]*seriesTrack{}
+	st, err := s.loadAgentTracks(ctx, key, agent)
+	if err != nil {
+		return err
 	}
 	moved := false
 	for _, r := range rules {
@@ -79,14 +124,7 @@ func (s *Service) ObserveBatch(ctx context.Context, agent string, b *wire.Metric
 				continue
 			}
 			subject := se.Key()
-			k := r.Name + " " + subject
-			tr := st.Tracks[k]
-			if tr == nil {
-				// A series first seen already past its threshold is a problem to report (a disk
-				// that is full when the rule is applied): metric tracks start ok, not baseline.
-				tr = &seriesTrack{Track: alert.Track{State: alert.StateOK}}
-				st.Tracks[k] = tr
-			}
+			tr := st.track(r.Name, subject)
 			before := tr.Track
 			if err := s.stepSeries(ctx, v, r, t, subject, tr, se.Points); err != nil {
 				return err
@@ -95,17 +133,12 @@ func (s *Service) ObserveBatch(ctx context.Context, agent string, b *wire.Metric
 		}
 	}
 	// Tracks of rules no longer in force are dropped the next time the object is written.
-	for k := range st.Tracks {
-		rule, _, _ := strings.Cut(k, " ")
-		if !slices.ContainsFunc(v.Rules.Rules, func(r alert.Rule) bool { return r.Kind == alert.KindMetric && r.Name == rule }) {
-			delete(st.Tracks, k)
-			moved = true
-		}
+	if st.prune(v, alert.KindMetric) {
+		moved = true
 	}
 	if !moved {
 		return nil
 	}
-	st.Agent = agent
 	if err := store.PutJSON(ctx, s.Store, key, st); err != nil {
 		return fmt.Errorf("store the metric alert tracks of %s: %w", agent, err)
 	}
