@@ -11,19 +11,32 @@ import (
 )
 
 // alertHelp is what `pulse alert-rules --help` says rules are.
-const alertHelp = `Alert rules say when the hub raises an alert: an agent offline for longer than a duration (kind
-offline, evaluated now); metric thresholds, failed or drifted plan units and failing commands are read
-and checked (kinds metric, unit, commands) and refused when applied until the hub evaluates them.
-Every hub instance evaluates the rules from its tick; an alert is named by its rule, its agent and when
-its condition began, so it fires once however many instances run, and only on a transition (an agent
-already offline when the rule first sees it is no alert until it comes back and goes again).
+const alertHelp = `Alert rules say when the hub raises an alert, of four kinds: an agent offline for longer than a
+duration (offline, from every hub's tick); a metric past a threshold for a duration, with a separate
+value that clears it (metric, over each batch of samples as the hub takes it, by the samples' times);
+a plan unit failed or drifted (unit, over each plan status); commands failing on an agent (commands,
+failures within a window, over each result). An alert is named by its rule, its subject and when its
+condition began by the data, so it fires once however many hub instances run. Each firing and
+resolution is queued for the rule's channels (pulse channels), held during quiet hours.
+See docs/alerts.md for every field.
 
   rules:
     - name: down
       kind: offline
       targets: [role=web]        # label selectors or agent ids (default: all)
       for: 2m
-      severity: critical         # info, warning (default), critical`
+      severity: critical         # info, warning (default), critical
+    - name: disk_full
+      kind: metric
+      metric: node_filesystem_avail_ratio
+      labels: {mountpoint: /}
+      below: 0.10                # fires under 10 % free for 5 minutes ...
+      clear: 0.15                # ... and resolves above 15 %
+      for: 5m
+      channels: [ops]
+    - {name: units, kind: unit, states: [failed]}
+    - {name: failing, kind: commands, failures: 3, within: 10m}
+  quiet: {from: "22:00", to: "07:00", zone: Europe/Berlin}`
 
 func runAlertRules(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 {

@@ -18,6 +18,7 @@ import (
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/notify"
 	"github.com/pulsehq/pulse/functions/store"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
 
 // TestOfflineAlerts: two hub instances on one bucket evaluate an offline rule. Agents already
@@ -485,6 +486,74 @@ func TestUnitAlerts(t *testing.T) {
 	want := []string{"fired units web/conf", "resolved units web/conf", "fired units web/conf", "resolved units web/conf"}
 	if !slices.Equal(kinds, want) || got[2].m.Alert == got[0].m.Alert {
 		t.Fatalf("queued %v, want %v (two alerts)", kinds, want)
+	}
+}
+
+// TestCommandsAlerts: a commands rule fires when enough commands fail on an agent within its window:
+// two failures reported at once to two hub instances are both counted (the tracks are written with a
+// condition on their version) and fire once; a result reported again is counted once; cancelled is
+// no failure; once the failures age out of the window, the next result resolves it.
+func TestCommandsAlerts(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	url := "file:" + t.TempDir()
+	one, other := startTestHub(t, url, priv, nil), startTestHub(t, url, priv, nil)
+	n := &notified{names: []string{"ops"}}
+	one.h.Alerts.Notifier, other.h.Alerts.Notifier = n, n
+	ctx := context.Background()
+	a := one.agent("box", nil, nil)
+	one.applyAlertRules("rules:\n  - {name: failing, kind: commands, failures: 3, within: 3s}\n")
+	var ack []string
+	run := func() simagent.Work {
+		var cmd commandView
+		if st := one.call(one.admin, "POST", "/v1/commands", map[string]any{"command": "host_uptime", "targets": []string{a.ID}}, &cmd); st != 202 {
+			t.Fatalf("create: %d", st)
+		}
+		works, _, err := a.Poll(ctx, ack)
+		if err != nil || len(works) != 1 {
+			t.Fatalf("poll: %v %+v", err, works)
+		}
+		ack = []string{works[0].InboxKey}
+		return works[0]
+	}
+	w1, w2, w3 := run(), run(), run()
+	complete := func(th *testHub, w simagent.Work, st wire.Status) error {
+		ag := *a
+		ag.Hub = th.url
+		return ag.Complete(ctx, w, st, 1, nil)
+	}
+	if err := complete(one, w1, wire.StatusCancelled); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i, w := range []simagent.Work{w2, w3} {
+		wg.Go(func() {
+			if err := complete([]*testHub{one, other}[i], w, wire.StatusFailed); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := complete(other, w3, wire.StatusFailed); err != nil { // reported again
+		t.Fatal(err)
+	}
+	if got := n.queued(); len(got) != 0 {
+		t.Fatalf("fired on two failures and a cancel: %+v", got)
+	}
+	w4 := run()
+	if err := complete(other, w4, wire.StatusTimedOut); err != nil {
+		t.Fatal(err)
+	}
+	got := n.queued()
+	if len(got) != 1 || got[0].m.Kind != notify.KindFired || got[0].m.Subject != "commands" || !strings.Contains(got[0].m.Detail, "3 command(s) failed") {
+		t.Fatalf("queued %+v, want one firing on the third failure", got)
+	}
+	time.Sleep(3100 * time.Millisecond) // the failures age out of the window
+	w5 := run()
+	if err := complete(one, w5, wire.StatusSucceeded); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.queued(); len(got) != 2 || got[1].m.Kind != notify.KindResolved || got[1].m.Alert != got[0].m.Alert {
+		t.Fatalf("queued %+v, want the resolution", got)
 	}
 }
 

@@ -106,7 +106,13 @@ func registerAgentProtocol(api huma.API, h *Hub) {
 	register(api, h, huma.Operation{OperationID: "agent-result", Method: http.MethodPost, Path: "/v1/agents/{id}/results",
 		Summary: "Upload a final result", Description: "Stored once per command and agent; uploading it again is harmless. Answers as soon as the result is stored. 409 when the command was not released to this agent (awaiting approval, denied, or its wave has not reached it), or the target expired before delivery: that state is final. Nothing is stored then.",
 		DefaultStatus: http.StatusNoContent, Errors: []int{404, 409, 422}}, func(ctx context.Context, in *ResultInput) (*struct{}, error) {
-		return nil, h.Commands.Result(ctx, domain.AgentFrom(ctx), in.Body)
+		agent := domain.AgentFrom(ctx)
+		if err := h.Commands.Result(ctx, agent, in.Body); err != nil {
+			return nil, err
+		}
+		// Stored; its commands alerts are decided before it is answered, so a failure to record one
+		// makes the agent report again (the result is stored once, and counted once).
+		return nil, h.Alerts.ObserveResult(ctx, agent, in.Body)
 	})
 	register(api, h, huma.Operation{OperationID: "agent-rejection", Method: http.MethodPost, Path: "/v1/agents/{id}/rejections",
 		Summary: "Report a refused envelope", DefaultStatus: http.StatusNoContent, Errors: []int{422}}, func(ctx context.Context, in *RejectionInput) (*struct{}, error) {

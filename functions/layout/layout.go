@@ -51,6 +51,7 @@ const (
 	AlertTracks         = "v1/alert-tracks/"
 	AlertSeriesTracks   = "v1/alert-series-tracks/"
 	AlertUnitTracks     = "v1/alert-unit-tracks/"
+	AlertCommandTracks  = "v1/alert-command-tracks/"
 	AlertSnoozes        = "v1/alert-snoozes/"
 
 	Metrics    = "v1/metrics/"
@@ -88,6 +89,7 @@ func Prefixes() []Prefix {
 		{AlertTracks, "where each rule stands on each subject (overwritten when it changes), so a restarted hub goes on"},
 		{AlertSeriesTracks, "where every metric rule stands on each series of one agent, one object per agent (overwritten by the hub that takes its batch)"},
 		{AlertUnitTracks, "where every unit rule stands on each plan unit of one agent, one object per agent (overwritten by the hub that takes its plan status)"},
+		{AlertCommandTracks, "every commands rule's recent failures on one agent, one object per agent (written with a condition on its version)"},
 		{AlertSnoozes, "a rule's notifications held on one subject until a time (overwritten when extended)"},
 		{Metrics, "agents' metric batches (raw, by hour) and their compacted tiers (1m by hour, 1h by day, 1d by month), and which windows are compacted"},
 		{Audit, "audit records, one per mutation, by day"},
@@ -386,6 +388,9 @@ func AlertAck(id string) string { return Alerts + id + "/ack.json" }
 
 // AlertUnitTrack is where every unit rule stands on the plan units of one agent.
 func AlertUnitTrack(agent string) string { return AlertUnitTracks + agent + ".json" }
+
+// AlertCommandTrack is where every commands rule stands on one agent, with its recent failures.
+func AlertCommandTrack(agent string) string { return AlertCommandTracks + agent + ".json" }
 
 // AlertSnooze holds a rule's notifications on one subject (a key-safe name of it).
 func AlertSnooze(rule, subject string) string { return AlertSnoozes + rule + "/" + subject + ".json" }

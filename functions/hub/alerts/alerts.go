@@ -6,7 +6,8 @@
 //
 // Offline rules are evaluated from the tick; metric rules over each batch as the hub takes it
 // (ObserveBatch, metric.go), by the samples' own times; unit rules over each plan status as the hub
-// takes it (ObservePlanStatus, unit.go). Rules of the other kinds are refused when
+// takes it (ObservePlanStatus, unit.go); commands rules over each final result (ObserveResult,
+// commands.go). Rules of the other kinds are refused when
 // applied, at their kind, rather than stored and never evaluated. An alert's event is stored, then its
 // notifications queued (Notifier), then its track moved: a failure at any step leaves the track, and
 // the next evaluation does it again, which records and queues nothing twice.
@@ -143,7 +144,7 @@ type Alert struct {
 }
 
 // evaluated are the rule kinds this hub evaluates.
-var evaluated = []string{alert.KindOffline, alert.KindMetric, alert.KindUnit}
+var evaluated = []string{alert.KindOffline, alert.KindMetric, alert.KindUnit, alert.KindCommands}
 
 // Apply parses and stores a new version of the rule set, create-only (two hubs applying at once
 // collide and the loser takes the next number). A source identical to the newest version's writes

@@ -32,6 +32,8 @@ type seriesTrack struct {
 	// Through is the time (ms) of the last sample or report evaluated, so a batch uploaded again
 	// (after its answer was lost), or a report that arrives late, moves nothing twice.
 	Through int64 `json:"through"`
+	// Failures are a commands rule's final failures within its window.
+	Failures []failure `json:"failures,omitempty"`
 }
 
 // load reads an agent's tracks of one kind (none yet: empty).
