@@ -15,16 +15,17 @@ import (
 // Set is the loaded integrations of one agent: the whitelist the agent advertises and the only commands
 // it will run. It does not change after Load, so it is safe for concurrent use.
 type Set struct {
-	statuses   []wire.IntegrationStatus
-	commands   map[string]Command
-	catalog    []wire.CommandSpec
-	collectors []collectorEntry
-	samplers   []Sampler // enabled MetricSources whose config samples
-	unknown    []string
-	log        *slog.Logger
-	hatch      func() error // nil: the hatch never opens
-	stateDir   string       // "": no integration may keep records (WithStateDir)
-	artifacts  Artifacts    // nil: no integration gets artifacts (WithArtifacts)
+	statuses    []wire.IntegrationStatus
+	commands    map[string]Command
+	catalog     []wire.CommandSpec
+	collectors  []collectorEntry
+	samplers    []Sampler        // enabled MetricSources whose config samples
+	inventories []inventoryEntry // enabled Inventory sources, in id order
+	unknown     []string
+	log         *slog.Logger
+	hatch       func() error // nil: the hatch never opens
+	stateDir    string       // "": no integration may keep records (WithStateDir)
+	artifacts   Artifacts    // nil: no integration gets artifacts (WithArtifacts)
 
 	units     map[string]unitOwner // unit type -> the enabled integration that owns it
 	offTypes  map[string]string    // unit type -> why the integration declaring it is not running
@@ -110,6 +111,9 @@ func Load(ctx context.Context, tables map[string]any, log *slog.Logger, opts ...
 			}
 			if l.collector != nil {
 				s.collectors = append(s.collectors, collectorEntry{id: m.ID, c: l.collector})
+			}
+			if inv, ok := l.inst.(Inventory); ok {
+				s.inventories = append(s.inventories, inventoryEntry{id: m.ID, inv: inv})
 			}
 			if l.reconciler != nil {
 				s.recs = append(s.recs, l.reconciler)

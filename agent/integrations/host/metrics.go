@@ -177,26 +177,12 @@ func orNoData(err error) error {
 }
 
 func (sm *sampler) filesystems(ctx context.Context, s *series) {
-	parts, err := psdisk.PartitionsWithContext(ctx, true)
-	if err != nil && len(parts) == 0 {
+	mounts, byMount, err := dataMounts(ctx)
+	if err != nil {
 		s.fail("filesystems", err)
-		return
-	}
-	byMount := map[string]psdisk.PartitionStat{}
-	for _, p := range parts {
-		if pseudoFS[p.Fstype] || pseudoMount.MatchString(p.Mountpoint) || !strings.HasPrefix(p.Mountpoint, "/") {
-			continue
+		if len(mounts) == 0 {
+			return
 		}
-		byMount[p.Mountpoint] = p // the last mount on a mount point is the one visible there
-	}
-	mounts := make([]string, 0, len(byMount))
-	for m := range byMount {
-		mounts = append(mounts, m)
-	}
-	sort.Strings(mounts)
-	if len(mounts) > maxFilesystems {
-		s.fail("filesystems", fmt.Errorf("%d beyond the first %d not sampled (%s, …)", len(mounts)-maxFilesystems, maxFilesystems, mounts[maxFilesystems]))
-		mounts = mounts[:maxFilesystems]
 	}
 	for _, m := range mounts {
 		p := byMount[m]
@@ -214,6 +200,34 @@ func (sm *sampler) filesystems(ctx context.Context, s *series) {
 			s.gauge("node_filesystem_files_free", float64(u.InodesFree), l...)
 		}
 	}
+}
+
+// dataMounts lists the mount points that hold data of their own (no pseudo filesystems, no container
+// layers), sorted and capped at maxFilesystems, with the partition visible at each: what metrics
+// sample and the inventory reports. The error names what was left out or could not be read; the
+// mounts returned beside it are still good.
+func dataMounts(ctx context.Context) ([]string, map[string]psdisk.PartitionStat, error) {
+	parts, err := psdisk.PartitionsWithContext(ctx, true)
+	if err != nil && len(parts) == 0 {
+		return nil, nil, err
+	}
+	byMount := map[string]psdisk.PartitionStat{}
+	for _, p := range parts {
+		if pseudoFS[p.Fstype] || pseudoMount.MatchString(p.Mountpoint) || !strings.HasPrefix(p.Mountpoint, "/") {
+			continue
+		}
+		byMount[p.Mountpoint] = p // the last mount on a mount point is the one visible there
+	}
+	mounts := make([]string, 0, len(byMount))
+	for m := range byMount {
+		mounts = append(mounts, m)
+	}
+	sort.Strings(mounts)
+	if len(mounts) > maxFilesystems {
+		err := fmt.Errorf("%d beyond the first %d left out (%s, …)", len(mounts)-maxFilesystems, maxFilesystems, mounts[maxFilesystems])
+		return mounts[:maxFilesystems], byMount, err
+	}
+	return mounts, byMount, nil
 }
 
 // usage is statfs with a deadline. A call that does not return in time keeps its mount point marked
@@ -250,21 +264,12 @@ func (sm *sampler) usage(ctx context.Context, mount string) (*psdisk.UsageStat, 
 }
 
 func (sm *sampler) disks(ctx context.Context, s *series) {
-	io, err := psdisk.IOCountersWithContext(ctx)
-	if err != nil && len(io) == 0 {
+	names, io, err := wholeDisks(ctx)
+	if err != nil {
 		s.fail("disk I/O", err)
-		return
-	}
-	names := make([]string, 0, len(io))
-	for n := range io {
-		if !partitionDisk.MatchString(n) {
-			names = append(names, n)
+		if len(names) == 0 {
+			return
 		}
-	}
-	sort.Strings(names)
-	if len(names) > maxDisks {
-		s.fail("disk I/O", fmt.Errorf("%d disks beyond the first %d not sampled", len(names)-maxDisks, maxDisks))
-		names = names[:maxDisks]
 	}
 	for _, n := range names {
 		d := io[n]
@@ -274,6 +279,27 @@ func (sm *sampler) disks(ctx context.Context, s *series) {
 		s.counter("node_disk_writes_completed_total", float64(d.WriteCount), "device", n)
 		s.counter("node_disk_io_time_seconds_total", float64(d.IoTime)/1000, "device", n)
 	}
+}
+
+// wholeDisks lists the disks themselves (no partitions, loop or RAM devices), sorted and capped at
+// maxDisks, with their I/O counters: what metrics sample and the inventory reports. The error names
+// what was left out or could not be read; the disks returned beside it are still good.
+func wholeDisks(ctx context.Context) ([]string, map[string]psdisk.IOCountersStat, error) {
+	io, err := psdisk.IOCountersWithContext(ctx)
+	if err != nil && len(io) == 0 {
+		return nil, nil, err
+	}
+	names := make([]string, 0, len(io))
+	for n := range io {
+		if !partitionDisk.MatchString(n) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(names) > maxDisks {
+		return names[:maxDisks], io, fmt.Errorf("%d disks beyond the first %d left out", len(names)-maxDisks, maxDisks)
+	}
+	return names, io, nil
 }
 
 func (sm *sampler) network(ctx context.Context, s *series) {
