@@ -64,6 +64,8 @@ type Agent struct {
 
 	metrics *metrics // samples, batches and uploads what the integrations' MetricSources read
 
+	inventory *inventory // collects the integrations' resources and the plans' units, reports changes
+
 	wake    chan struct{} // nudges the uploader when the outbox grows
 	beatNow chan struct{} // asks for a heartbeat at once (the hatch opened or closed)
 
@@ -181,6 +183,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if a.metrics, err = newMetrics(a); err != nil {
 		return nil, err
 	}
+	a.inventory = newInventory(a)
 	ok = true
 	return a, nil
 }
@@ -314,6 +317,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	bg.Go(func() { a.metrics.uploader(upCtx) })
 	bg.Go(func() { a.metrics.run(ctx) }) // on the way out, writes what it sampled to its outbox
 	bg.Go(func() { a.heartbeats(ctx) })
+	bg.Go(func() { a.inventory.run(ctx) })
 	bg.Go(func() { a.housekeeping(ctx) })
 	bg.Go(func() { a.watchHatch(ctx) })
 

@@ -93,6 +93,10 @@ type Config struct {
 	// MetricsOutboxBytes bounds the metric batches waiting for the hub (DefaultMetricsOutboxBytes if
 	// zero); beyond it the oldest is dropped with a warning.
 	MetricsOutboxBytes int64
+	// Inventory is how often the integrations' resources and the plans' units are collected and, when
+	// they changed, reported ([agent] inventory; wire.DefaultInventoryEvery, 5m, if zero; negative,
+	// as "0" in the TOML, turns the inventory off).
+	Inventory time.Duration
 	// FirstHold is the hold assumed for the first poll, before the hub has said (30s if zero).
 	FirstHold time.Duration
 }
@@ -143,6 +147,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MetricsOutboxBytes <= 0 {
 		c.MetricsOutboxBytes = DefaultMetricsOutboxBytes
+	}
+	if c.Inventory == 0 {
+		c.Inventory = wire.DefaultInventoryEvery
 	}
 	if c.FirstHold <= 0 {
 		c.FirstHold = 30 * time.Second
@@ -235,7 +242,7 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 		s, isString := v.(string)
 		if !isString {
 			switch k {
-			case "hub", "state_dir", "heartbeat", "liveness", "plan_period", "log_level", "metrics_upload":
+			case "hub", "state_dir", "heartbeat", "liveness", "plan_period", "log_level", "metrics_upload", "inventory":
 				bad("want a string, got %v", v)
 				continue
 			}
@@ -281,6 +288,16 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 				continue
 			}
 			cfg.MetricsUpload = d
+		case "inventory":
+			d, err := time.ParseDuration(s)
+			switch {
+			case err == nil && d == 0:
+				cfg.Inventory = -1 // off
+			case err != nil || d < time.Second || d > 24*time.Hour:
+				bad("%q is not 0 (off) or a duration from 1s to 24h such as \"5m\"", s)
+			default:
+				cfg.Inventory = d
+			}
 		case "log_level":
 			if _, err := ParseLevel(s); err != nil {
 				bad("%v", err)
@@ -288,7 +305,7 @@ func (cfg *Config) parseAgentTable(t map[string]any) {
 			}
 			cfg.LogLevel = s
 		default:
-			bad("unknown key (known: hub, state_dir, heartbeat, liveness, plan_period, metrics_upload, log_level)")
+			bad("unknown key (known: hub, state_dir, heartbeat, liveness, plan_period, metrics_upload, inventory, log_level)")
 		}
 	}
 }

@@ -67,6 +67,11 @@ type fakeHub struct {
 	plans        []wire.SignedEnvelope // what GET plans answers
 	planFetches  int
 	planStatuses []wire.PlanStatus // every status posted, in arrival order
+
+	inventories     []wire.InventoryReport // every inventory report taken, in arrival order
+	inventoryPuts   int                    // every inventory request that reached the handler
+	failInventory   bool                   // 503 for inventory reports
+	refuseInventory int                    // answer inventory reports with this 4xx status (0: take them)
 }
 
 type inboxEntry struct {
@@ -215,6 +220,24 @@ func newFakeHub(t *testing.T) *fakeHub {
 		}
 		h.planStatuses = append(h.planStatuses, st)
 		w.WriteHeader(http.StatusNoContent)
+	})
+	agentRoute("PUT /v1/agents/{id}/resources", func(w http.ResponseWriter, r *http.Request, body []byte) {
+		var rep wire.InventoryReport
+		mustJSON(t, body, &rep)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.inventoryPuts++
+		switch {
+		case h.failInventory:
+			problem(w, http.StatusServiceUnavailable, "store unavailable")
+		case h.refuseInventory != 0:
+			problem(w, h.refuseInventory, "refused by the test")
+		case rep.Validate() != nil:
+			problem(w, http.StatusUnprocessableEntity, rep.Validate().Error())
+		default:
+			h.inventories = append(h.inventories, rep)
+			w.WriteHeader(http.StatusNoContent)
+		}
 	})
 	h.srv = httptest.NewServer(mux)
 	t.Cleanup(h.srv.Close)

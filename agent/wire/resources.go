@@ -134,7 +134,7 @@ func (r *InventoryReport) Validate() error {
 	}
 	seen := make(map[string]bool, len(r.Resources))
 	for i, res := range r.Resources {
-		if err := res.validate(); err != nil {
+		if err := res.Validate(); err != nil {
 			return bad("resource %d (%s): %v", i, shortKey(res), err)
 		}
 		if seen[res.Key()] {
@@ -165,8 +165,9 @@ func (r *InventoryReport) Validate() error {
 	return nil
 }
 
-// validate checks one resource on its own.
-func (res Resource) validate() error {
+// Validate checks one resource on its own (everything but whether its parent is in its report), so
+// the agent can leave out, and report, a resource one integration got wrong without losing the rest.
+func (res Resource) Validate() error {
 	switch {
 	case !resourceType.MatchString(res.Type):
 		return fmt.Errorf("type %q: a lower-case name of at most 32 characters, such as disk or container", res.Type)
