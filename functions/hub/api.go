@@ -28,6 +28,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/metrics"
 	"github.com/pulsehq/pulse/functions/hub/plans"
+	"github.com/pulsehq/pulse/functions/hub/resources"
 	"github.com/pulsehq/pulse/functions/hub/telemetry"
 	"github.com/pulsehq/pulse/functions/hub/workflows"
 	"github.com/pulsehq/pulse/functions/store"
@@ -54,6 +55,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerAgentPlans(h.agentGroup(api), h)
 	registerAgentArtifacts(h.agentGroup(api), h)
 	registerAgentMetrics(h.agentGroup(api), h)
+	registerAgentResources(h.agentGroup(api), h)
 	registerFleet(h.operatorGroup(api, "Agents"), h)
 	registerCommands(h.operatorGroup(api, "Commands"), h)
 	registerAccess(h.operatorGroup(api, "Access"), h)
@@ -67,6 +69,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerPrometheus(h.operatorGroup(api, "Telemetry"), h)
 	registerArtifacts(h.operatorGroup(api, "Artifacts"), h)
 	registerMetrics(h.operatorGroup(api, "Metrics"), h)
+	registerResources(h.operatorGroup(api, "Inventory"), h)
 	return api
 }
 
@@ -100,6 +103,9 @@ var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[artifacts.Pushed]():         "ArtifactPushed",
 	reflect.TypeFor[metrics.Result]():           "MetricsResult",
 	reflect.TypeFor[metrics.Sample]():           "MetricSample",
+	reflect.TypeFor[resources.Item]():           "ResourceItem",
+	reflect.TypeFor[resources.Page]():           "ResourcePage",
+	reflect.TypeFor[resources.SourceError]():    "ResourceSourceError",
 }
 
 func schemaName(t reflect.Type, hint string) string {

@@ -64,6 +64,11 @@ var mayImport = map[string]map[string]string{
 		"fleet":  "targets are selected over the fleet's agents and labels (through the Fleet interface; the types are fleet's)",
 	},
 	"telemetry": {},
+	"resources": {
+		"domain": "domain errors (a report refused with its reason, a late report)",
+		"fleet":  "resources are filtered by their agents' names and labels, and retired agents' dropped (through the Fleet interface; the types are fleet's)",
+		"paging": "the resource list pages like every list",
+	},
 	"alerts": {
 		"domain": "domain errors, who acted",
 		"trail":  "applying the rules is audited",

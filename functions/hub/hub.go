@@ -1,6 +1,6 @@
 // Package hub is the composition root and the HTTP edge of the Pulse hub. New opens the store, loads
 // the signing keys, prepares the policy and wires the rooms (access, fleet, delivery, commands,
-// workflows, plans, artifacts, metrics); NewAPI registers each room's routes on one huma API, takes the policy action of every
+// workflows, plans, artifacts, metrics, resources); NewAPI registers each room's routes on one huma API, takes the policy action of every
 // operator operation from its operation id in one middleware, and maps the rooms' domain errors to
 // RFC 9457 problems in one place. Every entrypoint (`pulse serve`, `pulse tick`, the tests, the
 // benchmarks, a cloud function) builds its hub with New, so they all run the same wiring.
@@ -32,6 +32,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/metrics"
 	"github.com/pulsehq/pulse/functions/hub/plans"
+	"github.com/pulsehq/pulse/functions/hub/resources"
 	"github.com/pulsehq/pulse/functions/hub/telemetry"
 	"github.com/pulsehq/pulse/functions/hub/trail"
 	"github.com/pulsehq/pulse/functions/hub/workflows"
@@ -92,6 +93,8 @@ type Hub struct {
 	// on no store (the OpenAPI document's).
 	Telemetry *telemetry.Metrics
 	Metrics   *metrics.Service
+	// Resources is the fleet's inventory: each agent's newest report of what its integrations found.
+	Resources *resources.Service
 
 	policyDir string
 	verifier  *httpsig.Verifier
@@ -218,6 +221,7 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	h.Workflows.Subscribe(bus)
 	h.Artifacts = &artifacts.Service{Store: st, Log: log, Trail: tr}
 	h.Metrics = &metrics.Service{Store: st, Log: log}
+	h.Resources = &resources.Service{Store: st, Log: log, Fleet: h.Fleet}
 	h.Plans = &plans.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
 	h.Alerts = &alerts.Service{Store: st, Log: log, Trail: tr, Fleet: h.Fleet}
 	return h

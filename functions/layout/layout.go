@@ -53,6 +53,7 @@ const (
 	AlertUnitTracks     = "v1/alert-unit-tracks/"
 	AlertCommandTracks  = "v1/alert-command-tracks/"
 	AlertSnoozes        = "v1/alert-snoozes/"
+	Resources           = "v1/resources/"
 
 	Metrics    = "v1/metrics/"
 	Audit      = "v1/audit/"
@@ -91,6 +92,7 @@ func Prefixes() []Prefix {
 		{AlertUnitTracks, "where every unit rule stands on each plan unit of one agent, one object per agent (overwritten by the hub that takes its plan status)"},
 		{AlertCommandTracks, "every commands rule's recent failures on one agent, one object per agent (written with a condition on its version)"},
 		{AlertSnoozes, "a rule's notifications held on one subject until a time (overwritten when extended)"},
+		{Resources, "each agent's newest inventory report: its resources (overwritten by the hub receiving a newer report)"},
 		{Metrics, "agents' metric batches (raw, by hour) and their compacted tiers (1m by hour, 1h by day, 1d by month), and which windows are compacted"},
 		{Audit, "audit records, one per mutation, by day"},
 		{AuditSeals, "the hash chain sealing the audit records"},
@@ -99,6 +101,9 @@ func Prefixes() []Prefix {
 }
 
 // --- agents ---
+
+// AgentResources is an agent's newest inventory report.
+func AgentResources(agent string) string { return Resources + agent + ".json" }
 
 // Agent is an agent's identity.
 func Agent(id string) string { return Agents + id + ".json" }

@@ -80,6 +80,8 @@ read_actions := {
 	"get-artifact",
 	"get-agent-metrics",
 	"list-agent-metrics",
+	"list-resources",
+	"get-agent-resources",
 }
 
 # What operators may do besides reading and running safe commands. Recording an unseal of the

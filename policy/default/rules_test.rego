@@ -188,6 +188,18 @@ test_metrics_are_read_by_viewers_and_operators if {
 	denied_by(req(["guests"], "get-agent-metrics"), "default_deny")
 }
 
+# ---------------------------------------------------------------------------------------------
+# inventory: the fleet's resources are read like the fleet; only agents report them
+# ---------------------------------------------------------------------------------------------
+
+test_resources_are_read_by_viewers_and_operators if {
+	every action in ["list-resources", "get-agent-resources"] {
+		decide(req(["viewer"], action)).rules == ["viewer_read"]
+		decide(req(["operator"], action)).rules == ["operator_read"]
+	}
+	denied_by(req(["guests"], "list-resources"), "default_deny")
+}
+
 test_admins_push_artifacts if {
 	decide(req(["admin"], "push-artifact")).rules == ["admin_all"]
 	denied_by(req(["operator"], "push-artifact"), "admin_only")
