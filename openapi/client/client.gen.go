@@ -258,6 +258,60 @@ func (e ReadyStatusMode) Valid() bool {
 	}
 }
 
+// Defines values for ResourceStatus.
+const (
+	ResourceStatusDegraded ResourceStatus = "degraded"
+	ResourceStatusFailed   ResourceStatus = "failed"
+	ResourceStatusOK       ResourceStatus = "ok"
+	ResourceStatusStopped  ResourceStatus = "stopped"
+	ResourceStatusUnknown  ResourceStatus = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the ResourceStatus enum.
+func (e ResourceStatus) Valid() bool {
+	switch e {
+	case ResourceStatusDegraded:
+		return true
+	case ResourceStatusFailed:
+		return true
+	case ResourceStatusOK:
+		return true
+	case ResourceStatusStopped:
+		return true
+	case ResourceStatusUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResourceItemStatus.
+const (
+	ResourceItemStatusDegraded ResourceItemStatus = "degraded"
+	ResourceItemStatusFailed   ResourceItemStatus = "failed"
+	ResourceItemStatusOK       ResourceItemStatus = "ok"
+	ResourceItemStatusStopped  ResourceItemStatus = "stopped"
+	ResourceItemStatusUnknown  ResourceItemStatus = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the ResourceItemStatus enum.
+func (e ResourceItemStatus) Valid() bool {
+	switch e {
+	case ResourceItemStatusDegraded:
+		return true
+	case ResourceItemStatusFailed:
+		return true
+	case ResourceItemStatusOK:
+		return true
+	case ResourceItemStatusStopped:
+		return true
+	case ResourceItemStatusUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResultSeriesKind.
 const (
 	ResultSeriesKindCounter ResultSeriesKind = "counter"
@@ -471,6 +525,33 @@ func (e ListExecutionsParamsStatus) Valid() bool {
 	}
 }
 
+// Defines values for ListResourcesParamsStatus.
+const (
+	ListResourcesParamsStatusDegraded ListResourcesParamsStatus = "degraded"
+	ListResourcesParamsStatusFailed   ListResourcesParamsStatus = "failed"
+	ListResourcesParamsStatusOK       ListResourcesParamsStatus = "ok"
+	ListResourcesParamsStatusStopped  ListResourcesParamsStatus = "stopped"
+	ListResourcesParamsStatusUnknown  ListResourcesParamsStatus = "unknown"
+)
+
+// Valid indicates whether the value is a known member of the ListResourcesParamsStatus enum.
+func (e ListResourcesParamsStatus) Valid() bool {
+	switch e {
+	case ListResourcesParamsStatusDegraded:
+		return true
+	case ListResourcesParamsStatusFailed:
+		return true
+	case ListResourcesParamsStatusOK:
+		return true
+	case ListResourcesParamsStatusStopped:
+		return true
+	case ListResourcesParamsStatusUnknown:
+		return true
+	default:
+		return false
+	}
+}
+
 // Ack defines model for Ack.
 type Ack struct {
 	Alert string    `json:"alert"`
@@ -511,6 +592,25 @@ type Actor struct {
 	ID     string   `json:"id"`
 	Person string   `json:"person,omitempty"`
 	Via    string   `json:"via"`
+}
+
+// AgentInventory defines model for AgentInventory.
+type AgentInventory struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/AgentInventory.json
+	Schema    string `json:"$schema,omitempty"`
+	Agent     string `json:"agent"`
+	AgentName string `json:"agentName"`
+
+	// At When the agent collected it.
+	At     time.Time        `json:"at,omitempty"`
+	Errors []InventoryError `json:"errors,omitempty"`
+
+	// LastSeen When the hub received it.
+	LastSeen  time.Time      `json:"lastSeen,omitempty"`
+	Resources []ResourceItem `json:"resources"`
+	Seq       int64          `json:"seq,omitempty"`
 }
 
 // AgentMetricNamesOutputBody defines model for AgentMetricNamesOutputBody.
@@ -1288,6 +1388,24 @@ type IntegrityOutputBody struct {
 	Scanned int64 `json:"scanned,omitempty"`
 }
 
+// InventoryError defines model for InventoryError.
+type InventoryError struct {
+	Error  string `json:"error"`
+	Source string `json:"source"`
+}
+
+// InventoryReport defines model for InventoryReport.
+type InventoryReport struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/InventoryReport.json
+	Schema    string           `json:"$schema,omitempty"`
+	At        time.Time        `json:"at"`
+	Errors    []InventoryError `json:"errors,omitempty"`
+	Resources []Resource       `json:"resources"`
+	Seq       int64            `json:"seq"`
+}
+
 // KeySignature defines model for KeySignature.
 type KeySignature struct {
 	KeyID     string `json:"keyId"`
@@ -1741,6 +1859,67 @@ type Report struct {
 
 	// Unsealed Genuine records written since the last seal (not yet protected).
 	Unsealed int64 `json:"unsealed"`
+}
+
+// Resource defines model for Resource.
+type Resource struct {
+	Attributes map[string]interface{} `json:"attributes,omitempty"`
+	ChangedAt  time.Time              `json:"changedAt,omitempty"`
+	ID         string                 `json:"id"`
+	Name       string                 `json:"name,omitempty"`
+	Parent     string                 `json:"parent,omitempty"`
+	Reason     string                 `json:"reason,omitempty"`
+	Status     ResourceStatus         `json:"status"`
+	Type       string                 `json:"type"`
+}
+
+// ResourceStatus defines model for Resource.Status.
+type ResourceStatus string
+
+// ResourceItem defines model for ResourceItem.
+type ResourceItem struct {
+	Agent      string                 `json:"agent"`
+	AgentName  string                 `json:"agentName"`
+	Attributes map[string]interface{} `json:"attributes,omitempty"`
+
+	// ChangedAt When the agent saw the resource's status or attributes last change.
+	ChangedAt time.Time `json:"changedAt,omitempty"`
+	ID        string    `json:"id"`
+
+	// LastSeen When the hub received the agent's newest report, which listed the resource.
+	LastSeen time.Time          `json:"lastSeen"`
+	Name     string             `json:"name,omitempty"`
+	Parent   string             `json:"parent,omitempty"`
+	Reason   string             `json:"reason,omitempty"`
+	Status   ResourceItemStatus `json:"status"`
+	Type     string             `json:"type"`
+}
+
+// ResourceItemStatus defines model for ResourceItem.Status.
+type ResourceItemStatus string
+
+// ResourcePage defines model for ResourcePage.
+type ResourcePage struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ResourcePage.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Errors Inventory sources of the chosen agents that could not report everything, and why.
+	Errors []ResourceSourceError `json:"errors,omitempty"`
+
+	// Next The cursor of the next page; absent on the last.
+	Next      string         `json:"next,omitempty"`
+	Resources []ResourceItem `json:"resources"`
+}
+
+// ResourceSourceError defines model for ResourceSourceError.
+type ResourceSourceError struct {
+	Agent     string    `json:"agent"`
+	AgentName string    `json:"agentName"`
+	Error     string    `json:"error"`
+	LastSeen  time.Time `json:"lastSeen"`
+	Source    string    `json:"source"`
 }
 
 // RespondInputBody defines model for RespondInputBody.
@@ -2287,6 +2466,33 @@ type StreamPlanParams struct {
 	LastEventID string `json:"Last-Event-ID,omitempty"`
 }
 
+// ListResourcesParams defines parameters for ListResources.
+type ListResourcesParams struct {
+	// Type Only resources of this type: disk, mount, interface, container, plan, unit, or an integration's own.
+	Type *string `form:"type,omitempty" json:"type,omitempty"`
+
+	// Agent Only the resources of this agent (id or name).
+	Agent *string `form:"agent,omitempty" json:"agent,omitempty"`
+
+	// Label key=value the agent's labels must have (repeatable: every one must match).
+	Label *[]string `form:"label,omitempty" json:"label,omitempty"`
+
+	// Status Only resources in this status.
+	Status *ListResourcesParamsStatus `form:"status,omitempty" json:"status,omitempty"`
+
+	// Q Text the resource's id, name, reason or a string attribute contains (case-insensitive).
+	Q *string `form:"q,omitempty" json:"q,omitempty"`
+
+	// Cursor The next value of the previous page.
+	Cursor *string `form:"cursor,omitempty" json:"cursor,omitempty"`
+
+	// Limit At most this many (default 50).
+	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// ListResourcesParamsStatus defines parameters for ListResources.
+type ListResourcesParamsStatus string
+
 // AgentRunningJSONRequestBody defines body for AgentRunning for application/json ContentType.
 type AgentRunningJSONRequestBody = Running
 
@@ -2307,6 +2513,9 @@ type AgentPollJSONRequestBody = PollRequest
 
 // AgentRejectionJSONRequestBody defines body for AgentRejection for application/json ContentType.
 type AgentRejectionJSONRequestBody = Rejection
+
+// AgentResourcesJSONRequestBody defines body for AgentResources for application/json ContentType.
+type AgentResourcesJSONRequestBody = InventoryReport
 
 // AgentResultJSONRequestBody defines body for AgentResult for application/json ContentType.
 type AgentResultJSONRequestBody = Result
@@ -2662,6 +2871,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/agents/{id}/rejections (the `AgentRejection` operationId).
 	AgentRejection(ctx context.Context, id string, body AgentRejectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAgentResources An agent's resources
+	//
+	// The agent's newest inventory report as the hub stores it: its resources, the sources that failed, when it was collected and received.
+	//
+	// Corresponds with GET /v1/agents/{id}/resources (the `GetAgentResources` operationId).
+	GetAgentResources(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentResourcesWithBody Report the agent's inventory
+	//
+	// The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/agents/{id}/resources (the `AgentResources` operationId).
+	AgentResourcesWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// AgentResources Report the agent's inventory
+	//
+	// The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/agents/{id}/resources (the `AgentResources` operationId).
+	AgentResources(ctx context.Context, id string, body AgentResourcesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AgentResultWithBody Upload a final result
 	//
@@ -3224,6 +3458,13 @@ type ClientInterface interface {
 	// Corresponds with GET /v1/prometheus/targets (the `PrometheusTargets` operationId).
 	PrometheusTargets(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListResources The fleet's resources
+	//
+	// Every resource the agents' integrations report (disks, mounts, interfaces, containers, plans and their units), most recently changed first, with the agent it is on and when the hub last heard of it; and the inventory sources of the chosen agents that could not report everything. Answered from the hub instance's copy of every agent's report, at most 10 s old. Retired agents are left out.
+	//
+	// Corresponds with GET /v1/resources (the `ListResources` operationId).
+	ListResources(ctx context.Context, params *ListResourcesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListTokens List operator tokens (without secrets)
 	//
 	// Corresponds with GET /v1/tokens (the `ListTokens` operationId).
@@ -3777,6 +4018,61 @@ func (c *Client) AgentRejectionWithBody(ctx context.Context, id string, contentT
 // Corresponds with POST /v1/agents/{id}/rejections (the `AgentRejection` operationId).
 func (c *Client) AgentRejection(ctx context.Context, id string, body AgentRejectionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAgentRejectionRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAgentResources An agent's resources
+//
+// The agent's newest inventory report as the hub stores it: its resources, the sources that failed, when it was collected and received.
+//
+// Corresponds with GET /v1/agents/{id}/resources (the `GetAgentResources` operationId).
+func (c *Client) GetAgentResources(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAgentResourcesRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentResourcesWithBody Report the agent's inventory
+//
+// The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/agents/{id}/resources (the `AgentResources` operationId).
+func (c *Client) AgentResourcesWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentResourcesRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// AgentResources Report the agent's inventory
+//
+// The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/agents/{id}/resources (the `AgentResources` operationId).
+func (c *Client) AgentResources(ctx context.Context, id string, body AgentResourcesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAgentResourcesRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5058,6 +5354,23 @@ func (c *Client) PrometheusTargets(ctx context.Context, reqEditors ...RequestEdi
 	return c.Client.Do(req)
 }
 
+// ListResources The fleet's resources
+//
+// Every resource the agents' integrations report (disks, mounts, interfaces, containers, plans and their units), most recently changed first, with the agent it is on and when the hub last heard of it; and the inventory sources of the chosen agents that could not report everything. Answered from the hub instance's copy of every agent's report, at most 10 s old. Retired agents are left out.
+//
+// Corresponds with GET /v1/resources (the `ListResources` operationId).
+func (c *Client) ListResources(ctx context.Context, params *ListResourcesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListResourcesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListTokens List operator tokens (without secrets)
 //
 // Corresponds with GET /v1/tokens (the `ListTokens` operationId).
@@ -6171,6 +6484,87 @@ func NewAgentRejectionRequestWithBody(server string, id string, contentType stri
 	}
 
 	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetAgentResourcesRequest constructs an http.Request for the GetAgentResources method
+func NewGetAgentResourcesRequest(server string, id string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/resources", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewAgentResourcesRequest calls the generic AgentResources builder with application/json body
+func NewAgentResourcesRequest(server string, id string, body AgentResourcesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewAgentResourcesRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewAgentResourcesRequestWithBody constructs an http.Request for the AgentResources method, with any body, and a specified content type
+func NewAgentResourcesRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/agents/%s/resources", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
@@ -8492,6 +8886,132 @@ func NewPrometheusTargetsRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListResourcesRequest constructs an http.Request for the ListResources method
+func NewListResourcesRequest(server string, params *ListResourcesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/resources")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Agent != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "agent", *params.Agent, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Label != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "label", params.Label, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "array", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Status != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "status", *params.Status, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Q != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "q", *params.Q, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Cursor != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "cursor", *params.Cursor, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListTokensRequest constructs an http.Request for the ListTokens method
 func NewListTokensRequest(server string) (*http.Request, error) {
 	var err error
@@ -9051,6 +9571,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/agents/{id}/rejections (the `AgentRejection` operationId).
 	AgentRejectionWithResponse(ctx context.Context, id string, body AgentRejectionJSONRequestBody, reqEditors ...RequestEditorFn) (*AgentRejectionResponse, error)
+
+	// GetAgentResourcesWithResponse An agent's resources
+	//
+	// The agent's newest inventory report as the hub stores it: its resources, the sources that failed, when it was collected and received.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/agents/{id}/resources (the `GetAgentResources` operationId).
+	GetAgentResourcesWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetAgentResourcesResponse, error)
+
+	// AgentResourcesWithBodyWithResponse Report the agent's inventory
+	//
+	// The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/agents/{id}/resources (the `AgentResources` operationId).
+	AgentResourcesWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AgentResourcesResponse, error)
+
+	// AgentResourcesWithResponse Report the agent's inventory
+	//
+	// The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/agents/{id}/resources (the `AgentResources` operationId).
+	AgentResourcesWithResponse(ctx context.Context, id string, body AgentResourcesJSONRequestBody, reqEditors ...RequestEditorFn) (*AgentResourcesResponse, error)
 
 	// AgentResultWithBodyWithResponse Upload a final result
 	//
@@ -9668,6 +10215,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/prometheus/targets (the `PrometheusTargets` operationId).
 	PrometheusTargetsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PrometheusTargetsResponse, error)
+
+	// ListResourcesWithResponse The fleet's resources
+	//
+	// Every resource the agents' integrations report (disks, mounts, interfaces, containers, plans and their units), most recently changed first, with the agent it is on and when the hub last heard of it; and the inventory sources of the chosen agents that could not report everything. Answered from the hub instance's copy of every agent's report, at most 10 s old. Retired agents are left out.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/resources (the `ListResources` operationId).
+	ListResourcesWithResponse(ctx context.Context, params *ListResourcesParams, reqEditors ...RequestEditorFn) (*ListResourcesResponse, error)
 
 	// ListTokensWithResponse List operator tokens (without secrets)
 	//
@@ -10913,6 +11469,130 @@ func (r AgentRejectionResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r AgentRejectionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetAgentResourcesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AgentInventory
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAgentResourcesResponse) GetJSON200() *AgentInventory {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetAgentResourcesResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetAgentResourcesResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetAgentResourcesResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAgentResourcesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAgentResourcesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAgentResourcesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAgentResourcesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type AgentResourcesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON409 the response for an HTTP 409 `application/problem+json` response
+	ApplicationProblemJSON409 *ErrorModel
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetApplicationProblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
+func (r AgentResourcesResponse) GetApplicationProblemJSON409() *ErrorModel {
+	return r.ApplicationProblemJSON409
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r AgentResourcesResponse) GetApplicationProblemJSON413() *ErrorModel {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r AgentResourcesResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r AgentResourcesResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r AgentResourcesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r AgentResourcesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r AgentResourcesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r AgentResourcesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -13931,6 +14611,68 @@ func (r PrometheusTargetsResponse) ContentType() string {
 	return ""
 }
 
+type ListResourcesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ResourcePage
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListResourcesResponse) GetJSON200() *ResourcePage {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r ListResourcesResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ListResourcesResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ListResourcesResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r ListResourcesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListResourcesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListResourcesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListResourcesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListTokensResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -14771,6 +15513,51 @@ func (c *ClientWithResponses) AgentRejectionWithResponse(ctx context.Context, id
 		return nil, err
 	}
 	return ParseAgentRejectionResponse(rsp)
+}
+
+// GetAgentResourcesWithResponse An agent's resources
+//
+// The agent's newest inventory report as the hub stores it: its resources, the sources that failed, when it was collected and received.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/agents/{id}/resources (the `GetAgentResources` operationId).
+func (c *ClientWithResponses) GetAgentResourcesWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*GetAgentResourcesResponse, error) {
+	rsp, err := c.GetAgentResources(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAgentResourcesResponse(rsp)
+}
+
+// AgentResourcesWithBodyWithResponse Report the agent's inventory
+//
+// The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/agents/{id}/resources (the `AgentResources` operationId).
+func (c *ClientWithResponses) AgentResourcesWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AgentResourcesResponse, error) {
+	rsp, err := c.AgentResourcesWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentResourcesResponse(rsp)
+}
+
+// AgentResourcesWithResponse Report the agent's inventory
+//
+// The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/agents/{id}/resources (the `AgentResources` operationId).
+func (c *ClientWithResponses) AgentResourcesWithResponse(ctx context.Context, id string, body AgentResourcesJSONRequestBody, reqEditors ...RequestEditorFn) (*AgentResourcesResponse, error) {
+	rsp, err := c.AgentResources(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseAgentResourcesResponse(rsp)
 }
 
 // AgentResultWithBodyWithResponse Upload a final result
@@ -15816,6 +16603,21 @@ func (c *ClientWithResponses) PrometheusTargetsWithResponse(ctx context.Context,
 	return ParsePrometheusTargetsResponse(rsp)
 }
 
+// ListResourcesWithResponse The fleet's resources
+//
+// Every resource the agents' integrations report (disks, mounts, interfaces, containers, plans and their units), most recently changed first, with the agent it is on and when the hub last heard of it; and the inventory sources of the chosen agents that could not report everything. Answered from the hub instance's copy of every agent's report, at most 10 s old. Retired agents are left out.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/resources (the `ListResources` operationId).
+func (c *ClientWithResponses) ListResourcesWithResponse(ctx context.Context, params *ListResourcesParams, reqEditors ...RequestEditorFn) (*ListResourcesResponse, error) {
+	rsp, err := c.ListResources(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListResourcesResponse(rsp)
+}
+
 // ListTokensWithResponse List operator tokens (without secrets)
 //
 // Returns a wrapper object for the known response body format(s).
@@ -16841,6 +17643,103 @@ func ParseAgentRejectionResponse(rsp *http.Response) (*AgentRejectionResponse, e
 	switch {
 	case rsp.StatusCode == 204:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetAgentResourcesResponse parses an HTTP response from a GetAgentResourcesWithResponse call
+func ParseGetAgentResourcesResponse(rsp *http.Response) (*GetAgentResourcesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAgentResourcesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AgentInventory
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseAgentResourcesResponse parses an HTTP response from a AgentResourcesWithResponse call
+func ParseAgentResourcesResponse(rsp *http.Response) (*AgentResourcesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &AgentResourcesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
 		var dest ErrorModel
@@ -19165,6 +20064,53 @@ func ParsePrometheusTargetsResponse(rsp *http.Response) (*PrometheusTargetsRespo
 			return nil, err
 		}
 		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListResourcesResponse parses an HTTP response from a ListResourcesWithResponse call
+func ParseListResourcesResponse(rsp *http.Response) (*ListResourcesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListResourcesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ResourcePage
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
 
 	}
 

@@ -363,6 +363,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/{id}/resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An agent's resources
+         * @description The agent's newest inventory report as the hub stores it: its resources, the sources that failed, when it was collected and received.
+         */
+        get: operations["get-agent-resources"];
+        /**
+         * Report the agent's inventory
+         * @description The body is the agent's whole current InventoryReport (agent/wire): it replaces the stored one unless that one has a higher seq. The same report again is answered 204 and stored once. 409: a newer report is stored (this one came late), or another report took this seq: drop it. 422 says why a report was refused (a duplicate id, an unknown status, a parent missing from the report, too many resources or attributes …): it will never be accepted.
+         */
+        put: operations["agent-resources"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/{id}/results": {
         parameters: {
             query?: never;
@@ -1224,6 +1248,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The fleet's resources
+         * @description Every resource the agents' integrations report (disks, mounts, interfaces, containers, plans and their units), most recently changed first, with the agent it is on and when the hub last heard of it; and the inventory sources of the chosen agents that could not report everything. Answered from the hub instance's copy of every agent's report, at most 10 s old. Retired agents are left out.
+         */
+        get: operations["list-resources"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/tokens": {
         parameters: {
             query?: never;
@@ -1352,6 +1396,30 @@ export interface components {
             id: string;
             person?: string;
             via: string;
+        };
+        AgentInventory: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/AgentInventory.json
+             */
+            readonly $schema?: string;
+            agent: string;
+            agentName: string;
+            /**
+             * Format: date-time
+             * @description When the agent collected it.
+             */
+            at?: string;
+            errors?: components["schemas"]["InventoryError"][] | null;
+            /**
+             * Format: date-time
+             * @description When the hub received it.
+             */
+            lastSeen?: string;
+            resources: components["schemas"]["ResourceItem"][] | null;
+            /** Format: int64 */
+            seq?: number;
         };
         AgentMetricNamesOutputBody: {
             /**
@@ -2172,6 +2240,24 @@ export interface components {
              */
             scanned?: number;
         };
+        InventoryError: {
+            error: string;
+            source: string;
+        };
+        InventoryReport: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/InventoryReport.json
+             */
+            readonly $schema?: string;
+            /** Format: date-time */
+            at: string;
+            errors?: components["schemas"]["InventoryError"][] | null;
+            resources: components["schemas"]["Resource"][] | null;
+            /** Format: int64 */
+            seq: number;
+        };
         KeySignature: {
             keyId: string;
             signature: string;
@@ -2647,6 +2733,65 @@ export interface components {
              * @description Genuine records written since the last seal (not yet protected).
              */
             unsealed: number;
+        };
+        Resource: {
+            attributes?: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            changedAt?: string;
+            id: string;
+            name?: string;
+            parent?: string;
+            reason?: string;
+            /** @enum {string} */
+            status: "ok" | "degraded" | "failed" | "stopped" | "unknown";
+            type: string;
+        };
+        ResourceItem: {
+            agent: string;
+            agentName: string;
+            attributes?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Format: date-time
+             * @description When the agent saw the resource's status or attributes last change.
+             */
+            changedAt?: string;
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the hub received the agent's newest report, which listed the resource.
+             */
+            lastSeen: string;
+            name?: string;
+            parent?: string;
+            reason?: string;
+            /** @enum {string} */
+            status: "ok" | "degraded" | "failed" | "stopped" | "unknown";
+            type: string;
+        };
+        ResourcePage: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ResourcePage.json
+             */
+            readonly $schema?: string;
+            /** @description Inventory sources of the chosen agents that could not report everything, and why. */
+            errors?: components["schemas"]["ResourceSourceError"][] | null;
+            /** @description The cursor of the next page; absent on the last. */
+            next?: string;
+            resources: components["schemas"]["ResourceItem"][] | null;
+        };
+        ResourceSourceError: {
+            agent: string;
+            agentName: string;
+            error: string;
+            /** Format: date-time */
+            lastSeen: string;
+            source: string;
         };
         RespondInputBody: {
             /**
@@ -4021,6 +4166,116 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-agent-resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The agent's id or name. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentInventory"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "agent-resources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InventoryReport"];
+            };
+        };
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
             };
             /** @description Unprocessable Entity */
             422: {
@@ -6541,6 +6796,68 @@ export interface operations {
             };
             /** @description Error */
             default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-resources": {
+        parameters: {
+            query?: {
+                /** @description Only resources of this type: disk, mount, interface, container, plan, unit, or an integration's own. */
+                type?: string;
+                /** @description Only the resources of this agent (id or name). */
+                agent?: string;
+                /** @description key=value the agent's labels must have (repeatable: every one must match). */
+                label?: string[] | null;
+                /** @description Only resources in this status. */
+                status?: "ok" | "degraded" | "failed" | "stopped" | "unknown";
+                /** @description Text the resource's id, name, reason or a string attribute contains (case-insensitive). */
+                q?: string;
+                /** @description The next value of the previous page. */
+                cursor?: string;
+                /** @description At most this many (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResourcePage"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
                 headers: {
                     [name: string]: unknown;
                 };
