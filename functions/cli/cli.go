@@ -69,6 +69,7 @@ func commands() map[string]command {
 		"alerts":       {"list the alerts that fired and resolved", runAlerts},
 		"artifacts":    {"list the artifacts the hub holds", runArtifacts},
 		"metrics":      {"chart an agent's metric history (pulse metrics AGENT NAME --since 6h)", runMetrics},
+		"resources":    {"list the fleet's resources (disks, mounts, interfaces, containers, plan units) by type, agent, label, status", runResources},
 		"respond":      {"answer a prompt step of an execution", runRespond},
 		"tick":         {"run the hub's periodic work once (for cloud-function deployments)", runTick},
 		"openapi":      {"print or write the OpenAPI documents of the API", runOpenAPI},
