@@ -122,6 +122,12 @@ var operations = []struct {
 	{"GET", "/v1/agents", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
 		return c.ListAgents(ctx, nil)
 	}},
+	{"GET", "/v1/agents/{}/resources", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
+		return c.GetAgentResources(ctx, args[0])
+	}},
+	{"GET", "/v1/resources", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
+		return c.ListResources(ctx, nil)
+	}},
 	{"GET", "/v1/agents/{}/rejections", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
 		return c.ListAgentRejections(ctx, args[0])
 	}},
