@@ -2,7 +2,12 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +15,7 @@ import (
 	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/hub/resources"
 	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/signed"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
@@ -264,4 +270,93 @@ func TestResourcesListCost(t *testing.T) {
 	if ok, _ := store.Exists(context.Background(), th.h.Store, layout.AgentResources(agents[1].ID)); ok {
 		t.Error("a retired agent's inventory is still stored")
 	}
+}
+
+// TestMeasureInventoryCost measures what the inventory costs in store requests with
+// PULSE_MEASURE_INVENTORY agents (e.g. 1000), each reporting ten resources: a report, a query on a
+// cold instance, queries while its copy is fresh, and one after it went stale with nothing changed.
+// It is skipped unless the variable is set (docs/inventory.md has the figures).
+func TestMeasureInventoryCost(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("PULSE_MEASURE_INVENTORY"))
+	if n <= 0 {
+		t.Skip("set PULSE_MEASURE_INVENTORY=1000 to measure")
+	}
+	counted := &countingStore{}
+	th := newTestHubOn(t, func(s store.Store) store.Store { counted.Store = s; return counted })
+	ctx := context.Background()
+	var tok struct{ Token string }
+	if st := th.call(th.admin, "POST", "/v1/enroll-tokens", map[string]any{"uses": n}, &tok); st != 201 {
+		t.Fatalf("enroll token: %d", st)
+	}
+	rep := inventoryOf(1)
+	for i := range 10 {
+		rep.Resources = append(rep.Resources, wire.Resource{Type: "mount", ID: fmt.Sprintf("/srv/%d", i), Status: wire.ResourceOK, ChangedAt: time.Now().UTC(),
+			Attributes: map[string]any{"device": fmt.Sprintf("/dev/vd%c1", 'a'+i), "fstype": "ext4", "sizeBytes": 274877906944, "usedRatio": 0.33, "readOnly": false}})
+	}
+	body, _ := json.Marshal(rep)
+	var reportPuts, reportGets int
+	for i := range n {
+		var a *simagent.Agent
+		for {
+			var err error
+			if a, err = simagent.Enroll(ctx, th.url, tok.Token, fmt.Sprintf("m%04d", i), nil); err == nil {
+				break
+			} else if st, _ := status(err); st != 429 {
+				t.Fatal(err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if i == 0 {
+			counted.reset()
+		}
+		if st, b := report(a, rep); st != 204 {
+			t.Fatalf("report: %d %s", st, b)
+		}
+		if i == 0 {
+			for _, r := range counted.keys() {
+				reportPuts += strings.Count(r, "PUT "+layout.Resources)
+				reportGets += strings.Count(r, "GET "+layout.Resources)
+			}
+		}
+	}
+	size := 0
+	if obj, err := th.h.Store.(*signed.Store).Inner().Get(ctx, layout.AgentResources(mustFirst(th.stored(layout.Resources))), store.GetOptions{}); err == nil {
+		b, _ := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		size = len(b)
+	}
+	t.Logf("one report of 10 resources: %d bytes as sent, %d bytes stored; %d GET and %d PUT of the room", len(body), size, reportGets, reportPuts)
+
+	measure := func(what string, fn func()) {
+		counted.reset()
+		start := time.Now()
+		fn()
+		byOp := map[string]int{}
+		room := 0
+		for _, r := range counted.keys() {
+			op, key, _ := strings.Cut(r, " ")
+			byOp[op]++
+			if strings.HasPrefix(key, layout.Resources) {
+				room++
+			}
+		}
+		t.Logf("%s: %s, %d requests of the room's prefix, all requests %v", what, time.Since(start).Round(time.Millisecond), room, byOp)
+	}
+	th.h.Resources = &resources.Service{Store: th.h.Store, Log: th.h.Log, Fleet: th.h.Fleet}
+	measure(fmt.Sprintf("a cold instance lists %d agents' resources", n), func() { th.call(th.admin, "GET", "/v1/resources?status=failed", nil, nil) })
+	measure("ten more lists while its copy is fresh", func() {
+		for range 10 {
+			th.call(th.admin, "GET", "/v1/resources?type=mount&limit=10", nil, nil)
+		}
+	})
+	th.h.Resources.Fresh = time.Millisecond
+	time.Sleep(2100 * time.Millisecond) // past the fleet's own listing cache too
+	measure("a list after its copy went stale, nothing changed", func() { th.call(th.admin, "GET", "/v1/resources?status=failed", nil, nil) })
+}
+
+func mustFirst(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return layout.Name(keys[0])
 }
