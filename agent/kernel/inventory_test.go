@@ -207,3 +207,42 @@ func TestInventoryConfig(t *testing.T) {
 		t.Errorf("default inventory interval %s", c.Inventory)
 	}
 }
+
+// TestInventoryRefreshedWhenUnchanged: an inventory that does not change is reported again once the
+// refresh interval (an hour in production) passed since the report the hub took, so the hub's
+// "last seen" stays meaningful; not sooner.
+func TestInventoryRefreshedWhenUnchanged(t *testing.T) {
+	h := newFakeHub(t)
+	run := runName(t)
+	ans := &inventoryAnswer{}
+	ans.set(nil, widget("w1", wire.ResourceOK))
+	inventoryOf.Store(run, ans)
+	cfg := testConfig(t, h, t.TempDir())
+	cfg.Integrations = map[string]any{"test_inventory": map[string]any{"run": run}}
+	cfg.Inventory = 50 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := New(ctx, cfg)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	a.inventory.refresh = 700 * time.Millisecond
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	eventually(t, 10*time.Second, func() bool { n, _ := h.inventoryCounts(); return n == 1 }, "the first report")
+	time.Sleep(400 * time.Millisecond)
+	if n, _ := h.inventoryCounts(); n != 1 {
+		t.Fatalf("%d reports before the refresh interval, want 1", n)
+	}
+	eventually(t, 10*time.Second, func() bool { n, _ := h.inventoryCounts(); return n == 2 }, "the refresh")
+	var first wire.InventoryReport
+	h.with(func() { first = h.inventories[0] })
+	second := h.lastInventory()
+	w1a, _ := statusOf(first, "w1")
+	w1b, _ := statusOf(second, "w1")
+	if second.Seq <= first.Seq || !second.At.After(first.At) || !w1b.ChangedAt.Equal(w1a.ChangedAt) {
+		t.Errorf("refresh: seq %d at %s after seq %d at %s; w1 changed %s, was %s (want unchanged)", second.Seq, second.At, first.Seq, first.At, w1b.ChangedAt, w1a.ChangedAt)
+	}
+}
