@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -179,7 +180,7 @@ func (s *Service) snapshot(ctx context.Context) (map[string]*Stored, error) {
 		s.mu.Unlock()
 		return out, nil
 	}
-	have := maps(s.byAgent)
+	have := maps.Clone(s.byAgent)
 	s.mu.Unlock()
 
 	started := time.Now()
@@ -230,14 +231,6 @@ func (s *Service) snapshot(ctx context.Context) (map[string]*Stored, error) {
 	}
 	s.byAgent, s.listedAt = next, started
 	return s.copyLocked(), nil
-}
-
-func maps(m map[string]entry) map[string]entry {
-	out := make(map[string]entry, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 func (s *Service) copyLocked() map[string]*Stored {
