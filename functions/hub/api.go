@@ -27,10 +27,12 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/domain"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/metrics"
+	"github.com/pulsehq/pulse/functions/hub/notifications"
 	"github.com/pulsehq/pulse/functions/hub/plans"
 	"github.com/pulsehq/pulse/functions/hub/resources"
 	"github.com/pulsehq/pulse/functions/hub/telemetry"
 	"github.com/pulsehq/pulse/functions/hub/workflows"
+	"github.com/pulsehq/pulse/functions/notify"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/policy"
 )
@@ -66,6 +68,7 @@ func NewAPI(mux *http.ServeMux, h *Hub) huma.API {
 	registerProposals(h.operatorGroup(api, "Plans"), h)
 	registerTelemetry(h.operatorGroup(api, "Telemetry"), h)
 	registerAlerts(h.operatorGroup(api, "Alerts"), h)
+	registerNotifications(h.operatorGroup(api, "Notifications"), h)
 	registerPrometheus(h.operatorGroup(api, "Telemetry"), h)
 	registerArtifacts(h.operatorGroup(api, "Artifacts"), h)
 	registerMetrics(h.operatorGroup(api, "Metrics"), h)
@@ -99,6 +102,10 @@ var schemaNames = map[reflect.Type]string{
 	reflect.TypeFor[alert.Rule]():               "AlertRule",
 	reflect.TypeFor[alert.Quiet]():              "AlertQuietHours",
 	reflect.TypeFor[alerts.Version]():           "AlertRulesVersion",
+	reflect.TypeFor[notifications.View]():       "Channel",
+	reflect.TypeFor[notifications.Entry]():      "NotificationDelivery",
+	reflect.TypeFor[notifications.Attempt]():    "NotificationAttempt",
+	reflect.TypeFor[notify.Message]():           "NotificationMessage",
 	reflect.TypeFor[artifacts.Summary]():        "ArtifactSummary",
 	reflect.TypeFor[artifacts.Pushed]():         "ArtifactPushed",
 	reflect.TypeFor[metrics.Result]():           "MetricsResult",

@@ -69,6 +69,10 @@ var mayImport = map[string]map[string]string{
 		"fleet":  "resources are filtered by their agents' names and labels, and retired agents' dropped (through the Fleet interface; the types are fleet's)",
 		"paging": "the resource list pages like every list",
 	},
+	"notifications": {
+		"domain": "domain errors, who acted",
+		"trail":  "channel changes and test-sends are audited",
+	},
 	"alerts": {
 		"domain": "domain errors, who acted",
 		"trail":  "applying the rules is audited",

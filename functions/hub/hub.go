@@ -31,6 +31,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub/events"
 	"github.com/pulsehq/pulse/functions/hub/fleet"
 	"github.com/pulsehq/pulse/functions/hub/metrics"
+	"github.com/pulsehq/pulse/functions/hub/notifications"
 	"github.com/pulsehq/pulse/functions/hub/plans"
 	"github.com/pulsehq/pulse/functions/hub/resources"
 	"github.com/pulsehq/pulse/functions/hub/telemetry"
@@ -89,6 +90,8 @@ type Hub struct {
 	Plans     *plans.Service
 	Artifacts *artifacts.Service
 	Alerts    *alerts.Service
+	// Notifications keeps the channels and sends the alerts' notifications.
+	Notifications *notifications.Service
 	// Telemetry is what the hub says about itself to Prometheus (GET /metrics); nil for a hub wired
 	// on no store (the OpenAPI document's).
 	Telemetry *telemetry.Metrics
@@ -192,6 +195,8 @@ func (h *Hub) instrument(tm *telemetry.Metrics) {
 	tm.Gauge("pulse_workflow_executions_active", "Workflow executions the last tick of this instance found active.", func() float64 { return float64(h.active.Load()) })
 	results := tm.Counter("pulse_command_results_total", "Agents' final results of commands stored through this hub instance, by status.", "status")
 	h.Bus.Results.Subscribe(func(_ context.Context, e events.ResultStored) { results.WithLabelValues(e.Status).Inc() })
+	sent := tm.Counter("pulse_notification_attempts_total", "Attempts this hub instance made at sending notifications, by channel kind and outcome (sent, failed).", "kind", "outcome")
+	h.Notifications.Counted = func(kind, outcome string) { sent.WithLabelValues(kind, outcome).Inc() }
 }
 
 // auditOutbox is where audit records wait while the store fails: the configured directory, else one
@@ -223,6 +228,7 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	h.Metrics = &metrics.Service{Store: st, Log: log}
 	h.Resources = &resources.Service{Store: st, Log: log, Fleet: h.Fleet}
 	h.Plans = &plans.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
+	h.Notifications = &notifications.Service{Store: st, Log: log, Trail: tr, Keys: keys}
 	h.Alerts = &alerts.Service{Store: st, Log: log, Trail: tr, Fleet: h.Fleet}
 	return h
 }
@@ -256,6 +262,8 @@ func (h *Hub) Run(ctx context.Context) {
 	wg.Go(func() { every(ctx, tickInterval, h.Metrics.Tick) })
 	// So has alert evaluation: a fleet that goes offline at once fires an alert per agent and rule.
 	wg.Go(func() { every(ctx, tickInterval, h.Alerts.Tick) })
+	// And so has sending notifications: a receiver that answers slowly holds up no other work.
+	wg.Go(func() { every(ctx, tickInterval, h.Notifications.Tick) })
 	wg.Wait()
 }
 
@@ -299,6 +307,7 @@ func (h *Hub) Tick(ctx context.Context) int {
 	h.active.Store(int64(n))
 	h.Plans.Tick(ctx)
 	h.Alerts.Tick(ctx)
+	h.Notifications.Tick(ctx)
 	h.Metrics.Tick(ctx)
 	return n
 }

@@ -54,6 +54,9 @@ const (
 	AlertCommandTracks  = "v1/alert-command-tracks/"
 	AlertSnoozes        = "v1/alert-snoozes/"
 	Resources           = "v1/resources/"
+	Channels            = "v1/channels/"
+	Notifications       = "v1/notifications/"
+	NotificationQueue   = "v1/notification-queue/"
 
 	Metrics    = "v1/metrics/"
 	Audit      = "v1/audit/"
@@ -93,6 +96,9 @@ func Prefixes() []Prefix {
 		{AlertCommandTracks, "every commands rule's recent failures on one agent, one object per agent (written with a condition on its version)"},
 		{AlertSnoozes, "a rule's notifications held on one subject until a time (overwritten when extended)"},
 		{Resources, "each agent's newest inventory report: its resources (overwritten by the hub receiving a newer report)"},
+		{Channels, "notification channels, one per name (overwritten when applied), their secrets sealed under a key derived from the hub's signing key"},
+		{Notifications, "notification deliveries by id (alert, kind, channel; write-once) and beside each its attempts (claimed create-only, then the outcome written by the claimer)"},
+		{NotificationQueue, "the deliveries not yet sent or given up, which every instance's tick lists; deleted once a delivery is final"},
 		{Metrics, "agents' metric batches (raw, by hour) and their compacted tiers (1m by hour, 1h by day, 1d by month), and which windows are compacted"},
 		{Audit, "audit records, one per mutation, by day"},
 		{AuditSeals, "the hash chain sealing the audit records"},
@@ -399,6 +405,26 @@ func AlertCommandTrack(agent string) string { return AlertCommandTracks + agent 
 
 // AlertSnooze holds a rule's notifications on one subject (a key-safe name of it).
 func AlertSnooze(rule, subject string) string { return AlertSnoozes + rule + "/" + subject + ".json" }
+// --- notifications ---
+
+// Channel is a notification channel, by name.
+func Channel(name string) string { return Channels + name + ".json" }
+
+// Notification is one delivery of a notification to a channel, written once: its id comes from the
+// alert, the message kind and the channel, so every hub queueing it writes the same key.
+func Notification(id string) string { return Notifications + id + ".json" }
+
+// NotificationAttemptsOf is where a delivery's attempts are listed.
+func NotificationAttemptsOf(id string) string { return Notifications + id + "/" }
+
+// NotificationAttempt is attempt n (from 1) of a delivery: claimed create-only before sending, so one
+// hub instance makes each attempt, then overwritten by that instance with the outcome.
+func NotificationAttempt(id string, n int) string {
+	return fmt.Sprintf("%s%04d.json", NotificationAttemptsOf(id), n)
+}
+
+// NotificationQueued lists a delivery for the ticks until it is sent or given up.
+func NotificationQueued(id string) string { return NotificationQueue + id + ".json" }
 
 // --- metrics ---
 

@@ -76,6 +76,9 @@ read_actions := {
 	"fleet-prometheus",
 	"get-alert-rules",
 	"list-alerts",
+	"list-channels",
+	"get-channel",
+	"list-notifications",
 	"list-artifacts",
 	"get-artifact",
 	"get-agent-metrics",
@@ -128,6 +131,9 @@ admin_actions := {
 	"approve-plan",
 	"deny-plan",
 	"apply-alert-rules",
+	"set-channel",
+	"delete-channel",
+	"test-channel",
 	"push-artifact",
 }
 

@@ -111,7 +111,7 @@ test_admin_only_actions_explained_to_viewers_and_operators if {
 			"get-audit", "verify-audit", "get-integrity", "create-token", "list-tokens", "revoke-token",
 			"approve-command", "deny-command", "retire-agent", "apply-workflow", "delete-workflow", "apply-plan", "delete-plan",
 			"pause-rollout", "resume-rollout", "promote-rollout", "abort-rollout", "rollback-plan", "approve-plan", "deny-plan",
-			"push-artifact",
+			"push-artifact", "set-channel", "delete-channel", "test-channel",
 		] {
 			denied_by(req(groups, action), "admin_only")
 			decide(req(groups, action)).reasons == [sprintf("%s is reserved to admins (rule: admin_only)", [action])]
@@ -339,4 +339,24 @@ test_role_is_the_strongest_built_in_role if {
 	authz.role == "operator" with input as req(["viewer", "operator", "guests"], "list-agents")
 	authz.role == "viewer" with input as req(["viewer"], "list-agents")
 	not authz.role with input as req(["guests"], "list-agents")
+}
+
+# ---------------------------------------------------------------------------------------------
+# notifications: channels and the delivery log read like the fleet, channels managed by admins
+# (a channel's secrets and where alerts go are an admin's decision)
+# ---------------------------------------------------------------------------------------------
+
+test_channels_are_read_by_viewers_and_operators if {
+	every action in ["list-channels", "get-channel", "list-notifications"] {
+		decide(req(["viewer"], action)).rules == ["viewer_read"]
+		decide(req(["operator"], action)).rules == ["operator_read"]
+	}
+}
+
+test_admins_manage_channels if {
+	every action in ["set-channel", "delete-channel", "test-channel"] {
+		decide(req(["admin"], action)).rules == ["admin_all"]
+		denied_by(req(["operator"], action), "admin_only")
+		denied_by(req(["guests"], action), "default_deny")
+	}
 }
