@@ -73,6 +73,13 @@ func (ch *Channel) SecretValues() []string {
 			if u.RawQuery != "" {
 				out = append(out, u.RawQuery)
 			}
+			// A receiver may echo one token of the path back (Slack's and Discord's URLs end in
+			// one): segments that look like tokens are scrubbed on their own.
+			for _, seg := range strings.Split(u.Path, "/") {
+				if len(seg) >= 20 || len(seg) >= 8 && strings.ContainsAny(seg, "0123456789") {
+					out = append(out, seg)
+				}
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
@@ -81,17 +88,19 @@ func (ch *Channel) SecretValues() []string {
 
 // Redacted is the channel as it may be shown and logged: every secret replaced by Mask, a secret URL
 // by Mask and its host ("••• (hooks.slack.com)").
-func (ch Channel) Redacted() Channel {
+func (ch *Channel) Redacted() Channel {
+	c := *ch
+	ch = &c
 	ch.To = append([]string(nil), ch.To...)
 	ch.Tags = append([]string(nil), ch.Tags...)
-	for field, p := range (&ch).secrets() {
+	for field, p := range ch.secrets() {
 		masked := Mask
 		if u, err := url.Parse(*p); field == "url" && err == nil && u.Host != "" {
 			masked += " (" + u.Host + ")"
 		}
 		*p = masked
 	}
-	return ch
+	return *ch
 }
 
 // Seal splits ch into what may be stored as it is (the channel with its secrets removed) and its
