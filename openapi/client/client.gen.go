@@ -84,6 +84,66 @@ func (e AlertState) Valid() bool {
 	}
 }
 
+// Defines values for ChannelKind.
+const (
+	Discord   ChannelKind = "discord"
+	Email     ChannelKind = "email"
+	Gotify    ChannelKind = "gotify"
+	Ntfy      ChannelKind = "ntfy"
+	Pagerduty ChannelKind = "pagerduty"
+	Slack     ChannelKind = "slack"
+	Teams     ChannelKind = "teams"
+	Webhook   ChannelKind = "webhook"
+)
+
+// Valid indicates whether the value is a known member of the ChannelKind enum.
+func (e ChannelKind) Valid() bool {
+	switch e {
+	case Discord:
+		return true
+	case Email:
+		return true
+	case Gotify:
+		return true
+	case Ntfy:
+		return true
+	case Pagerduty:
+		return true
+	case Slack:
+		return true
+	case Teams:
+		return true
+	case Webhook:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ChannelTLS.
+const (
+	ChannelTLSEmpty    ChannelTLS = ""
+	ChannelTLSNone     ChannelTLS = "none"
+	ChannelTLSStarttls ChannelTLS = "starttls"
+	ChannelTLSTLS      ChannelTLS = "tls"
+)
+
+// Valid indicates whether the value is a known member of the ChannelTLS enum.
+func (e ChannelTLS) Valid() bool {
+	switch e {
+	case ChannelTLSEmpty:
+		return true
+	case ChannelTLSNone:
+		return true
+	case ChannelTLSStarttls:
+		return true
+	case ChannelTLSTLS:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for CommandSummaryState.
 const (
 	CommandSummaryStateAwaitingApproval CommandSummaryState = "awaiting_approval"
@@ -147,6 +207,96 @@ func (e MetricsResultTier) Valid() bool {
 	case N1M:
 		return true
 	case Raw:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotificationAttemptState.
+const (
+	NotificationAttemptStateFailed  NotificationAttemptState = "failed"
+	NotificationAttemptStateSending NotificationAttemptState = "sending"
+	NotificationAttemptStateSent    NotificationAttemptState = "sent"
+)
+
+// Valid indicates whether the value is a known member of the NotificationAttemptState enum.
+func (e NotificationAttemptState) Valid() bool {
+	switch e {
+	case NotificationAttemptStateFailed:
+		return true
+	case NotificationAttemptStateSending:
+		return true
+	case NotificationAttemptStateSent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotificationDeliveryState.
+const (
+	NotificationDeliveryStateFailed   NotificationDeliveryState = "failed"
+	NotificationDeliveryStateQueued   NotificationDeliveryState = "queued"
+	NotificationDeliveryStateRetrying NotificationDeliveryState = "retrying"
+	NotificationDeliveryStateSending  NotificationDeliveryState = "sending"
+	NotificationDeliveryStateSent     NotificationDeliveryState = "sent"
+)
+
+// Valid indicates whether the value is a known member of the NotificationDeliveryState enum.
+func (e NotificationDeliveryState) Valid() bool {
+	switch e {
+	case NotificationDeliveryStateFailed:
+		return true
+	case NotificationDeliveryStateQueued:
+		return true
+	case NotificationDeliveryStateRetrying:
+		return true
+	case NotificationDeliveryStateSending:
+		return true
+	case NotificationDeliveryStateSent:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotificationMessageKind.
+const (
+	NotificationMessageKindFired    NotificationMessageKind = "fired"
+	NotificationMessageKindResolved NotificationMessageKind = "resolved"
+	NotificationMessageKindTest     NotificationMessageKind = "test"
+)
+
+// Valid indicates whether the value is a known member of the NotificationMessageKind enum.
+func (e NotificationMessageKind) Valid() bool {
+	switch e {
+	case NotificationMessageKindFired:
+		return true
+	case NotificationMessageKindResolved:
+		return true
+	case NotificationMessageKindTest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for NotificationMessageSeverity.
+const (
+	Critical NotificationMessageSeverity = "critical"
+	Info     NotificationMessageSeverity = "info"
+	Warning  NotificationMessageSeverity = "warning"
+)
+
+// Valid indicates whether the value is a known member of the NotificationMessageSeverity enum.
+func (e NotificationMessageSeverity) Valid() bool {
+	switch e {
+	case Critical:
+		return true
+	case Info:
+		return true
+	case Warning:
 		return true
 	default:
 		return false
@@ -519,6 +669,36 @@ func (e ListExecutionsParamsStatus) Valid() bool {
 	case ListExecutionsParamsStatusRunning:
 		return true
 	case ListExecutionsParamsStatusSucceeded:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ListNotificationsParamsState.
+const (
+	ListNotificationsParamsStateEmpty    ListNotificationsParamsState = ""
+	ListNotificationsParamsStateFailed   ListNotificationsParamsState = "failed"
+	ListNotificationsParamsStateQueued   ListNotificationsParamsState = "queued"
+	ListNotificationsParamsStateRetrying ListNotificationsParamsState = "retrying"
+	ListNotificationsParamsStateSending  ListNotificationsParamsState = "sending"
+	ListNotificationsParamsStateSent     ListNotificationsParamsState = "sent"
+)
+
+// Valid indicates whether the value is a known member of the ListNotificationsParamsState enum.
+func (e ListNotificationsParamsState) Valid() bool {
+	switch e {
+	case ListNotificationsParamsStateEmpty:
+		return true
+	case ListNotificationsParamsStateFailed:
+		return true
+	case ListNotificationsParamsStateQueued:
+		return true
+	case ListNotificationsParamsStateRetrying:
+		return true
+	case ListNotificationsParamsStateSending:
+		return true
+	case ListNotificationsParamsStateSent:
 		return true
 	default:
 		return false
@@ -940,6 +1120,49 @@ type AuditOutputBody struct {
 	// Example: https://example.com/schemas/AuditOutputBody.json
 	Schema  string   `json:"$schema,omitempty"`
 	Records []Record `json:"records"`
+}
+
+// Channel defines model for Channel.
+type Channel struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/Channel.json
+	Schema     string      `json:"$schema,omitempty"`
+	Body       string      `json:"body,omitempty"`
+	Default    bool        `json:"default,omitempty"`
+	From       string      `json:"from,omitempty"`
+	Host       string      `json:"host,omitempty"`
+	Kind       ChannelKind `json:"kind"`
+	Name       string      `json:"name"`
+	Password   string      `json:"password,omitempty"`
+	Port       int64       `json:"port,omitempty"`
+	Priority   int64       `json:"priority,omitempty"`
+	RoutingKey string      `json:"routingKey,omitempty"`
+	Secret     string      `json:"secret,omitempty"`
+	Tags       []string    `json:"tags,omitempty"`
+	TLS        ChannelTLS  `json:"tls,omitempty"`
+	To         []string    `json:"to,omitempty"`
+	Token      string      `json:"token,omitempty"`
+	Topic      string      `json:"topic,omitempty"`
+	UpdatedAt  time.Time   `json:"updatedAt"`
+	UpdatedBy  string      `json:"updatedBy"`
+	URL        string      `json:"url,omitempty"`
+	Username   string      `json:"username,omitempty"`
+}
+
+// ChannelKind defines model for Channel.Kind.
+type ChannelKind string
+
+// ChannelTLS defines model for Channel.TLS.
+type ChannelTLS string
+
+// ChannelsOutputBody defines model for ChannelsOutputBody.
+type ChannelsOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/ChannelsOutputBody.json
+	Schema   string    `json:"$schema,omitempty"`
+	Channels []Channel `json:"channels"`
 }
 
 // CommandPage defines model for CommandPage.
@@ -1459,6 +1682,91 @@ type MetricsResult struct {
 
 // MetricsResultTier The tier read: raw (kept 24 h by default), 1m (7 d), 1h (90 d), 1d (2 years): the finest whose retention covers from and whose resolution is at most the step. Windows not yet compacted are read from the finer tier.
 type MetricsResultTier string
+
+// NotificationAttempt defines model for NotificationAttempt.
+type NotificationAttempt struct {
+	// Answer An excerpt of the receiver's answer.
+	Answer string `json:"answer,omitempty"`
+
+	// At When the outcome was known.
+	At        time.Time `json:"at,omitempty"`
+	ClaimedAt time.Time `json:"claimedAt"`
+
+	// Error Why the attempt failed (never a secret).
+	Error string `json:"error,omitempty"`
+
+	// Final The delivery is given up after this failure.
+	Final bool `json:"final,omitempty"`
+
+	// Hub The hub instance that made the attempt.
+	Hub string `json:"hub"`
+	N   int64  `json:"n"`
+
+	// NextAt When the next attempt is due, after a failure that is retried.
+	NextAt time.Time                `json:"nextAt,omitempty"`
+	State  NotificationAttemptState `json:"state"`
+
+	// Status The receiver's HTTP status.
+	Status int64 `json:"status,omitempty"`
+}
+
+// NotificationAttemptState defines model for NotificationAttempt.State.
+type NotificationAttemptState string
+
+// NotificationDelivery defines model for NotificationDelivery.
+type NotificationDelivery struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/NotificationDelivery.json
+	Schema   string                `json:"$schema,omitempty"`
+	Attempts []NotificationAttempt `json:"attempts"`
+	Channel  string                `json:"channel"`
+
+	// ChannelKind The channel's kind when the notification was queued (empty for a channel that did not exist).
+	ChannelKind string                    `json:"channelKind,omitempty"`
+	ID          string                    `json:"id"`
+	Message     NotificationMessage       `json:"message"`
+	NotBefore   time.Time                 `json:"notBefore,omitempty"`
+	QueuedAt    time.Time                 `json:"queuedAt"`
+	State       NotificationDeliveryState `json:"state"`
+}
+
+// NotificationDeliveryState defines model for NotificationDelivery.State.
+type NotificationDeliveryState string
+
+// NotificationMessage defines model for NotificationMessage.
+type NotificationMessage struct {
+	Agent  string                  `json:"agent"`
+	Alert  string                  `json:"alert"`
+	At     time.Time               `json:"at"`
+	Detail string                  `json:"detail"`
+	Kind   NotificationMessageKind `json:"kind"`
+	Name   string                  `json:"name"`
+	Rule   string                  `json:"rule"`
+
+	// RuleKind metric, offline, unit or commands.
+	RuleKind string                      `json:"ruleKind"`
+	Severity NotificationMessageSeverity `json:"severity"`
+	Since    time.Time                   `json:"since"`
+	Subject  string                      `json:"subject"`
+	URL      string                      `json:"url,omitempty"`
+	Value    float64                     `json:"value,omitempty"`
+}
+
+// NotificationMessageKind defines model for NotificationMessage.Kind.
+type NotificationMessageKind string
+
+// NotificationMessageSeverity defines model for NotificationMessage.Severity.
+type NotificationMessageSeverity string
+
+// NotificationsOutputBody defines model for NotificationsOutputBody.
+type NotificationsOutputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/NotificationsOutputBody.json
+	Schema        string                 `json:"$schema,omitempty"`
+	Notifications []NotificationDelivery `json:"notifications"`
+}
 
 // ParamSpec defines model for ParamSpec.
 type ParamSpec struct {
@@ -2058,6 +2366,17 @@ type Running struct {
 	EnvelopeID string    `json:"envelopeId"`
 }
 
+// SetChannelInputBody defines model for SetChannelInputBody.
+type SetChannelInputBody struct {
+	// Schema A URL to the JSON Schema for this object.
+	//
+	// Example: https://example.com/schemas/SetChannelInputBody.json
+	Schema string `json:"$schema,omitempty"`
+
+	// Source The channel in YAML or JSON: kind and its fields (docs/notifications.md).
+	Source string `json:"source"`
+}
+
 // SetLabelsInputBody defines model for SetLabelsInputBody.
 type SetLabelsInputBody struct {
 	// Schema A URL to the JSON Schema for this object.
@@ -2460,6 +2779,21 @@ type GetIntegrityParams struct {
 	Limit *int64 `form:"limit,omitempty" json:"limit,omitempty"`
 }
 
+// ListNotificationsParams defines parameters for ListNotifications.
+type ListNotificationsParams struct {
+	// Alert Only deliveries of this alert.
+	Alert *string `form:"alert,omitempty" json:"alert,omitempty"`
+
+	// Channel Only deliveries to this channel.
+	Channel *string `form:"channel,omitempty" json:"channel,omitempty"`
+
+	// State Only deliveries in this state.
+	State *ListNotificationsParamsState `form:"state,omitempty" json:"state,omitempty"`
+}
+
+// ListNotificationsParamsState defines parameters for ListNotifications.
+type ListNotificationsParamsState string
+
 // StreamPlanParams defines parameters for StreamPlan.
 type StreamPlanParams struct {
 	// LastEventID The id of the last agent event received: a reconnecting client is not sent again the agents that reported at or before it.
@@ -2534,6 +2868,9 @@ type SnoozeAlertJSONRequestBody = SnoozeAlertInputBody
 
 // PushArtifactJSONRequestBody defines body for PushArtifact for application/json ContentType.
 type PushArtifactJSONRequestBody = FinishArtifactInputBody
+
+// SetChannelJSONRequestBody defines body for SetChannel for application/json ContentType.
+type SetChannelJSONRequestBody = SetChannelInputBody
 
 // CreateCommandJSONRequestBody defines body for CreateCommand for application/json ContentType.
 type CreateCommandJSONRequestBody = CreateCommandBody
@@ -3059,6 +3396,52 @@ type ClientInterface interface {
 	// Corresponds with POST /v1/audit/verify (the `VerifyAudit` operationId).
 	VerifyAudit(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListChannels List the notification channels
+	//
+	// Every channel by name, its secrets masked.
+	//
+	// Corresponds with GET /v1/channels (the `ListChannels` operationId).
+	ListChannels(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteChannel Delete a notification channel
+	//
+	// Deliveries still queued for it fail with that reason in the log.
+	//
+	// Corresponds with DELETE /v1/channels/{name} (the `DeleteChannel` operationId).
+	DeleteChannel(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetChannel A notification channel
+	//
+	// The channel, its secrets masked.
+	//
+	// Corresponds with GET /v1/channels/{name} (the `GetChannel` operationId).
+	GetChannel(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetChannelWithBody Create or replace a notification channel
+	//
+	// Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /v1/channels/{name} (the `SetChannel` operationId).
+	SetChannelWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SetChannel Create or replace a notification channel
+	//
+	// Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /v1/channels/{name} (the `SetChannel` operationId).
+	SetChannel(ctx context.Context, name string, body SetChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// TestChannel Send a test notification
+	//
+	// Sends a test message to the channel now and answers with the attempt: sent, or failed with the receiver's status and answer. It is a delivery like any other: in the log (GET /v1/notifications), and retried when it fails.
+	//
+	// Corresponds with POST /v1/channels/{name}/test (the `TestChannel` operationId).
+	TestChannel(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListCommands List commands
 	//
 	// Newest first, filtered by state, issuer, agent, command and time, a page at a time.
@@ -3252,6 +3635,13 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
 	GetIntegrity(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListNotifications The delivery log
+	//
+	// Every delivery of a notification to a channel, newest first, with each attempt: when, by which hub instance, sent or failed, the receiver's answer, the next retry. Kept 30 days.
+	//
+	// Corresponds with GET /v1/notifications (the `ListNotifications` operationId).
+	ListNotifications(ctx context.Context, params *ListNotificationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ListPlans List plans
 	//
@@ -4445,6 +4835,112 @@ func (c *Client) VerifyAudit(ctx context.Context, reqEditors ...RequestEditorFn)
 	return c.Client.Do(req)
 }
 
+// ListChannels List the notification channels
+//
+// Every channel by name, its secrets masked.
+//
+// Corresponds with GET /v1/channels (the `ListChannels` operationId).
+func (c *Client) ListChannels(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListChannelsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteChannel Delete a notification channel
+//
+// Deliveries still queued for it fail with that reason in the log.
+//
+// Corresponds with DELETE /v1/channels/{name} (the `DeleteChannel` operationId).
+func (c *Client) DeleteChannel(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteChannelRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetChannel A notification channel
+//
+// The channel, its secrets masked.
+//
+// Corresponds with GET /v1/channels/{name} (the `GetChannel` operationId).
+func (c *Client) GetChannel(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetChannelRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetChannelWithBody Create or replace a notification channel
+//
+// Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /v1/channels/{name} (the `SetChannel` operationId).
+func (c *Client) SetChannelWithBody(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetChannelRequestWithBody(c.Server, name, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SetChannel Create or replace a notification channel
+//
+// Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /v1/channels/{name} (the `SetChannel` operationId).
+func (c *Client) SetChannel(ctx context.Context, name string, body SetChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSetChannelRequest(c.Server, name, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// TestChannel Send a test notification
+//
+// Sends a test message to the channel now and answers with the attempt: sent, or failed with the receiver's status and answer. It is a delivery like any other: in the log (GET /v1/notifications), and retried when it fails.
+//
+// Corresponds with POST /v1/channels/{name}/test (the `TestChannel` operationId).
+func (c *Client) TestChannel(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewTestChannelRequest(c.Server, name)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // ListCommands List commands
 //
 // Newest first, filtered by state, issuer, agent, command and time, a page at a time.
@@ -4889,6 +5385,23 @@ func (c *Client) RespondPrompt(ctx context.Context, id string, body RespondPromp
 // Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
 func (c *Client) GetIntegrity(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetIntegrityRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListNotifications The delivery log
+//
+// Every delivery of a notification to a channel, newest first, with each attempt: when, by which hub instance, sent or failed, the receiver's answer, the next retry. Kept 30 days.
+//
+// Corresponds with GET /v1/notifications (the `ListNotifications` operationId).
+func (c *Client) ListNotifications(ctx context.Context, params *ListNotificationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListNotificationsRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -7218,6 +7731,182 @@ func NewVerifyAuditRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewListChannelsRequest constructs an http.Request for the ListChannels method
+func NewListChannelsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/channels")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteChannelRequest constructs an http.Request for the DeleteChannel method
+func NewDeleteChannelRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/channels/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetChannelRequest constructs an http.Request for the GetChannel method
+func NewGetChannelRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/channels/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSetChannelRequest calls the generic SetChannel builder with application/json body
+func NewSetChannelRequest(server string, name string, body SetChannelJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSetChannelRequestWithBody(server, name, "application/json", bodyReader)
+}
+
+// NewSetChannelRequestWithBody constructs an http.Request for the SetChannel method, with any body, and a specified content type
+func NewSetChannelRequestWithBody(server string, name string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/channels/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewTestChannelRequest constructs an http.Request for the TestChannel method
+func NewTestChannelRequest(server string, name string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "name", name, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/channels/%s/test", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
 // NewListCommandsRequest constructs an http.Request for the ListCommands method
 func NewListCommandsRequest(server string, params *ListCommandsParams) (*http.Request, error) {
 	var err error
@@ -8175,6 +8864,84 @@ func NewGetIntegrityRequest(server string, params *GetIntegrityParams) (*http.Re
 		if params.Limit != nil {
 
 			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: "int64"}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewListNotificationsRequest constructs an http.Request for the ListNotifications method
+func NewListNotificationsRequest(server string, params *ListNotificationsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/notifications")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Alert != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "alert", *params.Alert, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Channel != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "channel", *params.Channel, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.State != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", false, "state", *params.State, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
 				return nil, err
 			} else {
 				for _, qp := range strings.Split(queryFrag, "&") {
@@ -9775,6 +10542,60 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /v1/audit/verify (the `VerifyAudit` operationId).
 	VerifyAuditWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*VerifyAuditResponse, error)
 
+	// ListChannelsWithResponse List the notification channels
+	//
+	// Every channel by name, its secrets masked.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/channels (the `ListChannels` operationId).
+	ListChannelsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListChannelsResponse, error)
+
+	// DeleteChannelWithResponse Delete a notification channel
+	//
+	// Deliveries still queued for it fail with that reason in the log.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /v1/channels/{name} (the `DeleteChannel` operationId).
+	DeleteChannelWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeleteChannelResponse, error)
+
+	// GetChannelWithResponse A notification channel
+	//
+	// The channel, its secrets masked.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/channels/{name} (the `GetChannel` operationId).
+	GetChannelWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetChannelResponse, error)
+
+	// SetChannelWithBodyWithResponse Create or replace a notification channel
+	//
+	// Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/channels/{name} (the `SetChannel` operationId).
+	SetChannelWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetChannelResponse, error)
+
+	// SetChannelWithResponse Create or replace a notification channel
+	//
+	// Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /v1/channels/{name} (the `SetChannel` operationId).
+	SetChannelWithResponse(ctx context.Context, name string, body SetChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*SetChannelResponse, error)
+
+	// TestChannelWithResponse Send a test notification
+	//
+	// Sends a test message to the channel now and answers with the attempt: sent, or failed with the receiver's status and answer. It is a delivery like any other: in the log (GET /v1/notifications), and retried when it fails.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/channels/{name}/test (the `TestChannel` operationId).
+	TestChannelWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*TestChannelResponse, error)
+
 	// ListCommandsWithResponse List commands
 	//
 	// Newest first, filtered by state, issuer, agent, command and time, a page at a time.
@@ -9992,6 +10813,15 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/integrity (the `GetIntegrity` operationId).
 	GetIntegrityWithResponse(ctx context.Context, params *GetIntegrityParams, reqEditors ...RequestEditorFn) (*GetIntegrityResponse, error)
+
+	// ListNotificationsWithResponse The delivery log
+	//
+	// Every delivery of a notification to a channel, newest first, with each attempt: when, by which hub instance, sent or failed, the receiver's answer, the next retry. Kept 30 days.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/notifications (the `ListNotifications` operationId).
+	ListNotificationsWithResponse(ctx context.Context, params *ListNotificationsParams, reqEditors ...RequestEditorFn) (*ListNotificationsResponse, error)
 
 	// ListPlansWithResponse List plans
 	//
@@ -12383,6 +13213,288 @@ func (r VerifyAuditResponse) ContentType() string {
 	return ""
 }
 
+type ListChannelsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChannelsOutputBody
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListChannelsResponse) GetJSON200() *ChannelsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListChannelsResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListChannelsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListChannelsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListChannelsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListChannelsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type DeleteChannelResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r DeleteChannelResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteChannelResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteChannelResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteChannelResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteChannelResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteChannelResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteChannelResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetChannelResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Channel
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetChannelResponse) GetJSON200() *Channel {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r GetChannelResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r GetChannelResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetChannelResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r GetChannelResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetChannelResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetChannelResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetChannelResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SetChannelResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Channel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r SetChannelResponse) GetJSON200() *Channel {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SetChannelResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SetChannelResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SetChannelResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SetChannelResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SetChannelResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SetChannelResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type TestChannelResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotificationDelivery
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *ErrorModel
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *ErrorModel
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r TestChannelResponse) GetJSON200() *NotificationDelivery {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r TestChannelResponse) GetApplicationProblemJSON404() *ErrorModel {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r TestChannelResponse) GetApplicationProblemJSON422() *ErrorModel {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r TestChannelResponse) GetApplicationProblemJSON500() *ErrorModel {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r TestChannelResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r TestChannelResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r TestChannelResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r TestChannelResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type ListCommandsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -13537,6 +14649,54 @@ func (r GetIntegrityResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetIntegrityResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type ListNotificationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *NotificationsOutputBody
+	// ApplicationProblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationProblemJSONDefault *ErrorModel
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListNotificationsResponse) GetJSON200() *NotificationsOutputBody {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r ListNotificationsResponse) GetApplicationProblemJSONDefault() *ErrorModel {
+	return r.ApplicationProblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r ListNotificationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListNotificationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListNotificationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListNotificationsResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -15856,6 +17016,96 @@ func (c *ClientWithResponses) VerifyAuditWithResponse(ctx context.Context, reqEd
 	return ParseVerifyAuditResponse(rsp)
 }
 
+// ListChannelsWithResponse List the notification channels
+//
+// Every channel by name, its secrets masked.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/channels (the `ListChannels` operationId).
+func (c *ClientWithResponses) ListChannelsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ListChannelsResponse, error) {
+	rsp, err := c.ListChannels(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListChannelsResponse(rsp)
+}
+
+// DeleteChannelWithResponse Delete a notification channel
+//
+// Deliveries still queued for it fail with that reason in the log.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /v1/channels/{name} (the `DeleteChannel` operationId).
+func (c *ClientWithResponses) DeleteChannelWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*DeleteChannelResponse, error) {
+	rsp, err := c.DeleteChannel(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteChannelResponse(rsp)
+}
+
+// GetChannelWithResponse A notification channel
+//
+// The channel, its secrets masked.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/channels/{name} (the `GetChannel` operationId).
+func (c *ClientWithResponses) GetChannelWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*GetChannelResponse, error) {
+	rsp, err := c.GetChannel(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetChannelResponse(rsp)
+}
+
+// SetChannelWithBodyWithResponse Create or replace a notification channel
+//
+// Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/channels/{name} (the `SetChannel` operationId).
+func (c *ClientWithResponses) SetChannelWithBodyWithResponse(ctx context.Context, name string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SetChannelResponse, error) {
+	rsp, err := c.SetChannelWithBody(ctx, name, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetChannelResponse(rsp)
+}
+
+// SetChannelWithResponse Create or replace a notification channel
+//
+// Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /v1/channels/{name} (the `SetChannel` operationId).
+func (c *ClientWithResponses) SetChannelWithResponse(ctx context.Context, name string, body SetChannelJSONRequestBody, reqEditors ...RequestEditorFn) (*SetChannelResponse, error) {
+	rsp, err := c.SetChannel(ctx, name, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSetChannelResponse(rsp)
+}
+
+// TestChannelWithResponse Send a test notification
+//
+// Sends a test message to the channel now and answers with the attempt: sent, or failed with the receiver's status and answer. It is a delivery like any other: in the log (GET /v1/notifications), and retried when it fails.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/channels/{name}/test (the `TestChannel` operationId).
+func (c *ClientWithResponses) TestChannelWithResponse(ctx context.Context, name string, reqEditors ...RequestEditorFn) (*TestChannelResponse, error) {
+	rsp, err := c.TestChannel(ctx, name, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseTestChannelResponse(rsp)
+}
+
 // ListCommandsWithResponse List commands
 //
 // Newest first, filtered by state, issuer, agent, command and time, a page at a time.
@@ -16228,6 +17478,21 @@ func (c *ClientWithResponses) GetIntegrityWithResponse(ctx context.Context, para
 		return nil, err
 	}
 	return ParseGetIntegrityResponse(rsp)
+}
+
+// ListNotificationsWithResponse The delivery log
+//
+// Every delivery of a notification to a channel, newest first, with each attempt: when, by which hub instance, sent or failed, the receiver's answer, the next retry. Kept 30 days.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/notifications (the `ListNotifications` operationId).
+func (c *ClientWithResponses) ListNotificationsWithResponse(ctx context.Context, params *ListNotificationsParams, reqEditors ...RequestEditorFn) (*ListNotificationsResponse, error) {
+	rsp, err := c.ListNotifications(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListNotificationsResponse(rsp)
 }
 
 // ListPlansWithResponse List plans
@@ -18340,6 +19605,216 @@ func ParseVerifyAuditResponse(rsp *http.Response) (*VerifyAuditResponse, error) 
 	return response, nil
 }
 
+// ParseListChannelsResponse parses an HTTP response from a ListChannelsWithResponse call
+func ParseListChannelsResponse(rsp *http.Response) (*ListChannelsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListChannelsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChannelsOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseDeleteChannelResponse parses an HTTP response from a DeleteChannelWithResponse call
+func ParseDeleteChannelResponse(rsp *http.Response) (*DeleteChannelResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteChannelResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetChannelResponse parses an HTTP response from a GetChannelWithResponse call
+func ParseGetChannelResponse(rsp *http.Response) (*GetChannelResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetChannelResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Channel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseSetChannelResponse parses an HTTP response from a SetChannelWithResponse call
+func ParseSetChannelResponse(rsp *http.Response) (*SetChannelResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SetChannelResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Channel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseTestChannelResponse parses an HTTP response from a TestChannelWithResponse call
+func ParseTestChannelResponse(rsp *http.Response) (*TestChannelResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &TestChannelResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotificationDelivery
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	}
+
+	return response, nil
+}
+
 // ParseListCommandsResponse parses an HTTP response from a ListCommandsWithResponse call
 func ParseListCommandsResponse(rsp *http.Response) (*ListCommandsResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -19231,6 +20706,39 @@ func ParseGetIntegrityResponse(rsp *http.Response) (*GetIntegrityResponse, error
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
 		var dest IntegrityOutputBody
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest ErrorModel
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseListNotificationsResponse parses an HTTP response from a ListNotificationsWithResponse call
+func ParseListNotificationsResponse(rsp *http.Response) (*ListNotificationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListNotificationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest NotificationsOutputBody
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

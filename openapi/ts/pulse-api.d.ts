@@ -629,6 +629,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the notification channels
+         * @description Every channel by name, its secrets masked.
+         */
+        get: operations["list-channels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/channels/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A notification channel
+         * @description The channel, its secrets masked.
+         */
+        get: operations["get-channel"];
+        /**
+         * Create or replace a notification channel
+         * @description Parses the channel (problems are reported with line:column in the source) and stores it, its secrets sealed under a key derived from the hub's signing key. The answer, like every other, shows the secrets masked.
+         */
+        put: operations["set-channel"];
+        post?: never;
+        /**
+         * Delete a notification channel
+         * @description Deliveries still queued for it fail with that reason in the log.
+         */
+        delete: operations["delete-channel"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/channels/{name}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a test notification
+         * @description Sends a test message to the channel now and answers with the attempt: sent, or failed with the receiver's status and answer. It is a delivery like any other: in the log (GET /v1/notifications), and retried when it fails.
+         */
+        post: operations["test-channel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/commands": {
         parameters: {
             query?: never;
@@ -935,6 +1003,26 @@ export interface paths {
          * @description Every object the hub keeps carries a MAC made with a key derived from its signing key; one that fails the check (forged or edited by someone with write access to the bucket) is ignored and listed here, never acted on. Lists what this hub process refused; with scan=true also checks the bucket.
          */
         get: operations["get-integrity"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The delivery log
+         * @description Every delivery of a notification to a channel, newest first, with each attempt: when, by which hub instance, sent or failed, the receiver's answer, the next retry. Kept 30 days.
+         */
+        get: operations["list-notifications"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1764,6 +1852,48 @@ export interface components {
             readonly $schema?: string;
             records: components["schemas"]["Record"][] | null;
         };
+        Channel: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/Channel.json
+             */
+            readonly $schema?: string;
+            body?: string;
+            default?: boolean;
+            from?: string;
+            host?: string;
+            /** @enum {string} */
+            kind: "webhook" | "slack" | "discord" | "teams" | "ntfy" | "gotify" | "pagerduty" | "email";
+            name: string;
+            password?: string;
+            /** Format: int64 */
+            port?: number;
+            /** Format: int64 */
+            priority?: number;
+            routingKey?: string;
+            secret?: string;
+            tags?: string[] | null;
+            /** @enum {string} */
+            tls?: "starttls" | "tls" | "none" | "";
+            to?: string[] | null;
+            token?: string;
+            topic?: string;
+            /** Format: date-time */
+            updatedAt: string;
+            updatedBy: string;
+            url?: string;
+            username?: string;
+        };
+        ChannelsOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/ChannelsOutputBody.json
+             */
+            readonly $schema?: string;
+            channels: components["schemas"]["Channel"][] | null;
+        };
         CommandPage: {
             /**
              * Format: uri
@@ -2315,6 +2445,87 @@ export interface components {
             tier: "raw" | "1m" | "1h" | "1d";
             /** Format: date-time */
             to: string;
+        };
+        NotificationAttempt: {
+            /** @description An excerpt of the receiver's answer. */
+            answer?: string;
+            /**
+             * Format: date-time
+             * @description When the outcome was known.
+             */
+            at?: string;
+            /** Format: date-time */
+            claimedAt: string;
+            /** @description Why the attempt failed (never a secret). */
+            error?: string;
+            /** @description The delivery is given up after this failure. */
+            final?: boolean;
+            /** @description The hub instance that made the attempt. */
+            hub: string;
+            /** Format: int64 */
+            n: number;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due, after a failure that is retried.
+             */
+            nextAt?: string;
+            /** @enum {string} */
+            state: "sending" | "sent" | "failed";
+            /**
+             * Format: int64
+             * @description The receiver's HTTP status.
+             */
+            status?: number;
+        };
+        NotificationDelivery: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/NotificationDelivery.json
+             */
+            readonly $schema?: string;
+            attempts: components["schemas"]["NotificationAttempt"][] | null;
+            channel: string;
+            /** @description The channel's kind when the notification was queued (empty for a channel that did not exist). */
+            channelKind?: string;
+            id: string;
+            message: components["schemas"]["NotificationMessage"];
+            /** Format: date-time */
+            notBefore?: string;
+            /** Format: date-time */
+            queuedAt: string;
+            /** @enum {string} */
+            state: "queued" | "sending" | "retrying" | "sent" | "failed";
+        };
+        NotificationMessage: {
+            agent: string;
+            alert: string;
+            /** Format: date-time */
+            at: string;
+            detail: string;
+            /** @enum {string} */
+            kind: "fired" | "resolved" | "test";
+            name: string;
+            rule: string;
+            /** @description metric, offline, unit or commands. */
+            ruleKind: string;
+            /** @enum {string} */
+            severity: "info" | "warning" | "critical";
+            /** Format: date-time */
+            since: string;
+            subject: string;
+            url?: string;
+            /** Format: double */
+            value?: number;
+        };
+        NotificationsOutputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/NotificationsOutputBody.json
+             */
+            readonly $schema?: string;
+            notifications: components["schemas"]["NotificationDelivery"][] | null;
         };
         ParamSpec: {
             description?: string;
@@ -2936,6 +3147,16 @@ export interface components {
             /** Format: date-time */
             at: string;
             envelopeId: string;
+        };
+        SetChannelInputBody: {
+            /**
+             * Format: uri
+             * @description A URL to the JSON Schema for this object.
+             * @example https://example.com/schemas/SetChannelInputBody.json
+             */
+            readonly $schema?: string;
+            /** @description The channel in YAML or JSON: kind and its fields (docs/notifications.md). */
+            source: string;
         };
         SetLabelsInputBody: {
             /**
@@ -4925,6 +5146,228 @@ export interface operations {
             };
         };
     };
+    "list-channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelsOutputBody"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "get-channel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The channel's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "set-channel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The channel's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetChannelInputBody"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Channel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "delete-channel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The channel's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No Content */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "test-channel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The channel's name. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationDelivery"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
     "list-commands": {
         parameters: {
             query?: {
@@ -5886,6 +6329,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IntegrityOutputBody"];
+                };
+            };
+            /** @description Error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ErrorModel"];
+                };
+            };
+        };
+    };
+    "list-notifications": {
+        parameters: {
+            query?: {
+                /** @description Only deliveries of this alert. */
+                alert?: string;
+                /** @description Only deliveries to this channel. */
+                channel?: string;
+                /** @description Only deliveries in this state. */
+                state?: "queued" | "sending" | "retrying" | "sent" | "failed" | "";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationsOutputBody"];
                 };
             };
             /** @description Error */
