@@ -229,7 +229,7 @@ func assemble(st store.Store, keys *hubkey.Keys, log *slog.Logger, version strin
 	h.Resources = &resources.Service{Store: st, Log: log, Fleet: h.Fleet}
 	h.Plans = &plans.Service{Store: st, Log: log, Trail: tr, Bus: bus, Fleet: h.Fleet, Policy: h.Access, Delivery: h.Delivery, Keys: keys}
 	h.Notifications = &notifications.Service{Store: st, Log: log, Trail: tr, Keys: keys}
-	h.Alerts = &alerts.Service{Store: st, Log: log, Trail: tr, Fleet: h.Fleet}
+	h.Alerts = &alerts.Service{Store: st, Log: log, Trail: tr, Fleet: h.Fleet, Notifier: h.Notifications}
 	return h
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -263,5 +265,70 @@ func TestChannelSecretsNeverInTheBucket(t *testing.T) {
 	}
 	if st := th.call(th.admin, "GET", "/v1/channels/hook", nil, nil); st != 404 {
 		t.Fatalf("a deleted channel: %d", st)
+	}
+}
+
+// TestOfflineAlertNotifies: an offline alert that fires and resolves is sent to its rule's channel,
+// once each, however many instances evaluate; PagerDuty gets a trigger and a resolve with the alert
+// as the dedup key. A rule naming a channel that does not exist is refused at its place.
+func TestOfflineAlertNotifies(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	url := "file:" + t.TempDir()
+	one, other := startTestHub(t, url, priv, nil), startTestHub(t, url, priv, nil)
+	rcv := notifytest.NewReceiver(t)
+	one.setChannel("oncall", "kind: pagerduty\nurl: "+rcv.URL+"/v2/enqueue\nroutingKey: pd-key-0001\n")
+	ctx := context.Background()
+	a := one.agent("web-1", map[string]string{"role": "web"}, nil)
+	if err := a.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	clock := time.Now()
+	setClock := func(c time.Time) { mu.Lock(); clock = c; mu.Unlock() }
+	for _, th := range []*testHub{one, other} {
+		th.h.Alerts.Every = time.Nanosecond
+		th.h.Alerts.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	}
+	var problem struct{ Detail string }
+	if st := one.call(one.admin, "PUT", "/v1/alert-rules", map[string]any{"source": "rules:\n  - name: down\n    kind: offline\n    for: 1m\n    channels: [oncall, nowhere]\n"}, &problem); st != 422 ||
+		!strings.Contains(problem.Detail, `5:24: rules[0].channels[1]: no channel "nowhere"`) {
+		t.Fatalf("a rule naming no channel: %d %+v", st, problem)
+	}
+	if st := one.call(one.admin, "PUT", "/v1/alert-rules", map[string]any{"source": "rules:\n  - name: down\n    kind: offline\n    for: 1m\n    severity: critical\n    channels: [oncall]\n"}, nil); st != 200 {
+		t.Fatalf("apply: %d", st)
+	}
+	tick := func() {
+		for _, th := range []*testHub{one, other} {
+			th.h.Alerts.Tick(ctx)
+		}
+	}
+	tick() // online at first sight
+	setClock(time.Now().Add(20 * time.Minute))
+	tick()
+	tick()
+	got := rcv.Wait(t, "/v2/enqueue", 1, 5*time.Second)
+	if err := a.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	setClock(time.Now())
+	tick()
+	got = rcv.Wait(t, "/v2/enqueue", 2, 5*time.Second)
+	time.Sleep(1500 * time.Millisecond)
+	if got = rcv.Got("/v2/enqueue"); len(got) != 2 {
+		t.Fatalf("PagerDuty took %d events, want a trigger and a resolve", len(got))
+	}
+	var ev [2]struct {
+		EventAction string `json:"event_action"`
+		DedupKey    string `json:"dedup_key"`
+		Payload     struct{ Severity, Source string }
+	}
+	for i := range got {
+		if err := json.Unmarshal(got[i].Body, &ev[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev[0].EventAction != "trigger" || ev[1].EventAction != "resolve" || ev[0].DedupKey == "" || ev[0].DedupKey != ev[1].DedupKey ||
+		ev[0].Payload.Severity != "critical" || ev[0].Payload.Source != "web-1" {
+		t.Fatalf("events: %+v", ev)
 	}
 }
