@@ -137,6 +137,18 @@ var operations = []struct {
 	{"GET", "/v1/alerts", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
 		return c.ListAlerts(ctx, nil)
 	}},
+	{"PUT", "/v1/channels/{}", func(ctx context.Context, c *client.Client, args []string, body io.Reader) (*http.Response, error) {
+		return c.SetChannelWithBody(ctx, args[0], jsonType, body)
+	}},
+	{"GET", "/v1/channels", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
+		return c.ListChannels(ctx)
+	}},
+	{"POST", "/v1/channels/{}/test", func(ctx context.Context, c *client.Client, args []string, _ io.Reader) (*http.Response, error) {
+		return c.TestChannel(ctx, args[0])
+	}},
+	{"GET", "/v1/notifications", func(ctx context.Context, c *client.Client, _ []string, _ io.Reader) (*http.Response, error) {
+		return c.ListNotifications(ctx, nil)
+	}},
 	{"POST", "/v1/enroll-tokens", func(ctx context.Context, c *client.Client, _ []string, body io.Reader) (*http.Response, error) {
 		return c.CreateEnrollTokenWithBody(ctx, jsonType, body)
 	}},
