@@ -110,7 +110,9 @@ func TestChannelsEndToEnd(t *testing.T) {
 	shape("/pulse", func(q notifytest.Request) bool {
 		return q.Header.Get("Authorization") == "Bearer e2e-ntfy-token" && q.Header.Get("Title") != ""
 	})
-	shape("/message", func(q notifytest.Request) bool { return q.Header.Get("X-Gotify-Key") == "e2e-gotify-token" && js(q)["title"] != nil })
+	shape("/message", func(q notifytest.Request) bool {
+		return q.Header.Get("X-Gotify-Key") == "e2e-gotify-token" && js(q)["title"] != nil
+	})
 	shape("/v2/enqueue", func(q notifytest.Request) bool {
 		return js(q)["routing_key"] == "e2e-pd-routing-key" && js(q)["event_action"] == "trigger"
 	})

@@ -124,10 +124,15 @@ func (s *Service) Notify(ctx context.Context, m notify.Message, channels []strin
 // told by its attempts, and the tick drops the entry without sending.
 func (s *Service) enqueue(ctx context.Context, m notify.Message, channel string, notBefore time.Time) (*Delivery, error) {
 	d := &Delivery{ID: DeliveryID(m.Alert, m.Kind, channel), Channel: channel, Message: m, NotBefore: notBefore.UTC(), QueuedAt: s.now().UTC()}
-	if ch, _, err := s.open(ctx, channel); err == nil {
-		d.Kind = ch.Kind
-	} else if !errors.Is(err, errGone) {
-		s.Log.Warn("read a channel to queue a notification; queued without its kind", "channel", channel, "err", err)
+	// The kind is for telemetry and the log; a channel that does not exist (or could not be read) is
+	// queued all the same and fails with the reason when due.
+	var st Stored
+	if notify.ValidName(channel) {
+		if _, err := store.ReadJSON(ctx, s.Store, layout.Channel(channel), &st); err == nil {
+			d.Kind = st.Kind
+		} else if !errors.Is(err, store.ErrNotFound) {
+			s.Log.Warn("read a channel to queue a notification; queued without its kind", "channel", channel, "err", err)
+		}
 	}
 	created, err := store.CreateJSON(ctx, s.Store, layout.NotificationQueued(d.ID), d)
 	if err != nil {
