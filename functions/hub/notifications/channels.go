@@ -84,12 +84,14 @@ func (s *Service) Put(ctx context.Context, name, source string) (*View, error) {
 	if err != nil {
 		return nil, domain.Refused("channel "+name, err)
 	}
-	plain, sealed, err := notify.Seal(s.Keys, *ch)
+	_, sealed, err := notify.Seal(s.Keys, *ch)
 	if err != nil {
 		return nil, fmt.Errorf("seal the secrets of channel %s: %w", name, err)
 	}
+	// Stored masked: reading and listing channels never opens a secret, and a channel whose secrets
+	// no longer open (its key rotated out) is still shown and deleted; sending opens them over the masks.
 	p := domain.PrincipalFrom(ctx)
-	st := Stored{Channel: plain, Sealed: sealed, UpdatedBy: p.ID, UpdatedAt: s.now().UTC()}
+	st := Stored{Channel: ch.Redacted(), Sealed: sealed, UpdatedBy: p.ID, UpdatedAt: s.now().UTC()}
 	if err := store.PutJSON(ctx, s.Store, layout.Channel(name), st); err != nil {
 		return nil, fmt.Errorf("store channel %s: %w", name, err)
 	}
@@ -100,11 +102,11 @@ func (s *Service) Put(ctx context.Context, name, source string) (*View, error) {
 
 // Get returns one channel, its secrets masked.
 func (s *Service) Get(ctx context.Context, name string) (*View, error) {
-	ch, st, err := s.open(ctx, name)
+	st, err := s.stored(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return &View{Channel: ch.Redacted(), UpdatedBy: st.UpdatedBy, UpdatedAt: st.UpdatedAt}, nil
+	return &View{Channel: st.Channel, UpdatedBy: st.UpdatedBy, UpdatedAt: st.UpdatedAt}, nil
 }
 
 // List returns every channel by name, secrets masked.
@@ -143,7 +145,7 @@ func (s *Service) Channels(ctx context.Context) ([]string, error) {
 
 // Delete removes a channel. Deliveries queued for it fail with that reason when they are due.
 func (s *Service) Delete(ctx context.Context, name string) error {
-	if _, _, err := s.open(ctx, name); err != nil {
+	if _, err := s.stored(ctx, name); err != nil {
 		return err
 	}
 	if err := s.Store.Delete(ctx, layout.Channel(name)); err != nil {
@@ -157,21 +159,30 @@ func (s *Service) Delete(ctx context.Context, name string) error {
 // errGone marks a channel that does not exist; it is a domain not-found.
 var errGone = errors.New("no such channel")
 
-// open reads a channel with its secrets in clear, for sending.
-func (s *Service) open(ctx context.Context, name string) (*notify.Channel, *Stored, error) {
+// stored reads a channel as stored: its secrets masked and sealed.
+func (s *Service) stored(ctx context.Context, name string) (*Stored, error) {
 	if !notify.ValidName(name) {
-		return nil, nil, &domain.Error{Kind: domain.KindNotFound, Msg: fmt.Sprintf("no channel %q", name), Err: errGone}
+		return nil, &domain.Error{Kind: domain.KindNotFound, Msg: fmt.Sprintf("no channel %q", name), Err: errGone}
 	}
 	var st Stored
 	if _, err := store.ReadJSON(ctx, s.Store, layout.Channel(name), &st); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, &domain.Error{Kind: domain.KindNotFound, Msg: fmt.Sprintf("no channel %q (pulse channels lists them)", name), Err: errGone}
+			return nil, &domain.Error{Kind: domain.KindNotFound, Msg: fmt.Sprintf("no channel %q (pulse channels lists them)", name), Err: errGone}
 		}
-		return nil, nil, fmt.Errorf("read channel %s: %w", name, err)
+		return nil, fmt.Errorf("read channel %s: %w", name, err)
+	}
+	return &st, nil
+}
+
+// open reads a channel with its secrets in clear, for sending.
+func (s *Service) open(ctx context.Context, name string) (*notify.Channel, error) {
+	st, err := s.stored(ctx, name)
+	if err != nil {
+		return nil, err
 	}
 	ch, err := notify.Open(s.Keys, st.Channel, st.Sealed)
 	if err != nil {
-		return nil, nil, domain.Internal("%v", err)
+		return nil, domain.Internal("%v", err)
 	}
-	return &ch, &st, nil
+	return &ch, nil
 }

@@ -172,7 +172,7 @@ func (s *Service) defaults(ctx context.Context) ([]string, error) {
 // Test sends a test message to a channel now and returns the attempt. It is a delivery like any other:
 // in the log, and retried when it fails.
 func (s *Service) Test(ctx context.Context, name string) (*Entry, error) {
-	ch, _, err := s.open(ctx, name)
+	ch, err := s.stored(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +406,7 @@ func (s *Service) attempt(ctx context.Context, d *Delivery, before []Attempt) (*
 		return nil, nil
 	}
 	kind := d.Kind
-	ch, _, err := s.open(ctx, d.Channel)
+	ch, err := s.open(ctx, d.Channel)
 	var r notify.Receipt
 	permanent := false
 	switch {
