@@ -164,3 +164,30 @@ func (c *countingStore) List(ctx context.Context, prefix, startAfter string, lim
 	c.mu.Unlock()
 	return c.Store.List(ctx, prefix, startAfter, limit)
 }
+
+// TestSecretsOfADroppedKey: a channel whose secrets were sealed by a key the hub no longer holds is
+// still listed and deleted (reading never opens secrets); its delivery fails at once with the reason.
+func TestSecretsOfADroppedKey(t *testing.T) {
+	s, _ := clocked(t)
+	ctx := context.Background()
+	rcv := notifytest.NewReceiver(t)
+	if _, err := s.Put(ctx, "ops", "kind: slack\nurl: "+rcv.URL+"/services/dropped-key-1\n"); err != nil {
+		t.Fatal(err)
+	}
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	s.Keys = &hubkey.Keys{Current: other}
+	list, err := s.List(ctx)
+	if err != nil || len(list) != 1 || !strings.HasPrefix(list[0].URL, notify.Mask+" (127.0.0.1:") {
+		t.Fatalf("list: %+v %v", list, err)
+	}
+	m := notify.Sample()
+	s.Notify(ctx, m, []string{"ops"}, time.Time{})
+	s.Tick(ctx)
+	log, _ := s.Deliveries(ctx, Filter{})
+	if len(log) != 1 || log[0].State != StateFailed || !strings.Contains(log[0].Attempts[0].Error, "no longer holds") || len(rcv.Got("/services/dropped-key-1")) != 0 {
+		t.Fatalf("the delivery: %+v", log)
+	}
+	if err := s.Delete(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+}
