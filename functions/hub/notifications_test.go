@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -127,6 +129,19 @@ func TestNotificationRetries(t *testing.T) {
 	}
 	if strings.Contains(fmt.Sprint(e), "flaky-secret") {
 		t.Fatalf("the log shows the webhook URL: %+v", e)
+	}
+	req, _ := http.NewRequest("GET", th.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+th.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`pulse_notification_attempts_total{kind="slack",outcome="failed"} 2`, `pulse_notification_attempts_total{kind="slack",outcome="sent"} 1`} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 
 	// notBefore holds the delivery.
