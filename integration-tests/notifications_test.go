@@ -90,6 +90,11 @@ func TestChannelsEndToEnd(t *testing.T) {
 			t.Fatalf("test %s: exit %d: %s%s", name, code, out, errOut)
 		}
 	}
+	var l deliveryLog
+	if out, _, _ := pulseCLI(t, h.url, token, "notifications", "--channel", "discord", "--json"); json.Unmarshal([]byte(out), &l) != nil ||
+		len(l.Notifications) != 1 || l.Notifications[0].State != "retrying" {
+		t.Fatalf("the failed Discord test in the log: %s", out)
+	}
 	shape := func(path string, check func(q notifytest.Request) bool) {
 		t.Helper()
 		got := rcv.Got(path)
@@ -121,7 +126,6 @@ func TestChannelsEndToEnd(t *testing.T) {
 	}
 
 	// The failed test to Discord is retried after the first backoff (10 s) and sent.
-	var l deliveryLog
 	waitFor(t, "the Discord test retried and sent", 20*time.Second, func() bool {
 		out, _, _ := pulseCLI(t, h.url, token, "notifications", "--channel", "discord", "--json")
 		json.Unmarshal([]byte(out), &l)

@@ -107,6 +107,16 @@ func address(a string) string {
 	return strings.TrimSpace(a)
 }
 
+// oneLine keeps a header value on its line: a name with a line break must not add headers.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
 // mailMessage is the RFC 5322 message: headers, and the text quoted-printable in UTF-8.
 func mailMessage(ch *Channel, m Message) []byte {
 	var b bytes.Buffer
@@ -128,7 +138,7 @@ func mailMessage(ch *Channel, m Message) []byte {
 		{"X-Pulse-Alert", m.Alert},
 	}
 	for _, kv := range h {
-		fmt.Fprintf(&b, "%s: %s\r\n", kv[0], kv[1])
+		fmt.Fprintf(&b, "%s: %s\r\n", kv[0], oneLine(kv[1]))
 	}
 	b.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&b)

@@ -260,7 +260,7 @@ func shape(ch *Channel, m Message) (request, error) {
 		}
 		body := []map[string]any{
 			{"type": "TextBlock", "text": Title(m), "weight": "Bolder", "size": "Medium", "wrap": true,
-				"color": map[bool]string{true: "Attention", false: "Good"}[m.Kind == KindFired && m.Severity == "critical"]},
+				"color": teamsColor(m)},
 			{"type": "TextBlock", "text": m.Detail, "wrap": true},
 			{"type": "FactSet", "facts": fs},
 		}
@@ -332,6 +332,21 @@ func shape(ch *Channel, m Message) (request, error) {
 		return jsonRequest(endpoint, ev, nil)
 	}
 	return request{}, &Error{Permanent: true, msg: fmt.Sprintf("unknown channel kind %q", ch.Kind)}
+}
+
+// teamsColor is an Adaptive Card text colour for the message.
+func teamsColor(m Message) string {
+	switch {
+	case m.Kind == KindResolved:
+		return "Good"
+	case m.Kind != KindFired:
+		return "Accent"
+	case m.Severity == "critical":
+		return "Attention"
+	case m.Severity == "warning":
+		return "Warning"
+	}
+	return "Default"
 }
 
 func summaryDetail(m Message) string {

@@ -106,6 +106,9 @@ func (s *Service) Notify(ctx context.Context, m notify.Message, channels []strin
 			return nil
 		}
 		channels = defaults
+	} else if len(channels) == 0 {
+		s.Log.Warn("a notification names no channel: nothing sent", "alert", m.Alert, "kind", m.Kind, "rule", m.Rule)
+		return nil
 	}
 	var errs []error
 	for _, name := range channels {
