@@ -306,7 +306,7 @@ func TestOfflineAlertNotifies(t *testing.T) {
 	}
 	var problem struct{ Detail string }
 	if st := one.call(one.admin, "PUT", "/v1/alert-rules", map[string]any{"source": "rules:\n  - name: down\n    kind: offline\n    for: 1m\n    channels: [oncall, nowhere]\n"}, &problem); st != 422 ||
-		!strings.Contains(problem.Detail, `5:24: rules[0].channels[1]: no channel "nowhere"`) {
+		!strings.Contains(problem.Detail, `5:24: rules[0].channels[1]: channel "nowhere" does not exist (configured: oncall)`) {
 		t.Fatalf("a rule naming no channel: %d %+v", st, problem)
 	}
 	if st := one.call(one.admin, "PUT", "/v1/alert-rules", map[string]any{"source": "rules:\n  - name: down\n    kind: offline\n    for: 1m\n    severity: critical\n    channels: [oncall]\n"}, nil); st != 200 {

@@ -405,6 +405,7 @@ func AlertCommandTrack(agent string) string { return AlertCommandTracks + agent 
 
 // AlertSnooze holds a rule's notifications on one subject (a key-safe name of it).
 func AlertSnooze(rule, subject string) string { return AlertSnoozes + rule + "/" + subject + ".json" }
+
 // --- notifications ---
 
 // Channel is a notification channel, by name.

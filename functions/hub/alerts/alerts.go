@@ -422,8 +422,8 @@ func (s *Service) record(ctx context.Context, v *Version, r *alert.Rule, agent, 
 	}
 	m := notify.Message{Alert: e.Alert, Kind: e.Kind, Rule: e.Rule, RuleKind: e.RuleKind, Severity: e.Severity, Agent: e.Agent, Name: e.Name,
 		Subject: e.Subject, Value: e.Value, Detail: e.Detail, Since: e.Since, At: e.At}
-	notBefore := e.At
-	if v.Rules.Quiet != nil {
+	var notBefore time.Time // at once
+	if v.Rules.Quiet.Holds(e.At) {
 		notBefore = v.Rules.Quiet.Ends(e.At)
 	}
 	if err := s.Notifier.Notify(ctx, m, r.Channels, notBefore); err != nil {
