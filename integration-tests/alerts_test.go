@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/notify"
+	"github.com/pulsehq/pulse/functions/notify/notifytest"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 )
@@ -114,7 +117,9 @@ func writeTextfile(t *testing.T, dir, name, body string) {
 // textfile directory, sampled every second and uploaded every second to a real `pulse serve` on
 // MinIO. A metric rule (above 100 for 4s, clear under 50): a spike of 1.5 s, seen in the history,
 // does not fire; the value held high fires once, with the value and the series; brought back, the
-// alert resolves.
+// alert resolves. The firing and the resolution reach a real HTTP receiver in every channel kind's
+// shape (webhook signed, Slack, Discord, Teams, ntfy, Gotify, PagerDuty trigger then resolve with the
+// alert as dedup key) and a real SMTP server, once each.
 func TestThresholdAlertFromARealAgent(t *testing.T) {
 	dir := t.TempDir()
 	storeURL, token := initStore(t, dir)
@@ -130,9 +135,25 @@ func TestThresholdAlertFromARealAgent(t *testing.T) {
 		"\n[host]\nsample_every = \"1s\"\ntextfile_dir = \"" + textDir + "\"\n"
 	a := startAgent(t, h.url, filepath.Join(dir, "agent"), cfg, "--enroll-token", strings.TrimSpace(tok))
 	id := a.id()
+	rcv := notifytest.NewReceiver(t)
+	mail := notifytest.NewSMTP(t, "pulse", "smtp-pw")
+	channels := filepath.Join(dir, "channels.yaml")
+	os.WriteFile(channels, []byte(fmt.Sprintf(`channels:
+  - {name: hook, kind: webhook, url: %[1]s/hook, secret: hmac-secret}
+  - {name: slack, kind: slack, url: %[1]s/services/T0/B0/x}
+  - {name: discord, kind: discord, url: %[1]s/api/webhooks/1/x}
+  - {name: teams, kind: teams, url: %[1]s/workflows/x}
+  - {name: ntfy, kind: ntfy, url: %[1]s, topic: alerts}
+  - {name: gotify, kind: gotify, url: %[1]s, token: gotify-token}
+  - {name: pd, kind: pagerduty, url: %[1]s/v2/enqueue, routingKey: pd-key}
+  - {name: mail, kind: email, host: %[2]s, port: %[3]d, tls: none, username: pulse, password: smtp-pw, from: pulse@example.com, to: [ops@example.com]}
+`, rcv.URL, mail.Host, mail.Port)), 0o600)
+	if out, errOut, code := pulseCLI(t, h.url, token, "channels", "apply", "-f", channels); code != 0 {
+		t.Fatalf("channels apply: exit %d: %s%s", code, out, errOut)
+	}
 	rules := filepath.Join(dir, "rules.yaml")
 	os.WriteFile(rules, []byte("rules:\n  - name: mail_backlog\n    kind: metric\n    targets: [role=worker]\n    metric: queue_length\n    labels: {queue: mail}\n"+
-		"    above: 100\n    clear: 50\n    for: 4s\n    severity: warning\n"), 0o600)
+		"    above: 100\n    clear: 50\n    for: 4s\n    severity: warning\n    channels: [hook, slack, discord, teams, ntfy, gotify, pd, mail]\n"), 0o600)
 	if out, errOut, code := pulseCLI(t, h.url, token, "alert-rules", "apply", "-f", rules); code != 0 {
 		t.Fatalf("apply: exit %d: %s%s", code, out, errOut)
 	}
@@ -187,4 +208,67 @@ func TestThresholdAlertFromARealAgent(t *testing.T) {
 		l = listAlerts(t, h.url, token)
 		return len(l.Alerts) == 1 && l.Alerts[0].State == "resolved"
 	})
+
+	// Every channel heard the firing and the resolution, once each, in its shape.
+	alertID := l.Alerts[0].ID
+	js := func(q notifytest.Request) map[string]any {
+		var v map[string]any
+		json.Unmarshal(q.Body, &v)
+		return v
+	}
+	for _, path := range []string{"/hook", "/services/T0/B0/x", "/api/webhooks/1/x", "/workflows/x", "/alerts", "/message", "/v2/enqueue"} {
+		got := rcv.Wait(t, path, 2, 30*time.Second)
+		if len(got) != 2 {
+			t.Fatalf("%s took %d notifications, want the firing and the resolution", path, len(got))
+		}
+		first, second := got[0], got[1]
+		switch path {
+		case "/hook":
+			for _, q := range got {
+				if q.Header.Get(notify.HeaderSignature) != notify.Sign("hmac-secret", q.Header.Get(notify.HeaderTimestamp), q.Body) {
+					t.Errorf("the webhook's signature does not verify: %s", q.Body)
+				}
+			}
+			if js(first)["kind"] != "fired" || js(second)["kind"] != "resolved" || js(first)["alert"] != alertID {
+				t.Errorf("webhook bodies: %s / %s", first.Body, second.Body)
+			}
+		case "/services/T0/B0/x":
+			if txt, _ := js(first)["text"].(string); !strings.Contains(txt, "mail_backlog") {
+				t.Errorf("slack: %s", first.Body)
+			}
+		case "/api/webhooks/1/x":
+			if e, _ := js(first)["embeds"].([]any); len(e) != 1 {
+				t.Errorf("discord: %s", first.Body)
+			}
+		case "/workflows/x":
+			if js(first)["type"] != "message" {
+				t.Errorf("teams: %s", first.Body)
+			}
+		case "/alerts":
+			if first.Header.Get("Title") == "" || !strings.Contains(string(first.Body), "queue_length") {
+				t.Errorf("ntfy: %v %s", first.Header, first.Body)
+			}
+		case "/message":
+			if first.Header.Get("X-Gotify-Key") != "gotify-token" || js(first)["title"] == nil {
+				t.Errorf("gotify: %v %s", first.Header, first.Body)
+			}
+		case "/v2/enqueue":
+			if js(first)["event_action"] != "trigger" || js(second)["event_action"] != "resolve" || js(first)["dedup_key"] != alertID || js(second)["dedup_key"] != alertID {
+				t.Errorf("pagerduty: %s / %s", first.Body, second.Body)
+			}
+		}
+	}
+	if m := mail.Wait(t, 2, 30*time.Second); len(m) != 2 || m[0].To[0] != "ops@example.com" || !strings.Contains(string(m[0].Data), "mail_backlog") {
+		t.Fatalf("mail: %+v", m)
+	}
+	var deliveries deliveryLog
+	out, _, _ := pulseCLI(t, h.url, token, "notifications", "--alert", alertID, "--json")
+	if json.Unmarshal([]byte(out), &deliveries); len(deliveries.Notifications) != 16 {
+		t.Fatalf("the delivery log of the alert holds %d deliveries, want 8 channels × fired and resolved: %s", len(deliveries.Notifications), out)
+	}
+	for _, d := range deliveries.Notifications {
+		if d.State != "sent" {
+			t.Errorf("delivery %s to %s: %s", d.ID, d.Channel, d.State)
+		}
+	}
 }
