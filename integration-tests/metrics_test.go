@@ -3,13 +3,18 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/agent/wire"
 	"github.com/pulsehq/pulse/functions/layout"
 	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
+	"github.com/pulsehq/pulse/integration-tests/simagent"
 )
 
 // metricsAnswer is what `pulse metrics AGENT NAME --json` prints.
@@ -125,4 +130,88 @@ func TestLiveWatchUploadsSooner(t *testing.T) {
 		t.Fatalf("%d samples before the first 5-minute batch: the agent was not on its default interval", n)
 	}
 	waitFor(t, "samples while watched", 60*time.Second, func() bool { return samples(true) > 0 })
+}
+
+// TestCompactionObjectCounts: a real `pulse serve` on MinIO (compacting 1 s after a window ends)
+// takes two agents' batches of an hour two hours ago (12 five-minute batches each) and one batch of
+// the current hour; a second instance started on the same bucket compacts at its first tick. The
+// bucket then holds, per agent, 12 raw objects of that hour and one 1-minute rollup of it, one done
+// marker for the window, no rollup of the hour still going on and no 1-hour rollup (its day has not
+// ended); a range query over that hour at a 1-minute step answers its 60 minutes.
+func TestCompactionObjectCounts(t *testing.T) {
+	dir := t.TempDir()
+	storeURL, token := initStore(t, dir)
+	cfg := filepath.Join(dir, "hub.toml")
+	os.WriteFile(cfg, []byte("[metrics]\ngrace = \"1s\"\n"), 0o600)
+	h := startHub(t, dir, s3server.Env(), "--store", storeURL, "--config", cfg)
+	tok, errOut, code := pulseCLI(t, h.url, token, "enroll-token", "create", "--uses", "2")
+	if code != 0 {
+		t.Fatalf("enroll-token create: %s", errOut)
+	}
+	now := time.Now().UTC()
+	hour := now.Truncate(time.Hour).Add(-2 * time.Hour)
+	var agents []*simagent.Agent
+	for i := range 2 {
+		a, err := simagent.Enroll(t.Context(), h.url, strings.TrimSpace(tok), fmt.Sprintf("sim-%d", i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents = append(agents, a)
+		for j := range 12 {
+			from := hour.Add(time.Duration(j) * 5 * time.Minute)
+			b := wire.MetricBatch{Seq: uint64(j + 1), From: from, To: from.Add(5 * time.Minute), IntervalSeconds: 10}
+			s := wire.Series{Name: "node_load1", Kind: wire.MetricGauge}
+			for k := range 30 {
+				s.Points = append(s.Points, wire.Point{T: from.Add(time.Duration(k) * 10 * time.Second).UnixMilli(), V: float64(i + 1)})
+			}
+			b.Series = []wire.Series{s}
+			if err := a.UploadMetrics(t.Context(), b); err != nil {
+				t.Fatalf("batch %d of %s: %v", j+1, a.Name, err)
+			}
+		}
+		cur := now.Add(-30 * time.Second)
+		b := wire.MetricBatch{Seq: 13, From: cur, To: cur.Add(10 * time.Second), IntervalSeconds: 10,
+			Series: []wire.Series{{Name: "node_load1", Kind: wire.MetricGauge, Points: []wire.Point{{T: cur.UnixMilli(), V: 1}}}}}
+		if err := a.UploadMetrics(t.Context(), b); err != nil {
+			t.Fatalf("the current hour's batch: %v", err)
+		}
+	}
+	startHub(t, dir, s3server.Env(), "--store", storeURL, "--config", cfg) // compacts at its first tick
+	bucket := bucketStore(t, storeURL)
+	count := func(prefix string) int {
+		n := 0
+		store.Walk(t.Context(), bucket, prefix, "", 0, func(store.ObjectInfo) error { n++; return nil })
+		return n
+	}
+	waitFor(t, "the hour compacted into the 1-minute tier", 60*time.Second, func() bool {
+		return count(layout.MetricsDone(layout.MetricsMinute, hour)) == 1
+	})
+	for _, a := range agents {
+		if n := count(layout.MetricsRawOf(hour, a.ID)); n != 12 {
+			t.Errorf("%s: %d raw objects of the hour, want 12", a.Name, n)
+		}
+		if n := count(layout.MetricsRollup(layout.MetricsMinute, hour, a.ID)); n != 1 {
+			t.Errorf("%s: %d 1-minute rollups of the hour, want 1", a.Name, n)
+		}
+	}
+	if n := count(layout.MetricsWindowOf(layout.MetricsMinute, hour)); n != 2 {
+		t.Errorf("%d 1-minute rollups of the hour, want one per agent", n)
+	}
+	if n := count(layout.MetricsWindowOf(layout.MetricsMinute, now.Truncate(time.Hour))); n != 0 {
+		t.Errorf("%d rollups of the hour still going on", n)
+	}
+	if n := count(layout.MetricsTier("1h")); n != 0 {
+		t.Errorf("%d 1-hour rollups before their day ended", n)
+	}
+	out, errOut, code := pulseCLI(t, h.url, token, "metrics", agents[1].ID, "node_load1", "--since", hour.Format(time.RFC3339),
+		"--until", hour.Add(time.Hour).Format(time.RFC3339), "--step", "1m", "--json")
+	var m metricsAnswer
+	if code != 0 || json.Unmarshal([]byte(out), &m) != nil || len(m.Series) != 1 || len(m.Series[0].Points) != 60 {
+		t.Fatalf("the hour at a 1-minute step: exit %d %s %s", code, out, errOut)
+	}
+	for _, p := range m.Series[0].Points {
+		if p.Count != 6 || p.Avg != 2 {
+			t.Fatalf("a minute of the hour: %+v, want 6 samples of 2", p)
+		}
+	}
 }
