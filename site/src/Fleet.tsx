@@ -1,0 +1,185 @@
+// The fleet page: every agent with its state, last heartbeat, labels, version and soft-disabled
+// integrations, a red banner for each host whose shell hatch is open, filtered by a label selector
+// that the hub applies (GET /v1/agents?selector=).
+import { createResource, createSignal, For, onCleanup, Show, type JSX } from "solid-js";
+import { describe, type Agent, type Hub } from "./api";
+
+/** fetchAgents lists the agents matching selector (empty: all), or throws the hub's problem. */
+async function fetchAgents(hub: Hub, selector: string): Promise<Agent[]> {
+  const query = selector ? { selector } : {};
+  const { data, error } = await hub.GET("/v1/agents", { params: { query } });
+  if (error || !data) throw error ?? new Error("the hub answered no agents");
+  return data.agents ?? [];
+}
+
+/** ago words how long ago t was, for a person scanning a table. */
+export function ago(t: string | undefined, now: number): string {
+  if (!t) return "never";
+  const ms = now - Date.parse(t);
+  if (Number.isNaN(ms)) return t;
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+function labelText(labels: Record<string, string> | undefined): string[] {
+  return Object.entries(labels ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`);
+}
+
+/** Fleet is the page; it refreshes every 15 seconds. */
+export function Fleet(props: { hub: Hub }): JSX.Element {
+  const [draft, setDraft] = createSignal("");
+  const [selector, setSelector] = createSignal("");
+  const [now, setNow] = createSignal(Date.now());
+  const [agents, { refetch }] = createResource(selector, (s) => fetchAgents(props.hub, s));
+  const timer = setInterval(() => {
+    setNow(Date.now());
+    void refetch();
+  }, 15000);
+  onCleanup(() => clearInterval(timer));
+
+  const hatches = () => (agents.latest ?? []).filter((a) => a.hatch?.open);
+
+  return (
+    <main class="mx-auto max-w-7xl px-4 py-6">
+      <h1 class="mb-4 text-2xl font-semibold">Fleet</h1>
+
+      <For each={hatches()}>
+        {(a) => (
+          <div role="alert" data-testid="hatch-banner" class="mb-3 rounded border-2 border-danger-strong bg-danger-bg px-4 py-3 text-danger">
+            <strong>Shell hatch open on {a.name}</strong>
+            {a.hatch?.by ? `, opened by ${a.hatch.by}` : ""}
+            {a.hatch?.expiresAt ? `, until ${new Date(a.hatch.expiresAt).toLocaleString()}` : ""}. Any operator allowed
+            to use it can run arbitrary shell there.
+          </div>
+        )}
+      </For>
+
+      <form
+        class="mb-4 flex flex-wrap items-end gap-2"
+        role="search"
+        onSubmit={(e) => {
+          e.preventDefault();
+          setSelector(draft().trim());
+        }}
+      >
+        <div>
+          <label for="selector" class="mb-1 block text-sm font-medium">
+            Label selector
+          </label>
+          <input
+            id="selector"
+            name="selector"
+            placeholder="env=prod,role=web"
+            class="w-72 rounded border border-border bg-surface px-3 py-2 text-text placeholder:text-muted"
+            value={draft()}
+            onInput={(e) => setDraft(e.currentTarget.value)}
+          />
+        </div>
+        <button type="submit" class="rounded bg-accent px-4 py-2 font-medium text-accent-text">
+          Filter
+        </button>
+        <button
+          type="button"
+          class="rounded border border-border bg-surface px-4 py-2"
+          onClick={() => {
+            setNow(Date.now());
+            void refetch();
+          }}
+        >
+          Refresh
+        </button>
+      </form>
+
+      <Show when={agents.error}>
+        <p role="alert" class="mb-4 rounded border border-danger bg-danger-bg px-3 py-2 text-danger">
+          {describe(agents.error)}
+        </p>
+      </Show>
+
+      <div class="overflow-x-auto rounded-lg border border-border bg-surface">
+        <table class="w-full text-left text-sm">
+          <caption class="sr-only">Agents{selector() ? ` matching ${selector()}` : ""}</caption>
+          <thead class="bg-surface-2">
+            <tr>
+              <th scope="col" class="px-3 py-2">Agent</th>
+              <th scope="col" class="px-3 py-2">State</th>
+              <th scope="col" class="px-3 py-2">Last seen</th>
+              <th scope="col" class="px-3 py-2">Version</th>
+              <th scope="col" class="px-3 py-2">Labels</th>
+              <th scope="col" class="px-3 py-2">Disabled integrations</th>
+            </tr>
+          </thead>
+          <tbody>
+            <For
+              each={agents.latest ?? []}
+              fallback={
+                <tr>
+                  <td colSpan={6} class="px-3 py-6 text-center text-muted">
+                    {agents.loading ? "Loading…" : "No agents match."}
+                  </td>
+                </tr>
+              }
+            >
+              {(a) => (
+                <tr class="border-t border-border" data-agent={a.id}>
+                  <td class="px-3 py-2">
+                    <div class="font-medium">{a.name}</div>
+                    <div class="font-mono text-xs text-muted">{a.id}</div>
+                  </td>
+                  <td class="px-3 py-2">
+                    <span
+                      class={
+                        "rounded px-2 py-0.5 text-xs font-semibold " +
+                        (a.online ? "bg-ok-bg text-ok" : "bg-off-bg text-off")
+                      }
+                    >
+                      {a.online ? "online" : "offline"}
+                    </span>
+                    <Show when={a.hatch?.open}>
+                      <span class="ml-1 rounded bg-danger-bg px-2 py-0.5 text-xs font-semibold text-danger">hatch open</span>
+                    </Show>
+                  </td>
+                  <td class="px-3 py-2">
+                    <time datetime={a.lastSeen ?? ""} title={a.lastSeen ?? ""}>
+                      {ago(a.lastSeen, now())}
+                    </time>
+                  </td>
+                  <td class="px-3 py-2 font-mono text-xs">{a.version || "—"}</td>
+                  <td class="px-3 py-2">
+                    <ul class="flex flex-wrap gap-1">
+                      <For each={labelText(a.labels)}>
+                        {(l) => <li class="rounded bg-surface-2 px-2 py-0.5 font-mono text-xs">{l}</li>}
+                      </For>
+                    </ul>
+                  </td>
+                  <td class="px-3 py-2">
+                    <Show when={(a.disabled ?? []).length > 0} fallback={<span class="text-muted">none</span>}>
+                      <ul class="space-y-1">
+                        <For each={a.disabled ?? []}>
+                          {(d) => (
+                            <li class="rounded bg-warn-bg px-2 py-0.5 text-xs text-warn">
+                              <span class="font-semibold">{d.id}</span>: {d.reason ?? "disabled"}
+                            </li>
+                          )}
+                        </For>
+                      </ul>
+                    </Show>
+                  </td>
+                </tr>
+              )}
+            </For>
+          </tbody>
+        </table>
+      </div>
+      <p class="mt-2 text-sm text-muted" aria-live="polite">
+        {(agents.latest ?? []).length} agent{(agents.latest ?? []).length === 1 ? "" : "s"}
+        {selector() ? ` matching ${selector()}` : ""}
+      </p>
+    </main>
+  );
+}
