@@ -8,16 +8,21 @@ TOOLS := integration-tests/tools/install.sh
 # Where `make run` keeps the hub's state (the embedded local store).
 RUN_DIR ?= .run
 
-.PHONY: all build run test test-unit test-ts bench bench-peers fuzz openapi generate tools fmt vet clean help
+.PHONY: all build site run test test-unit test-ts test-site bench bench-peers fuzz openapi generate tools fmt vet clean help
 
 all: build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## build bin/pulse and bin/pulse-agent
+build: site ## build bin/pulse (with the dashboard) and bin/pulse-agent
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/pulse ./functions/cmd/pulse
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/pulse-agent ./agent/cmd/pulse-agent
+
+# The dashboard (site/): npm ci and vite build into site/dist/app, which bin/pulse embeds. `go build`
+# alone needs no Node: it embeds a placeholder page saying to run `make build`.
+site: ## build the dashboard into site/dist/app (npm ci + vite build; Node 20)
+	bash site/build.sh
 
 run: build ## run a hub on the embedded local store and one local agent (state in .run/; Ctrl-C stops both)
 	RUN_DIR=$(RUN_DIR) bash infra/local/run.sh

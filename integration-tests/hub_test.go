@@ -226,7 +226,8 @@ func TestProblemDetailsForUnknownRoutes(t *testing.T) {
 		method, path string
 		status       int
 	}{
-		{"GET", "/no/such/thing", 404},
+		{"GET", "/v1/no/such/thing", 404},
+		{"POST", "/no/such/thing", 404},
 		{"DELETE", "/healthz", 405},
 	} {
 		req, _ := http.NewRequest(c.method, h.url+c.path, nil)
@@ -239,6 +240,15 @@ func TestProblemDetailsForUnknownRoutes(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != c.status || resp.Header.Get("Content-Type") != "application/problem+json" || p.Status != c.status || p.Detail == "" {
 			t.Errorf("%s %s: %d %q %+v; want %d problem with a detail", c.method, c.path, resp.StatusCode, resp.Header.Get("Content-Type"), p, c.status)
+		}
+	}
+	// Outside the API a GET is the dashboard's (a deep link into it), not a problem.
+	if resp, err := http.Get(h.url + "/no/such/thing"); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("GET /no/such/thing: %d %q; want the dashboard's page", resp.StatusCode, resp.Header.Get("Content-Type"))
 		}
 	}
 	for _, path := range []string{"/openapi.json", "/openapi.yaml", "/docs"} {

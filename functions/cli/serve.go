@@ -15,6 +15,7 @@ import (
 	"github.com/pulsehq/pulse/functions/hub"
 	"github.com/pulsehq/pulse/functions/hubkey"
 	_ "github.com/pulsehq/pulse/functions/store/backends"
+	"github.com/pulsehq/pulse/site"
 )
 
 var openAPIDocuments = hub.OpenAPIDocuments
@@ -81,12 +82,13 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           h.Handler(mux),
+		Handler:           h.HandlerWithSite(mux, site.Handler()),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("pulse hub listening", "addr", ln.Addr().String(), "store", h.Ready.URL(), "version", Version,
-		"docs", "http://"+ln.Addr().String()+"/docs", "signing_key", h.Keys.CurrentID())
+		"docs", "http://"+ln.Addr().String()+"/docs", "dashboard", "http://"+ln.Addr().String()+"/", "dashboard_built", site.Built(),
+		"signing_key", h.Keys.CurrentID())
 
 	// Background work stops before the hub says it stopped, so nothing it does happens after that line.
 	wctx, stopWatch := context.WithCancel(ctx)

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -369,13 +370,41 @@ func clearReadDeadline(ctx context.Context) {
 // Handler wraps the mux with what every request gets: a request id, a structured access log line, and
 // problem-details bodies for requests that match no operation (the mux alone answers those in plain
 // text). Hub.Handler adds the request metrics.
-func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler { return handler(mux, log, nil) }
+func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler { return handler(mux, log, nil, nil) }
 
 // Handler is the package's Handler for this hub, with every request counted and timed in its
 // telemetry by route (GET /metrics).
-func (h *Hub) Handler(mux *http.ServeMux) http.Handler { return handler(mux, h.Log, h.Telemetry) }
+func (h *Hub) Handler(mux *http.ServeMux) http.Handler { return handler(mux, h.Log, h.Telemetry, nil) }
 
-func handler(mux *http.ServeMux, log *slog.Logger, tm *telemetry.Metrics) http.Handler {
+// HandlerWithSite is Handler with the dashboard beside the API: site answers the GET and HEAD
+// requests that match no operation and lie outside the API's own paths (see sitePath), so the
+// dashboard can be served at / and deep links into it work, while a mistyped API path still gets
+// the hub's problem-details 404 or 405. Site requests are counted under the route "site".
+func (h *Hub) HandlerWithSite(mux *http.ServeMux, site http.Handler) http.Handler {
+	return handler(mux, h.Log, h.Telemetry, site)
+}
+
+// apiPrefixes are the paths that belong to the API (operations, probes, metrics, its documents and
+// docs) and are never handed to the dashboard.
+var apiPrefixes = []string{"/v1/", "/metrics", "/healthz", "/readyz", "/openapi", "/docs", "/schemas/"}
+
+// sitePath reports whether an unmatched request is the dashboard's to answer.
+func sitePath(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return false
+	}
+	if r.URL.Path == "/v1" {
+		return false
+	}
+	for _, p := range apiPrefixes {
+		if strings.HasPrefix(r.URL.Path, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func handler(mux *http.ServeMux, log *slog.Logger, tm *telemetry.Metrics, site http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -388,7 +417,10 @@ func handler(mux *http.ServeMux, log *slog.Logger, tm *telemetry.Metrics) http.H
 		rctx = context.WithValue(rctx, hostKey{}, reached(r))
 		r = r.WithContext(domain.WithRequestID(rctx, id))
 		_, pattern := mux.Handler(r)
-		if pattern == "" {
+		if pattern == "" && site != nil && sitePath(r) {
+			pattern = "site"
+			site.ServeHTTP(sw, r)
+		} else if pattern == "" {
 			unmatched(sw, r, mux)
 		} else {
 			mux.ServeHTTP(sw, r)
