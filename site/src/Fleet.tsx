@@ -2,13 +2,14 @@
 // integrations, a red banner for each host whose shell hatch is open, filtered by a label selector
 // that the hub applies (GET /v1/agents?selector=).
 import { createResource, createSignal, For, onCleanup, Show, type JSX } from "solid-js";
-import { describe, type Agent, type Hub } from "./api";
+import { describe, ProblemError, type Agent, type Hub } from "./api";
 
 /** fetchAgents lists the agents matching selector (empty: all), or throws the hub's problem. */
 async function fetchAgents(hub: Hub, selector: string): Promise<Agent[]> {
   const query = selector ? { selector } : {};
   const { data, error } = await hub.GET("/v1/agents", { params: { query } });
-  if (error || !data) throw error ?? new Error("the hub answered no agents");
+  if (error) throw new ProblemError(error);
+  if (!data) throw new Error("the hub answered no agents");
   return data.agents ?? [];
 }
 
@@ -42,7 +43,9 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
   }, 15000);
   onCleanup(() => clearInterval(timer));
 
-  const hatches = () => (agents.latest ?? []).filter((a) => a.hatch?.open);
+  // Reading a resource that failed throws; a refused selector shows the hub's problem and no rows.
+  const rows = (): Agent[] => (agents.state === "errored" ? [] : (agents.latest ?? []));
+  const hatches = () => rows().filter((a) => a.hatch?.open);
 
   return (
     <main class="mx-auto max-w-7xl px-4 py-6">
@@ -116,11 +119,11 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
           </thead>
           <tbody>
             <For
-              each={agents.latest ?? []}
+              each={rows()}
               fallback={
                 <tr>
                   <td colSpan={6} class="px-3 py-6 text-center text-muted">
-                    {agents.loading ? "Loading…" : "No agents match."}
+                    {agents.loading ? "Loading…" : agents.error ? "No agents shown." : "No agents match."}
                   </td>
                 </tr>
               }
@@ -134,14 +137,14 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
                   <td class="px-3 py-2">
                     <span
                       class={
-                        "rounded px-2 py-0.5 text-xs font-semibold " +
+                        "whitespace-nowrap rounded px-2 py-0.5 text-xs font-semibold " +
                         (a.online ? "bg-ok-bg text-ok" : "bg-off-bg text-off")
                       }
                     >
                       {a.online ? "online" : "offline"}
                     </span>
                     <Show when={a.hatch?.open}>
-                      <span class="ml-1 rounded bg-danger-bg px-2 py-0.5 text-xs font-semibold text-danger">hatch open</span>
+                      <span class="ml-1 whitespace-nowrap rounded bg-danger-bg px-2 py-0.5 text-xs font-semibold text-danger">hatch open</span>
                     </Show>
                   </td>
                   <td class="px-3 py-2">
@@ -177,7 +180,7 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
         </table>
       </div>
       <p class="mt-2 text-sm text-muted" aria-live="polite">
-        {(agents.latest ?? []).length} agent{(agents.latest ?? []).length === 1 ? "" : "s"}
+        {rows().length} agent{rows().length === 1 ? "" : "s"}
         {selector() ? ` matching ${selector()}` : ""}
       </p>
     </main>

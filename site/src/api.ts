@@ -2,7 +2,9 @@
 // source of truth, checked against openapi.yaml by openapi/ts/check.sh) and called through openapi-fetch.
 import createClient, { type Client, type Middleware } from "openapi-fetch";
 import type { components, paths } from "../../openapi/ts/pulse-api";
-import { problemLine } from "../../openapi/ts/commands";
+import { ProblemError, problemLine } from "../../openapi/ts/commands";
+
+export { ProblemError };
 
 /** Problem is an RFC 9457 problem detail, the body of every refusal. */
 export type Problem = components["schemas"]["ErrorModel"];
@@ -11,7 +13,10 @@ export type Agent = components["schemas"]["AgentView"];
 /** Hub is a typed client of the hub API. */
 export type Hub = Client<paths>;
 
-/** describe words a problem (or anything thrown) as one line for a person. */
+/**
+ * describe words a problem (or anything thrown) as one line for a person. Throw problems as a
+ * ProblemError: Solid turns a thrown non-Error into "Unknown error".
+ */
 export function describe(err: unknown): string {
   if (err && typeof err === "object" && ("detail" in err || "title" in err)) {
     return problemLine(err as Problem);
