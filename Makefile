@@ -27,21 +27,30 @@ site: ## build the dashboard into site/dist/app (npm ci + vite build; Node 20)
 run: build ## run a hub on the embedded local store and one local agent (state in .run/; Ctrl-C stops both)
 	RUN_DIR=$(RUN_DIR) bash infra/local/run.sh
 
-tools: ## build and cache the pinned S3 servers the tests use (MinIO, versitygw); install dockerd, busybox-static and prometheus (Debian) if missing
+tools: ## build and cache the pinned S3 servers the tests use (MinIO, versitygw); install dockerd, busybox-static, prometheus and chromium (Debian) if missing
 	@bash $(TOOLS) all >/dev/null
 	@bash $(TOOLS) docker >/dev/null
 	@bash $(TOOLS) prometheus >/dev/null
+	@bash $(TOOLS) chromium >/dev/null
 
 # The tests start real MinIO and versitygw servers; their binaries are built once and cached
 # (~/.cache/pulse-tools). The container tests start private Docker daemons (PULSE_DOCKERD_BIN: with it
 # set they fail rather than skip when no daemon comes up). -p 1 keeps the two cores for one package
 # at a time.
 test: tools vet test-ts ## run every test: unit, store conformance on local/MinIO/versitygw, containers on a private dockerd, end-to-end
-	set -o pipefail; PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) PULSE_DOCKERD_BIN=$$(bash $(TOOLS) docker) PULSE_PROMETHEUS_BIN=$$(bash $(TOOLS) prometheus) \
+	set -o pipefail; PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) PULSE_DOCKERD_BIN=$$(bash $(TOOLS) docker) PULSE_PROMETHEUS_BIN=$$(bash $(TOOLS) prometheus) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium) \
 		$(GO) test -count=1 -p 1 -timeout 30m -v ./... 2>&1 | grep -v -E '^=== (RUN|PAUSE|CONT|NAME)' 
 
 test-ts: ## check openapi/ts/pulse-api.d.ts against openapi/openapi.yaml and type-check its use (npm ci in openapi/)
 	bash openapi/ts/check.sh
+
+# The dashboard's end-to-end test alone (make test runs it too, as integration-tests' TestDashboard):
+# builds the site, embeds it in a pulse, starts it on MinIO with a real agent and runs Playwright in
+# Debian's Chromium (site/e2e); screenshots land in site/test-results/screenshots. About 40 s.
+test-site: ## the dashboard's Playwright test against a real hub and agent (installs Debian's chromium if missing)
+	@bash $(TOOLS) chromium >/dev/null
+	set -o pipefail; PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium) \
+		$(GO) test -count=1 -timeout 10m -v -run '^TestDashboard$$' ./integration-tests/ 2>&1 | grep -v -E '^=== (RUN|PAUSE|CONT|NAME)'
 
 test-unit: ## quick tests that need no S3 server: every package but the S3 backend and the end-to-end suite (under a minute)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /integration-tests -e /functions/store/s3)
@@ -96,11 +105,11 @@ generate: openapi ## regenerate the documents, then the Go client (openapi/clien
 
 vet: ## go vet and gofmt check
 	$(GO) vet ./...
-	@out=$$(gofmt -l functions agent integration-tests openapi policy 2>/dev/null); \
+	@out=$$(gofmt -l functions agent integration-tests openapi policy site/*.go 2>/dev/null); \
 		if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 
 fmt:
-	gofmt -w functions agent integration-tests openapi
+	gofmt -w functions agent integration-tests openapi site/*.go
 
 clean:
 	rm -rf $(BIN) $(RUN_DIR)

@@ -94,7 +94,13 @@ func startHub(t testing.TB, dir string, env []string, args ...string) *hubProc {
 // startHubAt is startHub on a given address, to restart a hub where its agents expect it.
 func startHubAt(t testing.TB, dir, addr string, env []string, args ...string) *hubProc {
 	t.Helper()
-	cmd := exec.Command(pulseBin, append([]string{"serve"}, args...)...)
+	return startHubBin(t, pulseBin, dir, addr, env, args...)
+}
+
+// startHubBin is startHubAt with another pulse binary (one built with the dashboard, say).
+func startHubBin(t testing.TB, bin, dir, addr string, env []string, args ...string) *hubProc {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(append(os.Environ(), "PULSE_ADDR="+addr, "PULSE_LOG_LEVEL=debug"), env...)
 	h := &hubProc{t: t, cmd: cmd, url: "http://" + addr, logs: &syncBuffer{}, done: make(chan error, 1)}

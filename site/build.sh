@@ -18,7 +18,7 @@ if ! npm ci --prefer-offline --no-audit --no-fund --loglevel=error >"$log" 2>&1;
   echo "site/build.sh: npm ci failed in site/" >&2
   exit 1
 fi
-if ! node_modules/.bin/tsc --noEmit -p tsconfig.json; then
+if ! node_modules/.bin/tsc --noEmit -p tsconfig.json || ! node_modules/.bin/tsc --noEmit -p tsconfig.node.json; then
   echo "site/build.sh: the dashboard does not type-check (tsc --noEmit -p site)" >&2
   exit 1
 fi

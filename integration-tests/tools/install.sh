@@ -3,9 +3,10 @@
 # module proxy, and caches them outside the work tree so a fresh clone on the same machine reuses them.
 # `docker` instead installs Debian's Docker daemon and static busybox (the container integration's
 # tests run a private dockerd and build their image from busybox), and `prometheus` Debian's Prometheus
-# (the monitoring tests start their own), with apt-get, as root, once.
+# (the monitoring tests start their own), and `chromium` Debian's Chromium (the dashboard's Playwright
+# test drives it; Playwright's own browser download is never used), with apt-get, as root, once.
 #
-#   integration-tests/tools/install.sh [minio|versitygw|all|docker|prometheus]
+#   integration-tests/tools/install.sh [minio|versitygw|all|docker|prometheus|chromium]
 #
 # Prints the absolute path of each binary on stdout (one per line, in the order asked); progress goes
 # to stderr. PULSE_TOOLS_DIR overrides the cache directory (default: $XDG_CACHE_HOME/pulse-tools or
@@ -80,6 +81,27 @@ install_prometheus() {
   echo "$bin"
 }
 
+# install_chromium: Debian's chromium unless it is there (the dashboard's Playwright test launches it
+# by path, /usr/bin/chromium); prints its path.
+install_chromium() {
+  local bin=/usr/bin/chromium
+  if [ ! -x "$bin" ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "install.sh: chromium is missing, and installing it (apt-get install chromium) needs root" >&2
+      exit 1
+    fi
+    echo "install.sh: apt-get install chromium (first time only, ~30 s)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >&2; }
+    [ -x "$bin" ] || { echo "install.sh: apt-get installed chromium but $bin is not there" >&2; exit 1; }
+  fi
+  echo "$bin"
+}
+
+if [ "${1:-}" = chromium ]; then
+  install_chromium
+  exit 0
+fi
 if [ "${1:-}" = docker ]; then
   install_docker
   exit 0
@@ -102,5 +124,5 @@ case "$what" in
     install_one minio "$MINIO_MODULE" "$MINIO_VERSION"
     install_one versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION"
     ;;
-  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, all, docker or prometheus)" >&2; exit 2 ;;
+  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, all, docker, prometheus or chromium)" >&2; exit 2 ;;
 esac

@@ -1,0 +1,114 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/integration-tests/s3server"
+)
+
+// chromiumBin is Debian's Chromium, installed by `integration-tests/tools/install.sh chromium`
+// (make test does); PULSE_CHROMIUM_BIN names another. With PULSE_CHROMIUM_BIN set, a missing
+// browser fails the dashboard test instead of skipping it.
+func chromiumBin(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("PULSE_CHROMIUM_BIN")
+	if bin == "" {
+		bin = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("PULSE_CHROMIUM_BIN") != "" {
+			t.Fatalf("PULSE_CHROMIUM_BIN=%s: %v", bin, err)
+		}
+		t.Skipf("no Chromium at %s (integration-tests/tools/install.sh chromium installs Debian's)", bin)
+	}
+	return bin
+}
+
+// TestDashboard: the dashboard built by `make build` (npm ci, vite build) and embedded in a real
+// pulse serve on MinIO, with a real pulse-agent whose exec integration is soft-disabled by a broken
+// command and whose shell hatch is unsealed on the host, driven by Playwright in Debian's Chromium
+// (site/e2e): sign-in, the fleet with the agent and its details, the selector filter, the hatch
+// banner, deep links, and screenshots of the fleet light and dark (in site/test-results/screenshots
+// unless PULSE_E2E_SHOTS says where).
+func TestDashboard(t *testing.T) {
+	chromium := chromiumBin(t)
+	site, err := filepath.Abs("../site")
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("bash", "build.sh")
+	build.Dir = site
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("site/build.sh: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pulse")
+	gob := exec.Command("go", "build", "-o", bin, "./functions/cmd/pulse")
+	gob.Dir = ".."
+	if out, err := gob.CombinedOutput(); err != nil {
+		t.Fatalf("go build pulse with the dashboard: %v\n%s", err, out)
+	}
+
+	storeURL, admin := initStore(t, dir)
+	h := startHubBin(t, bin, dir, freeAddr(t), s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
+	tok, errOut, code := pulseCLI(t, h.url, admin, "enroll-token", "create", "--labels", "env=e2e,role=web")
+	if code != 0 {
+		t.Fatalf("enroll-token create: %s", errOut)
+	}
+	stateDir := filepath.Join(dir, "agent")
+	broken := agentConfig + "\n[exec.commands.bad_cmd]\nbinary = \"relative/tool\"\n"
+	startAgent(t, h.url, stateDir, broken, "--enroll-token", strings.TrimSpace(tok)).id()
+
+	host, _ := os.Hostname()
+	unseal := exec.Command(agentBin, "unseal", "--for", "10m", "--state-dir", stateDir)
+	unseal.Stdin = strings.NewReader(host + "\n")
+	if out, err := unseal.CombinedOutput(); err != nil {
+		t.Fatalf("unseal: %v\n%s", err, out)
+	}
+	var name string
+	waitFor(t, "the agent online, exec disabled and the hatch open", 30*time.Second, func() bool {
+		out, _, _ := pulseCLI(t, h.url, admin, "agents", "--json")
+		var l struct {
+			Agents []struct {
+				Name     string            `json:"name"`
+				Online   bool              `json:"online"`
+				Disabled []json.RawMessage `json:"disabled"`
+				Hatch    *struct {
+					Open bool `json:"open"`
+				} `json:"hatch"`
+			} `json:"agents"`
+		}
+		if json.Unmarshal([]byte(out), &l) != nil || len(l.Agents) != 1 {
+			return false
+		}
+		a := l.Agents[0]
+		name = a.Name
+		return a.Online && len(a.Disabled) > 0 && a.Hatch != nil && a.Hatch.Open
+	})
+
+	shots := os.Getenv("PULSE_E2E_SHOTS")
+	if shots == "" {
+		shots = filepath.Join(site, "test-results", "screenshots")
+	}
+	pw := exec.Command(filepath.Join(site, "node_modules", ".bin", "playwright"), "test")
+	pw.Dir = site
+	pw.Env = append(os.Environ(), "PULSE_E2E_HUB="+h.url+"/", "PULSE_E2E_TOKEN="+admin, "PULSE_E2E_AGENT="+name,
+		"PULSE_E2E_SHOTS="+shots, "PULSE_CHROMIUM_BIN="+chromium, "CI=1")
+	out, err := pw.CombinedOutput()
+	if err != nil {
+		t.Fatalf("playwright test: %v\n%s", err, out)
+	}
+	t.Logf("playwright:\n%s", out)
+	for _, scheme := range []string{"light", "dark"} {
+		if st, err := os.Stat(filepath.Join(shots, "fleet-"+scheme+".png")); err != nil || st.Size() == 0 {
+			t.Errorf("screenshot of the fleet, %s: %v", scheme, err)
+		}
+	}
+	t.Logf("screenshots in %s", shots)
+}

@@ -1,0 +1,29 @@
+// Playwright drives Debian's Chromium (apt-get install chromium; integration-tests/tools/install.sh
+// chromium), never a browser of Playwright's own. The hub under test and its token come from the
+// environment: integration-tests/site_test.go starts a real pulse serve on MinIO with a real agent
+// and runs this suite against it.
+import { defineConfig } from "@playwright/test";
+
+export default defineConfig({
+  testDir: "e2e",
+  outputDir: "test-results/playwright",
+  timeout: 30_000,
+  retries: 0,
+  workers: 1,
+  reporter: [["list"]],
+  use: {
+    baseURL: process.env["PULSE_E2E_HUB"] ?? "http://127.0.0.1:8080",
+    viewport: { width: 1280, height: 800 },
+    launchOptions: {
+      executablePath: process.env["PULSE_CHROMIUM_BIN"] || "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    },
+  },
+});
