@@ -53,6 +53,7 @@ cat <<MSG
 
   Pulse is running.
     hub        $hub   (API docs: $hub/docs)    log: $run/hub.log
+    dashboard  $hub/   (sign in with the token in $run/admin.token)
     agent      one local agent (labels env=dev,role=local)       log: $run/agent.log
 
   In another shell:
