@@ -83,6 +83,16 @@ test("the label selector is passed to the hub", async ({ page }) => {
   expect(asked).toEqual(["env=nowhere", "role=web"]);
 });
 
+test("config.json, read at run time, names the hub", async ({ page }) => {
+  // A bucket deployment puts config.json beside index.html; here the browser is handed one that names
+  // a hub where nothing listens, and the sign-in page shows it and says it did not answer.
+  const elsewhere = "http://127.0.0.1:9";
+  await page.route("**/config.json", (route) => route.fulfill({ json: { hub: elsewhere } }));
+  await signIn(page, token);
+  await expect(page.getByText(`Hub: ${elsewhere}`)).toBeVisible();
+  await expect(page.getByRole("alert")).toContainText(`The hub at ${elsewhere} did not answer`);
+});
+
 test("a deep link is the dashboard too", async ({ page }) => {
   const resp = await page.goto("./agents/some/deep/link");
   expect(resp?.status()).toBe(200);

@@ -3,6 +3,7 @@
 // that the hub applies (GET /v1/agents?selector=).
 import { createResource, createSignal, For, onCleanup, Show, type JSX } from "solid-js";
 import { describe, ProblemError, type Agent, type Hub } from "./api";
+import { ago, labelText } from "./format";
 
 /** fetchAgents lists the agents matching selector (empty: all), or throws the hub's problem. */
 async function fetchAgents(hub: Hub, selector: string): Promise<Agent[]> {
@@ -11,24 +12,6 @@ async function fetchAgents(hub: Hub, selector: string): Promise<Agent[]> {
   if (error) throw new ProblemError(error);
   if (!data) throw new Error("the hub answered no agents");
   return data.agents ?? [];
-}
-
-/** ago words how long ago t was, for a person scanning a table. */
-export function ago(t: string | undefined, now: number): string {
-  if (!t) return "never";
-  const ms = now - Date.parse(t);
-  if (Number.isNaN(ms)) return t;
-  const s = Math.max(0, Math.round(ms / 1000));
-  if (s < 60) return `${s}s ago`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
-  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
-  return `${Math.floor(s / 86400)}d ago`;
-}
-
-function labelText(labels: Record<string, string> | undefined): string[] {
-  return Object.entries(labels ?? {})
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => `${k}=${v}`);
 }
 
 /** Fleet is the page; it refreshes every 15 seconds. */
