@@ -112,4 +112,4 @@ fmt:
 	gofmt -w functions agent integration-tests openapi site/*.go
 
 clean:
-	rm -rf $(BIN) $(RUN_DIR)
+	rm -rf $(BIN) $(RUN_DIR) site/dist/app site/test-results
