@@ -46,7 +46,7 @@ test-ts: ## check openapi/ts/pulse-api.d.ts against openapi/openapi.yaml and typ
 
 # The dashboard's end-to-end test alone (make test runs it too, as integration-tests' TestDashboard):
 # builds the site, embeds it in a pulse, starts it on MinIO with a real agent and runs Playwright in
-# Debian's Chromium (site/e2e); screenshots land in site/test-results/screenshots. About 40 s.
+# Debian's Chromium (site/e2e); screenshots land in site/test-results/screenshots. About 30 s.
 test-site: ## the dashboard's Playwright test against a real hub and agent (installs Debian's chromium if missing)
 	@bash $(TOOLS) chromium >/dev/null
 	set -o pipefail; PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium) \

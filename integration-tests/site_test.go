@@ -34,7 +34,7 @@ func chromiumBin(t *testing.T) string {
 // pulse serve on MinIO, with a real pulse-agent whose exec integration is soft-disabled by a broken
 // command and whose shell hatch is unsealed on the host, driven by Playwright in Debian's Chromium
 // (site/e2e): sign-in, the fleet with the agent and its details, the selector filter, the hatch
-// banner, deep links, and screenshots of the fleet light and dark (in site/test-results/screenshots
+// banner, deep links, and screenshots of sign-in and the fleet, light and dark (in site/test-results/screenshots
 // unless PULSE_E2E_SHOTS says where).
 func TestDashboard(t *testing.T) {
 	chromium := chromiumBin(t)
@@ -105,9 +105,9 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("playwright test: %v\n%s", err, out)
 	}
 	t.Logf("playwright:\n%s", out)
-	for _, scheme := range []string{"light", "dark"} {
-		if st, err := os.Stat(filepath.Join(shots, "fleet-"+scheme+".png")); err != nil || st.Size() == 0 {
-			t.Errorf("screenshot of the fleet, %s: %v", scheme, err)
+	for _, shot := range []string{"signin-light", "signin-dark", "fleet-light", "fleet-dark"} {
+		if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {
+			t.Errorf("screenshot %s: %v", shot, err)
 		}
 	}
 	t.Logf("screenshots in %s", shots)

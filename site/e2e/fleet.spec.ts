@@ -15,6 +15,17 @@ const token = env("PULSE_E2E_TOKEN");
 const agentName = env("PULSE_E2E_AGENT");
 const shots = process.env["PULSE_E2E_SHOTS"] || "test-results/screenshots";
 
+/** screenshots saves the page as NAME-light.png and NAME-dark.png, checking each theme took. */
+async function screenshots(page: Page, name: string) {
+  mkdirSync(shots, { recursive: true });
+  for (const scheme of ["light", "dark"] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    expect(bg, `body background in ${scheme}`).toBe(scheme === "light" ? "rgb(246, 247, 249)" : "rgb(15, 18, 22)");
+    await page.screenshot({ path: join(shots, `${name}-${scheme}.png`), fullPage: true });
+  }
+}
+
 async function signIn(page: Page, t: string) {
   await page.goto("./");
   await page.getByLabel("API token").fill(t);
@@ -25,6 +36,7 @@ test("a wrong token is refused with the hub's problem detail", async ({ page }) 
   await signIn(page, "pulse_not-a-real-token");
   await expect(page.getByRole("alert")).toContainText("HTTP 401");
   await expect(page.getByRole("heading", { name: "Sign in to Pulse" })).toBeVisible();
+  await screenshots(page, "signin");
 });
 
 test("sign in and see the fleet, light and dark", async ({ page }) => {
@@ -47,13 +59,7 @@ test("sign in and see the fleet, light and dark", async ({ page }) => {
   // The agent's hatch was unsealed on the host before the suite ran.
   await expect(page.getByTestId("hatch-banner")).toContainText(`Shell hatch open on ${agentName}`);
 
-  mkdirSync(shots, { recursive: true });
-  for (const scheme of ["light", "dark"] as const) {
-    await page.emulateMedia({ colorScheme: scheme });
-    const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
-    expect(bg, `body background in ${scheme}`).toBe(scheme === "light" ? "rgb(246, 247, 249)" : "rgb(15, 18, 22)");
-    await page.screenshot({ path: join(shots, `fleet-${scheme}.png`), fullPage: true });
-  }
+  await screenshots(page, "fleet");
 
   // The toggle overrides the system's preference, and a reload keeps the session (sessionStorage).
   await page.emulateMedia({ colorScheme: "light" });
