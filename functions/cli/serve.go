@@ -44,6 +44,8 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 	keyFile := fs.String("key-file", hubkey.DefaultFile, "the hub's signing key file, made by `pulse init` (or set $PULSE_SIGNING_KEY)")
 	pollHold := fs.Duration("poll-hold", 30*time.Second, "how long an agent's poll waits for work; short for cloud functions")
 	policyDir := fs.String("policy", "", "directory of .rego files extending or replacing the default policy")
+	var corsOrigins listFlag
+	fs.Var(&corsOrigins, "cors-origin", "an origin (https://dash.example.com) whose pages may call the API from a browser, e.g. the dashboard served from a bucket; repeatable, adds to cors_origins")
 	liveness := fs.Duration("agent-liveness", 0, "how often the agents send an unchanged heartbeat ([agent] liveness, 2m by default); three missed make an agent offline (default: offline after 5m)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -64,6 +66,8 @@ GET /readyz says why it is not ready until it is. SIGINT or SIGTERM shut it down
 			cfg.Log.Format = *logFormat
 		case "policy":
 			cfg.Policy = *policyDir
+		case "cors-origin":
+			cfg.CORSOrigins = append(cfg.CORSOrigins, corsOrigins...)
 		}
 	})
 	if err := cfg.Validate(); err != nil {

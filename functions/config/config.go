@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -33,6 +34,11 @@ type Hub struct {
 	AuditOutbox string `toml:"audit_outbox"`
 	// Metrics says how long agents' metrics are kept, tier by tier (docs/metrics.md).
 	Metrics Metrics `toml:"metrics"`
+	// CORSOrigins are the web origins (scheme://host[:port]) whose pages may call the API from a
+	// browser: a dashboard served from a bucket or a CDN rather than by the hub. Empty: none (the
+	// dashboard the hub serves itself needs no CORS). "*" allows any origin; the API takes bearer
+	// tokens, never cookies, so a page elsewhere can only use a token its user gives it.
+	CORSOrigins []string `toml:"cors_origins"`
 }
 
 // Metrics is the retention of each metric tier, and how long after a window ends it is compacted.
@@ -132,7 +138,7 @@ func describe(err error) string {
 			row, _ := e.Position()
 			keys = append(keys, fmt.Sprintf("%q (line %d)", strings.Join(e.Key(), "."), row))
 		}
-		return "unknown key " + strings.Join(keys, ", ") + "; known keys: addr, store, shutdown_grace, policy, [log] level, format, [auth.oidc] issuer, audience, groups_claim, [auth.forward] trusted_proxies, [metrics] raw, minute, hour, day, grace"
+		return "unknown key " + strings.Join(keys, ", ") + "; known keys: addr, store, shutdown_grace, policy, [log] level, format, [auth.oidc] issuer, audience, groups_claim, cors_origins, [auth.forward] trusted_proxies, [metrics] raw, minute, hour, day, grace"
 	}
 	var derr *toml.DecodeError
 	if errors.As(err, &derr) {
@@ -182,6 +188,27 @@ func (c Hub) Validate() error {
 	}
 	if c.ShutdownGrace.Duration < 0 {
 		return fmt.Errorf("config: shutdown_grace %s is negative", c.ShutdownGrace)
+	}
+	for _, o := range c.CORSOrigins {
+		if err := CheckOrigin(o); err != nil {
+			return fmt.Errorf("config: cors_origins: %w", err)
+		}
+	}
+	return nil
+}
+
+// CheckOrigin refuses what a browser never sends as an Origin: an allowed origin is "*" or exactly
+// scheme://host[:port], http or https, with no path, query or trailing slash.
+func CheckOrigin(o string) error {
+	if o == "*" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" || u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("origin %q: want scheme://host[:port] such as https://dash.example.com (no path, no trailing slash), or *", o)
+	}
+	if strings.ToLower(o) != o {
+		return fmt.Errorf("origin %q: browsers send origins in lower case", o)
 	}
 	return nil
 }

@@ -110,3 +110,32 @@ func TestMetricsRetention(t *testing.T) {
 		})
 	}
 }
+
+// TestCORSOrigins: cors_origins takes exact origins as browsers send them, or *; anything else is
+// refused with what an origin looks like.
+func TestCORSOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"https://dash.example.com", true},
+		{"http://127.0.0.1:5173", true},
+		{"*", true},
+		{"https://dash.example.com/", false},
+		{"https://dash.example.com/app", false},
+		{"dash.example.com", false},
+		{"ftp://dash.example.com", false},
+		{"https://Dash.example.com", false},
+		{"", false},
+	} {
+		h := Defaults()
+		h.CORSOrigins = []string{tc.origin}
+		err := h.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: %v, want ok %v", tc.origin, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "scheme://host") && !strings.Contains(err.Error(), "lower case") {
+			t.Errorf("%q: %v does not say what an origin looks like", tc.origin, err)
+		}
+	}
+}

@@ -370,18 +370,22 @@ func clearReadDeadline(ctx context.Context) {
 // Handler wraps the mux with what every request gets: a request id, a structured access log line, and
 // problem-details bodies for requests that match no operation (the mux alone answers those in plain
 // text). Hub.Handler adds the request metrics.
-func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler { return handler(mux, log, nil, nil) }
+func Handler(mux *http.ServeMux, log *slog.Logger) http.Handler {
+	return handler(mux, log, nil, nil, nil)
+}
 
 // Handler is the package's Handler for this hub, with every request counted and timed in its
 // telemetry by route (GET /metrics).
-func (h *Hub) Handler(mux *http.ServeMux) http.Handler { return handler(mux, h.Log, h.Telemetry, nil) }
+func (h *Hub) Handler(mux *http.ServeMux) http.Handler {
+	return handler(mux, h.Log, h.Telemetry, nil, h.cors)
+}
 
 // HandlerWithSite is Handler with the dashboard beside the API: site answers the GET and HEAD
 // requests that match no operation and lie outside the API's own paths (see sitePath), so the
 // dashboard can be served at / and deep links into it work, while a mistyped API path still gets
 // the hub's problem-details 404 or 405. Site requests are counted under the route "site".
 func (h *Hub) HandlerWithSite(mux *http.ServeMux, site http.Handler) http.Handler {
-	return handler(mux, h.Log, h.Telemetry, site)
+	return handler(mux, h.Log, h.Telemetry, site, h.cors)
 }
 
 // apiPrefixes are the paths that belong to the API (operations, probes, metrics, its documents and
@@ -404,7 +408,7 @@ func sitePath(r *http.Request) bool {
 	return true
 }
 
-func handler(mux *http.ServeMux, log *slog.Logger, tm *telemetry.Metrics, site http.Handler) http.Handler {
+func handler(mux *http.ServeMux, log *slog.Logger, tm *telemetry.Metrics, site http.Handler, cors *corsPolicy) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -417,7 +421,9 @@ func handler(mux *http.ServeMux, log *slog.Logger, tm *telemetry.Metrics, site h
 		rctx = context.WithValue(rctx, hostKey{}, reached(r))
 		r = r.WithContext(domain.WithRequestID(rctx, id))
 		_, pattern := mux.Handler(r)
-		if pattern == "" && site != nil && sitePath(r) {
+		if cors.handle(sw, r) {
+			pattern = "cors-preflight"
+		} else if pattern == "" && site != nil && sitePath(r) {
 			pattern = "site"
 			site.ServeHTTP(sw, r)
 		} else if pattern == "" {

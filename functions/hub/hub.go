@@ -101,6 +101,8 @@ type Hub struct {
 
 	policyDir string
 	verifier  *httpsig.Verifier
+	// cors lets pages of the configured origins call the API from a browser (nil: none).
+	cors *corsPolicy
 	closeOnce sync.Once
 	sealMu    sync.Mutex
 	lastSeal  time.Time
@@ -184,6 +186,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	m := cfg.Settings.Metrics
 	h.Metrics.Retention = metrics.Retention{Raw: m.Raw.Duration, Minute: m.Minute.Duration, Hour: m.Hour.Duration, Day: m.Day.Duration, Grace: m.Grace.Duration}
 	h.Fleet.HeartbeatInterval = cfg.HeartbeatInterval
+	h.cors = newCORS(cfg.Settings.CORSOrigins)
 	h.verifier = h.newVerifier(cfg.PublicScheme)
 	return h, nil
 }
