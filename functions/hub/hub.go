@@ -102,7 +102,7 @@ type Hub struct {
 	policyDir string
 	verifier  *httpsig.Verifier
 	// cors lets pages of the configured origins call the API from a browser (nil: none).
-	cors *corsPolicy
+	cors      *corsPolicy
 	closeOnce sync.Once
 	sealMu    sync.Mutex
 	lastSeal  time.Time
