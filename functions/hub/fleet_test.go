@@ -3,6 +3,8 @@ package hub_test
 import (
 	"context"
 	"testing"
+
+	"github.com/pulsehq/pulse/agent/wire"
 )
 
 // TestFleetAPI: one agent by name, its labels changed (selectors follow at once), enrollment tokens
@@ -63,5 +65,32 @@ func TestFleetAPI(t *testing.T) {
 	viewer := th.token("eve", "viewer")
 	if st := th.call(viewer, "POST", "/v1/agents/"+a.ID+"/retire", nil, nil); st != 403 {
 		t.Errorf("a viewer retires an agent: %d, want 403", st)
+	}
+}
+
+// TestAgentCatalog: one agent's view carries its catalog with each parameter's pattern and cap (what
+// the dashboard's run form validates with before sending); the list names the commands only.
+func TestAgentCatalog(t *testing.T) {
+	th := newTestHub(t)
+	cat := []wire.CommandSpec{{Name: "count_to", Group: "exec", Params: []wire.ParamSpec{{Name: "n", Pattern: "[0-9]{1,8}", MaxBytes: 8, Required: true}}}}
+	a := th.agent("web-1", nil, cat)
+	var one struct {
+		Commands []string
+		Catalog  []wire.CommandSpec
+	}
+	if st := th.call(th.admin, "GET", "/v1/agents/"+a.ID, nil, &one); st != 200 {
+		t.Fatalf("get: %d", st)
+	}
+	if len(one.Catalog) != 1 || len(one.Catalog[0].Params) != 1 || one.Catalog[0].Params[0].Pattern != "[0-9]{1,8}" || one.Catalog[0].Params[0].MaxBytes != 8 || !one.Catalog[0].Params[0].Required {
+		t.Fatalf("catalog of one agent: %+v", one.Catalog)
+	}
+	var list struct {
+		Agents []map[string]any
+	}
+	if st := th.call(th.admin, "GET", "/v1/agents", nil, &list); st != 200 || len(list.Agents) != 1 {
+		t.Fatalf("list: %d %+v", st, list)
+	}
+	if _, ok := list.Agents[0]["catalog"]; ok {
+		t.Errorf("the list carries whole catalogs: %+v", list.Agents[0])
 	}
 }

@@ -858,8 +858,11 @@ type AgentView struct {
 	// Schema A URL to the JSON Schema for this object.
 	//
 	// Example: https://example.com/schemas/AgentView.json
-	Schema   string   `json:"$schema,omitempty"`
-	Commands []string `json:"commands,omitempty"`
+	Schema string `json:"$schema,omitempty"`
+
+	// Catalog The commands with their parameters, patterns and caps (GET /v1/agents/{id} only; the list names the commands).
+	Catalog  []CommandSpec `json:"catalog,omitempty"`
+	Commands []string      `json:"commands,omitempty"`
 
 	// Disabled Soft-disabled integrations and why.
 	Disabled     []IntegrationStatus `json:"disabled,omitempty"`

@@ -1579,6 +1579,8 @@ export interface components {
              * @example https://example.com/schemas/AgentView.json
              */
             readonly $schema?: string;
+            /** @description The commands with their parameters, patterns and caps (GET /v1/agents/{id} only; the list names the commands). */
+            catalog?: components["schemas"]["CommandSpec"][] | null;
             commands?: string[] | null;
             /** @description Soft-disabled integrations and why. */
             disabled?: components["schemas"]["IntegrationStatus"][] | null;

@@ -42,6 +42,7 @@ type AgentView struct {
 	Hatch        *wire.HatchStatus        `json:"hatch,omitempty" doc:"The shell hatch, when it is open."`
 	Integrations []wire.IntegrationStatus `json:"integrations,omitempty"`
 	Commands     []string                 `json:"commands,omitempty"`
+	Catalog      []wire.CommandSpec       `json:"catalog,omitempty" doc:"The commands with their parameters, patterns and caps (GET /v1/agents/{id} only; the list names the commands)."`
 	Facts        map[string]string        `json:"facts,omitempty"`
 	Retired      *Retirement              `json:"retired,omitempty" doc:"Set when the agent was retired: its requests are refused."`
 }
@@ -164,7 +165,9 @@ func (s *Service) Get(ctx context.Context, idOrName string) (AgentView, error) {
 	if err != nil {
 		return AgentView{}, err
 	}
-	return s.View(t), nil
+	v := s.View(t)
+	v.Catalog = CatalogOf(t.Ident, t.HB)
+	return v, nil
 }
 
 // Identities lists every agent with its current labels, sorted by id, without reading heartbeats
