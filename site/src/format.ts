@@ -18,3 +18,22 @@ export function labelText(labels: Record<string, string> | undefined): string[] 
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([k, v]) => `${k}=${v}`);
 }
+
+/** rulesOf names the policy rules a denial's detail cites ("… (rule: viewer_read_only)"). */
+export function rulesOf(detail: string | undefined): string[] {
+  const out: string[] = [];
+  for (const m of (detail ?? "").matchAll(/\(rule: ([^)]+)\)/g)) {
+    const r = m[1]!.trim();
+    if (r && !out.includes(r)) out.push(r);
+  }
+  return out;
+}
+
+/** duration words milliseconds as 850ms, 4.2s, 3m 5s. */
+export function duration(ms: number | undefined): string {
+  if (ms === undefined) return "—";
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)}s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m ${s % 60}s`;
+}

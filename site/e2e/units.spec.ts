@@ -1,0 +1,103 @@
+// The new pages' pure helpers, table-driven: no browser, no hub.
+import { expect, test } from "@playwright/test";
+import { sparkPath } from "../src/chart";
+import { duration, rulesOf } from "../src/format";
+import { matches, pageEntries, type Entry } from "../src/palette";
+import { checkParam, common, paramsOf, type CommandSpec } from "../src/params";
+import { href, parseRoute, section, type Route } from "../src/router";
+
+test("hash routes parse and print back", () => {
+  const cases: [string, Route][] = [
+    ["", { page: "fleet" }],
+    ["#", { page: "fleet" }],
+    ["#/", { page: "fleet" }],
+    ["#/fleet", { page: "fleet" }],
+    ["#/agents/ag-1", { page: "agent", id: "ag-1" }],
+    ["#/agents/web%201", { page: "agent", id: "web 1" }],
+    ["#/agents/%E0%A4%A", { page: "agent", id: "%E0%A4%A" }],
+    ["#/commands", { page: "commands" }],
+    ["#/commands/cmd-9", { page: "command", id: "cmd-9" }],
+    ["#/run", { page: "run", targets: "" }],
+    ["#/run?targets=env%3Dprod%2Crole%3Dweb", { page: "run", targets: "env=prod,role=web" }],
+    ["#/alerts", { page: "alerts" }],
+    ["#/alerts/x", { page: "missing", path: "/alerts/x" }],
+    ["#/agents/a/b", { page: "missing", path: "/agents/a/b" }],
+    ["#/nope", { page: "missing", path: "/nope" }],
+  ];
+  for (const [hash, want] of cases) expect(parseRoute(hash), hash).toEqual(want);
+  for (const r of [
+    { page: "agent", id: "web 1/x" },
+    { page: "command", id: "c1" },
+    { page: "run", targets: "env=prod,role=web" },
+    { page: "run", targets: "" },
+    { page: "alerts" },
+  ] as Route[]) {
+    expect(parseRoute(href(r)), href(r)).toEqual(r);
+  }
+  expect(section({ page: "agent", id: "x" })).toBe("fleet");
+  expect(section({ page: "run", targets: "" })).toBe("commands");
+  expect(section({ page: "missing", path: "/x" })).toBeNull();
+});
+
+test("a denial's rules are read from its detail", () => {
+  const cases: [string | undefined, string[]][] = [
+    ["denied by policy: viewers may only read (rule: viewer_read_only)", ["viewer_read_only"]],
+    ["denied by policy: a (rule: freeze); b (rule: default_deny); c (rule: freeze)", ["freeze", "default_deny"]],
+    ["denied by policy: no reason given", []],
+    [undefined, []],
+  ];
+  for (const [d, want] of cases) expect(rulesOf(d), String(d)).toEqual(want);
+});
+
+test("durations are worded for a person", () => {
+  expect([undefined, 850, 4200, 185000].map(duration)).toEqual(["—", "850ms", "4.2s", "3m 5s"]);
+});
+
+test("the palette puts labels that start with the query first", () => {
+  const agents: Entry[] = [
+    { label: "web-1", kind: "agent", also: "ag-aaa", route: { page: "agent", id: "ag-aaa" } },
+    { label: "db-web", kind: "agent", also: "ag-bbb", route: { page: "agent", id: "ag-bbb" } },
+  ];
+  const all = [...pageEntries, ...agents];
+  expect(matches(all, "").map((e) => e.label)).toEqual(all.map((e) => e.label));
+  expect(matches(all, "WEB").map((e) => e.label)).toEqual(["web-1", "db-web"]);
+  expect(matches(all, "ag-bb").map((e) => e.label)).toEqual(["db-web"]);
+  expect(matches(all, "co").map((e) => e.label)).toEqual(["Commands", "Run a command"]);
+  expect(matches(all, "zzz")).toEqual([]);
+  expect(matches(all, "", 2)).toHaveLength(2);
+});
+
+test("the run form offers the commands every target has, and checks parameters like the hub", () => {
+  const a: CommandSpec[] = [
+    { name: "count_to", group: "exec", params: [{ name: "n", pattern: "[0-9]{1,8}", required: true }] },
+    { name: "host_uptime", group: "host" },
+  ];
+  const b: CommandSpec[] = [
+    { name: "count_to", group: "exec", params: [{ name: "n", maxBytes: 3 }] },
+    { name: "only_here", group: "exec" },
+  ];
+  expect([...common([a, b]).keys()]).toEqual(["count_to"]);
+  expect([...common([a]).keys()]).toEqual(["count_to", "host_uptime"]);
+  expect(common([]).size).toBe(0);
+  const n = paramsOf(common([a, b]).get("count_to")!).get("n")!;
+  expect(n).toHaveLength(2);
+  const cases: [string, string | null][] = [
+    ["", "Required."],
+    ["12", null],
+    ["12x", "Must match [0-9]{1,8}."],
+    ["x12", "Must match [0-9]{1,8}."], // the whole value, not a part of it
+    ["1234", "At most 3 bytes (this is 4)."],
+  ];
+  for (const [v, want] of cases) expect(checkParam(n, v), v).toBe(want);
+  expect(checkParam([{ name: "opt" }], "")).toBeNull();
+  expect(checkParam([{ name: "é", maxBytes: 1 }], "é")).toBe("At most 1 bytes (this is 2).");
+  // A pattern JavaScript cannot read is left to the hub.
+  expect(checkParam([{ name: "p", pattern: "(?P<x>a)" }], "b")).toBeNull();
+});
+
+test("the sparkline spans its box, highest at the top", () => {
+  expect(sparkPath([], 100, 10)).toBe("");
+  expect(sparkPath([1, 3, 2], 100, 10)).toBe("M0,10 L50,0 L100,5");
+  expect(sparkPath([2, 2], 100, 10)).toBe("M0,5 L100,5");
+  expect(sparkPath([5], 100, 10)).toBe("M0,5");
+});
