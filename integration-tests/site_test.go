@@ -34,8 +34,10 @@ func chromiumBin(t *testing.T) string {
 // pulse serve on MinIO, with a real pulse-agent whose exec integration is soft-disabled by a broken
 // command and whose shell hatch is unsealed on the host, driven by Playwright in Debian's Chromium
 // (site/e2e): sign-in, the fleet with the agent and its details, the selector filter, the hatch
-// banner, deep links, and screenshots of sign-in and the fleet, light and dark (in site/test-results/screenshots
-// unless PULSE_E2E_SHOTS says where).
+// banner, deep links, the navigation and command palette, the agent page with its inventory, a
+// command run from the form with its output arriving live, cancel, the history, alerts, a viewer
+// token refused with the policy rule shown, phone width, axe on every page, and screenshots of every
+// page, light and dark (in site/test-results/screenshots unless PULSE_E2E_SHOTS says where).
 func TestDashboard(t *testing.T) {
 	chromium := chromiumBin(t)
 	site, err := filepath.Abs("../site")
@@ -62,8 +64,12 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("enroll-token create: %s", errOut)
 	}
 	stateDir := filepath.Join(dir, "agent")
-	broken := agentConfig + "\n[exec.commands.bad_cmd]\nbinary = \"relative/tool\"\n"
-	startAgent(t, h.url, stateDir, broken, "--enroll-token", strings.TrimSpace(tok)).id()
+	broken := strings.Replace(agentConfig, "[agent]\n", "[agent]\ninventory = \"1s\"\n", 1) + "\n[exec.commands.bad_cmd]\nbinary = \"relative/tool\"\n"
+	agentID := startAgent(t, h.url, stateDir, broken, "--enroll-token", strings.TrimSpace(tok)).id()
+	viewer, errOut, code := pulseCLI(t, h.url, admin, "token", "create", "--name", "e2e-viewer", "--groups", "viewer")
+	if code != 0 {
+		t.Fatalf("token create --groups viewer: %s", errOut)
+	}
 
 	host, _ := os.Hostname()
 	unseal := exec.Command(agentBin, "unseal", "--for", "10m", "--state-dir", stateDir)
@@ -91,6 +97,10 @@ func TestDashboard(t *testing.T) {
 		name = a.Name
 		return a.Online && len(a.Disabled) > 0 && a.Hatch != nil && a.Hatch.Open
 	})
+	waitFor(t, "the agent's root mount in its inventory", 30*time.Second, func() bool {
+		out, _, _ := pulseCLI(t, h.url, admin, "resources", "--json", "--agent", agentID)
+		return strings.Contains(out, `"mount"`)
+	})
 
 	shots := os.Getenv("PULSE_E2E_SHOTS")
 	if shots == "" {
@@ -99,15 +109,19 @@ func TestDashboard(t *testing.T) {
 	pw := exec.Command(filepath.Join(site, "node_modules", ".bin", "playwright"), "test")
 	pw.Dir = site
 	pw.Env = append(os.Environ(), "PULSE_E2E_HUB="+h.url+"/", "PULSE_E2E_TOKEN="+admin, "PULSE_E2E_AGENT="+name,
+		"PULSE_E2E_VIEWER="+strings.TrimSpace(viewer),
 		"PULSE_E2E_SHOTS="+shots, "PULSE_CHROMIUM_BIN="+chromium, "CI=1")
 	out, err := pw.CombinedOutput()
 	if err != nil {
 		t.Fatalf("playwright test: %v\n%s", err, out)
 	}
 	t.Logf("playwright:\n%s", out)
-	for _, shot := range []string{"signin-light", "signin-dark", "fleet-light", "fleet-dark"} {
-		if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {
-			t.Errorf("screenshot %s: %v", shot, err)
+	for _, page := range []string{"signin", "fleet", "agent", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu"} {
+		for _, theme := range []string{"light", "dark"} {
+			shot := page + "-" + theme
+			if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {
+				t.Errorf("screenshot %s: %v", shot, err)
+			}
 		}
 	}
 	t.Logf("screenshots in %s", shots)

@@ -35,6 +35,8 @@ const pairs: [string, string][] = [
   ["muted", "surface"],
   ["muted", "surface-2"],
   ["accent-text", "accent"],
+  ["accent", "bg"],
+  ["accent", "surface"],
   ["ok", "ok-bg"],
   ["off", "off-bg"],
   ["warn", "warn-bg"],

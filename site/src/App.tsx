@@ -1,52 +1,80 @@
-// The shell of the dashboard: the header (theme toggle, sign-out) and, once signed in, the fleet.
-import { Show, type JSX } from "solid-js";
+// The shell of the dashboard: the header with the navigation, the command palette, and once signed
+// in the page the hash names (router.ts).
+import { createSignal, Match, Show, Switch, type JSX } from "solid-js";
 import { newHub } from "./api";
 import type { SiteConfig } from "./config";
 import { createSession } from "./session";
 import { createTheme } from "./theme";
+import { createRoute, type Route } from "./router";
+import { Header } from "./Header";
+import { onPaletteKey, Palette } from "./Palette";
 import { SignIn } from "./SignIn";
 import { Fleet } from "./Fleet";
+import { AgentPage } from "./AgentPage";
+import { CommandsPage } from "./CommandsPage";
+import { CommandPage } from "./CommandPage";
+import { RunPage } from "./RunPage";
+import { AlertsPage } from "./AlertsPage";
+
+function when<P extends Route["page"]>(r: Route, page: P): Extract<Route, { page: P }> | undefined {
+  return r.page === page ? (r as Extract<Route, { page: P }>) : undefined;
+}
 
 /** App is the whole page for one hub. */
 export function App(props: { config: SiteConfig }): JSX.Element {
   const session = createSession();
   const theme = createTheme();
   const hub = newHub(props.config.hub, session.token, (p) => session.signOut(p));
+  const route = createRoute();
+  const [palette, setPalette] = createSignal(false);
+  onPaletteKey(() => {
+    if (session.token()) setPalette(true);
+  });
 
   return (
     <>
-      <header class="border-b border-border bg-surface">
-        <div class="mx-auto flex max-w-7xl items-center gap-4 px-4 py-3">
-          <span class="text-lg font-bold">Pulse</span>
-          <Show when={session.token()}>
-            <nav aria-label="Main">
-              <a href="#/fleet" aria-current="page" class="font-medium underline-offset-4 hover:underline">
-                Fleet
-              </a>
-            </nav>
-          </Show>
-          <div class="ml-auto flex items-center gap-2">
-            <button
-              type="button"
-              class="rounded border border-border px-3 py-1 text-sm"
-              aria-label={theme.theme() === "dark" ? "Switch to light theme" : "Switch to dark theme"}
-              onClick={() => theme.toggle()}
-            >
-              {theme.theme() === "dark" ? "Light" : "Dark"}
-            </button>
-            <Show when={session.token()}>
-              <button type="button" class="rounded border border-border px-3 py-1 text-sm" onClick={() => session.signOut()}>
-                Sign out
-              </button>
-            </Show>
-          </div>
-        </div>
-      </header>
+      <Header
+        signedIn={!!session.token()}
+        route={route}
+        theme={theme.theme()}
+        onToggleTheme={() => theme.toggle()}
+        onSignOut={() => session.signOut()}
+        onPalette={() => setPalette(true)}
+      />
       <Show
         when={session.token()}
         fallback={<SignIn hub={hub} hubURL={props.config.hub} refusal={session.refusal()} onToken={(t) => session.signIn(t)} />}
       >
-        <Fleet hub={hub} />
+        <Palette hub={hub} open={palette()} onClose={() => setPalette(false)} />
+        <Switch
+          fallback={
+            <main class="mx-auto max-w-7xl px-4 py-6">
+              <h1 class="mb-4 text-2xl font-semibold">Not found</h1>
+              <p>
+                No page here. <a class="text-accent underline" href="#/fleet">Go to the fleet</a>.
+              </p>
+            </main>
+          }
+        >
+          <Match when={when(route(), "fleet")}>
+            <Fleet hub={hub} />
+          </Match>
+          <Match when={when(route(), "agent")} keyed>
+            {(r) => <AgentPage hub={hub} id={r.id} />}
+          </Match>
+          <Match when={when(route(), "commands")}>
+            <CommandsPage hub={hub} />
+          </Match>
+          <Match when={when(route(), "command")} keyed>
+            {(r) => <CommandPage hub={hub} hubURL={props.config.hub} token={session.token} id={r.id} />}
+          </Match>
+          <Match when={when(route(), "run")} keyed>
+            {(r) => <RunPage hub={hub} targets={r.targets} />}
+          </Match>
+          <Match when={when(route(), "alerts")}>
+            <AlertsPage hub={hub} />
+          </Match>
+        </Switch>
       </Show>
     </>
   );

@@ -4,6 +4,7 @@
 import { createResource, createSignal, For, onCleanup, Show, type JSX } from "solid-js";
 import { describe, ProblemError, type Agent, type Hub } from "./api";
 import { ago, labelText } from "./format";
+import { href } from "./router";
 
 /** fetchAgents lists the agents matching selector (empty: all), or throws the hub's problem. */
 async function fetchAgents(hub: Hub, selector: string): Promise<Agent[]> {
@@ -114,7 +115,9 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
               {(a) => (
                 <tr class="border-t border-border" data-agent={a.id}>
                   <td class="px-3 py-2">
-                    <div class="font-medium">{a.name}</div>
+                    <a class="font-medium text-accent underline-offset-4 hover:underline" href={href({ page: "agent", id: a.id })}>
+                      {a.name}
+                    </a>
                     <div class="font-mono text-xs text-muted">{a.id}</div>
                   </td>
                   <td class="px-3 py-2">

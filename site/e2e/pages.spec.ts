@@ -1,0 +1,166 @@
+// The dashboard's pages against the real hub and agent of TestDashboard: the navigation and the
+// command palette, the agent page with its resources, a command run from the form with its output
+// arriving live, cancel, the history, alerts, a viewer's denial naming the policy rule, and phone
+// width; every page screenshotted light and dark and checked with axe.
+import { expect, test } from "@playwright/test";
+import { axe, env, shoot, signIn } from "./helpers";
+
+const token = env("PULSE_E2E_TOKEN");
+const viewer = env("PULSE_E2E_VIEWER");
+const agentName = env("PULSE_E2E_AGENT");
+const hub = env("PULSE_E2E_HUB");
+
+test("the fleet passes axe; a fleet row leads to the agent with its resources", async ({ page }) => {
+  await signIn(page, token);
+  await axe(page, "fleet");
+  await page.getByRole("link", { name: agentName }).click();
+  await expect(page).toHaveURL(/#\/agents\//);
+  await expect(page.getByRole("heading", { level: 1, name: agentName })).toBeVisible();
+  // Facts, integrations with the reason exec is disabled, and the inventory's root mount.
+  await expect(page.getByText("Version", { exact: true })).toBeVisible();
+  await expect(page.getByTestId("integrations")).toContainText("exec");
+  await expect(page.getByTestId("integrations")).toContainText("relative/tool");
+  const resources = page.getByTestId("resources");
+  await expect(resources.locator("tr", { hasText: "mount" }).first()).toBeVisible();
+  await expect(page.getByRole("heading", { name: /Load/ })).toBeVisible();
+  await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Fleet" })).toHaveAttribute("aria-current", "page");
+  await shoot(page, "agent");
+});
+
+test("the command palette jumps to pages and agents by name", async ({ page }) => {
+  await signIn(page, token);
+  await page.keyboard.press("Control+k");
+  const box = page.getByRole("combobox", { name: "Go to a page or an agent" });
+  await expect(box).toBeFocused();
+  await shoot(page, "palette");
+  await box.fill(agentName.slice(0, 4));
+  await expect(page.getByRole("option", { name: new RegExp(agentName) })).toBeVisible();
+  await box.fill(agentName);
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { level: 1, name: agentName })).toBeVisible();
+  await page.keyboard.press("Control+k");
+  await box.fill("aler");
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("heading", { level: 1, name: "Alerts" })).toBeVisible();
+  // Escape closes it and leaves the page as it was.
+  await page.keyboard.press("Control+k");
+  await page.keyboard.press("Escape");
+  await expect(box).toBeHidden();
+});
+
+test("run a command from the form and watch its output arrive live", async ({ page }) => {
+  const posts: string[] = [];
+  const streams: Record<string, string>[] = [];
+  page.on("request", (r) => {
+    if (r.method() === "POST" && r.url().endsWith("/v1/commands")) posts.push(r.postData() ?? "");
+    if (r.url().includes("/events")) streams.push(r.headers());
+  });
+  await signIn(page, token);
+  await page.goto(`./#/run?targets=${encodeURIComponent(agentName)}`);
+  await expect(page.getByTestId("run-preview")).toContainText(`Matches 1 agent: ${agentName}`);
+  // The agent's exec integration is disabled (a broken command): its commands are not offered.
+  await expect(page.getByLabel("Command").locator("option", { hasText: "count_to" })).toHaveCount(0);
+  // A required parameter left empty is refused before anything is sent (patterns: units.spec.ts).
+  await page.getByLabel("Command").selectOption("shell_run");
+  await page.getByRole("button", { name: "Run" }).click();
+  await expect(page.getByText("Required.")).toBeVisible();
+  await expect(page.getByRole("alert").filter({ hasText: "Fix the parameters" })).toBeVisible();
+  expect(posts).toEqual([]);
+
+  await page.getByLabel("Command").selectOption("host_uptime");
+  await page.getByLabel("Timeout (seconds)").fill("60");
+  await shoot(page, "run");
+  await page.getByRole("button", { name: "Run" }).click();
+
+  await expect(page).toHaveURL(/#\/commands\/[^/]+$/);
+  expect(JSON.parse(posts[0]!)).toMatchObject({ command: "host_uptime", targets: [agentName], timeoutSeconds: 60 });
+  const card = page.locator("li[data-agent]");
+  await expect(card.getByTestId("output")).toContainText(/up \d+/, { timeout: 20_000 });
+  await expect(card.locator("[data-state]")).toHaveAttribute("data-state", "succeeded");
+  await expect(card).toContainText("exit 0");
+  await expect(page.getByTestId("stream-state")).toHaveText("finished");
+  // The stream was read with fetch and the token in the Authorization header, never in the URL.
+  expect(streams.length).toBeGreaterThan(0);
+  expect(streams[0]!["authorization"]).toBe(`Bearer ${token}`);
+  expect(streams[0]!["accept"]).toBe("text/event-stream");
+  expect(page.url()).not.toContain(token);
+  await shoot(page, "command");
+
+  // The history lists it, and filters by state and name through the hub.
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Commands" }).click();
+  await expect(page.getByRole("heading", { level: 1, name: "Commands" })).toBeVisible();
+  await page.getByLabel("State").selectOption("done");
+  await page.getByLabel("Command name").fill("host_uptime");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page.locator("tr[data-command]", { hasText: "host_uptime" }).first()).toBeVisible();
+  await page.getByLabel("Command name").fill("no_such_command");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page.getByText("No commands match.")).toBeVisible();
+  await page.getByLabel("State").selectOption("");
+  await page.getByLabel("Command name").fill("");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page.locator("tr[data-command]").first()).toBeVisible();
+  await shoot(page, "commands");
+});
+
+test("a command is cancelled from its page", async ({ page }) => {
+  await signIn(page, token);
+  // A shell script (the hatch is open; the policy may hold it for approval): either way it is not
+  // finished when the page opens, and Cancel ends it.
+  const resp = await page.request.post(`${hub}v1/commands`, {
+    headers: { Authorization: `Bearer ${token}` },
+    data: { command: "shell_run", targets: [agentName], params: { script: "sleep 120" } },
+  });
+  expect(resp.status(), await resp.text()).toBe(202);
+  const { id } = (await resp.json()) as { id: string };
+  await page.goto(`./#/commands/${id}`);
+  const card = page.locator("li[data-agent]");
+  await expect(card.locator("[data-state]")).toHaveAttribute("data-state", /awaiting_approval|pending|queued|delivered|running/);
+  await expect(page.getByTestId("stream-state")).toHaveText("live");
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await expect(card.locator("[data-state]")).toHaveAttribute("data-state", "cancelled", { timeout: 15_000 });
+  await expect(page.getByRole("button", { name: "Cancel" })).toHaveCount(0);
+});
+
+test("a viewer is refused with the policy rule shown", async ({ page }) => {
+  await signIn(page, viewer);
+  await page.goto(`./#/run?targets=${encodeURIComponent(agentName)}`);
+  await expect(page.getByTestId("run-preview")).toContainText("Matches 1 agent");
+  await page.getByLabel("Command").selectOption("host_uptime");
+  await page.getByRole("button", { name: "Run" }).click();
+  const denial = page.getByRole("alert").filter({ hasText: "Denied by policy" });
+  await expect(denial).toContainText("HTTP 403");
+  await expect(denial.getByTestId("denial-rules")).toContainText("viewer_read_only");
+  await expect(page).toHaveURL(/#\/run/);
+  await shoot(page, "denied");
+});
+
+test("the alerts page lists by state", async ({ page }) => {
+  await signIn(page, token);
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Alerts" }).click();
+  await expect(page.getByRole("heading", { level: 1, name: "Alerts" })).toBeVisible();
+  const asked: string[] = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/v1/alerts")) asked.push(new URL(r.url()).searchParams.get("state") ?? "");
+  });
+  await page.getByLabel("Resolved").check();
+  await page.getByLabel("All").check();
+  await expect.poll(() => asked).toEqual(["resolved", ""]);
+  await shoot(page, "alerts");
+});
+
+test("at phone width the navigation collapses behind Menu", async ({ page }) => {
+  await page.setViewportSize({ width: 390, height: 800 });
+  await signIn(page, token);
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await expect(nav).toBeHidden();
+  const menu = page.getByRole("button", { name: "Menu" });
+  await expect(menu).toHaveAttribute("aria-expanded", "false");
+  await menu.click();
+  await expect(menu).toHaveAttribute("aria-expanded", "true");
+  await expect(nav).toBeVisible();
+  await shoot(page, "phone-menu");
+  await nav.getByRole("link", { name: "Commands" }).click();
+  await expect(page.getByRole("heading", { level: 1, name: "Commands" })).toBeVisible();
+  await expect(nav).toBeHidden();
+});
