@@ -64,7 +64,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("enroll-token create: %s", errOut)
 	}
 	stateDir := filepath.Join(dir, "agent")
-	broken := strings.Replace(agentConfig, "[agent]\n", "[agent]\ninventory = \"1s\"\n", 1) + "\n[exec.commands.bad_cmd]\nbinary = \"relative/tool\"\n"
+	broken := strings.Replace(agentConfig, "[agent]\n", "[agent]\ninventory = \"1s\"\nmetrics_upload = \"2s\"\n", 1) + "\n[exec.commands.bad_cmd]\nbinary = \"relative/tool\"\n"
 	agentID := startAgent(t, h.url, stateDir, broken, "--enroll-token", strings.TrimSpace(tok)).id()
 	viewer, errOut, code := pulseCLI(t, h.url, admin, "token", "create", "--name", "e2e-viewer", "--groups", "viewer")
 	if code != 0 {
@@ -116,7 +116,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("playwright test: %v\n%s", err, out)
 	}
 	t.Logf("playwright:\n%s", out)
-	for _, page := range []string{"signin", "fleet", "agent", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu"} {
+	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu"} {
 		for _, theme := range []string{"light", "dark"} {
 			shot := page + "-" + theme
 			if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {

@@ -164,3 +164,15 @@ test("at phone width the navigation collapses behind Menu", async ({ page }) => 
   await expect(page.getByRole("heading", { level: 1, name: "Commands" })).toBeVisible();
   await expect(nav).toBeHidden();
 });
+
+test("the agent's load is charted from its live samples", async ({ page }) => {
+  await signIn(page, token);
+  // A click anywhere on the row leads there too, not only on the name.
+  await page.locator("tbody tr", { hasText: agentName }).getByText("online").click();
+  // Asked with live=true, the agent uploads every few seconds; the page asks again every 10 s.
+  const chart = page.getByTestId("sparkline");
+  await expect(chart).toBeVisible({ timeout: 25_000 });
+  await expect(chart).toHaveAttribute("aria-label", /node_load1 over the last hour: \d+ points, latest \d/);
+  expect(await chart.locator("path").getAttribute("d")).toMatch(/^M/);
+  await shoot(page, "agent-load");
+});

@@ -4,7 +4,7 @@
 import { createResource, createSignal, For, onCleanup, Show, type JSX } from "solid-js";
 import { describe, ProblemError, type Agent, type Hub } from "./api";
 import { ago, labelText } from "./format";
-import { href } from "./router";
+import { go, href } from "./router";
 
 /** fetchAgents lists the agents matching selector (empty: all), or throws the hub's problem. */
 async function fetchAgents(hub: Hub, selector: string): Promise<Agent[]> {
@@ -113,7 +113,15 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
               }
             >
               {(a) => (
-                <tr class="border-t border-border" data-agent={a.id}>
+                <tr
+                  class="cursor-pointer border-t border-border hover:bg-surface-2"
+                  data-agent={a.id}
+                  onClick={(e) => {
+                    // The name is the link (for keyboards and screen readers); the rest of the row is a
+                    // bigger target for a pointer.
+                    if (!(e.target as Element).closest("a")) go({ page: "agent", id: a.id });
+                  }}
+                >
                   <td class="px-3 py-2">
                     <a class="font-medium text-accent underline-offset-4 hover:underline" href={href({ page: "agent", id: a.id })}>
                       {a.name}
