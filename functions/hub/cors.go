@@ -26,8 +26,10 @@ func newCORS(origins []string) *corsPolicy {
 const (
 	corsMethods = "GET, HEAD, POST, PUT, PATCH, DELETE"
 	corsHeaders = "Authorization, Content-Type, Last-Event-ID, If-Match, If-None-Match, X-Request-Id"
-	corsExpose  = "ETag, Link, Location, Retry-After, X-Request-Id"
-	corsMaxAge  = "600"
+	// X-Pulse-*: where a command's output continues, whether it is complete, the agent's state
+	// (GET /v1/commands/{id}/output/{agent}), which the dashboard's command page follows.
+	corsExpose = "ETag, Link, Location, Retry-After, X-Request-Id, X-Pulse-Next-Chunk, X-Pulse-Complete, X-Pulse-State"
+	corsMaxAge = "600"
 )
 
 // handle adds the CORS headers a request from an allowed origin gets, and answers a preflight itself.

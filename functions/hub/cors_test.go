@@ -80,6 +80,12 @@ func TestCORS(t *testing.T) {
 		!strings.Contains(strings.Join(resp.Header.Values("Vary"), ","), "Origin") {
 		t.Fatalf("a request from the dashboard: %d %v", resp.StatusCode, resp.Header)
 	}
+	// The command page follows output by the output route's headers: the page must be able to read them.
+	for _, h := range []string{"X-Pulse-Next-Chunk", "X-Pulse-Complete", "X-Pulse-State"} {
+		if !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), h) {
+			t.Errorf("%s is not exposed to the dashboard: %q", h, resp.Header.Get("Access-Control-Expose-Headers"))
+		}
+	}
 	resp = do(srv, "GET", "/v1/agents", dash, "", nil)
 	if resp.StatusCode != 401 || resp.Header.Get("Access-Control-Allow-Origin") != dash {
 		t.Fatalf("a refusal must reach the page too, so it can say why: %d %v", resp.StatusCode, resp.Header)
