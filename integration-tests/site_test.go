@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +39,9 @@ func chromiumBin(t *testing.T) string {
 // banner, deep links, the navigation and command palette, the agent page with its inventory, a
 // command run from the form with its output arriving live, cancel, the history, alerts, a viewer
 // token refused with the policy rule shown, phone width, axe on every page, and screenshots of every
-// page, light and dark (in site/test-results/screenshots unless PULSE_E2E_SHOTS says where).
+// page, light and dark (in site/test-results/screenshots unless PULSE_E2E_SHOTS says where); and the
+// same build served by a plain file server on another origin, naming the hub in config.json, signs
+// in and runs a command against the hub (CORS).
 func TestDashboard(t *testing.T) {
 	chromium := chromiumBin(t)
 	site, err := filepath.Abs("../site")
@@ -57,8 +61,26 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("go build pulse with the dashboard: %v\n%s", err, out)
 	}
 
+	// The same build as plain static files on another origin, with a config.json naming the hub: the
+	// hub allows that origin (--cors-origin), as for a bucket or CDN deployment.
+	static, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	staticURL := "http://" + static.Addr().String()
+
 	storeURL, admin := initStore(t, dir)
-	h := startHubBin(t, bin, dir, freeAddr(t), s3server.Env(), "--store", storeURL, "--poll-hold", "5s")
+	h := startHubBin(t, bin, dir, freeAddr(t), s3server.Env(), "--store", storeURL, "--poll-hold", "5s", "--cors-origin", staticURL)
+	root := filepath.Join(dir, "static")
+	if err := os.CopyFS(root, os.DirFS(filepath.Join(site, "dist", "app"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "config.json"), []byte(`{"hub": "`+h.url+`"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := &http.Server{Handler: http.FileServer(http.Dir(root))}
+	go files.Serve(static)
+	t.Cleanup(func() { files.Close() })
 	tok, errOut, code := pulseCLI(t, h.url, admin, "enroll-token", "create", "--labels", "env=e2e,role=web")
 	if code != 0 {
 		t.Fatalf("enroll-token create: %s", errOut)
@@ -109,7 +131,7 @@ func TestDashboard(t *testing.T) {
 	pw := exec.Command(filepath.Join(site, "node_modules", ".bin", "playwright"), "test")
 	pw.Dir = site
 	pw.Env = append(os.Environ(), "PULSE_E2E_HUB="+h.url+"/", "PULSE_E2E_TOKEN="+admin, "PULSE_E2E_AGENT="+name,
-		"PULSE_E2E_VIEWER="+strings.TrimSpace(viewer),
+		"PULSE_E2E_VIEWER="+strings.TrimSpace(viewer), "PULSE_E2E_STATIC="+staticURL+"/",
 		"PULSE_E2E_SHOTS="+shots, "PULSE_CHROMIUM_BIN="+chromium, "CI=1")
 	out, err := pw.CombinedOutput()
 	if err != nil {

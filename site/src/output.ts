@@ -24,7 +24,14 @@ export async function followOutput(
       if (response.ok && data) {
         const text = decoder.decode(new Uint8Array(data as ArrayBuffer), { stream: true });
         if (text) onText(text);
-        const next = Number(response.headers.get("X-Pulse-Next-Chunk"));
+        const header = response.headers.get("X-Pulse-Next-Chunk");
+        if (header === null) {
+          // Without it the same chunks would be asked for again and shown twice (a hub on another
+          // origin that does not expose the header to this page).
+          onText("\n[the hub did not say where the output continues (X-Pulse-Next-Chunk); reload to see the rest]\n");
+          return;
+        }
+        const next = Number(header);
         if (Number.isFinite(next) && next >= from) from = next;
         complete = response.headers.get("X-Pulse-Complete") === "true";
       } else if (response.status !== 404) {
