@@ -92,6 +92,16 @@ func TestDashboard(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("token create --groups viewer: %s", errOut)
 	}
+	// Two more admins, each a person of their own, to approve the bootstrap admin's shell_run (the
+	// default policy wants two admins other than the requester).
+	approvers := map[string]string{}
+	for _, who := range []string{"ada", "bob"} {
+		out, errOut, code := pulseCLI(t, h.url, admin, "token", "create", "--name", who, "--groups", "admin", "--for", who)
+		if code != 0 {
+			t.Fatalf("token create %s: %s", who, errOut)
+		}
+		approvers[who] = strings.TrimSpace(out)
+	}
 
 	host, _ := os.Hostname()
 	unseal := exec.Command(agentBin, "unseal", "--for", "10m", "--state-dir", stateDir)
@@ -132,13 +142,14 @@ func TestDashboard(t *testing.T) {
 	pw.Dir = site
 	pw.Env = append(os.Environ(), "PULSE_E2E_HUB="+h.url+"/", "PULSE_E2E_TOKEN="+admin, "PULSE_E2E_AGENT="+name,
 		"PULSE_E2E_VIEWER="+strings.TrimSpace(viewer), "PULSE_E2E_STATIC="+staticURL+"/",
+		"PULSE_E2E_ADA="+approvers["ada"], "PULSE_E2E_BOB="+approvers["bob"],
 		"PULSE_E2E_SHOTS="+shots, "PULSE_CHROMIUM_BIN="+chromium, "CI=1")
 	out, err := pw.CombinedOutput()
 	if err != nil {
 		t.Fatalf("playwright test: %v\n%s", err, out)
 	}
 	t.Logf("playwright:\n%s", out)
-	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu"} {
+	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu", "approvals", "approval"} {
 		for _, theme := range []string{"light", "dark"} {
 			shot := page + "-" + theme
 			if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {

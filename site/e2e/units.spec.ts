@@ -20,6 +20,7 @@ test("hash routes parse and print back", () => {
     ["#/run", { page: "run", targets: "" }],
     ["#/run?targets=env%3Dprod%2Crole%3Dweb", { page: "run", targets: "env=prod,role=web" }],
     ["#/alerts", { page: "alerts" }],
+    ["#/approvals", { page: "approvals" }],
     ["#/alerts/x", { page: "missing", path: "/alerts/x" }],
     ["#/agents/a/b", { page: "missing", path: "/agents/a/b" }],
     ["#/nope", { page: "missing", path: "/nope" }],
@@ -36,6 +37,7 @@ test("hash routes parse and print back", () => {
   }
   expect(section({ page: "agent", id: "x" })).toBe("fleet");
   expect(section({ page: "run", targets: "" })).toBe("commands");
+  expect(section({ page: "approvals" })).toBe("approvals");
   expect(section({ page: "missing", path: "/x" })).toBeNull();
 });
 
@@ -63,6 +65,7 @@ test("the palette puts labels that start with the query first", () => {
   expect(matches(all, "WEB").map((e) => e.label)).toEqual(["web-1", "db-web"]);
   expect(matches(all, "ag-bb").map((e) => e.label)).toEqual(["db-web"]);
   expect(matches(all, "co").map((e) => e.label)).toEqual(["Commands", "Run a command"]);
+  expect(matches(all, "ap").map((e) => e.label)).toEqual(["Approvals"]);
   expect(matches(all, "zzz")).toEqual([]);
   expect(matches(all, "", 2)).toHaveLength(2);
 });

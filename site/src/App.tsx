@@ -15,6 +15,7 @@ import { CommandsPage } from "./CommandsPage";
 import { CommandPage } from "./CommandPage";
 import { RunPage } from "./RunPage";
 import { AlertsPage } from "./AlertsPage";
+import { ApprovalsPage } from "./ApprovalsPage";
 
 function when<P extends Route["page"]>(r: Route, page: P): Extract<Route, { page: P }> | undefined {
   return r.page === page ? (r as Extract<Route, { page: P }>) : undefined;
@@ -70,6 +71,9 @@ export function App(props: { config: SiteConfig }): JSX.Element {
           </Match>
           <Match when={when(route(), "run")} keyed>
             {(r) => <RunPage hub={hub} targets={r.targets} />}
+          </Match>
+          <Match when={when(route(), "approvals")}>
+            <ApprovalsPage hub={hub} />
           </Match>
           <Match when={when(route(), "alerts")}>
             <AlertsPage hub={hub} />

@@ -18,6 +18,15 @@ type Status = components["schemas"]["CommandStatus"];
 const final = new Set(["succeeded", "failed", "timed_out", "cancelled", "rejected", "expired", "tampered"]);
 const started = new Set(["delivered", "running", ...final]);
 
+interface Whole {
+  state: string;
+  counts: Record<string, number>;
+  message: string;
+  done: boolean;
+  approvals: number;
+  needed: number;
+}
+
 /** exitOf is an agent's exit code: the hub leaves out a zero, which a success always has. */
 function exitOf(a: AgentState | undefined): number | undefined {
   if (!a) return undefined;
@@ -37,7 +46,9 @@ export function CommandPage(props: { hub: Hub; hubURL: string; token: () => stri
   const [agents, setAgents] = createStore<Record<string, AgentState>>({});
   const [order, setOrder] = createSignal<string[]>([]);
   const [output, setOutput] = createStore<Record<string, string>>({});
-  const [whole, setWhole] = createSignal<{ state: string; counts: Record<string, number>; message: string; done: boolean } | null>(null);
+  const [whole, setWhole] = createSignal<Whole | null>(null);
+  const [comment, setComment] = createSignal("");
+  const [decided, setDecided] = createSignal("");
   const [stream, setStream] = createSignal<StreamState>("connecting");
   const [streamError, setStreamError] = createSignal<unknown>(null);
   const [actionError, setActionError] = createSignal<unknown>(null);
@@ -48,7 +59,9 @@ export function CommandPage(props: { hub: Hub; hubURL: string; token: () => stri
   function update(a: AgentState) {
     if (!order().includes(a.agent)) setOrder([...order(), a.agent]);
     setAgents(a.agent, a);
-    if (started.has(a.state) && !following.has(a.agent)) {
+    // A target that ended without running (denied, expired, cancelled before delivery) has no output.
+    const hasOutput = final.has(a.state) ? a.outputBytes > 0 || a.chunks > 0 : started.has(a.state);
+    if (hasOutput && !following.has(a.agent)) {
       following.add(a.agent);
       setOutput(a.agent, "");
       void followOutput(props.hub, props.id, a.agent, (s) => setOutput(a.agent, (o) => (o ?? "") + s), abort.signal);
@@ -59,7 +72,7 @@ export function CommandPage(props: { hub: Hub; hubURL: string; token: () => stri
     const { data, error } = await props.hub.GET("/v1/commands/{id}", { params: { path: { id: props.id } } });
     if (error) throw new ProblemError(error);
     const st = data!;
-    setWhole({ state: overall(st), counts: st.counts, message: "", done: st.done });
+    setWhole({ state: overall(st), counts: st.counts, message: "", done: st.done, approvals: 0, needed: st.approval?.count ?? 0 });
     for (const a of st.agents ?? []) update(a);
     void watch({
       url: new URL(`v1/commands/${encodeURIComponent(props.id)}/events`, props.hubURL + "/").toString(),
@@ -72,8 +85,15 @@ export function CommandPage(props: { hub: Hub; hubURL: string; token: () => stri
         try {
           if (ev.event === "agent") update(JSON.parse(ev.data) as AgentState);
           else if (ev.event === "command") {
-            const u = JSON.parse(ev.data) as { state: string; counts: Record<string, number>; message?: string; done: boolean };
-            setWhole({ state: u.state, counts: u.counts ?? {}, message: u.message ?? "", done: u.done });
+            const u = JSON.parse(ev.data) as Partial<{ state: string; counts: Record<string, number>; message: string; done: boolean; approvals: number; approvalsNeeded: number }>;
+            setWhole({
+              state: u.state ?? "running",
+              counts: u.counts ?? {},
+              message: u.message ?? "",
+              done: u.done === true,
+              approvals: u.approvals ?? 0,
+              needed: u.approvalsNeeded ?? whole()?.needed ?? 0,
+            });
           }
         } catch {
           // A malformed event is skipped; the next one carries the whole state again.
@@ -82,6 +102,16 @@ export function CommandPage(props: { hub: Hub; hubURL: string; token: () => stri
     });
     return st;
   });
+
+  async function decide(how: "approve" | "deny") {
+    setActionError(null);
+    setDecided("");
+    const body = comment().trim() ? { comment: comment().trim() } : {};
+    const opts = { params: { path: { id: props.id } }, body };
+    const { error } = how === "approve" ? await props.hub.POST("/v1/commands/{id}/approve", opts) : await props.hub.POST("/v1/commands/{id}/deny", opts);
+    if (error) setActionError(new ProblemError(error));
+    else setDecided(how === "approve" ? "You approved it." : "You denied it.");
+  }
 
   async function cancel() {
     setActionError(null);
@@ -138,6 +168,39 @@ export function CommandPage(props: { hub: Hub; hubURL: string; token: () => stri
           </>
         )}
       </Show>
+      <Show when={status.latest && (whole()?.state ?? "") === "awaiting_approval"}>
+        <section aria-labelledby="approval-h" class="mb-4 rounded-lg border border-warn bg-warn-bg p-4 text-warn" data-testid="approval">
+          <h2 id="approval-h" class="mb-1 text-lg font-semibold">
+            Awaiting approval
+          </h2>
+          <p class="mb-3 text-sm">
+            {status.latest?.approval?.reason ?? "The policy requires approvals before it runs."}
+            {whole()?.needed ? ` ${whole()!.approvals} of ${whole()!.needed} approvals so far.` : ""}
+          </p>
+          <div class="flex flex-wrap items-end gap-2">
+            <div>
+              <label for="decide-comment" class="mb-1 block text-sm font-medium">
+                Comment (optional)
+              </label>
+              <input
+                id="decide-comment"
+                class="w-72 rounded border border-border bg-surface px-3 py-2 text-text"
+                value={comment()}
+                onInput={(e) => setComment(e.currentTarget.value)}
+              />
+            </div>
+            <button type="button" class="rounded bg-accent px-4 py-2 font-medium text-accent-text" onClick={() => void decide("approve")}>
+              Approve
+            </button>
+            <button type="button" class="rounded border border-border bg-surface px-4 py-2 text-text" onClick={() => void decide("deny")}>
+              Deny
+            </button>
+          </div>
+        </section>
+      </Show>
+      <p class="mb-2 text-sm" aria-live="polite" data-testid="decided">
+        {decided()}
+      </p>
       <Show when={actionError()}>
         <ProblemNote error={actionError()} />
       </Show>
@@ -163,7 +226,7 @@ export function CommandPage(props: { hub: Hub; hubURL: string; token: () => stri
                   <span class="text-sm text-warn">{agents[id]?.reason}</span>
                 </Show>
               </div>
-              <Show when={output[id] !== undefined} fallback={<p class="text-sm text-muted">No output yet.</p>}>
+              <Show when={output[id] !== undefined} fallback={<p class="text-sm text-muted">{final.has(agents[id]?.state ?? "") ? "No output." : "No output yet."}</p>}>
                 <pre
                   class="max-h-96 overflow-auto rounded bg-surface-2 p-3 font-mono text-xs whitespace-pre-wrap"
                   aria-label={`Output of ${agents[id]?.name || id}`}

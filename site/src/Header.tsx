@@ -7,6 +7,7 @@ import type { Theme } from "./theme";
 const pages = [
   { key: "fleet", label: "Fleet", href: "#/fleet" },
   { key: "commands", label: "Commands", href: "#/commands" },
+  { key: "approvals", label: "Approvals", href: "#/approvals" },
   { key: "alerts", label: "Alerts", href: "#/alerts" },
 ] as const;
 

@@ -21,8 +21,9 @@ export async function followOutput(
         parseAs: "arrayBuffer",
         signal,
       });
-      if (response.ok && data) {
-        const text = decoder.decode(new Uint8Array(data as ArrayBuffer), { stream: true });
+      if (response.ok) {
+        // No body at all (nothing stored yet) reads as no bytes.
+        const text = data ? decoder.decode(new Uint8Array(data as ArrayBuffer), { stream: true }) : "";
         if (text) onText(text);
         const header = response.headers.get("X-Pulse-Next-Chunk");
         if (header === null) {

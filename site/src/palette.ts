@@ -15,6 +15,7 @@ export const pageEntries: Entry[] = [
   { label: "Fleet", kind: "page", route: { page: "fleet" } },
   { label: "Commands", kind: "page", route: { page: "commands" } },
   { label: "Run a command", kind: "page", route: { page: "run", targets: "" } },
+  { label: "Approvals", kind: "page", route: { page: "approvals" } },
   { label: "Alerts", kind: "page", route: { page: "alerts" } },
 ];
 

@@ -10,6 +10,7 @@ export type Route =
   | { page: "command"; id: string }
   | { page: "run"; targets: string }
   | { page: "alerts" }
+  | { page: "approvals" }
   | { page: "missing"; path: string };
 
 /** parseRoute reads a location.hash ("#/agents/web-1"); an empty hash is the fleet. */
@@ -32,6 +33,8 @@ export function parseRoute(hash: string): Route {
       return second === undefined ? { page: "run", targets: q.get("targets") ?? "" } : { page: "missing", path };
     case "alerts":
       return second === undefined ? { page: "alerts" } : { page: "missing", path };
+    case "approvals":
+      return second === undefined ? { page: "approvals" } : { page: "missing", path };
   }
   return { page: "missing", path };
 }
@@ -59,13 +62,15 @@ export function href(r: Route): string {
       return r.targets ? `#/run?${new URLSearchParams({ targets: r.targets }).toString()}` : "#/run";
     case "alerts":
       return "#/alerts";
+    case "approvals":
+      return "#/approvals";
     case "missing":
       return `#${r.path}`;
   }
 }
 
 /** section is the top-level page a route belongs to, for the navigation's aria-current. */
-export function section(r: Route): "fleet" | "commands" | "alerts" | null {
+export function section(r: Route): "fleet" | "commands" | "approvals" | "alerts" | null {
   switch (r.page) {
     case "fleet":
     case "agent":
@@ -74,6 +79,8 @@ export function section(r: Route): "fleet" | "commands" | "alerts" | null {
     case "command":
     case "run":
       return "commands";
+    case "approvals":
+      return "approvals";
     case "alerts":
       return "alerts";
   }
