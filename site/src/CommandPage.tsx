@@ -27,6 +27,11 @@ interface Whole {
   needed: number;
 }
 
+/** sentence ends s with a full stop. */
+function sentence(s: string): string {
+  return /[.!?]$/.test(s) ? s : s + ".";
+}
+
 /** exitOf is an agent's exit code: the hub leaves out a zero, which a success always has. */
 function exitOf(a: AgentState | undefined): number | undefined {
   if (!a) return undefined;
@@ -174,7 +179,7 @@ export function CommandPage(props: { hub: Hub; hubURL: string; token: () => stri
             Awaiting approval
           </h2>
           <p class="mb-3 text-sm">
-            {status.latest?.approval?.reason ?? "The policy requires approvals before it runs."}
+            {sentence(status.latest?.approval?.reason ?? "The policy requires approvals before it runs")}
             {whole()?.needed ? ` ${whole()!.approvals} of ${whole()!.needed} approvals so far.` : ""}
           </p>
           <div class="flex flex-wrap items-end gap-2">
