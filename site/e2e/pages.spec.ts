@@ -13,6 +13,7 @@ const hub = env("PULSE_E2E_HUB");
 test("the fleet passes axe; a fleet row leads to the agent with its resources", async ({ page }) => {
   await signIn(page, token);
   await axe(page, "fleet");
+  await expect(page.getByRole("link", { name: "Run a command on all" })).toHaveAttribute("href", "#/run?targets=all");
   await page.getByRole("link", { name: agentName }).click();
   await expect(page).toHaveURL(/#\/agents\//);
   await expect(page.getByRole("heading", { level: 1, name: agentName })).toBeVisible();
@@ -93,6 +94,21 @@ test("run a command from the form and watch its output arrive live", async ({ pa
   await page.getByLabel("Command name").fill("host_uptime");
   await page.getByRole("button", { name: "Filter" }).click();
   await expect(page.locator("tr[data-command]", { hasText: "host_uptime" }).first()).toBeVisible();
+  // Issued by whom, and since when (the person's local time, sent as RFC 3339).
+  const asked: URLSearchParams[] = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/v1/commands?")) asked.push(new URL(r.url()).searchParams);
+  });
+  await page.getByLabel("Issued by").fill("nobody-at-all");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page.getByText("No commands match.")).toBeVisible();
+  expect(asked.at(-1)?.get("issuer")).toBe("nobody-at-all");
+  await page.getByLabel("Issued by").fill("");
+  await page.getByLabel("Since").fill("2000-01-01T00:00");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await expect(page.locator("tr[data-command]", { hasText: "host_uptime" }).first()).toBeVisible();
+  expect(asked.at(-1)?.get("since")).toBe(new Date("2000-01-01T00:00").toISOString());
+  await page.getByLabel("Since").fill("");
   await page.getByLabel("Command name").fill("no_such_command");
   await page.getByRole("button", { name: "Filter" }).click();
   await expect(page.getByText("No commands match.")).toBeVisible();

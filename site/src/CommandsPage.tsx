@@ -14,20 +14,33 @@ interface Filter {
   state: State | "";
   command: string;
   agent: string;
+  issuer: string;
+  /** A datetime-local value (the person's local time), or "". */
+  since: string;
   cursor: string;
+}
+
+/** sinceQuery turns a datetime-local value into the RFC 3339 time the hub takes, or null. */
+export function sinceQuery(local: string): string | null {
+  if (!local) return null;
+  const t = new Date(local);
+  return Number.isNaN(t.getTime()) ? null : t.toISOString();
 }
 
 const input = "rounded border border-border bg-surface px-3 py-2 text-text placeholder:text-muted";
 
 /** CommandsPage lists commands by filter. */
 export function CommandsPage(props: { hub: Hub }): JSX.Element {
-  const [draft, setDraft] = createSignal<Filter>({ state: "", command: "", agent: "", cursor: "" });
+  const [draft, setDraft] = createSignal<Filter>({ state: "", command: "", agent: "", issuer: "", since: "", cursor: "" });
   const [filter, setFilter] = createSignal<Filter>(draft());
   const [page] = createResource(filter, async (f): Promise<{ commands: CommandSummary[]; next: string }> => {
     const query: Query = { limit: 50 };
     if (f.state) query.state = f.state;
     if (f.command) query.command = f.command;
     if (f.agent) query.agent = f.agent;
+    if (f.issuer) query.issuer = f.issuer;
+    const since = sinceQuery(f.since);
+    if (since) query.since = since;
     if (f.cursor) query.cursor = f.cursor;
     const { data, error } = await props.hub.GET("/v1/commands", { params: { query } });
     if (error) throw new ProblemError(error);
@@ -74,6 +87,18 @@ export function CommandsPage(props: { hub: Hub }): JSX.Element {
             Agent id
           </label>
           <input id="f-agent" class={input} value={draft().agent} onInput={(e) => set("agent", e.currentTarget.value.trim())} />
+        </div>
+        <div>
+          <label for="f-issuer" class="mb-1 block text-sm font-medium">
+            Issued by
+          </label>
+          <input id="f-issuer" class={input} placeholder="person:alice" value={draft().issuer} onInput={(e) => set("issuer", e.currentTarget.value.trim())} />
+        </div>
+        <div>
+          <label for="f-since" class="mb-1 block text-sm font-medium">
+            Since
+          </label>
+          <input id="f-since" type="datetime-local" class={input} value={draft().since} onInput={(e) => set("since", e.currentTarget.value)} />
         </div>
         <button type="submit" class="rounded bg-accent px-4 py-2 font-medium text-accent-text">
           Filter

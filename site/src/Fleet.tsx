@@ -80,6 +80,9 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
         >
           Refresh
         </button>
+        <a class="rounded border border-border bg-surface px-4 py-2" href={href({ page: "run", targets: selector() || "all" })}>
+          Run a command on {selector() ? "these" : "all"}
+        </a>
       </form>
 
       <Show when={agents.error}>
