@@ -1,7 +1,7 @@
 // The fleet page: every agent with its state, last heartbeat, labels, version and soft-disabled
 // integrations, a red banner for each host whose shell hatch is open, filtered by a label selector
 // that the hub applies (GET /v1/agents?selector=).
-import { createResource, createSignal, For, onCleanup, Show, type JSX } from "solid-js";
+import { createEffect, createResource, createSignal, For, onCleanup, Show, type JSX } from "solid-js";
 import { describe, ProblemError, type Agent, type Hub } from "./api";
 import { ago, labelText } from "./format";
 import { go, href } from "./router";
@@ -14,6 +14,10 @@ async function fetchAgents(hub: Hub, selector: string): Promise<Agent[]> {
   if (!data) throw new Error("the hub answered no agents");
   return data.agents ?? [];
 }
+
+/** From this many rows on, the table is windowed; margin rows are kept beyond each edge of the view. */
+const windowFrom = 300;
+const margin = 10;
 
 /** Fleet is the page; it refreshes every 15 seconds. */
 export function Fleet(props: { hub: Hub }): JSX.Element {
@@ -30,6 +34,28 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
   // Reading a resource that failed throws; a refused selector shows the hub's problem and no rows.
   const rows = (): Agent[] => (agents.state === "errored" ? [] : (agents.latest ?? []));
   const hatches = () => rows().filter((a) => a.hatch?.open);
+
+  // A large fleet is windowed: only the rows in view (and a margin) are in the page, between two
+  // spacers as tall as the rows left out, so 10,000 agents scroll as smoothly as ten.
+  let scroller: HTMLDivElement | undefined;
+  const [scrollTop, setScrollTop] = createSignal(0);
+  const [viewH, setViewH] = createSignal(800);
+  const [rowH, setRowH] = createSignal(57);
+  const windowed = () => rows().length >= windowFrom;
+  const range = (): [number, number] => {
+    const n = rows().length;
+    if (!windowed()) return [0, n];
+    const first = Math.max(0, Math.floor(scrollTop() / rowH()) - margin);
+    return [first, Math.min(n, Math.ceil((scrollTop() + viewH()) / rowH()) + margin)];
+  };
+  const visible = () => rows().slice(...range());
+  createEffect(() => {
+    visible();
+    const tr = scroller?.querySelector("tbody tr[data-agent]");
+    const h = tr?.getBoundingClientRect().height ?? 0;
+    if (windowed() && h > 0 && Math.abs(h - rowH()) > 0.5) setRowH(h);
+  });
+  const clip = () => (windowed() ? "max-h-10 overflow-hidden" : "");
 
   return (
     <main class="mx-auto max-w-7xl px-4 py-6">
@@ -91,10 +117,18 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
         </p>
       </Show>
 
-      <div class="overflow-x-auto rounded-lg border border-border bg-surface">
-        <table class="w-full text-left text-sm">
+      <div
+        ref={scroller}
+        class={"overflow-x-auto rounded-lg border border-border bg-surface " + (windowed() ? "max-h-[70vh] overflow-y-auto" : "")}
+        data-testid="fleet-scroller"
+        onScroll={(e) => {
+          setScrollTop(e.currentTarget.scrollTop);
+          setViewH(e.currentTarget.clientHeight);
+        }}
+      >
+        <table class="w-full text-left text-sm" aria-rowcount={rows().length + 1}>
           <caption class="sr-only">Agents{selector() ? ` matching ${selector()}` : ""}</caption>
-          <thead class="bg-surface-2">
+          <thead class={"bg-surface-2" + (windowed() ? " sticky top-0 z-10" : "")}>
             <tr>
               <th scope="col" class="px-3 py-2">Agent</th>
               <th scope="col" class="px-3 py-2">State</th>
@@ -105,8 +139,11 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
             </tr>
           </thead>
           <tbody>
+            <Show when={range()[0] > 0}>
+              <tr aria-hidden="true" style={{ height: `${range()[0] * rowH()}px` }} />
+            </Show>
             <For
-              each={rows()}
+              each={visible()}
               fallback={
                 <tr>
                   <td colSpan={6} class="px-3 py-6 text-center text-muted">
@@ -115,10 +152,11 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
                 </tr>
               }
             >
-              {(a) => (
+              {(a, i) => (
                 <tr
                   class="cursor-pointer border-t border-border hover:bg-surface-2"
                   data-agent={a.id}
+                  aria-rowindex={range()[0] + i() + 2}
                   onClick={(e) => {
                     // The name is the link (for keyboards and screen readers); the rest of the row is a
                     // bigger target for a pointer.
@@ -151,7 +189,7 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
                   </td>
                   <td class="px-3 py-2 font-mono text-xs">{a.version || "—"}</td>
                   <td class="px-3 py-2">
-                    <ul class="flex flex-wrap gap-1">
+                    <ul class={"flex flex-wrap gap-1 " + clip()}>
                       <For each={labelText(a.labels)}>
                         {(l) => <li class="rounded bg-surface-2 px-2 py-0.5 font-mono text-xs">{l}</li>}
                       </For>
@@ -159,7 +197,7 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
                   </td>
                   <td class="px-3 py-2">
                     <Show when={(a.disabled ?? []).length > 0} fallback={<span class="text-muted">none</span>}>
-                      <ul class="space-y-1">
+                      <ul class={"space-y-1 " + clip()}>
                         <For each={a.disabled ?? []}>
                           {(d) => (
                             <li class="rounded bg-warn-bg px-2 py-0.5 text-xs text-warn">
@@ -173,6 +211,9 @@ export function Fleet(props: { hub: Hub }): JSX.Element {
                 </tr>
               )}
             </For>
+            <Show when={windowed() && range()[1] < rows().length}>
+              <tr aria-hidden="true" style={{ height: `${(rows().length - range()[1]) * rowH()}px` }} />
+            </Show>
           </tbody>
         </table>
       </div>
