@@ -70,7 +70,13 @@ func TestDashboard(t *testing.T) {
 	staticURL := "http://" + static.Addr().String()
 
 	storeURL, admin := initStore(t, dir)
-	h := startHubBin(t, bin, dir, freeAddr(t), s3server.Env(), "--store", storeURL, "--poll-hold", "5s", "--cors-origin", staticURL)
+	// The browser's own address is a trusted forward-auth proxy, so a page whose requests carry
+	// Remote-User (as a proxy would add) is signed in without a token (e2e/forward.spec.ts).
+	hubConf := filepath.Join(dir, "hub.toml")
+	if err := os.WriteFile(hubConf, []byte("[auth.forward]\ntrusted_proxies = [\"127.0.0.1\"]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startHubBin(t, bin, dir, freeAddr(t), s3server.Env(), "--config", hubConf, "--store", storeURL, "--poll-hold", "5s", "--cors-origin", staticURL)
 	root := filepath.Join(dir, "static")
 	if err := os.CopyFS(root, os.DirFS(filepath.Join(site, "dist", "app"))); err != nil {
 		t.Fatal(err)

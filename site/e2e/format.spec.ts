@@ -18,6 +18,11 @@ test("config.json names the hub, else the page's origin", () => {
   for (const [body, want] of cases) {
     expect(parseConfig(body, origin).hub, JSON.stringify(body)).toBe(want);
   }
+  // Forward-auth is asked for only when config.json says so.
+  expect(parseConfig({ hub: "https://h", auth: "forward" }, origin)).toEqual({ hub: "https://h", auth: "forward" });
+  expect(parseConfig({ auth: "forward" }, origin)).toEqual({ hub: origin, auth: "forward" });
+  expect(parseConfig({ hub: "https://h", auth: "oidc" }, origin).auth).toBe("token");
+  expect(parseConfig(null, origin).auth).toBe("token");
 });
 
 test("last seen is worded for a person", () => {

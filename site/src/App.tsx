@@ -2,7 +2,7 @@
 // in the page the hash names (router.ts).
 import { createSignal, Match, Show, Switch, type JSX } from "solid-js";
 import { newHub } from "./api";
-import type { SiteConfig } from "./config";
+import { probeForwarded, type SiteConfig } from "./config";
 import { createSession } from "./session";
 import { createTheme } from "./theme";
 import { createRoute, type Route } from "./router";
@@ -27,15 +27,17 @@ export function App(props: { config: SiteConfig }): JSX.Element {
   const theme = createTheme();
   const hub = newHub(props.config.hub, session.token, (p) => session.signOut(p));
   const route = createRoute();
+  if (props.config.auth === "forward" && !session.token()) void probeForwarded(props.config.hub).then((ok) => ok && !session.token() && session.forward());
   const [palette, setPalette] = createSignal(false);
   onPaletteKey(() => {
-    if (session.token()) setPalette(true);
+    if (session.signedIn()) setPalette(true);
   });
 
   return (
     <>
       <Header
-        signedIn={!!session.token()}
+        signedIn={session.signedIn()}
+        forwarded={session.forwarded()}
         route={route}
         theme={theme.theme()}
         onToggleTheme={() => theme.toggle()}
@@ -43,7 +45,7 @@ export function App(props: { config: SiteConfig }): JSX.Element {
         onPalette={() => setPalette(true)}
       />
       <Show
-        when={session.token()}
+        when={session.signedIn()}
         fallback={<SignIn hub={hub} hubURL={props.config.hub} refusal={session.refusal()} onToken={(t) => session.signIn(t)} />}
       >
         <Palette hub={hub} open={palette()} onClose={() => setPalette(false)} />

@@ -16,6 +16,8 @@ const button = "rounded border border-border px-3 py-1 text-sm";
 /** Header is the top bar; the navigation shows only when signed in. */
 export function Header(props: {
   signedIn: boolean;
+  /** Signed in by a forward-auth proxy: there is no token to forget. */
+  forwarded: boolean;
   route: Accessor<Route>;
   theme: Theme;
   onToggleTheme(): void;
@@ -70,10 +72,13 @@ export function Header(props: {
           >
             {props.theme === "dark" ? "Light" : "Dark"}
           </button>
-          <Show when={props.signedIn}>
+          <Show when={props.signedIn && !props.forwarded}>
             <button type="button" class={button} onClick={() => props.onSignOut()}>
               Sign out
             </button>
+          </Show>
+          <Show when={props.forwarded}>
+            <span class="text-sm text-muted">Signed in through your proxy</span>
           </Show>
         </div>
       </div>

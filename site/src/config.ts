@@ -6,17 +6,22 @@
 export interface SiteConfig {
   /** The hub's base URL, e.g. https://pulse.example.com. */
   hub: string;
+  /**
+   * "forward": a forward-auth proxy in front of the hub names the person, so the page signs in
+   * without a token when the hub answers it. Asked only when said: a request without credentials
+   * counts as a failed authentication at a hub without such a proxy.
+   */
+  auth: "token" | "forward";
 }
 
 /** parseConfig takes the hub from a config.json body, or falls back to the page's origin. */
 export function parseConfig(body: unknown, origin: string): SiteConfig {
-  if (body && typeof body === "object" && "hub" in body) {
-    const hub = (body as { hub: unknown }).hub;
-    if (typeof hub === "string" && hub.trim() !== "") {
-      return { hub: hub.trim().replace(/\/+$/, "") };
-    }
+  const b = body && typeof body === "object" ? (body as { hub?: unknown; auth?: unknown }) : {};
+  const auth = b.auth === "forward" ? "forward" : "token";
+  if (typeof b.hub === "string" && b.hub.trim() !== "") {
+    return { hub: b.hub.trim().replace(/\/+$/, ""), auth };
   }
-  return { hub: origin };
+  return { hub: origin, auth };
 }
 
 /** loadConfig fetches ./config.json relative to the page; absent or unreadable means same origin. */
@@ -31,4 +36,17 @@ export async function loadConfig(): Promise<SiteConfig> {
     // No config.json (or not JSON): the hub is the origin that served the page.
   }
   return parseConfig(undefined, location.origin);
+}
+
+/**
+ * probeForwarded asks the hub for the fleet without a token: behind a forward-auth proxy (one the hub
+ * trusts to name the person) it answers 200, and the dashboard needs no token at all.
+ */
+export async function probeForwarded(hub: string): Promise<boolean> {
+  try {
+    const resp = await fetch(new URL("v1/agents?selector=all", hub + "/"), { cache: "no-store" });
+    return resp.ok;
+  } catch {
+    return false;
+  }
 }

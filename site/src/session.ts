@@ -8,6 +8,11 @@ const KEY = "pulse.token";
 /** Session is the token and why the person was last sent back to sign-in. */
 export interface Session {
   token: Accessor<string | null>;
+  /** Signed in without a token: a forward-auth proxy in front of the hub vouches for the person. */
+  forwarded: Accessor<boolean>;
+  signedIn(): boolean;
+  /** forward records that the hub answered without a token (through the proxy). */
+  forward(): void;
   /** The hub's problem that ended the last session (a 401), shown on the sign-in page. */
   refusal: Accessor<Problem | null>;
   signIn(token: string): void;
@@ -26,8 +31,15 @@ function stored(): string | null {
 export function createSession(): Session {
   const [token, setToken] = createSignal<string | null>(stored());
   const [refusal, setRefusal] = createSignal<Problem | null>(null);
+  const [forwarded, setForwarded] = createSignal(false);
   return {
     token,
+    forwarded,
+    signedIn: () => token() !== null || forwarded(),
+    forward() {
+      setRefusal(null);
+      setForwarded(true);
+    },
     refusal,
     signIn(t) {
       setRefusal(null);
@@ -40,6 +52,7 @@ export function createSession(): Session {
     },
     signOut(p) {
       setRefusal(p ?? null);
+      setForwarded(false);
       setToken(null);
       try {
         sessionStorage.removeItem(KEY);
