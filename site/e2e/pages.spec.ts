@@ -192,3 +192,27 @@ test("the agent's load is charted from its live samples", async ({ page }) => {
   expect(await chart.locator("path").getAttribute("d")).toMatch(/^M/);
   await shoot(page, "agent-load");
 });
+
+test("a broken workflow shows the hub's error at its line", async ({ page }) => {
+  await signIn(page, token);
+  await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Workflows" }).click();
+  await expect(page.getByRole("heading", { level: 1, name: "Workflows" })).toBeVisible();
+  await page.getByLabel("Name").fill("uptime-all");
+  await page.getByLabel("Source (YAML)").fill("name: uptime-all\nsteps:\n  - name: up\n    type: execute\n    targets: [all]\n    command: host_uptime\n");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await expect(page.getByTestId("wf-applied")).toHaveText("Applied uptime-all as version 1.");
+  await expect(page.locator('tr[data-workflow="uptime-all"]')).toBeVisible();
+
+  const answer = page.waitForResponse((r) => r.request().method() === "PUT" && r.url().includes("/v1/workflows/"));
+  await page.getByLabel("Source (YAML)").fill("name: uptime-all\nsteps:\n  - name: up\n    type: execute\n    targets: [all]\n    command: no_such_command\n");
+  await page.getByRole("button", { name: "Apply" }).click();
+  const problem = (await (await answer).json()) as { errors: { location: string; message: string }[] };
+  const line = Number(/^body\.source:(\d+):/.exec(problem.errors[0]!.location)?.[1]);
+  expect(line).toBeGreaterThan(0);
+  const bad = page.locator(`[data-testid="wf-source-view"] li[data-line="${line}"]`);
+  await expect(bad).toHaveAttribute("data-bad", "true");
+  await expect(bad.getByTestId("wf-problem")).toContainText(`line ${line}, column`);
+  await expect(bad.getByTestId("wf-problem")).toContainText(problem.errors[0]!.message);
+  await expect(page.getByLabel("Source (YAML)")).toHaveAttribute("aria-invalid", "true");
+  await shoot(page, "workflows");
+});

@@ -5,6 +5,7 @@ import { duration, rulesOf } from "../src/format";
 import { matches, pageEntries, type Entry } from "../src/palette";
 import { checkParam, common, paramsOf, type CommandSpec } from "../src/params";
 import { href, parseRoute, section, type Route } from "../src/router";
+import { sourceProblems } from "../src/workflow";
 
 test("hash routes parse and print back", () => {
   const cases: [string, Route][] = [
@@ -21,6 +22,7 @@ test("hash routes parse and print back", () => {
     ["#/run?targets=env%3Dprod%2Crole%3Dweb", { page: "run", targets: "env=prod,role=web" }],
     ["#/alerts", { page: "alerts" }],
     ["#/approvals", { page: "approvals" }],
+    ["#/workflows", { page: "workflows" }],
     ["#/alerts/x", { page: "missing", path: "/alerts/x" }],
     ["#/agents/a/b", { page: "missing", path: "/agents/a/b" }],
     ["#/nope", { page: "missing", path: "/nope" }],
@@ -103,4 +105,22 @@ test("the sparkline spans its box, highest at the top", () => {
   expect(sparkPath([1, 3, 2], 100, 10)).toBe("M0,10 L50,0 L100,5");
   expect(sparkPath([2, 2], 100, 10)).toBe("M0,5 L100,5");
   expect(sparkPath([5], 100, 10)).toBe("M0,5");
+});
+
+test("a workflow's refusal is read at its lines", () => {
+  const p = {
+    status: 422,
+    errors: [
+      { location: "body.source:7:11 steps[1].command", message: "no agent offers it" },
+      { location: "body.source:3:3", message: "unknown key" },
+      { location: "body.source", message: "not YAML" },
+      { location: "body.name", message: "elsewhere" },
+    ],
+  };
+  expect(sourceProblems(p)).toEqual([
+    { line: 0, column: 0, path: "", message: "not YAML" },
+    { line: 3, column: 3, path: "", message: "unknown key" },
+    { line: 7, column: 11, path: "steps[1].command", message: "no agent offers it" },
+  ]);
+  expect(sourceProblems(null)).toEqual([]);
 });

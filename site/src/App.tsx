@@ -16,6 +16,7 @@ import { CommandPage } from "./CommandPage";
 import { RunPage } from "./RunPage";
 import { AlertsPage } from "./AlertsPage";
 import { ApprovalsPage } from "./ApprovalsPage";
+import { WorkflowsPage } from "./WorkflowsPage";
 
 function when<P extends Route["page"]>(r: Route, page: P): Extract<Route, { page: P }> | undefined {
   return r.page === page ? (r as Extract<Route, { page: P }>) : undefined;
@@ -76,6 +77,9 @@ export function App(props: { config: SiteConfig }): JSX.Element {
           </Match>
           <Match when={when(route(), "approvals")}>
             <ApprovalsPage hub={hub} />
+          </Match>
+          <Match when={when(route(), "workflows")}>
+            <WorkflowsPage hub={hub} />
           </Match>
           <Match when={when(route(), "alerts")}>
             <AlertsPage hub={hub} />

@@ -8,6 +8,7 @@ const pages = [
   { key: "fleet", label: "Fleet", href: "#/fleet" },
   { key: "commands", label: "Commands", href: "#/commands" },
   { key: "approvals", label: "Approvals", href: "#/approvals" },
+  { key: "workflows", label: "Workflows", href: "#/workflows" },
   { key: "alerts", label: "Alerts", href: "#/alerts" },
 ] as const;
 

@@ -16,6 +16,7 @@ export const pageEntries: Entry[] = [
   { label: "Commands", kind: "page", route: { page: "commands" } },
   { label: "Run a command", kind: "page", route: { page: "run", targets: "" } },
   { label: "Approvals", kind: "page", route: { page: "approvals" } },
+  { label: "Workflows", kind: "page", route: { page: "workflows" } },
   { label: "Alerts", kind: "page", route: { page: "alerts" } },
 ];
 

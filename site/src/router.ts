@@ -11,6 +11,7 @@ export type Route =
   | { page: "run"; targets: string }
   | { page: "alerts" }
   | { page: "approvals" }
+  | { page: "workflows" }
   | { page: "missing"; path: string };
 
 /** parseRoute reads a location.hash ("#/agents/web-1"); an empty hash is the fleet. */
@@ -35,6 +36,8 @@ export function parseRoute(hash: string): Route {
       return second === undefined ? { page: "alerts" } : { page: "missing", path };
     case "approvals":
       return second === undefined ? { page: "approvals" } : { page: "missing", path };
+    case "workflows":
+      return second === undefined ? { page: "workflows" } : { page: "missing", path };
   }
   return { page: "missing", path };
 }
@@ -64,13 +67,15 @@ export function href(r: Route): string {
       return "#/alerts";
     case "approvals":
       return "#/approvals";
+    case "workflows":
+      return "#/workflows";
     case "missing":
       return `#${r.path}`;
   }
 }
 
 /** section is the top-level page a route belongs to, for the navigation's aria-current. */
-export function section(r: Route): "fleet" | "commands" | "approvals" | "alerts" | null {
+export function section(r: Route): "fleet" | "commands" | "approvals" | "workflows" | "alerts" | null {
   switch (r.page) {
     case "fleet":
     case "agent":
@@ -81,6 +86,8 @@ export function section(r: Route): "fleet" | "commands" | "approvals" | "alerts"
       return "commands";
     case "approvals":
       return "approvals";
+    case "workflows":
+      return "workflows";
     case "alerts":
       return "alerts";
   }
