@@ -38,8 +38,9 @@ func chromiumBin(t *testing.T) string {
 // (site/e2e): sign-in, the fleet with the agent and its details, the selector filter, the hatch
 // banner, deep links, the navigation and command palette, the agent page with its inventory, a
 // command run from the form with its output arriving live, cancel, the history, alerts, a viewer
-// token refused with the policy rule shown, phone width, axe on every page, and screenshots of every
-// page, light and dark (in site/test-results/screenshots unless PULSE_E2E_SHOTS says where); and the
+// token refused with the policy rule shown, a workflow run with an input from the Workflows page and
+// its execution followed live to its prompt, answered there and finished, the executions list, phone
+// width, axe on every page, and screenshots of every page, light and dark (in site/test-results/screenshots unless PULSE_E2E_SHOTS says where); and the
 // same build served by a plain file server on another origin, naming the hub in config.json, signs
 // in and runs a command against the hub (CORS).
 func TestDashboard(t *testing.T) {
@@ -155,7 +156,7 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("playwright test: %v\n%s", err, out)
 	}
 	t.Logf("playwright:\n%s", out)
-	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu", "approvals", "approval", "workflows"} {
+	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu", "approvals", "approval", "workflows", "execution", "executions"} {
 		for _, theme := range []string{"light", "dark"} {
 			shot := page + "-" + theme
 			if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {

@@ -5,7 +5,7 @@ import { duration, rulesOf } from "../src/format";
 import { matches, pageEntries, type Entry } from "../src/palette";
 import { checkParam, common, paramsOf, type CommandSpec } from "../src/params";
 import { href, parseRoute, section, type Route } from "../src/router";
-import { sourceProblems } from "../src/workflow";
+import { inputsOf, inputValues, sourceProblems, stepOrder } from "../src/workflow";
 
 test("hash routes parse and print back", () => {
   const cases: [string, Route][] = [
@@ -23,6 +23,9 @@ test("hash routes parse and print back", () => {
     ["#/alerts", { page: "alerts" }],
     ["#/approvals", { page: "approvals" }],
     ["#/workflows", { page: "workflows" }],
+    ["#/executions", { page: "executions" }],
+    ["#/executions/ex-1", { page: "execution", id: "ex-1" }],
+    ["#/executions/a/b", { page: "missing", path: "/executions/a/b" }],
     ["#/alerts/x", { page: "missing", path: "/alerts/x" }],
     ["#/agents/a/b", { page: "missing", path: "/agents/a/b" }],
     ["#/nope", { page: "missing", path: "/nope" }],
@@ -34,12 +37,15 @@ test("hash routes parse and print back", () => {
     { page: "run", targets: "env=prod,role=web" },
     { page: "run", targets: "" },
     { page: "alerts" },
+    { page: "executions" },
+    { page: "execution", id: "ex 1/2" },
   ] as Route[]) {
     expect(parseRoute(href(r)), href(r)).toEqual(r);
   }
   expect(section({ page: "agent", id: "x" })).toBe("fleet");
   expect(section({ page: "run", targets: "" })).toBe("commands");
   expect(section({ page: "approvals" })).toBe("approvals");
+  expect(section({ page: "execution", id: "x" })).toBe("executions");
   expect(section({ page: "missing", path: "/x" })).toBeNull();
 });
 
@@ -123,4 +129,40 @@ test("a workflow's refusal is read at its lines", () => {
     { line: 7, column: 11, path: "steps[1].command", message: "no agent offers it" },
   ]);
   expect(sourceProblems(null)).toEqual([]);
+});
+
+test("a workflow's declared inputs make the run form, and its values are typed as declared", () => {
+  const specs = inputsOf({
+    inputs: {
+      note: { type: "string", required: true, description: "What is shipped." },
+      count: { type: "int", default: 3 },
+      dry: { type: "bool", default: false },
+      odd: "not an object",
+    },
+    steps: [],
+  });
+  expect(specs).toEqual([
+    { name: "count", type: "int", description: "", required: false, default: "3" },
+    { name: "dry", type: "bool", description: "", required: false, default: "false" },
+    { name: "note", type: "string", description: "What is shipped.", required: true, default: "" },
+    { name: "odd", type: "string", description: "", required: false, default: "" },
+  ]);
+  expect(inputsOf(null)).toEqual([]);
+  expect(inputsOf({ steps: [] })).toEqual([]);
+  expect(inputValues(specs, { count: "12", dry: "true", note: " two words ", odd: "" })).toEqual({
+    inputs: { count: 12, dry: true, note: " two words " },
+    problems: {},
+  });
+  // An empty optional input is left to the workflow's default; a required one and a non-number are named.
+  expect(inputValues(specs, { count: "1.5", dry: "", note: "  " })).toEqual({
+    inputs: {},
+    problems: { count: "A whole number.", note: "Required." },
+  });
+  expect(inputValues(specs, { count: "99999999999999999999", note: "x" }).problems).toEqual({ count: "A whole number." });
+});
+
+test("an execution's steps are ordered as its timeline reached them", () => {
+  const steps = { ship: {}, ask: {}, check: {}, later: {}, after: {} };
+  expect(stepOrder(steps, [{}, { step: "check" }, { step: "ask" }, { step: "check" }, { step: "gone" }])).toEqual(["check", "ask", "after", "later", "ship"]);
+  expect(stepOrder({}, [{ step: "x" }])).toEqual([]);
 });

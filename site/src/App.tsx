@@ -17,6 +17,8 @@ import { RunPage } from "./RunPage";
 import { AlertsPage } from "./AlertsPage";
 import { ApprovalsPage } from "./ApprovalsPage";
 import { WorkflowsPage } from "./WorkflowsPage";
+import { ExecutionsPage } from "./ExecutionsPage";
+import { ExecutionPage } from "./ExecutionPage";
 
 function when<P extends Route["page"]>(r: Route, page: P): Extract<Route, { page: P }> | undefined {
   return r.page === page ? (r as Extract<Route, { page: P }>) : undefined;
@@ -80,6 +82,12 @@ export function App(props: { config: SiteConfig }): JSX.Element {
           </Match>
           <Match when={when(route(), "workflows")}>
             <WorkflowsPage hub={hub} />
+          </Match>
+          <Match when={when(route(), "executions")}>
+            <ExecutionsPage hub={hub} />
+          </Match>
+          <Match when={when(route(), "execution")} keyed>
+            {(r) => <ExecutionPage hub={hub} hubURL={props.config.hub} token={session.token} id={r.id} />}
           </Match>
           <Match when={when(route(), "alerts")}>
             <AlertsPage hub={hub} />

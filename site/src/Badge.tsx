@@ -3,7 +3,7 @@ import type { JSX } from "solid-js";
 
 const good = new Set(["ok", "succeeded", "done", "online", "resolved"]);
 const bad = new Set(["failed", "timed_out", "rejected", "tampered", "denied", "firing", "degraded"]);
-const waiting = new Set(["running", "delivered", "queued", "pending", "awaiting_approval"]);
+const waiting = new Set(["running", "delivered", "queued", "pending", "awaiting_approval", "awaiting_response"]);
 
 /** tone is the badge's colour classes for a state. */
 export function tone(state: string): string {

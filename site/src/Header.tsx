@@ -9,6 +9,7 @@ const pages = [
   { key: "commands", label: "Commands", href: "#/commands" },
   { key: "approvals", label: "Approvals", href: "#/approvals" },
   { key: "workflows", label: "Workflows", href: "#/workflows" },
+  { key: "executions", label: "Executions", href: "#/executions" },
   { key: "alerts", label: "Alerts", href: "#/alerts" },
 ] as const;
 

@@ -17,6 +17,7 @@ export const pageEntries: Entry[] = [
   { label: "Run a command", kind: "page", route: { page: "run", targets: "" } },
   { label: "Approvals", kind: "page", route: { page: "approvals" } },
   { label: "Workflows", kind: "page", route: { page: "workflows" } },
+  { label: "Executions", kind: "page", route: { page: "executions" } },
   { label: "Alerts", kind: "page", route: { page: "alerts" } },
 ];
 

@@ -12,6 +12,8 @@ export type Route =
   | { page: "alerts" }
   | { page: "approvals" }
   | { page: "workflows" }
+  | { page: "executions" }
+  | { page: "execution"; id: string }
   | { page: "missing"; path: string };
 
 /** parseRoute reads a location.hash ("#/agents/web-1"); an empty hash is the fleet. */
@@ -38,6 +40,8 @@ export function parseRoute(hash: string): Route {
       return second === undefined ? { page: "approvals" } : { page: "missing", path };
     case "workflows":
       return second === undefined ? { page: "workflows" } : { page: "missing", path };
+    case "executions":
+      return second ? { page: "execution", id: second } : { page: "executions" };
   }
   return { page: "missing", path };
 }
@@ -69,13 +73,17 @@ export function href(r: Route): string {
       return "#/approvals";
     case "workflows":
       return "#/workflows";
+    case "executions":
+      return "#/executions";
+    case "execution":
+      return `#/executions/${encodeURIComponent(r.id)}`;
     case "missing":
       return `#${r.path}`;
   }
 }
 
 /** section is the top-level page a route belongs to, for the navigation's aria-current. */
-export function section(r: Route): "fleet" | "commands" | "approvals" | "workflows" | "alerts" | null {
+export function section(r: Route): "fleet" | "commands" | "approvals" | "workflows" | "executions" | "alerts" | null {
   switch (r.page) {
     case "fleet":
     case "agent":
@@ -88,6 +96,9 @@ export function section(r: Route): "fleet" | "commands" | "approvals" | "workflo
       return "approvals";
     case "workflows":
       return "workflows";
+    case "executions":
+    case "execution":
+      return "executions";
     case "alerts":
       return "alerts";
   }
