@@ -47,18 +47,10 @@ func (s *Service) ObserveResult(ctx context.Context, agent string, res wire.Resu
 	}
 	key := layout.AlertCommandTrack(agent)
 	for range 8 {
-		var at agentTracks
-		info, err := store.ReadJSON(ctx, s.Store, key, &at)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			info = store.ObjectInfo{}
-		case err != nil:
-			return fmt.Errorf("read the commands alert tracks of %s: %w", agent, err)
+		at, etag, err := s.loadAgentTracks(ctx, key, agent)
+		if err != nil {
+			return err
 		}
-		if at.Tracks == nil {
-			at.Tracks = map[string]*seriesTrack{}
-		}
-		at.Agent = agent
 		moved := at.prune(v, alert.KindCommands)
 		for _, r := range rules {
 			tr := at.track(r.Name, commandsSubject)
@@ -75,7 +67,7 @@ func (s *Service) ObserveResult(ctx context.Context, agent string, res wire.Resu
 		if err != nil {
 			return fmt.Errorf("encode the commands alert tracks of %s: %w", agent, err)
 		}
-		opts := store.PutOptions{ContentType: "application/json", IfMatch: info.ETag, CreateOnly: info.ETag == ""}
+		opts := store.PutOptions{ContentType: "application/json", IfMatch: etag, CreateOnly: etag == ""}
 		_, err = store.PutBytes(ctx, s.Store, key, b, opts)
 		if errors.Is(err, store.ErrPreconditionFailed) || errors.Is(err, store.ErrExists) {
 			continue // another hub took a result of this agent meanwhile: count again from its version

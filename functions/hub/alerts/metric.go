@@ -36,17 +36,22 @@ type seriesTrack struct {
 	Failures []failure `json:"failures,omitempty"`
 }
 
-// load reads an agent's tracks of one kind (none yet: empty).
-func (s *Service) loadAgentTracks(ctx context.Context, key, agent string) (*agentTracks, error) {
+// loadAgentTracks reads an agent's tracks of one kind (none yet: empty), with the version read (""
+// when there was none), for a write conditional on it.
+func (s *Service) loadAgentTracks(ctx context.Context, key, agent string) (*agentTracks, string, error) {
 	var st agentTracks
-	if _, err := store.ReadJSON(ctx, s.Store, key, &st); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("read the alert tracks of %s: %w", agent, err)
+	info, err := store.ReadJSON(ctx, s.Store, key, &st)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		info = store.ObjectInfo{}
+	case err != nil:
+		return nil, "", fmt.Errorf("read the alert tracks of %s: %w", agent, err)
 	}
 	if st.Tracks == nil {
 		st.Tracks = map[string]*seriesTrack{}
 	}
 	st.Agent = agent
-	return &st, nil
+	return &st, info.ETag, nil
 }
 
 // track is the subject's track under rule; new ones start ok, not baseline: a subject first seen
@@ -115,7 +120,7 @@ func (s *Service) ObserveBatch(ctx context.Context, agent string, b *wire.Metric
 		return err
 	}
 	key := layout.AlertSeriesTrack(agent)
-	st, err := s.loadAgentTracks(ctx, key, agent)
+	st, _, err := s.loadAgentTracks(ctx, key, agent)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func (s *Service) ObservePlanStatus(ctx context.Context, agent, plan string, st 
 		return nil
 	}
 	key := layout.AlertUnitTrack(agent)
-	at, err := s.loadAgentTracks(ctx, key, agent)
+	at, _, err := s.loadAgentTracks(ctx, key, agent)
 	if err != nil {
 		return err
 	}
