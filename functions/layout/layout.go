@@ -31,6 +31,7 @@ const (
 	Heartbeats          = "v1/heartbeats/"
 	Deliveries          = "v1/deliveries/"
 	Bells               = "v1/bells/"
+	Doorbells           = "v1/doorbells/"
 	Commands            = "v1/commands/"
 	Results             = "v1/results/"
 	Releasing           = "v1/releasing/"
@@ -73,6 +74,7 @@ func Prefixes() []Prefix {
 		{Heartbeats, "the latest heartbeat of each agent (overwritten by its agent)"},
 		{Deliveries, "signed envelopes for agents, one per release of a command to many agents, by expiry"},
 		{Bells, "the change feed that wakes polls held by other hub instances"},
+		{Doorbells, "function mode: per agent, the open deliveries for it and its live watch, read once by each of its polls"},
 		{Commands, "command records, and beside each its cancel, denial and approvals"},
 		{Results, "per agent: the result (small output inline), a running marker, output chunks"},
 		{Releasing, "releases in progress, which the tick finishes if the hub releasing them did not"},
@@ -156,6 +158,10 @@ func DeliveryExpiry(key string) (time.Time, bool) {
 	}
 	return time.Unix(sec, 0), true
 }
+
+// Doorbell is one agent's doorbell (function mode): the deliveries waiting for it, so a poll served by
+// a fresh function instance costs one GET instead of a LIST of the open deliveries.
+func Doorbell(agent string) string { return Doorbells + agent + ".json" }
 
 // Bell is one entry of the bell feed; id is a UUIDv7, so bells sort by time.
 func Bell(id string) string { return Bells + id + ".json" }

@@ -44,6 +44,39 @@ func PutJSON(ctx context.Context, s Store, key string, v any) error {
 	return err
 }
 
+// UpdateJSON reads the object under key into a T (the zero T when there is none), lets change edit
+// it and writes it back only if the object is still the version read: If-Match on its ETag, or
+// create-only when there was none. When another writer got in between, it reads the newer version and
+// calls change again, up to tries times, then gives up with ErrPreconditionFailed. change reports
+// whether it changed anything; nothing is written when it did not. On a store without conditional
+// writes (unconditional+, Garage) the last writer wins, as everywhere else.
+func UpdateJSON[T any](ctx context.Context, s Store, key string, tries int, change func(v *T, exists bool) (bool, error)) (T, error) {
+	for range max(tries, 1) {
+		var v T
+		info, err := ReadJSON(ctx, s, key, &v)
+		exists := err == nil
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return v, err
+		}
+		changed, err := change(&v, exists)
+		if err != nil || !changed {
+			return v, err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return v, fmt.Errorf("encode %s: %w", key, err)
+		}
+		opts := PutOptions{ContentType: "application/json", IfMatch: info.ETag, CreateOnly: !exists}
+		_, err = PutBytes(ctx, s, key, b, opts)
+		if errors.Is(err, ErrPreconditionFailed) || errors.Is(err, ErrExists) {
+			continue
+		}
+		return v, err
+	}
+	var zero T
+	return zero, fmt.Errorf("update %s: other writers kept changing it: %w", key, ErrPreconditionFailed)
+}
+
 // Once keeps decoded objects that are written once and never change (identities, command records), so
 // hot paths such as signature checks read each from the store once per process. Concurrent first
 // reads of one key share one read: a thousand agents reporting on a new command at once read its

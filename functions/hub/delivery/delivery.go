@@ -37,6 +37,11 @@ type Service struct {
 	Keys *hubkey.Keys
 	// PollHold is how long a poll waits for work (default 30s; short for cloud functions).
 	PollHold time.Duration
+	// Doorbells is function mode (doorbell.go): deliveries ring their agents' doorbells instead of
+	// the bell feed, and a poll reads its agent's doorbell and answers at once.
+	Doorbells bool
+	// PollEvery is how soon an agent polls again in function mode (default DefaultPollEvery).
+	PollEvery time.Duration
 
 	notify    notifier
 	index     index
@@ -168,6 +173,9 @@ func (s *Service) Offer(ctx context.Context, id, ref string, agents []string, en
 	return key, func(ctx context.Context) error {
 		if _, err := store.CreateJSON(ctx, s.Store, key, d); err != nil {
 			return fmt.Errorf("store delivery %s: %w", id, err)
+		}
+		if s.Doorbells {
+			return s.ringDoorbells(ctx, key, env.NotAfter, agents)
 		}
 		s.ring(ctx, key, agents)
 		return nil
@@ -336,6 +344,9 @@ func (s *Service) Poll(ctx context.Context, agent string, req wire.PollRequest) 
 		if !validAck(name) {
 			return wire.PollResponse{}, &domain.Error{Kind: domain.KindInvalid, Field: "body.ack", Msg: fmt.Sprintf("ack %q names no delivery", name)}
 		}
+	}
+	if s.Doorbells {
+		return s.pollDoorbell(ctx, agent, req)
 	}
 	s.index.ack(agent, req.Ack)
 	if !s.index.everSynced() {

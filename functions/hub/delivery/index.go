@@ -86,6 +86,27 @@ func (x *index) pending(agent string, now time.Time) []wire.SignedEnvelope {
 	return out
 }
 
+// offer returns agent's envelopes of the deliveries under keys, in key order, whatever this instance
+// remembers of acknowledgements: in function mode the agent's doorbell, not the instance, knows what
+// is still open.
+func (x *index) offer(agent string, keys []string) []wire.SignedEnvelope {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	keys = slices.Clone(keys)
+	slices.Sort(keys)
+	out := make([]wire.SignedEnvelope, 0, len(keys))
+	for _, k := range keys {
+		p, ok := x.byKey[k]
+		if !ok || p.env[agent] == nil {
+			continue
+		}
+		se := *p.env[agent]
+		se.InboxKey = p.name
+		out = append(out, se)
+	}
+	return out
+}
+
 func (x *index) drop(agent string, p *posting) {
 	set := x.byAgent[agent]
 	delete(set, p)

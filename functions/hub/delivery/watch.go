@@ -77,6 +77,12 @@ func (w *watches) renewDue(agent string, every int, until, now time.Time) bool {
 func (s *Service) Watch(ctx context.Context, agent string, every time.Duration, until time.Time) {
 	secs := max(1, int(every/time.Second))
 	now := time.Now()
+	if s.Doorbells {
+		if err := s.watchDoorbell(ctx, agent, secs, until); err != nil {
+			s.Log.Warn("doorbell write failed; the agent is not asked to upload sooner", "agent", agent, "err", err)
+		}
+		return
+	}
 	due := s.watching.renewDue(agent, secs, until, now)
 	s.watching.set(agent, secs, until)
 	if !due {
