@@ -67,6 +67,14 @@ type Config struct {
 	// PublicScheme is "https" when a TLS-terminating proxy sits in front, so agent signatures over the
 	// URL verify.
 	PublicScheme string
+	// Function is function mode (docs/functions.md): the hub runs as cloud functions, one request per
+	// instance and nothing resident. Polls read their agent's doorbell and answer at once; forward
+	// auth is refused (no trusted proxy sits in front of a function URL); the signing key comes from
+	// Keys or $PULSE_SIGNING_KEY, never from a file the hub would create; the audit outbox is in the
+	// instance's temporary directory.
+	Function bool
+	// PollEvery is how soon agents poll again in function mode (default delivery.DefaultPollEvery).
+	PollEvery time.Duration
 }
 
 // Hub is one wired hub. It keeps no state that matters between requests: everything lives in the
@@ -132,6 +140,11 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	} else if url == "" {
 		url = "(a store given in process)"
 	}
+	if cfg.Function {
+		if err := functionMode(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	keys := cfg.Keys
 	if keys == nil {
 		var err error
@@ -183,12 +196,28 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		h.Trail.Outbox = ob
 	}
 	h.Delivery.PollHold = cfg.PollHold
+	h.Delivery.Doorbells, h.Delivery.PollEvery = cfg.Function, cfg.PollEvery
 	m := cfg.Settings.Metrics
 	h.Metrics.Retention = metrics.Retention{Raw: m.Raw.Duration, Minute: m.Minute.Duration, Hour: m.Hour.Duration, Day: m.Day.Duration, Grace: m.Grace.Duration}
 	h.Fleet.HeartbeatInterval = cfg.HeartbeatInterval
 	h.cors = newCORS(cfg.Settings.CORSOrigins)
 	h.verifier = h.newVerifier(cfg.PublicScheme)
 	return h, nil
+}
+
+// functionMode checks and completes the configuration of a hub run as cloud functions.
+func functionMode(cfg *Config) error {
+	if len(cfg.Settings.Auth.Forward.TrustedProxies) > 0 {
+		return errors.New("auth.forward.trusted_proxies: function mode refuses forward auth, because no trusted proxy sits in front of a function URL; sign in with API tokens or OIDC")
+	}
+	if cfg.Keys == nil && os.Getenv(hubkey.EnvVar) == "" {
+		return fmt.Errorf("function mode reads the signing key from $%s or a secret (docs/functions.md), never from a file it would create or from the bucket", hubkey.EnvVar)
+	}
+	cfg.CreateKey = false
+	if cfg.Settings.AuditOutbox == "" {
+		cfg.Settings.AuditOutbox = filepath.Join(os.TempDir(), "pulse-audit-outbox")
+	}
+	return nil
 }
 
 // instrument gives the hub its telemetry and the rooms' series in it.
@@ -312,6 +341,7 @@ func (h *Hub) Tick(ctx context.Context) int {
 	h.Alerts.Tick(ctx)
 	h.Notifications.Tick(ctx)
 	h.Metrics.Tick(ctx)
+	h.Delivery.Sweep(ctx)
 	return n
 }
 

@@ -5,6 +5,7 @@
 package hubkey
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/x509"
@@ -127,6 +128,33 @@ func Load(path string) (*Keys, error) {
 		return nil, err
 	}
 	return keys, nil
+}
+
+// Parse reads a key set from PEM text, as a secret store holds it: the current key, then optionally
+// the previous one (mid-rotation). Anything else in the text is refused, so a secret pasted wrong is an
+// error at start, not a hub signing with the wrong key.
+func Parse(b []byte) (*Keys, error) {
+	var ks []ed25519.PrivateKey
+	rest := bytes.TrimSpace(b)
+	for len(rest) > 0 {
+		blk, r := pem.Decode(rest)
+		if blk == nil {
+			return nil, errors.New("not PEM: want one or two \"PRIVATE KEY\" blocks (current, then previous)")
+		}
+		k, err := parse(pem.EncodeToMemory(blk))
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %w", len(ks)+1, err)
+		}
+		ks = append(ks, k)
+		rest = bytes.TrimSpace(r)
+	}
+	switch len(ks) {
+	case 1:
+		return &Keys{Current: ks[0]}, nil
+	case 2:
+		return &Keys{Current: ks[0], Previous: ks[1]}, nil
+	}
+	return nil, fmt.Errorf("%d keys: want one or two \"PRIVATE KEY\" blocks (current, then previous)", len(ks))
 }
 
 func readFile(path string) (ed25519.PrivateKey, error) {

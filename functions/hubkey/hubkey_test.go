@@ -69,3 +69,54 @@ func TestKeySetSignaturesFollowTheKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestParse: a secret holding the current key, or the current then the previous one, parses into
+// that key set; text that is not one or two PEM private keys is refused with the reason.
+func TestParse(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := Create(filepath.Join(dir, "a.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := Create(filepath.Join(dir, "b.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(dir, "a.key"))
+	b, _ := os.ReadFile(filepath.Join(dir, "b.key"))
+	cases := []struct {
+		name, text   string
+		cur, prev    string
+		errSubstring string
+	}{
+		{name: "one key", text: string(a), cur: k1.CurrentID()},
+		{name: "current then previous, with blank lines", text: "\n" + string(b) + "\n\n" + string(a) + "\n", cur: k2.CurrentID(), prev: k1.CurrentID()},
+		{name: "empty", text: "  \n", errSubstring: "0 keys"},
+		{name: "three keys", text: string(a) + string(b) + string(a), errSubstring: "3 keys"},
+		{name: "not PEM", text: "hunter2", errSubstring: "not PEM"},
+		{name: "a trailing scrap", text: string(a) + "scrap", errSubstring: "not PEM"},
+		{name: "a certificate", text: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", errSubstring: "PRIVATE KEY"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			k, err := Parse([]byte(c.text))
+			if c.errSubstring != "" {
+				if err == nil || !strings.Contains(err.Error(), c.errSubstring) {
+					t.Fatalf("err %v, want one saying %q", err, c.errSubstring)
+				}
+				return
+			}
+			if err != nil || k.CurrentID() != c.cur {
+				t.Fatalf("%v, %v; want current %s", k, err, c.cur)
+			}
+			if got := ""; k.Previous != nil {
+				got = k.IDOf(k.Previous)
+				if got != c.prev {
+					t.Fatalf("previous %s, want %s", got, c.prev)
+				}
+			} else if c.prev != "" {
+				t.Fatalf("no previous key, want %s", c.prev)
+			}
+		})
+	}
+}

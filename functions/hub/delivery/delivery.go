@@ -46,6 +46,8 @@ type Service struct {
 	notify    notifier
 	index     index
 	watching  watches
+	sweepMu   sync.Mutex
+	lastSweep time.Time
 	drainMu   sync.Mutex
 	draining  chan struct{} // closed by Drain; made on first use
 	drainOnce sync.Once
@@ -230,7 +232,7 @@ func (s *Service) WatchBells(ctx context.Context) {
 	seen := map[string]time.Time{}
 	tick := time.NewTicker(bellInterval)
 	defer tick.Stop()
-	lastSweep := time.Now()
+	s.sweepDue(time.Now()) // not at once: a start is busy enough
 	for {
 		select {
 		case <-ctx.Done():
@@ -269,14 +271,30 @@ func (s *Service) WatchBells(ctx context.Context) {
 				}
 			}
 		}
-		if time.Since(lastSweep) > time.Minute {
-			lastSweep = time.Now()
-			s.sweep(ctx)
-		}
+		s.Sweep(ctx)
 	}
 }
 
-// sweep deletes old bells and long-expired deliveries, a page of each at a time.
+// Sweep deletes old bells and long-expired deliveries, a page of each at a time, at most once a
+// minute per instance: the bell watcher calls it every second, and so does the tick of a hub without
+// a resident process (function mode, `pulse tick`).
+func (s *Service) Sweep(ctx context.Context) {
+	if s.sweepDue(time.Now()) {
+		s.sweep(ctx)
+	}
+}
+
+// sweepDue says whether a minute passed since the last sweep, and if so counts one from now.
+func (s *Service) sweepDue(now time.Time) bool {
+	s.sweepMu.Lock()
+	defer s.sweepMu.Unlock()
+	if now.Sub(s.lastSweep) < time.Minute {
+		return false
+	}
+	s.lastSweep = now
+	return true
+}
+
 func (s *Service) sweep(ctx context.Context) {
 	now := time.Now()
 	if page, err := s.Store.List(ctx, layout.Bells, "", 1000); err == nil {
