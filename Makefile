@@ -8,7 +8,7 @@ TOOLS := integration-tests/tools/install.sh
 # Where `make run` keeps the hub's state (the embedded local store).
 RUN_DIR ?= .run
 
-.PHONY: all build site run test test-unit test-ts test-site bench bench-peers fuzz openapi generate tools fmt vet clean help
+.PHONY: all build lambda site run test test-unit test-ts test-site bench bench-peers fuzz openapi generate tools fmt vet clean help
 
 all: build
 
@@ -18,6 +18,12 @@ help: ## list the targets
 build: site ## build bin/pulse (with the dashboard) and bin/pulse-agent
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/pulse ./functions/cmd/pulse
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/pulse-agent ./agent/cmd/pulse-agent
+
+# The hub as AWS Lambda functions (docs/functions.md, infra/aws/template.yaml): one binary for the API
+# and the tick function, for the provided.al2023 runtime on arm64 (LAMBDA_ARCH=amd64 for x86_64).
+LAMBDA_ARCH ?= arm64
+lambda: site ## build bin/lambda/bootstrap, the hub as Lambda functions (with the dashboard), for infra/aws/template.yaml
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GO) build -tags lambda.norpc -ldflags "-s -w -X main.version=$(VERSION)" -o $(BIN)/lambda/bootstrap ./functions/cmd/pulse-lambda
 
 # The dashboard (site/): npm ci and vite build into site/dist/app, which bin/pulse embeds. `go build`
 # alone needs no Node: it embeds a placeholder page saying to run `make build`.

@@ -13,6 +13,11 @@ import (
 	"github.com/pulsehq/pulse/functions/hubkey"
 )
 
+// IAMActions are what LoadKeys calls for a key in Secrets Manager, the way infra/aws/template.yaml
+// deploys it (its test checks the grant). A key in SSM Parameter Store needs ssm:GetParameter instead,
+// and a secret or parameter under a customer-managed KMS key needs kms:Decrypt on that key too.
+var IAMActions = []string{"secretsmanager:GetSecretValue"}
+
 // LoadKeys finds a function's signing keys, never in the bucket: $PULSE_SIGNING_KEY (PEM, or a path
 // in the function's package), else the Secrets Manager secret EnvKeySecret names, else the SSM
 // SecureString parameter EnvKeyParameter names. A secret holds the current key, then optionally the
