@@ -66,7 +66,7 @@ bench: tools ## print the figures beside their goals: store latency, command lat
 	set -o pipefail; export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw); \
 	( $(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ ./policy/ && \
 	$(GO) test -run '^$$' -bench 'EnqueueToEnvelope' -benchtime 200x -count 1 -timeout 30m ./integration-tests/ && \
-	$(GO) test -run '^$$' -bench 'WritesPerAgent|Fanout1000|FanoutHubKilled|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent|WorkflowSteps|WorkflowEventCost|PlanConverge|PlanIdleAgentCPU|AlertTick1000|MetricsWritesPerAgent|MetricsIngest1000|MetricAlerts1000|MetricsQuery24h' -benchtime 1x -count 1 -timeout 30m ./integration-tests/ ) 2>&1 | \
+	$(GO) test -run '^$$' -bench 'WritesPerAgent|Fanout1000|FanoutHubKilled|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent|WorkflowSteps|WorkflowEventCost|PlanConverge|PlanIdleAgentCPU|FunctionIdleAgent|AlertTick1000|MetricsWritesPerAgent|MetricsIngest1000|MetricAlerts1000|MetricsQuery24h' -benchtime 1x -count 1 -timeout 30m ./integration-tests/ ) 2>&1 | \
 	$(GO) run ./integration-tests/tools/benchtable
 
 # Pulse against a peer on the same machine in the same run: 50 real pulse-agent processes on MinIO

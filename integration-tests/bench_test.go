@@ -426,14 +426,20 @@ func (c *countingStore) Delete(ctx context.Context, k string) error {
 // key), served in-process, with n enrolled simulated agents offering catalog.
 func inProcessHub(b *testing.B, n int, hold time.Duration, catalog []wire.CommandSpec, observe func(string)) (*hub.Hub, *countingStore, *hubProc, string, []*simagent.Agent) {
 	b.Helper()
+	_, priv, _ := ed25519.GenerateKey(crand.Reader)
+	return inProcessHubWith(b, n, hub.Config{Keys: &hubkey.Keys{Current: priv}, PollHold: hold}, catalog, observe)
+}
+
+// inProcessHubWith is inProcessHub with the hub's configuration (its store is set here).
+func inProcessHubWith(b *testing.B, n int, cfg hub.Config, catalog []wire.CommandSpec, observe func(string)) (*hub.Hub, *countingStore, *hubProc, string, []*simagent.Agent) {
+	b.Helper()
 	inner, err := minio.Store(bucket)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cs := &countingStore{Store: inner, observe: observe}
-	_, priv, _ := ed25519.GenerateKey(crand.Reader)
-	h, err := hub.New(context.Background(), hub.Config{Store: cs, Keys: &hubkey.Keys{Current: priv}, PollHold: hold,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Version: "bench"})
+	cfg.Store, cfg.Log, cfg.Version = cs, slog.New(slog.NewTextHandler(io.Discard, nil)), "bench"
+	h, err := hub.New(context.Background(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -55,6 +55,9 @@ var goals = []goal{
 	{figure: "alerts: 1,000 agents' batches that fire a metric alert each (s)", bench: "BenchmarkMetricAlerts1000", unit: "s-1000-firing", measured: true, also: "extra-req/firing-batch"},
 	{figure: "alerts: one evaluation of 10 offline rules over 1,000 agents, tracks settled, p50 (ms)", bench: "BenchmarkAlertTick1000", unit: "p50-ms/tick", measured: true, also: "store-req/tick"},
 	{figure: "alerts: the evaluation in which 1,000 agents × 10 rules fire at once (s)", bench: "BenchmarkAlertTick1000", unit: "s-10000-fired", measured: true},
+	{figure: "function mode: store requests per idle agent per hour (a poll every 5 s, a liveness beat every 2 min)", bench: "BenchmarkFunctionIdleAgent", unit: "store-req/agent/h", measured: true, also: "invocations/agent/h"},
+	{figure: "function mode: store requests of one poll, warm instance (cold in the next column)", bench: "BenchmarkFunctionIdleAgent", unit: "store-req/poll-warm", bound: 1, also: "store-req/poll-cold"},
+	{figure: "function mode: one idle poll's time in the handler, p50 (ms; billed duration)", bench: "BenchmarkFunctionIdleAgent", unit: "p50-ms/poll", measured: true},
 	{figure: "plans: CPU of a real idle agent reconciling 20 units every 60 s (% of a core)", bench: "BenchmarkPlanIdleAgentCPU", unit: "cpu-%-at-60s", measured: true, also: "cpu-ms/round"},
 }
 
