@@ -15,7 +15,7 @@ import (
 
 	"github.com/pulsehq/pulse/functions/lambdahub"
 	"github.com/pulsehq/pulse/functions/layout"
-	"github.com/pulsehq/pulse/functions/store/s3"
+	"github.com/pulsehq/pulse/functions/store/awss3"
 )
 
 // open parses the template with the intrinsic functions kept recognisable: Ref X as "ref:X" (a Number
@@ -84,7 +84,7 @@ func TestTemplateHasWhatTheCodeExpects(t *testing.T) {
 		}
 		env := f.Environment.Variables
 		if env["PULSE_FUNCTION"] != role || env["PULSE_SIGNING_KEY_SECRET"] != "ref:SigningKeySecretArn" ||
-			!strings.HasPrefix(env["PULSE_STORE"], "s3://${Bucket}?") || env["PULSE_POLL_EVERY"] != "ref:PollEvery" {
+			!strings.HasPrefix(env["PULSE_STORE"], "awss3://${Bucket}?") || env["PULSE_POLL_EVERY"] != "ref:PollEvery" {
 			t.Errorf("%s environment: %v", name, env)
 		}
 		for k := range env {
@@ -158,13 +158,13 @@ func strs(v any) []string {
 	return []string{fmt.Sprint(v)}
 }
 
-// TestTemplateGrantsLeastPrivilege: the hub's role grants every action the code calls (the S3
+// TestTemplateGrantsLeastPrivilege: the hub's role grants every action the code calls (the awss3
 // backend's and the key loader's, plus writing its logs) and no other, none with a wildcard, each on
 // the bucket's v1/ prefix, the secret or the stack's own log groups only; the scheduler's role may
 // invoke the tick function and nothing else.
 func TestTemplateGrantsLeastPrivilege(t *testing.T) {
 	tpl := open(t)
-	want := append(append(slices.Clone(s3.IAMActions), lambdahub.IAMActions...), "logs:CreateLogStream", "logs:PutLogEvents")
+	want := append(append(slices.Clone(awss3.IAMActions), lambdahub.IAMActions...), "logs:CreateLogStream", "logs:PutLogEvents")
 	objects := "arn:${AWS::Partition}:s3:::${Bucket}/" + strings.TrimSuffix(layout.Agents, "agents/") + "*"
 	var got []string
 	for _, s := range statements(t, tpl, "HubRole") {

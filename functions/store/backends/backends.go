@@ -4,6 +4,7 @@
 package backends
 
 import (
+	_ "github.com/pulsehq/pulse/functions/store/awss3"         // awss3:// (aws-sdk-go-v2)
 	_ "github.com/pulsehq/pulse/functions/store/local"         // file://
 	_ "github.com/pulsehq/pulse/functions/store/s3"            // s3://
 	_ "github.com/pulsehq/pulse/functions/store/unconditional" // unconditional+file://, unconditional+s3://
