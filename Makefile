@@ -33,18 +33,20 @@ site: ## build the dashboard into site/dist/app (npm ci + vite build; Node 20)
 run: build ## run a hub on the embedded local store and one local agent (state in .run/; Ctrl-C stops both)
 	RUN_DIR=$(RUN_DIR) bash infra/local/run.sh
 
-tools: ## build and cache the pinned S3 servers the tests use (MinIO, versitygw); install dockerd, busybox-static, prometheus and chromium (Debian) if missing
+tools: ## build and cache the pinned S3 servers the tests use (MinIO, versitygw); install dockerd, busybox-static, prometheus, chromium and systemd (Debian) if missing
 	@bash $(TOOLS) all >/dev/null
 	@bash $(TOOLS) docker >/dev/null
 	@bash $(TOOLS) prometheus >/dev/null
 	@bash $(TOOLS) chromium >/dev/null
+	@bash $(TOOLS) systemd >/dev/null
 
 # The tests start real MinIO and versitygw servers; their binaries are built once and cached
 # (~/.cache/pulse-tools). The container tests start private Docker daemons (PULSE_DOCKERD_BIN: with it
 # set they fail rather than skip when no daemon comes up). -p 1 keeps the two cores for one package
-# at a time.
-test: tools vet test-ts ## run every test: unit, store conformance on local/MinIO/versitygw, containers on a private dockerd, end-to-end
-	set -o pipefail; PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) PULSE_DOCKERD_BIN=$$(bash $(TOOLS) docker) PULSE_PROMETHEUS_BIN=$$(bash $(TOOLS) prometheus) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium) \
+# at a time. PULSE_SYSTEMD_ANALYZE makes the single-box tests (infra/single-box's units and install.sh)
+# fail rather than skip without systemd-analyze.
+test: tools vet test-ts ## run every test: unit, store conformance on local/MinIO/versitygw, containers on a private dockerd, the single-box install, end-to-end
+	set -o pipefail; PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) PULSE_DOCKERD_BIN=$$(bash $(TOOLS) docker) PULSE_PROMETHEUS_BIN=$$(bash $(TOOLS) prometheus) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium) PULSE_SYSTEMD_ANALYZE=$$(bash $(TOOLS) systemd) \
 		$(GO) test -count=1 -p 1 -timeout 30m -v ./... 2>&1 | grep -v -E '^=== (RUN|PAUSE|CONT|NAME)' 
 
 test-ts: ## check openapi/ts/pulse-api.d.ts against openapi/openapi.yaml and type-check its use (npm ci in openapi/)

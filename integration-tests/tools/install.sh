@@ -4,9 +4,11 @@
 # `docker` instead installs Debian's Docker daemon and static busybox (the container integration's
 # tests run a private dockerd and build their image from busybox), and `prometheus` Debian's Prometheus
 # (the monitoring tests start their own), and `chromium` Debian's Chromium (the dashboard's Playwright
-# test drives it; Playwright's own browser download is never used), with apt-get, as root, once.
+# test drives it; Playwright's own browser download is never used), and `systemd` Debian's systemd
+# package for systemd-analyze (the single-box tests verify and rate infra/single-box's units with it;
+# no running systemd is needed), with apt-get, as root, once.
 #
-#   integration-tests/tools/install.sh [minio|versitygw|all|docker|prometheus|chromium]
+#   integration-tests/tools/install.sh [minio|versitygw|all|docker|prometheus|chromium|systemd]
 #
 # Prints the absolute path of each binary on stdout (one per line, in the order asked); progress goes
 # to stderr. PULSE_TOOLS_DIR overrides the cache directory (default: $XDG_CACHE_HOME/pulse-tools or
@@ -98,6 +100,29 @@ install_chromium() {
   echo "$bin"
 }
 
+# install_systemd: Debian's systemd package unless systemd-analyze is there (infra/single-box's tests
+# run `systemd-analyze verify` and `security --offline=true` on unit files; nothing is started); prints
+# its path.
+install_systemd() {
+  local bin
+  bin=$(command -v systemd-analyze || true)
+  if [ -z "$bin" ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "install.sh: systemd-analyze is missing, and installing it (apt-get install systemd) needs root" >&2
+      exit 1
+    fi
+    echo "install.sh: apt-get install systemd (first time only, ~15 s)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd >&2 ||
+      { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends systemd >&2; }
+    bin=$(command -v systemd-analyze) || { echo "install.sh: apt-get installed systemd but systemd-analyze is not on PATH" >&2; exit 1; }
+  fi
+  echo "$bin"
+}
+
+if [ "${1:-}" = systemd ]; then
+  install_systemd
+  exit 0
+fi
 if [ "${1:-}" = chromium ]; then
   install_chromium
   exit 0
@@ -124,5 +149,5 @@ case "$what" in
     install_one minio "$MINIO_MODULE" "$MINIO_VERSION"
     install_one versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION"
     ;;
-  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, all, docker, prometheus or chromium)" >&2; exit 2 ;;
+  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, all, docker, prometheus, chromium or systemd)" >&2; exit 2 ;;
 esac
