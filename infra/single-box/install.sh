@@ -295,6 +295,17 @@ fi
 make_dir "$etc_agent" 0750 "root:$(owner pulse-agent | cut -d: -f2)"
 make_dir "$lib_agent" 0700 "$(owner pulse-agent)"
 
+# own_all DIR USER: what lies in a state directory is its service's (files put back from a backup as
+# root, say). systemd fixes a state directory's ownership only when the directory itself is wrong.
+own_all() {
+  local n
+  [ "$use_users" = 1 ] || return 0
+  n=$(find "$1" ! -user "$2" -printf . -exec chown -h "$2:$2" {} + | wc -c)
+  [ "$n" = 0 ] || say "made $2 the owner of $n files in $1 (put back as another user?)"
+}
+[ "$agent_only" = 1 ] || own_all "$lib_pulse" pulse
+own_all "$lib_agent" pulse-agent
+
 # --- binaries ------------------------------------------------------------------------------------
 
 put_bin "$agent_src" pulse-agent pulse-agent
@@ -483,18 +494,24 @@ if [ "$agent_only" = 0 ]; then
 
   if [ "$use_systemd" = 1 ] || [ ! -s "$key_file" ] || [ -z "$admin_token" ] || [ "$agent_enrolled" = 0 ]; then
     up minio "$minio_dial" /minio/health/live
+    key_existed=0
+    [ ! -s "$key_file" ] || key_existed=1
     # pulse init: the bucket, the signing key and the first admin token; a no-op once done.
     init_json=$(cd "$lib_pulse" && with_env "PATH=$PATH" "AWS_ACCESS_KEY_ID=$minio_user" "AWS_SECRET_ACCESS_KEY=$minio_pass" -- \
       "${as_pulse[@]}" "$bindir/pulse" init --json --store "$store_url" --key-file "$key_file") ||
       die "pulse init failed (above)"
     new_token=$(printf '%s\n' "$init_json" | sed -n 's/.*"adminToken": *"\([^"]*\)".*/\1/p')
     if printf '%s\n' "$init_json" | grep -q '"bucketCreated": *true'; then say "created the bucket $bucket"; fi
-    if printf '%s\n' "$init_json" | grep -q '"initialized": *true'; then
-      say "pulse init: made the signing key $key_file"
-    else
+    if [ "$key_existed" = 1 ]; then
       say "pulse init: kept the signing key $key_file"
+    else
+      say "pulse init: made the signing key $key_file"
     fi
     if [ -n "$new_token" ]; then
+      if [ -n "$admin_token" ]; then
+        mv -f "$admin_file" "$admin_file.old"
+        warn "the store had no operator token (a new or emptied bucket), so pulse init made a new admin token; the one $admin_file held is kept as $admin_file.old"
+      fi
       admin_token=$new_token
       put_file "$admin_file" 0600 root:root pulse replace <<<"$admin_token"
       say "the first admin token is in $admin_file"
