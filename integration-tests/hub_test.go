@@ -315,7 +315,11 @@ func TestRefusedCredentialsKeepHubUp(t *testing.T) {
 }
 
 func TestGarageModeIsReported(t *testing.T) {
-	h := startHub(t, t.TempDir(), s3server.Env(), "--store", "unconditional+"+minio.URL(bucket, "garage-mode"))
+	u := minio.URL(bucket, "garage-mode")
+	if !s3server.Unconditional() {
+		u = "unconditional+" + u
+	}
+	h := startHub(t, t.TempDir(), s3server.Env(), "--store", u)
 	_, body, _ := h.waitReadyz("ready", func(c int, _ map[string]any, _ string) bool { return c == 200 })
 	if body["mode"] != "last-writer-wins" {
 		t.Fatalf("mode %v, want last-writer-wins", body["mode"])

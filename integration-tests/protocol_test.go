@@ -56,7 +56,7 @@ func initAt(t testing.TB, dir, storeURL string) string {
 // MinIO), to count or tamper with objects directly.
 func bucketStore(t testing.TB, storeURL string) store.Store {
 	t.Helper()
-	u, err := url.Parse(storeURL)
+	u, err := url.Parse(strings.TrimPrefix(storeURL, "unconditional+"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/pulsehq/pulse/functions/config"
 	"github.com/pulsehq/pulse/functions/hub"
 	"github.com/pulsehq/pulse/functions/hubkey"
+	"github.com/pulsehq/pulse/functions/store"
 )
 
 // Env names the function's settings, beside the hub's own (PULSE_STORE, PULSE_LOG_LEVEL, … which
@@ -84,8 +85,18 @@ func New(ctx context.Context, o Options) (*hub.Hub, error) {
 			return nil, err
 		}
 	}
-	return hub.New(ctx, hub.Config{Settings: o.Settings, Keys: keys, Log: o.Log, Version: o.Version,
+	h, err := hub.New(ctx, hub.Config{Settings: o.Settings, Keys: keys, Log: o.Log, Version: o.Version,
 		Function: true, PollEvery: o.PollEvery, PublicScheme: "https"})
+	if err != nil {
+		return nil, err
+	}
+	// Doorbells are read-modify-writes: on a store that ignores If-Match two posts for one agent at
+	// once could each drop the other's delivery. One probe per cold start says which store this is; an
+	// unreachable store is left to the requests (and /readyz) to report.
+	if st := h.Ready.Check(ctx); st.Err == nil && st.Mode == store.ModeLastWriterWins {
+		return nil, fmt.Errorf("store %s ignores conditional writes (Garage, unconditional+): function mode needs them for its agents' doorbells; run `pulse serve` beside this store instead (docs/garage.md)", h.Ready.URL())
+	}
+	return h, nil
 }
 
 // API is the function URL's handler for h: the hub's API and dashboard, behind Handler.

@@ -217,3 +217,23 @@ func awsConfig(endpoint string) aws.Config {
 	return aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint),
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""), RetryMaxAttempts: 1}
 }
+
+// TestNewRefusesAStoreWithoutConditionalWrites: function mode's doorbells need If-Match, so a store
+// that ignores it (Garage; here the local store behind unconditional+) stops the function at start
+// with the reason, and the same store with its conditions works.
+func TestNewRefusesAStoreWithoutConditionalWrites(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	keys := &hubkey.Keys{Current: priv}
+	dir := t.TempDir()
+	cfg := config.Defaults()
+	cfg.Store = "unconditional+file:" + dir
+	if _, err := New(context.Background(), Options{Settings: cfg, Keys: keys}); err == nil || !strings.Contains(err.Error(), "ignores conditional writes") {
+		t.Fatalf("function mode on a last-writer-wins store: %v", err)
+	}
+	cfg.Store = "file:" + dir
+	h, err := New(context.Background(), Options{Settings: cfg, Keys: keys})
+	if err != nil {
+		t.Fatalf("function mode on the local store: %v", err)
+	}
+	h.Close()
+}

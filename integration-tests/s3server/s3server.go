@@ -216,13 +216,26 @@ func (s *Server) CreateBucket(ctx context.Context, name string) error {
 	return nil
 }
 
-// URL returns the store URL of a bucket (and optional key prefix) on this server.
+// EnvUnconditional, set to 1, makes URL name every store as unconditional+s3://…: the hubs under
+// test then ignore conditional writes, as on Garage, and the whole end-to-end suite shows what still
+// holds there (make test runs it once so; docs/garage.md).
+const EnvUnconditional = "PULSE_E2E_UNCONDITIONAL"
+
+// Unconditional reports whether the suite runs in the Garage-like mode.
+func Unconditional() bool { return os.Getenv(EnvUnconditional) == "1" }
+
+// URL returns the store URL of a bucket (and optional key prefix) on this server, with
+// "unconditional+" in front in the Garage-like mode (EnvUnconditional).
 func (s *Server) URL(bucket, prefix string) string {
 	u := "s3://" + bucket
 	if prefix != "" {
 		u += "/" + prefix
 	}
-	return u + "?endpoint=" + url.QueryEscape(s.Endpoint) + "&region=us-east-1"
+	u += "?endpoint=" + url.QueryEscape(s.Endpoint) + "&region=us-east-1"
+	if Unconditional() {
+		u = "unconditional+" + u
+	}
+	return u
 }
 
 // Env returns the environment variables a process needs to use this server's credentials.
