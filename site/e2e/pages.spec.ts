@@ -23,7 +23,7 @@ test("the fleet passes axe; a fleet row leads to the agent with its resources", 
   await expect(page.getByTestId("integrations")).toContainText("relative/tool");
   const resources = page.getByTestId("resources");
   await expect(resources.locator("tr", { hasText: "mount" }).first()).toBeVisible();
-  await expect(page.getByRole("heading", { name: /Load/ })).toBeVisible();
+  await expect(page.getByRole("heading", { name: /^Metrics, last/ })).toBeVisible();
   await expect(page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: "Fleet" })).toHaveAttribute("aria-current", "page");
   await shoot(page, "agent");
 });
@@ -181,16 +181,39 @@ test("at phone width the navigation collapses behind Menu", async ({ page }) => 
   await expect(nav).toBeHidden();
 });
 
-test("the agent's load is charted from its live samples", async ({ page }) => {
+test("the agent's metrics are charted with uPlot, loaded only there, from its live samples", async ({ page }) => {
+  const scripts: string[] = [];
+  page.on("request", (r) => {
+    if (r.resourceType() === "script") scripts.push(new URL(r.url()).pathname);
+  });
   await signIn(page, token);
+  expect(scripts.some((s) => s.includes("uplot")), "uPlot on the first load").toBe(false);
+  const asked: URLSearchParams[] = [];
+  page.on("request", (r) => {
+    if (r.url().includes("/metrics?")) asked.push(new URL(r.url()).searchParams);
+  });
   // A click anywhere on the row leads there too, not only on the name.
   await page.locator("tbody tr", { hasText: agentName }).getByText("online").click();
-  // Asked with live=true, the agent uploads every few seconds; the page asks again every 10 s.
-  const chart = page.getByTestId("sparkline");
-  await expect(chart).toBeVisible({ timeout: 25_000 });
-  await expect(chart).toHaveAttribute("aria-label", /node_load1 over the last hour: \d+ points, latest \d/);
-  expect(await chart.locator("path").getAttribute("d")).toMatch(/^M/);
+  const metrics = page.getByTestId("agent-metrics");
+  // The load is asked with live=true: the agent uploads every few seconds; the page asks every 10 s.
+  const load = metrics.locator('[data-chart="load"]');
+  await expect(load).toHaveAttribute("data-points", /^[1-9]/, { timeout: 25_000 });
+  await expect(load.locator("canvas").first()).toBeVisible();
+  await expect(metrics.locator("[data-chart]")).toHaveCount(4);
+  expect(scripts.filter((s) => s.includes("uplot")), "uPlot loaded lazily, once").toHaveLength(1);
+  expect(asked.some((q) => q.get("name") === "node_load1" && q.get("live") === "true" && q.get("from") === "1h")).toBe(true);
+  // The canvases are hidden from assistive technology; the table says the values.
+  await expect(load.getByTestId("uplot-box")).toHaveAttribute("aria-hidden", "true");
+  const summary = metrics.getByTestId("metrics-summary");
+  await expect(summary.locator("tbody tr")).toHaveCount(4);
+  await expect(summary.locator('tr[data-series="load"]').getByTestId("latest")).toHaveText(/^\d+\.\d\d$/);
+  await expect(summary.locator('tr[data-series="memory"]').getByTestId("latest")).toHaveText(/^\d+(\.\d)?%$/);
   await shoot(page, "agent-load");
+  // Another range asks the hub for it.
+  await metrics.getByLabel("6 hours").check();
+  await expect(metrics.getByRole("heading", { name: "Metrics, last 6 hours" })).toBeVisible();
+  await expect.poll(() => asked.some((q) => q.get("name") === "node_cpu_seconds_total" && q.get("from") === "6h")).toBe(true);
+  await expect(load).toHaveAttribute("data-points", /^[1-9]/);
 });
 
 test("a broken workflow shows the hub's error at its line", async ({ page }) => {

@@ -1,6 +1,6 @@
 // The new pages' pure helpers, table-driven: no browser, no hub.
 import { expect, test } from "@playwright/test";
-import { sparkPath } from "../src/chart";
+import { busyLine, gaugeLine, stats, usedPercent } from "../src/chart";
 import { duration, rulesOf } from "../src/format";
 import { matches, pageEntries, type Entry } from "../src/palette";
 import { checkParam, common, paramsOf, type CommandSpec } from "../src/params";
@@ -106,11 +106,21 @@ test("the run form offers the commands every target has, and checks parameters l
   expect(checkParam([{ name: "p", pattern: "(?P<x>a)" }], "b")).toBeNull();
 });
 
-test("the sparkline spans its box, highest at the top", () => {
-  expect(sparkPath([], 100, 10)).toBe("");
-  expect(sparkPath([1, 3, 2], 100, 10)).toBe("M0,10 L50,0 L100,5");
-  expect(sparkPath([2, 2], 100, 10)).toBe("M0,5 L100,5");
-  expect(sparkPath([5], 100, 10)).toBe("M0,5");
+test("the agent's charts are shaped from the hub's buckets", () => {
+  const p = (t: number, avg: number, last = avg) => ({ t, avg, last });
+  expect(gaugeLine([p(2000, 0.5), p(1000, 0.25)])).toEqual({ t: [1000, 2000], v: [0.25, 0.5] });
+  expect(gaugeLine(null)).toEqual({ t: [], v: [] });
+  // CPU: two modes summed over the CPUs; 10 s of CPU time per bucket, 2.5 of it idle: 75% busy.
+  const cpu = [
+    { labels: { mode: "idle" }, points: [p(0, 0, 100), p(10, 0, 102.5), p(20, 0, 110), p(30, 0, 5)] },
+    { labels: { mode: "user" }, points: [p(0, 0, 50), p(10, 0, 57.5), p(20, 0, 60), p(30, 0, 1)] },
+  ];
+  expect(busyLine(cpu)).toEqual({ t: [10, 20, 30], v: [75, 25, null] }); // the counters went back at 30: a reboot
+  expect(busyLine([{ labels: { mode: "idle" }, points: [p(0, 0, 1), p(10, 0, 2)] }, { labels: { mode: "user" }, points: [p(10, 0, 5)] }])).toEqual({ t: [10], v: [null] });
+  expect(usedPercent([p(0, 25), p(10, 50), p(20, 1)], [p(0, 100), p(10, 100)])).toEqual({ t: [0, 10], v: [75, 50] });
+  expect(usedPercent([p(0, 1)], [p(0, 0)])).toEqual({ t: [0], v: [null] });
+  expect(stats({ t: [1, 2, 3], v: [3, null, 1] })).toEqual({ latest: 1, min: 1, max: 3, n: 2 });
+  expect(stats({ t: [1], v: [null] })).toBeNull();
 });
 
 test("a workflow's refusal is read at its lines", () => {

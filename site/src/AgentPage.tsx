@@ -1,17 +1,16 @@
-// One agent: its facts, labels, integrations (with why one is disabled), its resources as the hub
-// last stored them, its recent commands, and its load over the last hour, asked live so the agent
-// uploads samples every 10 s while the page is open.
+// One agent: its facts, labels, integrations (with why one is disabled), its metric charts (CPU,
+// memory, load, disk; AgentMetrics), its resources as the hub last stored them, and its recent
+// commands.
 import { createResource, createSignal, For, onCleanup, Show, type JSX } from "solid-js";
 import { ProblemError, type Hub } from "./api";
 import { ago, labelText } from "./format";
 import { Badge } from "./Badge";
 import { CommandTable } from "./CommandTable";
 import { ProblemNote } from "./ProblemNote";
-import { Sparkline } from "./Sparkline";
+import { AgentMetrics } from "./AgentMetrics";
 import { href } from "./router";
 
 const section = "mb-6 rounded-lg border border-border bg-surface p-4";
-const metric = "node_load1";
 
 /** AgentPage shows the agent id (or name). */
 export function AgentPage(props: { hub: Hub; id: string }): JSX.Element {
@@ -34,18 +33,8 @@ export function AgentPage(props: { hub: Hub; id: string }): JSX.Element {
       return data?.commands ?? [];
     },
   );
-  const [load, { refetch }] = createResource(async () => {
-    const { data, error } = await props.hub.GET("/v1/agents/{id}/metrics", {
-      params: { path: { id: props.id }, query: { name: metric, from: "1h", live: true } },
-    });
-    if (error) throw new ProblemError(error);
-    return (data?.series?.[0]?.points ?? []).map((p) => p.avg);
-  });
   const [now, setNow] = createSignal(Date.now());
-  const timer = setInterval(() => {
-    setNow(Date.now());
-    void refetch();
-  }, 10000);
+  const timer = setInterval(() => setNow(Date.now()), 10000);
   onCleanup(() => clearInterval(timer));
 
   return (
@@ -117,14 +106,7 @@ export function AgentPage(props: { hub: Hub; id: string }): JSX.Element {
         )}
       </Show>
 
-      <section class={section} aria-labelledby="load-h">
-        <h2 id="load-h" class="mb-2 text-lg font-semibold">
-          Load (<code>{metric}</code>, last hour)
-        </h2>
-        <Show when={!load.error} fallback={<ProblemNote error={load.error} />}>
-          <Sparkline label={`${metric} over the last hour`} values={load.latest ?? []} />
-        </Show>
-      </section>
+      <AgentMetrics hub={props.hub} id={props.id} />
 
       <section class={section} aria-labelledby="res-h">
         <h2 id="res-h" class="mb-2 text-lg font-semibold">Resources</h2>
