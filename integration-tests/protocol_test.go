@@ -27,7 +27,7 @@ import (
 
 // initStore runs `pulse init --json` for a fresh prefix of the shared MinIO bucket and returns the store
 // URL and the admin token.
-func initStore(t *testing.T, dir string) (storeURL, token string) {
+func initStore(t testing.TB, dir string) (storeURL, token string) {
 	t.Helper()
 	storeURL = minio.URL(bucket, "t"+strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())))
 	return storeURL, initAt(t, dir, storeURL)

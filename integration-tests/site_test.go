@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +18,7 @@ import (
 // chromiumBin is Debian's Chromium, installed by `integration-tests/tools/install.sh chromium`
 // (make test does); PULSE_CHROMIUM_BIN names another. With PULSE_CHROMIUM_BIN set, a missing
 // browser fails the dashboard test instead of skipping it.
-func chromiumBin(t *testing.T) string {
+func chromiumBin(t testing.TB) string {
 	t.Helper()
 	bin := os.Getenv("PULSE_CHROMIUM_BIN")
 	if bin == "" {
@@ -32,18 +33,22 @@ func chromiumBin(t *testing.T) string {
 	return bin
 }
 
-// TestDashboard: the dashboard built by `make build` (npm ci, vite build) and embedded in a real
-// pulse serve on MinIO, with a real pulse-agent whose exec integration is soft-disabled by a broken
-// command and whose shell hatch is unsealed on the host, driven by Playwright in Debian's Chromium
-// (site/e2e): sign-in, the fleet with the agent and its details, the selector filter, the hatch
-// banner, deep links, the navigation and command palette, the agent page with its inventory, a
-// command run from the form with its output arriving live, cancel, the history, alerts, a viewer
-// token refused with the policy rule shown, a workflow run with an input from the Workflows page and
-// its execution followed live to its prompt, answered there and finished, the executions list, phone
-// width, axe on every page, and screenshots of every page, light and dark (in site/test-results/screenshots unless PULSE_E2E_SHOTS says where); and the
-// same build served by a plain file server on another origin, naming the hub in config.json, signs
-// in and runs a command against the hub (CORS).
-func TestDashboard(t *testing.T) {
+// dashboardSetup is what TestDashboard and BenchmarkDashboard run Playwright against: the dashboard
+// built by site/build.sh (npm ci, vite build) and embedded in a real pulse serve on MinIO, with a real
+// pulse-agent whose exec integration is soft-disabled by a broken command, whose shell hatch is
+// unsealed on the host and whose files integration may write plan files under a directory of the
+// test; the same build served by a plain file server on another origin (CORS); a viewer token and
+// two more admins.
+type dashboardSetup struct {
+	site string // the site/ directory
+	hub  *hubProc
+	// env is the environment Playwright runs with: the hub, the tokens, the agent's name, the other
+	// origin, the browser.
+	env []string
+}
+
+// startDashboard builds and starts everything a dashboard run needs, stopped when t ends.
+func startDashboard(t testing.TB) *dashboardSetup {
 	chromium := chromiumBin(t)
 	site, err := filepath.Abs("../site")
 	if err != nil {
@@ -93,14 +98,21 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("enroll-token create: %s", errOut)
 	}
 	stateDir := filepath.Join(dir, "agent")
-	broken := strings.Replace(agentConfig, "[agent]\n", "[agent]\ninventory = \"1s\"\nmetrics_upload = \"2s\"\n", 1) + "\n[exec.commands.bad_cmd]\nbinary = \"relative/tool\"\n"
+	// Plans may write files under planFiles (e2e/plans.spec.ts applies file units there).
+	planFiles := filepath.Join(dir, "plan-files")
+	if err := os.MkdirAll(planFiles, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(agentConfig, "[agent]\n", "[agent]\ninventory = \"1s\"\nmetrics_upload = \"2s\"\n", 1) +
+		"\n[exec.commands.bad_cmd]\nbinary = \"relative/tool\"\n\n[files]\nroots = [\"" + planFiles + "\"]\n"
 	agentID := startAgent(t, h.url, stateDir, broken, "--enroll-token", strings.TrimSpace(tok)).id()
 	viewer, errOut, code := pulseCLI(t, h.url, admin, "token", "create", "--name", "e2e-viewer", "--groups", "viewer")
 	if code != 0 {
 		t.Fatalf("token create --groups viewer: %s", errOut)
 	}
 	// Two more admins, each a person of their own, to approve the bootstrap admin's shell_run (the
-	// default policy wants two admins other than the requester).
+	// default policy wants two admins other than the requester), and Bob approves a plan Ada applies on
+	// env=prod.
 	approvers := map[string]string{}
 	for _, who := range []string{"ada", "bob"} {
 		out, errOut, code := pulseCLI(t, h.url, admin, "token", "create", "--name", who, "--groups", "admin", "--for", who)
@@ -140,23 +152,52 @@ func TestDashboard(t *testing.T) {
 		out, _, _ := pulseCLI(t, h.url, admin, "resources", "--json", "--agent", agentID)
 		return strings.Contains(out, `"mount"`)
 	})
+	return &dashboardSetup{site: site, hub: h, env: []string{
+		"PULSE_E2E_HUB=" + h.url + "/", "PULSE_E2E_TOKEN=" + admin, "PULSE_E2E_AGENT=" + name, "PULSE_E2E_AGENT_ID=" + agentID,
+		"PULSE_E2E_VIEWER=" + strings.TrimSpace(viewer), "PULSE_E2E_STATIC=" + staticURL + "/",
+		"PULSE_E2E_ADA=" + approvers["ada"], "PULSE_E2E_BOB=" + approvers["bob"],
+		"PULSE_E2E_FILES=" + planFiles,
+		"PULSE_CHROMIUM_BIN=" + chromium, "CI=1",
+	}}
+}
 
-	shots := os.Getenv("PULSE_E2E_SHOTS")
-	if shots == "" {
-		shots = filepath.Join(site, "test-results", "screenshots")
-	}
-	pw := exec.Command(filepath.Join(site, "node_modules", ".bin", "playwright"), "test")
-	pw.Dir = site
-	pw.Env = append(os.Environ(), "PULSE_E2E_HUB="+h.url+"/", "PULSE_E2E_TOKEN="+admin, "PULSE_E2E_AGENT="+name,
-		"PULSE_E2E_VIEWER="+strings.TrimSpace(viewer), "PULSE_E2E_STATIC="+staticURL+"/",
-		"PULSE_E2E_ADA="+approvers["ada"], "PULSE_E2E_BOB="+approvers["bob"],
-		"PULSE_E2E_SHOTS="+shots, "PULSE_CHROMIUM_BIN="+chromium, "CI=1")
+// playwright runs the site's Playwright suite with args (a project, files) and extra environment, and
+// returns what it printed.
+func (d *dashboardSetup) playwright(args []string, env ...string) (string, error) {
+	pw := exec.Command(filepath.Join(d.site, "node_modules", ".bin", "playwright"), append([]string{"test"}, args...)...)
+	pw.Dir = d.site
+	pw.Env = append(append(os.Environ(), d.env...), env...)
 	out, err := pw.CombinedOutput()
 	if err != nil {
-		t.Fatalf("playwright test: %v\n%s", err, out)
+		return string(out), fmt.Errorf("playwright test %s: %w", strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
+
+// TestDashboard runs the dashboard's Playwright suite (site/e2e) in Debian's Chromium against
+// startDashboard's hub and agent: sign-in, the fleet with the agent and its details, the selector
+// filter, the hatch banner, deep links, the navigation, the command palette, the agent page with its inventory and its metric charts (uPlot), a command run from the
+// form with its output arriving live, cancel, the history, alerts, a viewer token refused with the
+// policy rule shown, a workflow run with an input from the Workflows page and its execution followed
+// live to its prompt, answered there and finished, the executions list, a plan applied from the page
+// and followed live through a staged rollout (pause, resume, a refused promote, abort, rollback) and
+// a proposal approved by a second admin, phone width, axe on every page, and screenshots of every page,
+// light and dark (in site/test-results/screenshots unless PULSE_E2E_SHOTS says where); and the same
+// build served by a plain file server on another origin, naming the hub in config.json, signs in and
+// runs a command against the hub (CORS).
+func TestDashboard(t *testing.T) {
+	d := startDashboard(t)
+	shots := os.Getenv("PULSE_E2E_SHOTS")
+	if shots == "" {
+		shots = filepath.Join(d.site, "test-results", "screenshots")
+	}
+	out, err := d.playwright(nil, "PULSE_E2E_SHOTS="+shots)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 	t.Logf("playwright:\n%s", out)
-	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu", "approvals", "approval", "workflows", "execution", "executions"} {
+	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu", "approvals", "approval", "workflows", "execution", "executions",
+		"plans", "plan", "plan-proposal"} {
 		for _, theme := range []string{"light", "dark"} {
 			shot := page + "-" + theme
 			if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {

@@ -1,6 +1,7 @@
 // The new pages' pure helpers, table-driven: no browser, no hub.
 import { expect, test } from "@playwright/test";
 import { busyLine, gaugeLine, stats, usedPercent } from "../src/chart";
+import { rolloutOps } from "../src/plan";
 import { duration, rulesOf } from "../src/format";
 import { matches, pageEntries, type Entry } from "../src/palette";
 import { checkParam, common, paramsOf, type CommandSpec } from "../src/params";
@@ -25,6 +26,8 @@ test("hash routes parse and print back", () => {
     ["#/workflows", { page: "workflows" }],
     ["#/executions", { page: "executions" }],
     ["#/executions/ex-1", { page: "execution", id: "ex-1" }],
+    ["#/plans", { page: "plans" }],
+    ["#/plans/web_conf", { page: "plan", name: "web_conf" }],
     ["#/executions/a/b", { page: "missing", path: "/executions/a/b" }],
     ["#/alerts/x", { page: "missing", path: "/alerts/x" }],
     ["#/agents/a/b", { page: "missing", path: "/agents/a/b" }],
@@ -39,6 +42,8 @@ test("hash routes parse and print back", () => {
     { page: "alerts" },
     { page: "executions" },
     { page: "execution", id: "ex 1/2" },
+    { page: "plans" },
+    { page: "plan", name: "a b" },
   ] as Route[]) {
     expect(parseRoute(href(r)), href(r)).toEqual(r);
   }
@@ -46,6 +51,7 @@ test("hash routes parse and print back", () => {
   expect(section({ page: "run", targets: "" })).toBe("commands");
   expect(section({ page: "approvals" })).toBe("approvals");
   expect(section({ page: "execution", id: "x" })).toBe("executions");
+  expect(section({ page: "plan", name: "x" })).toBe("plans");
   expect(section({ page: "missing", path: "/x" })).toBeNull();
 });
 
@@ -121,6 +127,13 @@ test("the agent's charts are shaped from the hub's buckets", () => {
   expect(usedPercent([p(0, 1)], [p(0, 0)])).toEqual({ t: [0], v: [null] });
   expect(stats({ t: [1, 2, 3], v: [3, null, 1] })).toEqual({ latest: 1, min: 1, max: 3, n: 2 });
   expect(stats({ t: [1], v: [null] })).toBeNull();
+});
+
+test("a rollout offers the operations its state allows", () => {
+  expect(rolloutOps("rolling")).toEqual(["pause", "promote", "abort"]);
+  expect(rolloutOps("paused")).toEqual(["resume", "promote", "abort"]);
+  expect(rolloutOps("halted")).toEqual(["pause", "resume", "abort"]);
+  for (const s of ["aborted", "completed", "rolled_back", undefined]) expect(rolloutOps(s), String(s)).toEqual([]);
 });
 
 test("a workflow's refusal is read at its lines", () => {

@@ -19,6 +19,8 @@ import { ApprovalsPage } from "./ApprovalsPage";
 import { WorkflowsPage } from "./WorkflowsPage";
 import { ExecutionsPage } from "./ExecutionsPage";
 import { ExecutionPage } from "./ExecutionPage";
+import { PlansPage } from "./PlansPage";
+import { PlanPage } from "./PlanPage";
 
 function when<P extends Route["page"]>(r: Route, page: P): Extract<Route, { page: P }> | undefined {
   return r.page === page ? (r as Extract<Route, { page: P }>) : undefined;
@@ -88,6 +90,12 @@ export function App(props: { config: SiteConfig }): JSX.Element {
           </Match>
           <Match when={when(route(), "execution")} keyed>
             {(r) => <ExecutionPage hub={hub} hubURL={props.config.hub} token={session.token} id={r.id} />}
+          </Match>
+          <Match when={when(route(), "plans")}>
+            <PlansPage hub={hub} />
+          </Match>
+          <Match when={when(route(), "plan")} keyed>
+            {(r) => <PlanPage hub={hub} hubURL={props.config.hub} token={session.token} name={r.name} />}
           </Match>
           <Match when={when(route(), "alerts")}>
             <AlertsPage hub={hub} />

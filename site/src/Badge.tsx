@@ -1,9 +1,9 @@
 // A state shown as a coloured word: green for good, red for failed, amber for waiting, grey otherwise.
 import type { JSX } from "solid-js";
 
-const good = new Set(["ok", "succeeded", "done", "online", "resolved"]);
-const bad = new Set(["failed", "timed_out", "rejected", "tampered", "denied", "firing", "degraded"]);
-const waiting = new Set(["running", "delivered", "queued", "pending", "awaiting_approval", "awaiting_response"]);
+const good = new Set(["ok", "succeeded", "done", "online", "resolved", "converged", "completed"]);
+const bad = new Set(["failed", "timed_out", "rejected", "tampered", "denied", "firing", "degraded", "halted", "aborted", "drifted", "refused", "broken"]);
+const waiting = new Set(["running", "delivered", "queued", "pending", "awaiting_approval", "awaiting_response", "rolling", "paused", "applying", "awaiting"]);
 
 /** tone is the badge's colour classes for a state. */
 export function tone(state: string): string {

@@ -10,6 +10,7 @@ const pages = [
   { key: "approvals", label: "Approvals", href: "#/approvals" },
   { key: "workflows", label: "Workflows", href: "#/workflows" },
   { key: "executions", label: "Executions", href: "#/executions" },
+  { key: "plans", label: "Plans", href: "#/plans" },
   { key: "alerts", label: "Alerts", href: "#/alerts" },
 ] as const;
 

@@ -18,7 +18,15 @@ export function Palette(props: { hub: Hub; open: boolean; onClose(): void }): JS
       return (data?.agents ?? []).map((a) => ({ label: a.name, kind: "agent", also: a.id, route: { page: "agent", id: a.id } }));
     },
   );
-  const found = () => matches([...pageEntries, ...(agents.latest ?? [])], query());
+  // Plans by name too; a person who may not list them just does not see any.
+  const [plans] = createResource(
+    () => props.open,
+    async (): Promise<Entry[]> => {
+      const { data } = await props.hub.GET("/v1/plans", {});
+      return (data?.plans ?? []).map((p) => ({ label: p.name, kind: "plan", route: { page: "plan", name: p.name } }));
+    },
+  );
+  const found = () => matches([...pageEntries, ...(agents.latest ?? []), ...(plans.latest ?? [])], query());
 
   createEffect(() => {
     if (!dialog) return;
@@ -94,7 +102,7 @@ export function Palette(props: { hub: Hub; open: boolean; onClose(): void }): JS
               onClick={() => choose(e)}
             >
               <span>{e.label}</span>
-              <span class="text-sm text-muted">{e.kind === "agent" ? `agent ${e.also ?? ""}` : "page"}</span>
+              <span class="text-sm text-muted">{e.kind === "agent" ? `agent ${e.also ?? ""}` : e.kind}</span>
             </li>
           )}
         </For>

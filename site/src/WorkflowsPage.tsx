@@ -6,6 +6,7 @@ import { ProblemError, type Hub, type Problem } from "./api";
 import { ago } from "./format";
 import { ProblemNote } from "./ProblemNote";
 import { go } from "./router";
+import { SourceProblems } from "./SourceProblems";
 import { inputsOf, inputValues, sourceProblems, type InputSpec } from "./workflow";
 
 const input = "w-full rounded border border-border bg-surface px-3 py-2 text-text placeholder:text-muted";
@@ -55,8 +56,6 @@ export function WorkflowsPage(props: { hub: Hub }): JSX.Element {
     if (error) setRunError(new ProblemError(error));
     else if (data) go({ page: "execution", id: data.id });
   }
-  const lines = () => source().split("\n");
-  const at = (n: number) => problems().filter((p) => p.line === n);
 
   async function apply(e: SubmitEvent) {
     e.preventDefault();
@@ -235,29 +234,7 @@ export function WorkflowsPage(props: { hub: Hub }): JSX.Element {
         <Show when={refusal()}>
           <ProblemNote error={new ProblemError(refusal()!)} />
         </Show>
-        <Show when={problems().length > 0}>
-          <div id="wf-problems">
-            <h3 class="mb-1 text-sm font-semibold">Where the hub refused it</h3>
-            <ol class="overflow-x-auto rounded border border-border bg-surface-2 py-2 font-mono text-xs" data-testid="wf-source-view">
-              <For each={lines()}>
-                {(text, i) => (
-                  <li data-line={i() + 1} data-bad={at(i() + 1).length > 0 ? "true" : undefined} class={"px-3 " + (at(i() + 1).length ? "bg-danger-bg text-danger" : "")}>
-                    <span class="mr-3 inline-block w-8 select-none text-right text-muted">{i() + 1}</span>
-                    <span class="whitespace-pre">{text}</span>
-                    <For each={at(i() + 1)}>
-                      {(p) => (
-                        <div class="ml-11 whitespace-pre-wrap font-sans font-semibold" data-testid="wf-problem">
-                          line {p.line}, column {p.column}
-                          {p.path ? ` (${p.path})` : ""}: {p.message}
-                        </div>
-                      )}
-                    </For>
-                  </li>
-                )}
-              </For>
-            </ol>
-          </div>
-        </Show>
+        <SourceProblems id="wf-problems" prefix="wf" source={source()} problems={problems()} />
         <p class="text-sm text-ok" aria-live="polite" data-testid="wf-applied">
           {applied()}
         </p>

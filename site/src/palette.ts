@@ -4,8 +4,8 @@ import type { Route } from "./router";
 /** Entry is one place the palette can jump to. */
 export interface Entry {
   label: string;
-  /** What kind of place: a page or an agent. */
-  kind: "page" | "agent";
+  /** What kind of place: a page, an agent or a plan. */
+  kind: "page" | "agent" | "plan";
   /** Words matched besides the label (an agent's id). */
   also?: string;
   route: Route;
@@ -18,6 +18,7 @@ export const pageEntries: Entry[] = [
   { label: "Approvals", kind: "page", route: { page: "approvals" } },
   { label: "Workflows", kind: "page", route: { page: "workflows" } },
   { label: "Executions", kind: "page", route: { page: "executions" } },
+  { label: "Plans", kind: "page", route: { page: "plans" } },
   { label: "Alerts", kind: "page", route: { page: "alerts" } },
 ];
 

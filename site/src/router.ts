@@ -14,6 +14,8 @@ export type Route =
   | { page: "workflows" }
   | { page: "executions" }
   | { page: "execution"; id: string }
+  | { page: "plans" }
+  | { page: "plan"; name: string }
   | { page: "missing"; path: string };
 
 /** parseRoute reads a location.hash ("#/agents/web-1"); an empty hash is the fleet. */
@@ -42,6 +44,8 @@ export function parseRoute(hash: string): Route {
       return second === undefined ? { page: "workflows" } : { page: "missing", path };
     case "executions":
       return second ? { page: "execution", id: second } : { page: "executions" };
+    case "plans":
+      return second ? { page: "plan", name: second } : { page: "plans" };
   }
   return { page: "missing", path };
 }
@@ -77,13 +81,17 @@ export function href(r: Route): string {
       return "#/executions";
     case "execution":
       return `#/executions/${encodeURIComponent(r.id)}`;
+    case "plans":
+      return "#/plans";
+    case "plan":
+      return `#/plans/${encodeURIComponent(r.name)}`;
     case "missing":
       return `#${r.path}`;
   }
 }
 
 /** section is the top-level page a route belongs to, for the navigation's aria-current. */
-export function section(r: Route): "fleet" | "commands" | "approvals" | "workflows" | "executions" | "alerts" | null {
+export function section(r: Route): "fleet" | "commands" | "approvals" | "workflows" | "executions" | "plans" | "alerts" | null {
   switch (r.page) {
     case "fleet":
     case "agent":
@@ -99,6 +107,9 @@ export function section(r: Route): "fleet" | "commands" | "approvals" | "workflo
     case "executions":
     case "execution":
       return "executions";
+    case "plans":
+    case "plan":
+      return "plans";
     case "alerts":
       return "alerts";
   }
