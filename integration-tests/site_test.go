@@ -1,7 +1,10 @@
 package integration
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,9 +12,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/functions/audit"
+	"github.com/pulsehq/pulse/functions/layout"
+	"github.com/pulsehq/pulse/functions/store"
 	"github.com/pulsehq/pulse/integration-tests/s3server"
 )
 
@@ -38,12 +45,12 @@ func chromiumBin(t testing.TB) string {
 // pulse-agent whose exec integration is soft-disabled by a broken command, whose shell hatch is
 // unsealed on the host and whose files integration may write plan files under a directory of the
 // test; the same build served by a plain file server on another origin (CORS); a viewer token and
-// two more admins.
+// two more admins; and a test-only server that plays a bucket writer on the audit trail.
 type dashboardSetup struct {
 	site string // the site/ directory
 	hub  *hubProc
 	// env is the environment Playwright runs with: the hub, the tokens, the agent's name, the other
-	// origin, the browser.
+	// origin, the audit tamperer, the browser.
 	env []string
 }
 
@@ -152,11 +159,12 @@ func startDashboard(t testing.TB) *dashboardSetup {
 		out, _, _ := pulseCLI(t, h.url, admin, "resources", "--json", "--agent", agentID)
 		return strings.Contains(out, `"mount"`)
 	})
+	tamper := startAuditTamperer(t, storeURL)
 	return &dashboardSetup{site: site, hub: h, env: []string{
 		"PULSE_E2E_HUB=" + h.url + "/", "PULSE_E2E_TOKEN=" + admin, "PULSE_E2E_AGENT=" + name, "PULSE_E2E_AGENT_ID=" + agentID,
 		"PULSE_E2E_VIEWER=" + strings.TrimSpace(viewer), "PULSE_E2E_STATIC=" + staticURL + "/",
 		"PULSE_E2E_ADA=" + approvers["ada"], "PULSE_E2E_BOB=" + approvers["bob"],
-		"PULSE_E2E_FILES=" + planFiles,
+		"PULSE_E2E_FILES=" + planFiles, "PULSE_E2E_TAMPER=" + tamper,
 		"PULSE_CHROMIUM_BIN=" + chromium, "CI=1",
 	}}
 }
@@ -174,6 +182,108 @@ func (d *dashboardSetup) playwright(args []string, env ...string) (string, error
 	return string(out), nil
 }
 
+// startAuditTamperer starts a test-only HTTP server on a loopback port that plays a bucket writer on
+// the audit trail of the hub on storeURL, holding MinIO's credentials as such a writer would: POST
+// /tamper edits the bytes of one sealed record (the first of the newest seal that covers any) in
+// place, MAC header and all, and answers its key; POST /restore puts back the bytes it had. The
+// dashboard's audit spec (site/e2e/audit.spec.ts) verifies the chain before, during and after; the
+// record is put back when the test ends in any case. It returns the server's URL.
+func startAuditTamperer(t testing.TB, storeURL string) string {
+	s := bucketStore(t, storeURL)
+	var mu sync.Mutex
+	held := map[string][]byte{} // key → the bytes the hub wrote
+	restore := func(ctx context.Context) error {
+		for key, b := range held {
+			if _, err := store.PutBytes(ctx, s, key, b, store.PutOptions{ContentType: "application/json"}); err != nil {
+				return fmt.Errorf("restore %s: %w", key, err)
+			}
+			delete(held, key)
+		}
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /tamper", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		key, err := tamperSealedRecord(r.Context(), s, held)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		json.NewEncoder(w).Encode(map[string]string{"key": key})
+	})
+	mux.HandleFunc("POST /restore", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := restore(r.Context()); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(l)
+	t.Cleanup(func() {
+		srv.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if err := restore(context.Background()); err != nil {
+			t.Errorf("audit tamperer: %v", err)
+		}
+	})
+	return "http://" + l.Addr().String()
+}
+
+// tamperSealedRecord edits the first record of the newest seal that covers any, keeping the bytes it
+// had in held (a record already edited is edited once), and returns its key.
+func tamperSealedRecord(ctx context.Context, s store.Store, held map[string][]byte) (string, error) {
+	var seals []string
+	if err := store.Walk(ctx, s, layout.AuditSeals, "", 0, func(o store.ObjectInfo) error {
+		seals = append(seals, o.Key)
+		return nil
+	}); err != nil {
+		return "", fmt.Errorf("list the seals: %w", err)
+	}
+	for i := len(seals) - 1; i >= 0; i-- {
+		raw, _, err := store.ReadAll(ctx, s, seals[i])
+		if err != nil {
+			return "", fmt.Errorf("read seal %s: %w", seals[i], err)
+		}
+		_, body, _ := bytes.Cut(raw, []byte("\n")) // past the hub's MAC header
+		var seal audit.Seal
+		if err := json.Unmarshal(body, &seal); err != nil {
+			return "", fmt.Errorf("seal %s: %w", seals[i], err)
+		}
+		if len(seal.Records) == 0 {
+			continue
+		}
+		key := seal.Records[0].Key
+		if _, done := held[key]; done {
+			return key, nil
+		}
+		orig, _, err := store.ReadAll(ctx, s, key)
+		if err != nil {
+			return "", fmt.Errorf("read record %s: %w", key, err)
+		}
+		// What a bucket writer covering their tracks would do: change what the record says, keep the
+		// hub's header in front of it.
+		edited := bytes.Replace(orig, []byte(`"outcome":"ok"`), []byte(`"outcome":"failed"`), 1)
+		if bytes.Equal(edited, orig) {
+			edited = append(append([]byte{}, bytes.TrimRight(orig, "\n}")...), `,"edited":true}`...)
+		}
+		if _, err := store.PutBytes(ctx, s, key, edited, store.PutOptions{ContentType: "application/json"}); err != nil {
+			return "", fmt.Errorf("edit record %s: %w", key, err)
+		}
+		held[key] = orig
+		return key, nil
+	}
+	return "", errors.New("no seal covers a record yet")
+}
+
 // TestDashboard runs the dashboard's Playwright suite (site/e2e) in Debian's Chromium against
 // startDashboard's hub and agent: sign-in, the fleet with the agent and its details, the selector
 // filter, the hatch banner, deep links, the navigation, the command palette, the agent page with its inventory and its metric charts (uPlot), a command run from the
@@ -181,7 +291,8 @@ func (d *dashboardSetup) playwright(args []string, env ...string) (string, error
 // policy rule shown, a workflow run with an input from the Workflows page and its execution followed
 // live to its prompt, answered there and finished, the executions list, a plan applied from the page
 // and followed live through a staged rollout (pause, resume, a refused promote, abort, rollback) and
-// a proposal approved by a second admin, phone width, axe on every page, and screenshots of every page,
+// a proposal approved by a second admin, the audit trail verified whole, broken by a bucket writer
+// (the record named) and whole again, phone width, axe on every page, and screenshots of every page,
 // light and dark (in site/test-results/screenshots unless PULSE_E2E_SHOTS says where); and the same
 // build served by a plain file server on another origin, naming the hub in config.json, signs in and
 // runs a command against the hub (CORS).
@@ -197,7 +308,7 @@ func TestDashboard(t *testing.T) {
 	}
 	t.Logf("playwright:\n%s", out)
 	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu", "approvals", "approval", "workflows", "execution", "executions",
-		"plans", "plan", "plan-proposal"} {
+		"plans", "plan", "plan-proposal", "audit", "audit-broken"} {
 		for _, theme := range []string{"light", "dark"} {
 			shot := page + "-" + theme
 			if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {

@@ -1,5 +1,6 @@
 // The new pages' pure helpers, table-driven: no browser, no hub.
 import { expect, test } from "@playwright/test";
+import { firstBreak, matchesText } from "../src/audit";
 import { busyLine, gaugeLine, stats, usedPercent } from "../src/chart";
 import { rolloutOps } from "../src/plan";
 import { duration, rulesOf } from "../src/format";
@@ -28,6 +29,8 @@ test("hash routes parse and print back", () => {
     ["#/executions/ex-1", { page: "execution", id: "ex-1" }],
     ["#/plans", { page: "plans" }],
     ["#/plans/web_conf", { page: "plan", name: "web_conf" }],
+    ["#/audit", { page: "audit" }],
+    ["#/audit/x", { page: "missing", path: "/audit/x" }],
     ["#/executions/a/b", { page: "missing", path: "/executions/a/b" }],
     ["#/alerts/x", { page: "missing", path: "/alerts/x" }],
     ["#/agents/a/b", { page: "missing", path: "/agents/a/b" }],
@@ -44,6 +47,7 @@ test("hash routes parse and print back", () => {
     { page: "execution", id: "ex 1/2" },
     { page: "plans" },
     { page: "plan", name: "a b" },
+    { page: "audit" },
   ] as Route[]) {
     expect(parseRoute(href(r)), href(r)).toEqual(r);
   }
@@ -52,6 +56,7 @@ test("hash routes parse and print back", () => {
   expect(section({ page: "approvals" })).toBe("approvals");
   expect(section({ page: "execution", id: "x" })).toBe("executions");
   expect(section({ page: "plan", name: "x" })).toBe("plans");
+  expect(section({ page: "audit" })).toBe("audit");
   expect(section({ page: "missing", path: "/x" })).toBeNull();
 });
 
@@ -134,6 +139,21 @@ test("a rollout offers the operations its state allows", () => {
   expect(rolloutOps("paused")).toEqual(["resume", "promote", "abort"]);
   expect(rolloutOps("halted")).toEqual(["pause", "resume", "abort"]);
   for (const s of ["aborted", "completed", "rolled_back", undefined]) expect(rolloutOps(s), String(s)).toEqual([]);
+});
+
+test("the audit page filters by text and names the first changed record", () => {
+  const r = { action: "apply-plan", targets: ["ag-1", "web-2"] };
+  expect(matchesText(r, "")).toBe(true);
+  expect(matchesText(r, "  PLAN  web ")).toBe(true);
+  expect(matchesText(r, "plan db")).toBe(false);
+  expect(matchesText({ action: "x", targets: null }, "x")).toBe(true);
+  expect(
+    firstBreak("record v1/audit/2026-12-01/0193a2b4-7c1d-7e3f-9a00-0123456789ab.json was changed after it was sealed in seal 3 (object failed the hub's integrity check)"),
+  ).toEqual({ record: "v1/audit/2026-12-01/0193a2b4-7c1d-7e3f-9a00-0123456789ab.json", id: "0193a2b4-7c1d-7e3f-9a00-0123456789ab" });
+  expect(firstBreak("record v1/audit/2026-12-01/x.json was removed (sealed in seal 2)")).toEqual({ record: "v1/audit/2026-12-01/x.json", id: "x" });
+  expect(firstBreak("seal 4 does not follow seal 3: the chain was altered")).toEqual({ seal: 4 });
+  expect(firstBreak("something else")).toBeNull();
+  expect(firstBreak(undefined)).toBeNull();
 });
 
 test("a workflow's refusal is read at its lines", () => {

@@ -21,6 +21,7 @@ import { ExecutionsPage } from "./ExecutionsPage";
 import { ExecutionPage } from "./ExecutionPage";
 import { PlansPage } from "./PlansPage";
 import { PlanPage } from "./PlanPage";
+import { AuditPage } from "./AuditPage";
 
 function when<P extends Route["page"]>(r: Route, page: P): Extract<Route, { page: P }> | undefined {
   return r.page === page ? (r as Extract<Route, { page: P }>) : undefined;
@@ -99,6 +100,9 @@ export function App(props: { config: SiteConfig }): JSX.Element {
           </Match>
           <Match when={when(route(), "alerts")}>
             <AlertsPage hub={hub} />
+          </Match>
+          <Match when={when(route(), "audit")}>
+            <AuditPage hub={hub} />
           </Match>
         </Switch>
       </Show>

@@ -12,6 +12,7 @@ const pages = [
   { key: "executions", label: "Executions", href: "#/executions" },
   { key: "plans", label: "Plans", href: "#/plans" },
   { key: "alerts", label: "Alerts", href: "#/alerts" },
+  { key: "audit", label: "Audit", href: "#/audit" },
 ] as const;
 
 const button = "rounded border border-border px-3 py-1 text-sm";

@@ -20,6 +20,7 @@ export const pageEntries: Entry[] = [
   { label: "Executions", kind: "page", route: { page: "executions" } },
   { label: "Plans", kind: "page", route: { page: "plans" } },
   { label: "Alerts", kind: "page", route: { page: "alerts" } },
+  { label: "Audit", kind: "page", route: { page: "audit" } },
 ];
 
 /**

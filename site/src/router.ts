@@ -16,6 +16,7 @@ export type Route =
   | { page: "execution"; id: string }
   | { page: "plans" }
   | { page: "plan"; name: string }
+  | { page: "audit" }
   | { page: "missing"; path: string };
 
 /** parseRoute reads a location.hash ("#/agents/web-1"); an empty hash is the fleet. */
@@ -46,6 +47,8 @@ export function parseRoute(hash: string): Route {
       return second ? { page: "execution", id: second } : { page: "executions" };
     case "plans":
       return second ? { page: "plan", name: second } : { page: "plans" };
+    case "audit":
+      return second === undefined ? { page: "audit" } : { page: "missing", path };
   }
   return { page: "missing", path };
 }
@@ -85,13 +88,15 @@ export function href(r: Route): string {
       return "#/plans";
     case "plan":
       return `#/plans/${encodeURIComponent(r.name)}`;
+    case "audit":
+      return "#/audit";
     case "missing":
       return `#${r.path}`;
   }
 }
 
 /** section is the top-level page a route belongs to, for the navigation's aria-current. */
-export function section(r: Route): "fleet" | "commands" | "approvals" | "workflows" | "executions" | "plans" | "alerts" | null {
+export function section(r: Route): "fleet" | "commands" | "approvals" | "workflows" | "executions" | "plans" | "alerts" | "audit" | null {
   switch (r.page) {
     case "fleet":
     case "agent":
@@ -112,6 +117,8 @@ export function section(r: Route): "fleet" | "commands" | "approvals" | "workflo
       return "plans";
     case "alerts":
       return "alerts";
+    case "audit":
+      return "audit";
   }
   return null;
 }
