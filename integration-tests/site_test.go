@@ -286,7 +286,8 @@ func tamperSealedRecord(ctx context.Context, s store.Store, held map[string][]by
 
 // TestDashboard runs the dashboard's Playwright suite (site/e2e) in Debian's Chromium against
 // startDashboard's hub and agent: sign-in, the fleet with the agent and its details, the selector
-// filter, the hatch banner, deep links, the navigation, the command palette, the agent page with its inventory and its metric charts (uPlot), a command run from the
+// filter, the hatch banner, deep links, the navigation, the command palette and the keyboard
+// shortcuts, the agent page with its inventory and its metric charts (uPlot), a command run from the
 // form with its output arriving live, cancel, the history, alerts, a viewer token refused with the
 // policy rule shown, a workflow run with an input from the Workflows page and its execution followed
 // live to its prompt, answered there and finished, the executions list, a plan applied from the page
@@ -308,7 +309,7 @@ func TestDashboard(t *testing.T) {
 	}
 	t.Logf("playwright:\n%s", out)
 	for _, page := range []string{"signin", "fleet", "agent", "agent-load", "palette", "run", "command", "commands", "denied", "alerts", "phone-menu", "approvals", "approval", "workflows", "execution", "executions",
-		"plans", "plan", "plan-proposal", "audit", "audit-broken"} {
+		"plans", "plan", "plan-proposal", "audit", "audit-broken", "shortcuts"} {
 		for _, theme := range []string{"light", "dark"} {
 			shot := page + "-" + theme
 			if st, err := os.Stat(filepath.Join(shots, shot+".png")); err != nil || st.Size() == 0 {

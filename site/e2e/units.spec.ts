@@ -3,6 +3,7 @@ import { expect, test } from "@playwright/test";
 import { firstBreak, matchesText } from "../src/audit";
 import { busyLine, gaugeLine, stats, usedPercent } from "../src/chart";
 import { rolloutOps } from "../src/plan";
+import { createSequence, sequenceMs, typing } from "../src/shortcuts";
 import { duration, rulesOf } from "../src/format";
 import { matches, pageEntries, type Entry } from "../src/palette";
 import { checkParam, common, paramsOf, type CommandSpec } from "../src/params";
@@ -154,6 +155,31 @@ test("the audit page filters by text and names the first changed record", () => 
   expect(firstBreak("seal 4 does not follow seal 3: the chain was altered")).toEqual({ seal: 4 });
   expect(firstBreak("something else")).toBeNull();
   expect(firstBreak(undefined)).toBeNull();
+});
+
+test("keyboard shortcuts: g then a letter goes to a page, ? lists them, fields keep their keys", () => {
+  const next = createSequence();
+  expect(next("g", 0)).toEqual({ pending: true });
+  expect(next("p", 100)).toEqual({ go: { page: "plans" } });
+  expect(next("p", 200)).toBeNull(); // p alone is nothing
+  expect(next("g", 1000)).toEqual({ pending: true });
+  expect(next("u", 1000 + sequenceMs + 1)).toBeNull(); // too late
+  expect(next("g", 5000)).toEqual({ pending: true });
+  expect(next("x", 5001)).toBeNull();
+  expect(next("f", 5002)).toBeNull(); // the sequence was broken by x
+  expect(next("?", 6000)).toEqual({ help: true });
+  for (const [k, page] of [["f", "fleet"], ["c", "commands"], ["a", "alerts"], ["u", "audit"], ["w", "workflows"], ["e", "executions"], ["i", "approvals"]] as const) {
+    next("g", 7000);
+    expect(next(k, 7001), `g ${k}`).toEqual({ go: { page } });
+  }
+  const none = { ctrlKey: false, altKey: false, metaKey: false };
+  expect(typing({ tagName: "input" }, none)).toBe(true);
+  expect(typing({ tagName: "TEXTAREA" }, none)).toBe(true);
+  expect(typing({ tagName: "SELECT" }, none)).toBe(true);
+  expect(typing({ tagName: "DIV", isContentEditable: true }, none)).toBe(true);
+  expect(typing({ tagName: "BODY" }, none)).toBe(false);
+  expect(typing(null, none)).toBe(false);
+  expect(typing({ tagName: "BODY" }, { ...none, ctrlKey: true })).toBe(true);
 });
 
 test("a workflow's refusal is read at its lines", () => {

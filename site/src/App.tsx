@@ -22,6 +22,7 @@ import { ExecutionPage } from "./ExecutionPage";
 import { PlansPage } from "./PlansPage";
 import { PlanPage } from "./PlanPage";
 import { AuditPage } from "./AuditPage";
+import { onShortcutKeys, ShortcutsHelp } from "./Shortcuts";
 
 function when<P extends Route["page"]>(r: Route, page: P): Extract<Route, { page: P }> | undefined {
   return r.page === page ? (r as Extract<Route, { page: P }>) : undefined;
@@ -38,6 +39,8 @@ export function App(props: { config: SiteConfig }): JSX.Element {
   onPaletteKey(() => {
     if (session.signedIn()) setPalette(true);
   });
+  const [keys, setKeys] = createSignal(false);
+  onShortcutKeys(() => session.signedIn() && !palette(), () => setKeys(true));
 
   return (
     <>
@@ -49,12 +52,14 @@ export function App(props: { config: SiteConfig }): JSX.Element {
         onToggleTheme={() => theme.toggle()}
         onSignOut={() => session.signOut()}
         onPalette={() => setPalette(true)}
+        onShortcuts={() => setKeys(true)}
       />
       <Show
         when={session.signedIn()}
         fallback={<SignIn hub={hub} hubURL={props.config.hub} refusal={session.refusal()} onToken={(t) => session.signIn(t)} />}
       >
         <Palette hub={hub} open={palette()} onClose={() => setPalette(false)} />
+        <ShortcutsHelp open={keys()} onClose={() => setKeys(false)} />
         <Switch
           fallback={
             <main class="mx-auto max-w-7xl px-4 py-6">

@@ -27,6 +27,7 @@ export function Header(props: {
   onToggleTheme(): void;
   onSignOut(): void;
   onPalette(): void;
+  onShortcuts(): void;
 }): JSX.Element {
   const [open, setOpen] = createSignal(false);
   return (
@@ -66,6 +67,9 @@ export function Header(props: {
           <Show when={props.signedIn}>
             <button type="button" class={button} aria-keyshortcuts="Control+K Meta+K" onClick={() => props.onPalette()}>
               Go to… <kbd class="hidden font-mono text-xs text-muted sm:inline">Ctrl K</kbd>
+            </button>
+            <button type="button" class={button} aria-keyshortcuts="?" aria-label="Keyboard shortcuts" title="Keyboard shortcuts (?)" onClick={() => props.onShortcuts()}>
+              ?
             </button>
           </Show>
           <button
