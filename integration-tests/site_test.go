@@ -303,7 +303,7 @@ func TestDashboard(t *testing.T) {
 	if shots == "" {
 		shots = filepath.Join(d.site, "test-results", "screenshots")
 	}
-	out, err := d.playwright(nil, "PULSE_E2E_SHOTS="+shots)
+	out, err := d.playwright([]string{"--project", "e2e"}, "PULSE_E2E_SHOTS="+shots)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}

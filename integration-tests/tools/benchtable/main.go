@@ -59,6 +59,10 @@ var goals = []goal{
 	{figure: "function mode: store requests of one poll, warm instance (cold in the next column)", bench: "BenchmarkFunctionIdleAgent", unit: "store-req/poll-warm", bound: 1, also: "store-req/poll-cold"},
 	{figure: "function mode: one idle poll's time in the handler, p50 (ms; billed duration)", bench: "BenchmarkFunctionIdleAgent", unit: "p50-ms/poll", measured: true},
 	{figure: "plans: CPU of a real idle agent reconciling 20 units every 60 s (% of a core)", bench: "BenchmarkPlanIdleAgentCPU", unit: "cpu-%-at-60s", measured: true, also: "cpu-ms/round"},
+	{figure: "dashboard: JavaScript shipped on first load, gzip (KiB; the scripts before any lazy chunk)", bench: "BenchmarkDashboard", unit: "first-js-gzip-KiB", measured: true, also: "first-js-files"},
+	{figure: "dashboard: first load against a local hub, navigation to the first agent row, median of 5 (ms)", bench: "BenchmarkDashboard", unit: "first-load-ms", measured: true},
+	{figure: "dashboard: 10,000 simulated agents, sign-in to the first rows, median of 3 (ms)", bench: "BenchmarkDashboard", unit: "fleet10k-render-ms", measured: true},
+	{figure: "dashboard: 10,000 simulated agents, four scroll jumps to the last row, median of 3 (ms)", bench: "BenchmarkDashboard", unit: "fleet10k-scroll-ms", measured: true},
 }
 
 var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+\d+\s+(.*)$`)
