@@ -156,9 +156,10 @@ export function PlanPage(props: { hub: Hub; hubURL: string; token: () => string 
       }
     },
   });
-  // While the stream is not live, look every 3 s.
+  // While the stream is down (connecting, reconnecting), look every 3 s; a refused stream is not
+  // looked at again.
   const poll = setInterval(() => {
-    if (stream() !== "live") loadAll();
+    if (stream() !== "live" && stream() !== "ended") loadAll();
   }, 3000);
   onCleanup(() => clearInterval(poll));
 
