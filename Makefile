@@ -66,7 +66,7 @@ test-site: ## the dashboard's Playwright test against a real hub and agent (inst
 		$(GO) test -count=1 -timeout 10m -v -run '^TestDashboard$$' ./integration-tests/ 2>&1 | grep -v -E '^=== (RUN|PAUSE|CONT|NAME)'
 
 test-unit: ## quick tests that need no S3 server: every package but the S3 backend and the end-to-end suite (under a minute)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /integration-tests -e /functions/store/s3)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /integration-tests -e /functions/store/s3 -e /functions/store/awss3)
 
 # Every figure ends in a table beside its goal (integration-tests/tools/benchtable; docs/benchmarks.md).
 bench: tools ## print the figures beside their goals: store latency, command latency and fan-out, writes, hub and agent footprint, the dashboard's first load
