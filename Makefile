@@ -33,22 +33,23 @@ site: ## build the dashboard into site/dist/app (npm ci + vite build; Node 20)
 run: build ## run a hub on the embedded local store and one local agent (state in .run/; Ctrl-C stops both)
 	RUN_DIR=$(RUN_DIR) bash infra/local/run.sh
 
-tools: ## build and cache the pinned S3 servers the tests use (MinIO, versitygw); install dockerd, busybox-static, prometheus, chromium and systemd (Debian) if missing
+tools: ## build and cache the pinned S3 servers the tests use (MinIO, versitygw, SeaweedFS); install dockerd, busybox-static, prometheus, chromium and systemd (Debian) if missing
 	@bash $(TOOLS) all >/dev/null
 	@bash $(TOOLS) docker >/dev/null
 	@bash $(TOOLS) prometheus >/dev/null
 	@bash $(TOOLS) chromium >/dev/null
 	@bash $(TOOLS) systemd >/dev/null
 
-# The tests start real MinIO and versitygw servers; their binaries are built once and cached
-# (~/.cache/pulse-tools). The container tests start private Docker daemons (PULSE_DOCKERD_BIN: with it
+# The tests start real MinIO, versitygw and SeaweedFS servers; their binaries are built once and cached
+# (~/.cache/pulse-tools; with PULSE_SEAWEEDFS_BIN set the SeaweedFS tests fail rather than skip when weed
+# cannot run). The container tests start private Docker daemons (PULSE_DOCKERD_BIN: with it
 # set they fail rather than skip when no daemon comes up). -p 1 keeps the two cores for one package
 # at a time. PULSE_SYSTEMD_ANALYZE makes the single-box tests (infra/single-box's units and install.sh)
 # fail rather than skip without systemd-analyze.
 # The end-to-end suite then runs a second time in the Garage-like mode (PULSE_E2E_UNCONDITIONAL=1: every
 # store it makes is unconditional+s3:// on MinIO, conditional writes ignored; docs/garage.md).
-TEST_ENV = PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) PULSE_DOCKERD_BIN=$$(bash $(TOOLS) docker) PULSE_PROMETHEUS_BIN=$$(bash $(TOOLS) prometheus) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium) PULSE_SYSTEMD_ANALYZE=$$(bash $(TOOLS) systemd)
-test: tools vet test-ts ## run every test: unit, store conformance on local/MinIO/versitygw, containers on a private dockerd, the single-box install, end-to-end (twice: also as on Garage)
+TEST_ENV = PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) PULSE_SEAWEEDFS_BIN=$$(bash $(TOOLS) seaweedfs) PULSE_DOCKERD_BIN=$$(bash $(TOOLS) docker) PULSE_PROMETHEUS_BIN=$$(bash $(TOOLS) prometheus) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium) PULSE_SYSTEMD_ANALYZE=$$(bash $(TOOLS) systemd)
+test: tools vet test-ts ## run every test: unit, store conformance on local/MinIO/versitygw/SeaweedFS, containers on a private dockerd, the single-box install, end-to-end (twice: also as on Garage)
 	set -o pipefail; $(TEST_ENV) \
 		$(GO) test -count=1 -p 1 -timeout 30m -v ./... 2>&1 | grep -v -E '^=== (RUN|PAUSE|CONT|NAME)'
 	set -o pipefail; $(TEST_ENV) PULSE_E2E_UNCONDITIONAL=1 \
@@ -70,7 +71,7 @@ test-unit: ## quick tests that need no S3 server: every package but the S3 backe
 
 # Every figure ends in a table beside its goal (integration-tests/tools/benchtable; docs/benchmarks.md).
 bench: tools ## print the figures beside their goals: store latency, command latency and fan-out, writes, hub and agent footprint, the dashboard's first load
-	set -o pipefail; export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium); \
+	set -o pipefail; export PULSE_MINIO_BIN=$$(bash $(TOOLS) minio) PULSE_VERSITYGW_BIN=$$(bash $(TOOLS) versitygw) PULSE_SEAWEEDFS_BIN=$$(bash $(TOOLS) seaweedfs) PULSE_CHROMIUM_BIN=$$(bash $(TOOLS) chromium); \
 	( $(GO) test -run '^$$' -bench . -benchtime 200x -count 1 ./functions/store/local/ ./functions/store/s3/ ./policy/ && \
 	$(GO) test -run '^$$' -bench 'EnqueueToEnvelope' -benchtime 200x -count 1 -timeout 30m ./integration-tests/ && \
 	$(GO) test -run '^$$' -bench 'WritesPerAgent|Fanout1000|FanoutHubKilled|HubMemoryWaitingPolls|IdleAgent|StoreRequestsPerIdleAgent|WorkflowSteps|WorkflowEventCost|PlanConverge|PlanIdleAgentCPU|FunctionIdleAgent|AlertTick1000|MetricsWritesPerAgent|MetricsIngest1000|MetricAlerts1000|MetricsQuery24h|Dashboard' -benchtime 1x -count 1 -timeout 30m ./integration-tests/ ) 2>&1 | \

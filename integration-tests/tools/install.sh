@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the S3 servers the conformance suite and end-to-end tests run against, pinned, from the Go
-# module proxy, and caches them outside the work tree so a fresh clone on the same machine reuses them.
+# Installs the S3 servers the conformance suite and end-to-end tests run against (MinIO, versitygw and
+# SeaweedFS's weed), pinned, from the Go module proxy, and caches them outside the work tree so a fresh
+# clone on the same machine reuses them. SeaweedFS's module has replace directives, which `go install`
+# refuses: its source is fetched with `go mod download` and `go build ./weed` runs in a writable copy.
 # `docker` instead installs Debian's Docker daemon and static busybox (the container integration's
 # tests run a private dockerd and build their image from busybox), and `prometheus` Debian's Prometheus
 # (the monitoring tests start their own), and `chromium` Debian's Chromium (the dashboard's Playwright
@@ -8,7 +10,7 @@
 # package for systemd-analyze (the single-box tests verify and rate infra/single-box's units with it;
 # no running systemd is needed), with apt-get, as root, once.
 #
-#   integration-tests/tools/install.sh [minio|versitygw|all|docker|prometheus|chromium|systemd]
+#   integration-tests/tools/install.sh [minio|versitygw|seaweedfs|all|docker|prometheus|chromium|systemd]
 #
 # Prints the absolute path of each binary on stdout (one per line, in the order asked); progress goes
 # to stderr. PULSE_TOOLS_DIR overrides the cache directory (default: $XDG_CACHE_HOME/pulse-tools or
@@ -19,6 +21,9 @@ MINIO_MODULE=github.com/minio/minio
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 VERSITYGW_MODULE=github.com/versity/versitygw/cmd/versitygw
 VERSITYGW_VERSION=v1.8.0
+# weed 4.53 (what `weed version` reports for this module version).
+SEAWEEDFS_MODULE=github.com/seaweedfs/seaweedfs
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
 
 cache="${PULSE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pulse-tools}"
 
@@ -36,6 +41,36 @@ install_one() {
     rm -rf "$dir"
     mv "$dir.tmp" "$dir"
     echo "install.sh: cached $bin" >&2
+  fi
+  echo "$bin"
+}
+
+# install_seaweedfs: SeaweedFS's weed, built from its module's source: `go install` refuses a module
+# whose go.mod has replace directives, so the module is downloaded into the module cache, copied out
+# (the cache is read-only) and `go build ./weed` runs in the copy, which honours them.
+install_seaweedfs() {
+  local dir="$cache/seaweedfs-$SEAWEEDFS_VERSION"
+  local bin="$dir/weed"
+  if [ ! -x "$bin" ]; then
+    echo "install.sh: building $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION ./weed (first time only; ~13 min on two shared cores, ~1.5 min when Go's build cache already has its packages)" >&2
+    rm -rf "$dir.tmp"
+    mkdir -p "$dir.tmp"
+    local src
+    # Outside any module (the work tree's go.mod and go.sum stay untouched).
+    src=$(cd "$dir.tmp" && GOWORK=off GOFLAGS= go mod download -json "$SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+    if [ -z "$src" ] || [ ! -d "$src/weed" ]; then
+      echo "install.sh: go mod download $SEAWEEDFS_MODULE@$SEAWEEDFS_VERSION gave no source directory" >&2
+      exit 1
+    fi
+    cp -r "$src" "$dir.tmp/src"
+    chmod -R u+w "$dir.tmp/src"
+    # CGO off, as for the others: a static binary; -mod=mod lets go.sum gaps be filled from the proxy.
+    (cd "$dir.tmp/src" && GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod go build -o "$dir.tmp/weed" ./weed) >&2
+    rm -rf "$dir.tmp/src"
+    rm -rf "$dir"
+    mv "$dir.tmp" "$dir"
+    echo "install.sh: cached $bin ($("$bin" version 2>/dev/null | head -n 1))" >&2
   fi
   echo "$bin"
 }
@@ -145,9 +180,11 @@ what="${1:-all}"
 case "$what" in
   minio) install_one minio "$MINIO_MODULE" "$MINIO_VERSION" ;;
   versitygw) install_one versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION" ;;
+  seaweedfs) install_seaweedfs ;;
   all)
     install_one minio "$MINIO_MODULE" "$MINIO_VERSION"
     install_one versitygw "$VERSITYGW_MODULE" "$VERSITYGW_VERSION"
+    install_seaweedfs
     ;;
-  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, all, docker, prometheus, chromium or systemd)" >&2; exit 2 ;;
+  *) echo "install.sh: unknown tool '$what' (want minio, versitygw, seaweedfs, all, docker, prometheus, chromium or systemd)" >&2; exit 2 ;;
 esac
