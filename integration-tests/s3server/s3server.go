@@ -1,7 +1,7 @@
-// Package s3server starts real S3 servers (MinIO, versitygw) on loopback ports for tests and benchmarks,
-// so the store's conformance suite and the end-to-end tests run against the real thing, never a fake.
-// The binaries are built and cached by integration-tests/tools/install.sh, which this package runs when
-// PULSE_MINIO_BIN / PULSE_VERSITYGW_BIN are not set.
+// Package s3server starts real S3 servers (MinIO, versitygw, SeaweedFS) on loopback ports for tests and
+// benchmarks, so the store's conformance suite and the end-to-end tests run against the real thing, never
+// a fake. The binaries are built and cached by integration-tests/tools/install.sh, which this package runs
+// when PULSE_MINIO_BIN / PULSE_VERSITYGW_BIN / PULSE_SEAWEEDFS_BIN are not set.
 package s3server
 
 import (
@@ -37,7 +37,13 @@ const (
 	MinIO Kind = "minio"
 	// VersityGW is an independent S3 gateway implementation (POSIX backend), to catch MinIO-isms.
 	VersityGW Kind = "versitygw"
+	// SeaweedFS is `weed server -s3`: a master, a volume server, a filer and the S3 gateway in one
+	// process, each on a loopback port of its own.
+	SeaweedFS Kind = "seaweedfs"
 )
+
+// binaryEnv names the variable that gives each kind's binary.
+var binaryEnv = map[Kind]string{MinIO: "PULSE_MINIO_BIN", VersityGW: "PULSE_VERSITYGW_BIN", SeaweedFS: "PULSE_SEAWEEDFS_BIN"}
 
 // Credentials used by every test server; they never leave the machine.
 const (
@@ -55,6 +61,8 @@ type Server struct {
 
 	cmd  *exec.Cmd
 	done chan struct{}
+	// sockets are files the server leaves behind when killed (SeaweedFS's gRPC sockets in /tmp).
+	sockets []string
 }
 
 // Options for Start. Zero values pick a free port and require Dir.
@@ -70,7 +78,7 @@ var binMu sync.Mutex
 
 // Binary returns the path of the server binary, building and caching it on first use.
 func Binary(kind Kind) (string, error) {
-	env := map[Kind]string{MinIO: "PULSE_MINIO_BIN", VersityGW: "PULSE_VERSITYGW_BIN"}[kind]
+	env := binaryEnv[kind]
 	if env == "" {
 		return "", fmt.Errorf("unknown S3 server kind %q", kind)
 	}
@@ -94,6 +102,21 @@ func Binary(kind Kind) (string, error) {
 	p := strings.TrimSpace(string(out))
 	os.Setenv(env, p) // later calls in this process skip the script
 	return p, nil
+}
+
+// ErrUnavailable marks a server binary that was not given and could not be built (see Available).
+var ErrUnavailable = errors.New("s3server: binary not given and could not be built")
+
+// Available says whether a kind's binary can be had: given by its variable (then an error is never
+// ErrUnavailable, as a binary named but missing is a broken set-up, not an absent tool), or built by
+// install.sh. Tests of an optional server skip on ErrUnavailable and fail on anything else.
+func Available(kind Kind) (string, error) {
+	given := os.Getenv(binaryEnv[kind]) != ""
+	p, err := Binary(kind)
+	if err != nil && !given {
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return p, err
 }
 
 // Start runs a server of the given kind and waits until it answers S3 requests.
@@ -126,6 +149,10 @@ func Start(ctx context.Context, kind Kind, opts Options) (*Server, error) {
 	case VersityGW:
 		s.cmd = exec.Command(bin, "--port", addr, "posix", dataDir)
 		s.cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey)
+	case SeaweedFS:
+		if s.cmd, s.sockets, err = seaweedCommand(bin, opts.Dir, dataDir, port); err != nil {
+			return nil, err
+		}
 	}
 	logf, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -142,7 +169,11 @@ func Start(ctx context.Context, kind Kind, opts Options) (*Server, error) {
 		logf.Close()
 		close(s.done)
 	}()
-	if err := s.waitReady(ctx, 60*time.Second); err != nil {
+	limit := 60 * time.Second
+	if kind == SeaweedFS {
+		limit = 90 * time.Second // four servers in one process, started one after another
+	}
+	if err := s.waitReady(ctx, limit); err != nil {
 		s.Stop()
 		return nil, err
 	}
@@ -165,6 +196,9 @@ func (s *Server) waitReady(ctx context.Context, limit time.Duration) error {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		_, err = c.ListBuckets(cctx)
 		cancel()
+		if err == nil && s.Kind == SeaweedFS {
+			err = s.writable(ctx)
+		}
 		if err == nil {
 			return nil
 		}
@@ -190,13 +224,18 @@ func (s *Server) LogTail() string {
 	return string(b)
 }
 
-// Stop kills the server and waits for it to exit.
+// Stop kills the server's process group and waits for it to exit. SIGKILL, not SIGTERM: SeaweedFS takes
+// about 15 s to shut down gracefully, and a test server's data is thrown away anyway; what a killed
+// SeaweedFS leaves in /tmp (its gRPC sockets) is removed here.
 func (s *Server) Stop() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
 	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	<-s.done
+	for _, p := range s.sockets {
+		os.Remove(p)
+	}
 }
 
 // CreateBucket makes a bucket (a no-op if it exists).
@@ -260,4 +299,102 @@ func freePort() (int, error) {
 	defer l.Close()
 	_, p, _ := net.SplitHostPort(l.Addr().String())
 	return strconv.Atoi(p)
+}
+
+// freePorts picks n distinct free loopback ports other than not, holding each open until all are chosen
+// so none is picked twice.
+func freePorts(n, not int) ([]int, error) {
+	var ports []int
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		if p := l.Addr().(*net.TCPAddr).Port; p != not {
+			ports = append(ports, p)
+		}
+	}
+	return ports, nil
+}
+
+// writable reports whether SeaweedFS accepts writes. Its gateway answers listings about 2 s after start,
+// but every write waits for the master to hand out the filers' lock ring, some 10 s after start (each
+// write takes a per-key lock; before the ring the gateway retries "no lock server found" once a second):
+// a bucket of its own takes one object, which is then removed with the bucket.
+func (s *Server) writable(ctx context.Context) error {
+	c, err := s.client()
+	if err != nil {
+		return err
+	}
+	const probe = "s3server-ready"
+	if err := s.CreateBucket(ctx, probe); err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.PutObject(cctx, probe, "probe", strings.NewReader("ok"), 2, minio.PutObjectOptions{}); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	if err := c.RemoveObject(cctx, probe, "probe", minio.RemoveObjectOptions{}); err != nil {
+		return err
+	}
+	return c.RemoveBucket(cctx, probe)
+}
+
+// seaweedIdentities is the -s3.config file: one identity with the test credentials and every action.
+const seaweedIdentities = `{"identities": [{"name": "pulse-test",
+  "credentials": [{"accessKey": %q, "secretKey": %q}],
+  "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}
+`
+
+// seaweedCommand is `weed server -s3` with the S3 gateway on s3Port and the master, volume server and
+// filer (and each one's gRPC port, which weed would otherwise put at port+10000) on other free loopback
+// ports; data under dataDir, the identities file and local sockets under dir. It returns the socket
+// files weed makes in /tmp, which a killed weed leaves behind.
+func seaweedCommand(bin, dir, dataDir string, s3Port int) (*exec.Cmd, []string, error) {
+	p, err := freePorts(7, s3Port)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dir, err = filepath.Abs(dir); err != nil { // weed runs in dir: its paths must not be relative
+		return nil, nil, err
+	}
+	if dataDir, err = filepath.Abs(dataDir); err != nil {
+		return nil, nil, err
+	}
+	cfg := filepath.Join(dir, "s3.json")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, seaweedIdentities, AccessKey, SecretKey), 0o600); err != nil {
+		return nil, nil, err
+	}
+	args := []string{"server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-dir=" + dataDir,
+		"-master.port=" + strconv.Itoa(p[0]), "-master.port.grpc=" + strconv.Itoa(p[1]),
+		"-master.telemetry=false", "-master.volumeSizeLimitMB=64",
+		"-volume.port=" + strconv.Itoa(p[2]), "-volume.port.grpc=" + strconv.Itoa(p[3]),
+		"-volume.max=0", "-volume.preStopSeconds=0",
+		"-filer", "-filer.port=" + strconv.Itoa(p[4]), "-filer.port.grpc=" + strconv.Itoa(p[5]),
+		"-s3", "-s3.port=" + strconv.Itoa(s3Port), "-s3.port.grpc=" + strconv.Itoa(p[6]),
+		"-s3.port.iceberg=0", "-s3.port.lance=0", "-s3.config=" + cfg}
+	// Each bucket is a collection that grows volumes on its first write, and with the default
+	// -volume.max of 8 a third bucket's first write fails (InternalError): -volume.max=0 sizes the limit
+	// by free disk space, counted in 64 MiB volumes. -volume.preStopSeconds=0: no 10 s pause before the volume server stops. The
+	// Iceberg and Lance catalogue ports (fixed 8181 and 9101 by default) are off; so is telemetry.
+	// The filer's and the gateway's local sockets default to /tmp; keep them with the data when the
+	// path fits a socket address.
+	var sockets []string
+	if len(dir) < 80 {
+		args = append(args, "-filer.localSocket="+filepath.Join(dir, "filer.sock"), "-s3.localSocket="+filepath.Join(dir, "s3.sock"))
+	} else {
+		sockets = append(sockets, fmt.Sprintf("/tmp/seaweedfs-filer-%d.sock", p[4]), fmt.Sprintf("/tmp/seaweedfs-s3-%d.sock", s3Port))
+	}
+	// The gRPC sockets' paths are fixed by weed.
+	for name, port := range map[string]int{"master": p[1], "volume": p[3], "filer": p[5], "s3": p[6]} {
+		sockets = append(sockets, fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", name, port))
+	}
+	cmd := exec.Command(bin, args...)
+	// weed reads master.toml, security.toml and the like from the working directory and ~/.seaweedfs
+	// (then /etc/seaweedfs): a test server runs in its own directory and home, with the defaults.
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	return cmd, sockets, nil
 }
