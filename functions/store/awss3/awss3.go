@@ -2,7 +2,8 @@
 // default credential chain (environment, shared config and SSO, a function's or an instance's role
 // through its metadata service), its request checksums, and S3's conditional writes
 // (If-None-Match: * and If-Match). The s3 backend (minio-go) stays the one for MinIO, Garage and
-// SeaweedFS; both pass the same conformance suite on MinIO and versitygw (docs/store.md compares them).
+// SeaweedFS; both pass the same conformance suite on MinIO, versitygw and SeaweedFS (docs/store.md
+// compares them).
 //
 // URL form: awss3://BUCKET[/KEY-PREFIX]?region=us-east-1[&endpoint=https://…][&path_style=true], the
 // same parameters as s3:// (parsed by the s3 package). Without an endpoint the SDK's own for the

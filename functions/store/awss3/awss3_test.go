@@ -2,6 +2,7 @@ package awss3_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -19,14 +20,25 @@ import (
 
 const bucket = "pulse-awss3"
 
-// servers are started once for the package: one real MinIO and one real versitygw.
+// servers are started once for the package: one real MinIO, one real versitygw and one real SeaweedFS.
 var servers = map[s3server.Kind]*s3server.Server{}
+
+// seaweedMissing says why SeaweedFS is not in servers (its tests skip), when weed was not given by
+// PULSE_SEAWEEDFS_BIN and could not be built.
+var seaweedMissing error
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	ctx := context.Background()
-	for _, kind := range []s3server.Kind{s3server.MinIO, s3server.VersityGW} {
+	for _, kind := range []s3server.Kind{s3server.MinIO, s3server.VersityGW, s3server.SeaweedFS} {
+		if kind == s3server.SeaweedFS {
+			// Optional where weed can be neither given nor built; PULSE_SEAWEEDFS_BIN makes it required.
+			if _, err := s3server.Available(kind); errors.Is(err, s3server.ErrUnavailable) {
+				seaweedMissing = err
+				continue
+			}
+		}
 		dir, err := os.MkdirTemp("", "pulse-awss3-"+string(kind)+"-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -74,7 +86,15 @@ func TestConformanceVersityGW(t *testing.T) {
 	storetest.Run(t, storetest.Full, func(t *testing.T) store.Store { n++; return open(t, s3server.VersityGW, fmt.Sprintf("c%d/", n)) })
 }
 
-// TestProbeAndURL: a store opened by URL probes as conditional on both servers.
+func TestConformanceSeaweedFS(t *testing.T) {
+	if seaweedMissing != nil {
+		t.Skip(seaweedMissing)
+	}
+	n := 0
+	storetest.Run(t, storetest.Full, func(t *testing.T) store.Store { n++; return open(t, s3server.SeaweedFS, fmt.Sprintf("c%d/", n)) })
+}
+
+// TestProbeAndURL: a store opened by URL probes as conditional on every server.
 func TestProbeAndURL(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", s3server.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3server.SecretKey)

@@ -21,8 +21,12 @@ import (
 
 const bucket = "pulse-test"
 
-// servers are started once for the package: one real MinIO and one real versitygw.
+// servers are started once for the package: one real MinIO, one real versitygw and one real SeaweedFS.
 var servers = map[s3server.Kind]*s3server.Server{}
+
+// seaweedMissing says why SeaweedFS is not in servers (its tests skip), when weed was not given by
+// PULSE_SEAWEEDFS_BIN and could not be built.
+var seaweedMissing error
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -30,7 +34,14 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	ctx := context.Background()
-	for _, kind := range []s3server.Kind{s3server.MinIO, s3server.VersityGW} {
+	for _, kind := range []s3server.Kind{s3server.MinIO, s3server.VersityGW, s3server.SeaweedFS} {
+		if kind == s3server.SeaweedFS {
+			// Optional where weed can be neither given nor built; PULSE_SEAWEEDFS_BIN makes it required.
+			if _, err := s3server.Available(kind); errors.Is(err, s3server.ErrUnavailable) {
+				seaweedMissing = err
+				continue
+			}
+		}
 		dir, err := os.MkdirTemp("", "pulse-"+string(kind)+"-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -68,6 +79,13 @@ func TestConformanceMinIO(t *testing.T) {
 
 func TestConformanceVersityGW(t *testing.T) {
 	storetest.Run(t, storetest.Full, factory(s3server.VersityGW))
+}
+
+func TestConformanceSeaweedFS(t *testing.T) {
+	if seaweedMissing != nil {
+		t.Skip(seaweedMissing)
+	}
+	storetest.Run(t, storetest.Full, factory(s3server.SeaweedFS))
 }
 
 func TestConformanceMinIOUnconditional(t *testing.T) {

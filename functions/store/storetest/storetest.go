@@ -1,6 +1,7 @@
 // Package storetest is the conformance suite every store backend must pass, in the style of Litestream's
-// replica-client tests: one suite, run against each backend (local directory, real MinIO, versitygw, and
-// the Garage-like unconditional wrapper), so the hub above can rely on identical semantics everywhere.
+// replica-client tests: one suite, run against each backend (local directory, real MinIO, versitygw,
+// SeaweedFS, and the Garage-like unconditional wrapper), so the hub above can rely on identical semantics
+// everywhere.
 package storetest
 
 import (
@@ -31,7 +32,8 @@ type Caps struct {
 	ConditionalGet bool
 }
 
-// Full is what a store with conditional writes offers (MinIO, AWS S3, the local backend).
+// Full is what a store with conditional writes offers (MinIO, versitygw, SeaweedFS, AWS S3, the local
+// backend).
 var Full = Caps{CreateOnly: true, IfMatch: true, ConditionalGet: true}
 
 // Factory returns a fresh, empty store for one test. It is called once per sub-test, so backends can
