@@ -114,12 +114,15 @@ units:
 	}
 
 	// The file's directory made unwritable: the unit fails to converge, and the inventory says so.
-	if err := os.Remove(conf); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(conf, 0o755); err != nil { // a directory where the file should be
-		t.Fatal(err)
-	}
+	// A directory where the file should be. The agent repairs a missing file at once (drift), so
+	// between the remove and the mkdir it may have written the file back: try again until the
+	// directory is there first.
+	waitFor(t, "a directory in the file's place", 10*time.Second, func() bool {
+		if err := os.Remove(conf); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return os.Mkdir(conf, 0o755) == nil
+	})
 	waitFor(t, "the unit failed in the inventory", 20*time.Second, func() bool {
 		r = resources("--status", "failed")
 		_, ok := r.find("unit", "site/conf")

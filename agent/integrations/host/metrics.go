@@ -1,6 +1,7 @@
 package host
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,10 +65,14 @@ var partitionDisk = regexp.MustCompile(`^(z?ram|loop|fd|(h|s|v|xv)d[a-z]+|nvme\d
 var virtualInterface = regexp.MustCompile(`^(lo|veth.*)$`)
 
 // sampler reads the host's metrics. It remembers statfs calls that did not return, so a stuck mount
-// costs one goroutine, not one more every sample.
+// costs one goroutine, not one more every sample; callers asking about one mount at the same time
+// (the metrics sample and the inventory) share one call.
 type sampler struct {
-	mu    sync.Mutex
-	stuck map[string]bool // mount points whose statfs has not returned yet
+	mu       sync.Mutex
+	inflight map[string]*statfsCall // mount points whose statfs has not returned yet
+	// statfs and timeout replace psdisk.UsageWithContext and statfsTimeout in tests.
+	statfs  func(ctx context.Context, path string) (*psdisk.UsageStat, error)
+	timeout time.Duration
 	// textfileDir is [host] textfile_dir: scripts' metrics read at every sample (textfile.go).
 	textfileDir string
 }
@@ -230,36 +235,51 @@ func dataMounts(ctx context.Context) ([]string, map[string]psdisk.PartitionStat,
 	return mounts, byMount, nil
 }
 
+// statfsCall is one statfs under way.
+type statfsCall struct {
+	started time.Time
+	done    chan struct{}
+	u       *psdisk.UsageStat
+	err     error
+}
+
 // usage is statfs with a deadline. A call that does not return in time keeps its mount point marked
-// stuck until it does, and the mount point is skipped meanwhile.
+// stuck until it does, and the mount point is skipped meanwhile; a call still within its deadline is
+// waited for by whoever else asks about the same mount.
 func (sm *sampler) usage(ctx context.Context, mount string) (*psdisk.UsageStat, error) {
+	timeout := cmp.Or(sm.timeout, statfsTimeout)
 	sm.mu.Lock()
-	if sm.stuck[mount] {
+	c := sm.inflight[mount]
+	if c != nil && time.Since(c.started) >= timeout {
 		sm.mu.Unlock()
 		return nil, errors.New("an earlier statfs has not returned (a hung network filesystem?); skipped")
 	}
-	if sm.stuck == nil {
-		sm.stuck = map[string]bool{}
+	if c == nil {
+		if sm.inflight == nil {
+			sm.inflight = map[string]*statfsCall{}
+		}
+		c = &statfsCall{started: time.Now(), done: make(chan struct{})}
+		sm.inflight[mount] = c
+		statfs := sm.statfs
+		if statfs == nil {
+			statfs = psdisk.UsageWithContext
+		}
+		go func() {
+			c.u, c.err = statfs(context.WithoutCancel(ctx), mount)
+			sm.mu.Lock()
+			delete(sm.inflight, mount)
+			sm.mu.Unlock()
+			close(c.done)
+		}()
 	}
-	sm.stuck[mount] = true
 	sm.mu.Unlock()
-	type res struct {
-		u   *psdisk.UsageStat
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		u, err := psdisk.UsageWithContext(ctx, mount)
-		sm.mu.Lock()
-		delete(sm.stuck, mount)
-		sm.mu.Unlock()
-		ch <- res{u, err}
-	}()
+	t := time.NewTimer(timeout - time.Since(c.started))
+	defer t.Stop()
 	select {
-	case r := <-ch:
-		return r.u, r.err
-	case <-time.After(statfsTimeout):
-		return nil, fmt.Errorf("statfs did not return within %s", statfsTimeout)
+	case <-c.done:
+		return c.u, c.err
+	case <-t.C:
+		return nil, fmt.Errorf("statfs did not return within %s", timeout)
 	}
 }
 
